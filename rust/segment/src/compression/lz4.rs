@@ -1,0 +1,121 @@
+//! LZ4 frames (the LZ4 frame format, magic `0x184D2204`) as Kafka's `Lz4BlockOutputStream` writes
+//! them: 64 KiB independent blocks, no block or content checksum, and a header checksum byte.
+//!
+//! Reading accepts any valid frame: linked blocks, block and content checksums (skipped: the batch
+//! CRC32C already covers the bytes), content size. The header checksum is not verified, because
+//! Kafka computed it wrongly for magic-0 messages (over the magic number too) and its own reader
+//! ignores it there.
+
+use std::io;
+
+use super::{check_limit, invalid};
+
+const MAGIC: u32 = 0x184D_2204;
+const BLOCK_SIZE: usize = 64 * 1024;
+const FLG_VERSION_01: u8 = 0b0100_0000;
+const FLG_BLOCK_INDEPENDENCE: u8 = 0b0010_0000;
+const FLG_BLOCK_CHECKSUM: u8 = 0b0001_0000;
+const FLG_CONTENT_SIZE: u8 = 0b0000_1000;
+const FLG_CONTENT_CHECKSUM: u8 = 0b0000_0100;
+const FLG_DICT_ID: u8 = 0b0000_0001;
+const BD_64KB: u8 = 4 << 4;
+
+pub(super) fn decompress(input: &[u8], out: &mut Vec<u8>, limit: usize) -> io::Result<()> {
+    let mut pos = 0usize;
+    let take = |pos: &mut usize, n: usize| -> io::Result<&[u8]> {
+        let s = input
+            .get(*pos..pos.saturating_add(n))
+            .ok_or_else(|| invalid("lz4: truncated frame"))?;
+        *pos += n;
+        Ok(s)
+    };
+    let magic = u32::from_le_bytes(take(&mut pos, 4)?.try_into().unwrap());
+    if magic != MAGIC {
+        return Err(invalid(format!("lz4: bad frame magic {magic:#010x}")));
+    }
+    let flg = take(&mut pos, 1)?[0];
+    let bd = take(&mut pos, 1)?[0];
+    if flg & 0b1100_0000 != FLG_VERSION_01 {
+        return Err(invalid("lz4: unsupported frame version"));
+    }
+    let max_block = match (bd >> 4) & 0x7 {
+        4 => 64 << 10,
+        5 => 256 << 10,
+        6 => 1 << 20,
+        7 => 4 << 20,
+        _ => return Err(invalid("lz4: invalid block maximum size")),
+    };
+    if flg & FLG_CONTENT_SIZE != 0 {
+        take(&mut pos, 8)?;
+    }
+    if flg & FLG_DICT_ID != 0 {
+        take(&mut pos, 4)?;
+    }
+    take(&mut pos, 1)?; // header checksum, deliberately not verified (see module doc)
+    let linked = flg & FLG_BLOCK_INDEPENDENCE == 0;
+    loop {
+        let word = u32::from_le_bytes(take(&mut pos, 4)?.try_into().unwrap());
+        if word == 0 {
+            break; // end mark
+        }
+        let uncompressed = word & 0x8000_0000 != 0;
+        let len = (word & 0x7fff_ffff) as usize;
+        if len > max_block {
+            return Err(invalid("lz4: block larger than the frame's maximum"));
+        }
+        let block = take(&mut pos, len)?;
+        if flg & FLG_BLOCK_CHECKSUM != 0 {
+            take(&mut pos, 4)?;
+        }
+        let start = out.len();
+        if uncompressed {
+            check_limit(start + len, limit)?;
+            out.extend_from_slice(block);
+            continue;
+        }
+        check_limit(start, limit)?;
+        out.resize(start + max_block, 0);
+        let result = if linked && start > 0 {
+            let (dict_all, dest) = out.split_at_mut(start);
+            let dict = &dict_all[start.saturating_sub(64 << 10)..];
+            lz4_flex::block::decompress_into_with_dict(block, dest, dict)
+        } else {
+            lz4_flex::block::decompress_into(block, &mut out[start..])
+        };
+        let written = result.map_err(|e| invalid(format!("lz4: {e}")))?;
+        out.truncate(start + written);
+        check_limit(out.len(), limit)?;
+    }
+    if flg & FLG_CONTENT_CHECKSUM != 0 {
+        take(&mut pos, 4)?;
+    }
+    Ok(())
+}
+
+pub(super) fn compress(input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+    let flg = FLG_VERSION_01 | FLG_BLOCK_INDEPENDENCE;
+    let bd = BD_64KB;
+    out.extend_from_slice(&MAGIC.to_le_bytes());
+    out.push(flg);
+    out.push(bd);
+    out.push((xxhash_rust::xxh32::xxh32(&[flg, bd], 0) >> 8) as u8);
+    for chunk in input.chunks(BLOCK_SIZE) {
+        let len_at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        let start = out.len();
+        out.resize(start + lz4_flex::block::get_maximum_output_size(chunk.len()), 0);
+        let written = lz4_flex::block::compress_into(chunk, &mut out[start..])
+            .map_err(|e| invalid(format!("lz4: {e}")))?;
+        let word = if written >= chunk.len() {
+            out.truncate(start);
+            out.extend_from_slice(chunk);
+            chunk.len() as u32 | 0x8000_0000
+        } else {
+            out.truncate(start + written);
+            written as u32
+        };
+        out[len_at..len_at + 4].copy_from_slice(&word.to_le_bytes());
+    }
+    out.extend_from_slice(&0u32.to_le_bytes());
+    Ok(())
+}
