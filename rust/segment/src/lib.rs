@@ -34,6 +34,7 @@ pub mod leader_epoch;
 pub mod log;
 pub mod producer_snapshot;
 pub mod record;
+pub mod synth;
 pub mod varint;
 
 pub use compression::Compression;
