@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use calving_segment::synth::{write_segment, SynthSpec};
@@ -67,8 +67,8 @@ fn best(runs: u32, mut f: impl FnMut() -> Result<Timing, SegmentCommandError>) -
     Ok(best.expect("at least one run"))
 }
 
-fn plain_read(path: &PathBuf) -> Result<Timing, SegmentCommandError> {
-    let io = |source| SegmentCommandError::Io { path: path.clone(), source };
+fn plain_read(path: &Path) -> Result<Timing, SegmentCommandError> {
+    let io = |source| SegmentCommandError::Io { path: path.to_path_buf(), source };
     let (r, t) = timed(|| -> std::io::Result<u64> {
         let mut f = File::open(path)?;
         let mut buf = vec![0u8; 1 << 20];
@@ -86,7 +86,7 @@ fn plain_read(path: &PathBuf) -> Result<Timing, SegmentCommandError> {
 }
 
 /// Parses every batch and record; returns (records, uncompressed record bytes).
-fn parse_all(path: &PathBuf) -> Result<(u64, u64), SegmentCommandError> {
+fn parse_all(path: &Path) -> Result<(u64, u64), SegmentCommandError> {
     let mut reader = LogReader::open(path)?;
     let mut scratch = Vec::new();
     let (mut records, mut bytes, mut touched) = (0u64, 0u64, 0usize);

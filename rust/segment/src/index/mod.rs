@@ -15,7 +15,7 @@ use crate::error::{ReadError, ReadErrorKind};
 
 /// Checks that `len` is a whole number of `entry` sized slots.
 pub(crate) fn check_slots(len: usize, entry: usize, what: &'static str) -> Result<(), ReadError> {
-    if len % entry != 0 {
+    if !len.is_multiple_of(entry) {
         return Err(ReadError::new(
             (len - len % entry) as u64,
             ReadErrorKind::Malformed(format!("{what} size {len} is not a multiple of its {entry}-byte entry")),

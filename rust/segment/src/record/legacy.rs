@@ -197,7 +197,7 @@ impl<'a> LegacyEntry<'a> {
             .offset;
         for r in &mut inner {
             if self.magic == 1 {
-                r.offset = self.offset - last + r.offset;
+                r.offset += self.offset - last;
                 if self.timestamp_type() == TimestampType::LogAppendTime {
                     r.timestamp = self.timestamp;
                     r.timestamp_type = TimestampType::LogAppendTime;

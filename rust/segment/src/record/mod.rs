@@ -8,6 +8,8 @@
 pub mod batch;
 pub mod control;
 pub mod legacy;
+// `record::record` mirrors Kafka's naming (DefaultRecordBatch / DefaultRecord).
+#[allow(clippy::module_inception)]
 pub mod record;
 
 /// How a record's timestamp was set.

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian machine lacks to build and test Calving, and nothing that is there
+# already: Debian's gradle (4.4.1), and the Kafka 4.1.2 jars from Maven Central (cached under
+# ~/.cache/calving). Rust (cargo), a JDK 17, Maven and Python 3 are expected on the machine.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+for tool in cargo java javac mvn python3; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps.sh: please install first: ${missing[*]} (Rust via rustup, openjdk-17-jdk, maven, python3)" >&2
+  exit 1
+fi
+
+if ! command -v gradle >/dev/null; then
+  echo "== installing gradle (Debian package)"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends gradle >/dev/null
+fi
+
+echo "== resolving Kafka 4.1.2 jars"
+"$root/integration/kafka/resolve-jars.sh" | tail -n1

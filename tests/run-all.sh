@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every test of the project: Rust (unit, property and Kafka-oracle tests, which run Apache
+# Kafka's own DumpLogSegments and record parser on real segment fixtures), then the Java shim
+# (Gradle, JUnit 4). Ends with one summary line "N passed, N failed".
+#
+# Prerequisites: tests/install-deps.sh (gradle, Kafka jars). Honours CARGO_TARGET_DIR.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+
+echo "== Rust: cargo test --workspace"
+cargo test --workspace --locked 2>&1 | tee "$logs/cargo.txt"
+
+echo "== Java: gradle test jar"
+rm -rf build/test-results
+if ! gradle --no-daemon -q test jar >"$logs/gradle.txt" 2>&1; then
+  cat "$logs/gradle.txt"
+  echo "gradle test jar failed"
+  exit 1
+fi
+# Debian's launcher prints `java -version` on every start; JDK 17 warns about the test worker's
+# SecurityManager. Neither is ours.
+grep -v -e '^openjdk version' -e '^OpenJDK ' -e 'SecurityManager' -e 'setSecurityManager' "$logs/gradle.txt" || true
+
+rust_passed=$(grep -Eo '[0-9]+ passed' "$logs/cargo.txt" | awk '{s+=$1} END {print s+0}')
+rust_failed=$(grep -Eo '[0-9]+ failed' "$logs/cargo.txt" | awk '{s+=$1} END {print s+0}')
+java_total=$(cat build/test-results/test/TEST-*.xml 2>/dev/null | grep -Eo '<testsuite [^>]*' | grep -Eo ' tests="[0-9]+"' | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')
+java_failed=$(cat build/test-results/test/TEST-*.xml 2>/dev/null | grep -Eo '<testsuite [^>]*' | grep -Eo ' (failures|errors)="[0-9]+"' | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')
+echo "Rust: $rust_passed passed, $rust_failed failed; Java: $((java_total - java_failed)) passed, $java_failed failed"
+echo "$((rust_passed + java_total - java_failed)) passed, $((rust_failed + java_failed)) failed"
+[ $((rust_failed + java_failed)) = 0 ]
