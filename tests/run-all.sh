@@ -22,7 +22,7 @@ if ! gradle --no-daemon -q test jar >"$logs/gradle.txt" 2>&1; then
 fi
 # Debian's launcher prints `java -version` on every start; JDK 17 warns about the test worker's
 # SecurityManager. Neither is ours.
-grep -v -e '^openjdk version' -e '^OpenJDK ' -e 'SecurityManager' -e 'setSecurityManager' "$logs/gradle.txt" || true
+grep -v -e '^openjdk version' -e '^OpenJDK ' -e 'SecurityManager' -e '^WARNING: A terminally deprecated' -e '^WARNING: Please consider reporting' "$logs/gradle.txt" || true
 
 rust_passed=$(grep -Eo '[0-9]+ passed' "$logs/cargo.txt" | awk '{s+=$1} END {print s+0}')
 rust_failed=$(grep -Eo '[0-9]+ failed' "$logs/cargo.txt" | awk '{s+=$1} END {print s+0}')

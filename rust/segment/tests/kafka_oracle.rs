@@ -191,25 +191,30 @@ fn render_side_file(path: &Path, out: &mut String) {
             }
         }
         "snapshot" => {
+            // Kafka keeps batch metadata only for entries with a last offset (`readSnapshot`); the
+            // line then ends after "lastTimestamp: …" and its trailing space.
             for e in producer_snapshot::parse(&bytes).unwrap_or_else(|e| fail(e)).entries {
-                let first_seq = if e.last_sequence < 0 { -1 } else { e.last_sequence - e.offset_delta };
                 let txn = (e.current_txn_first_offset >= 0).then_some(e.current_txn_first_offset);
-                writeln!(
+                write!(
                     out,
-                    "producerId: {} producerEpoch: {} coordinatorEpoch: {} currentTxnFirstOffset: {} lastTimestamp: {} \
-                     firstSequence: {} lastSequence: {} lastOffset: {} offsetDelta: {} timestamp: {}",
+                    "producerId: {} producerEpoch: {} coordinatorEpoch: {} currentTxnFirstOffset: {} lastTimestamp: {} ",
                     e.producer_id,
                     e.producer_epoch,
                     e.coordinator_epoch,
                     optional_long(txn),
                     e.timestamp,
-                    first_seq,
-                    e.last_sequence,
-                    e.last_offset,
-                    e.offset_delta,
-                    e.timestamp
                 )
                 .unwrap();
+                if e.last_offset >= 0 {
+                    let first_seq = if e.last_sequence < 0 { -1 } else { e.last_sequence - e.offset_delta };
+                    write!(
+                        out,
+                        "firstSequence: {} lastSequence: {} lastOffset: {} offsetDelta: {} timestamp: {}",
+                        first_seq, e.last_sequence, e.last_offset, e.offset_delta, e.timestamp
+                    )
+                    .unwrap();
+                }
+                out.push('\n');
             }
         }
         other => panic!("no rendering for .{other}"),
@@ -226,6 +231,22 @@ fn per_file(text: &str) -> Vec<String> {
         chunks.last_mut().unwrap().push_str(line);
     }
     chunks
+}
+
+/// Binary keys and payloads are printed as text by both sides; Java's and Rust's UTF-8 decoders
+/// disagree on how many U+FFFD replace one malformed sequence. Runs of U+FFFD are collapsed on both
+/// sides; the bytes themselves are compared exactly by `rust/cli/tests/dump.rs` (hex, via Kafka's
+/// record parser).
+fn collapse_replacements(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut prev = None;
+    for c in s.chars() {
+        if !(c == '\u{FFFD}' && prev == Some('\u{FFFD}')) {
+            out.push(c);
+        }
+        prev = Some(c);
+    }
+    out
 }
 
 fn first_difference(ours: &str, kafka: &str) -> String {
@@ -253,12 +274,13 @@ fn dump_log_segments_agrees() {
         let mut ours = String::new();
         if file.extension().unwrap() == "log" {
             render_log(file, &mut ours);
-            batches += ours.lines().filter(|l| !l.starts_with('|') && !l.starts_with("Dumping") && !l.starts_with("Log ")).count();
+            batches += ours.lines().filter(|l| l.starts_with("baseOffset: ") || l.starts_with("offset: ")).count();
             records += ours.lines().filter(|l| l.starts_with('|')).count();
         } else {
             render_side_file(file, &mut ours);
         }
-        assert!(ours == *kafka, "{}: differs from DumpLogSegments at {}", file.display(), first_difference(&ours, kafka));
+        let (ours, kafka) = (collapse_replacements(&ours), collapse_replacements(kafka));
+        assert!(ours == kafka, "{}: differs from DumpLogSegments at {}", file.display(), first_difference(&ours, &kafka));
     }
     assert!(batches > 50 && records > 500, "fixtures too small: {batches} batches, {records} records");
     eprintln!("DumpLogSegments agrees on {} files: {batches} batches, {records} records", files.len());
@@ -295,12 +317,12 @@ fn reencoding_is_exact_or_accepted_by_kafka() {
     let dir = tempfile::tempdir().unwrap();
     let mut originals = Vec::new();
     let mut reencoded = Vec::new();
+    let mut exact = 0;
     for name in fixture_names().into_iter().filter(|n| !n.starts_with("legacy")) {
         for log in fixture_files(&name, "log") {
             let data = std::fs::read(&log).unwrap();
             // Same codec: uncompressed batches must come back byte for byte.
             let same = reencode(&data, None);
-            let mut exact = 0;
             for (a, b) in LogEntries::new(&data).zip(LogEntries::new(&same)) {
                 let (a, b) = (a.unwrap(), b.unwrap());
                 if let LogEntry::Batch(ab) = &a {
@@ -310,9 +332,6 @@ fn reencoding_is_exact_or_accepted_by_kafka() {
                     }
                 }
             }
-            if name == "none" {
-                assert!(exact > 10, "{}: only {exact} uncompressed batches", log.display());
-            }
             for codec in Compression::ALL {
                 let path = dir.path().join(format!("{name}-{}-{}.log", log.file_stem().unwrap().to_str().unwrap(), codec.name()));
                 std::fs::write(&path, reencode(&data, Some(codec))).unwrap();
@@ -321,15 +340,16 @@ fn reencoding_is_exact_or_accepted_by_kafka() {
             }
         }
     }
+    assert!(exact > 30, "only {exact} uncompressed batches were compared byte for byte");
     let mut all = originals.clone();
     all.extend(reencoded.iter().cloned());
     let lines = kafka_records_dump(&all);
     let mut by_file: Vec<Vec<Value>> = Vec::new();
     for v in lines {
-        if v["type"] == "file" {
-            by_file.push(Vec::new());
-        } else {
-            by_file.last_mut().expect("file line first").push(v);
+        match v["type"].as_str() {
+            Some("file") => by_file.push(Vec::new()),
+            Some("batch" | "record") => by_file.last_mut().expect("file line first").push(v),
+            _ => {}
         }
     }
     assert_eq!(by_file.len(), all.len());

@@ -76,7 +76,8 @@ pub fn java() -> Command {
     cmd.arg("-cp")
         .arg(format!("{}/*", kafka_libs().display()))
         .args(["-Xshare:auto", "-XX:TieredStopAtLevel=1", "-Dfile.encoding=UTF-8", "-Dsun.stdout.encoding=UTF-8"])
-        .arg(format!("-Dlog4j2.configurationFile={}", repo_root().join("integration/kafka/log4j2.xml").display()));
+        .arg(format!("-Dlog4j2.configurationFile={}", repo_root().join("integration/kafka/log4j2.xml").display()))
+        .arg(format!("-Dcalving.log.file={}", std::env::temp_dir().join("calving-kafka-tools.log").display()));
     cmd
 }
 
