@@ -75,3 +75,31 @@ pub fn parse(bytes: &[u8]) -> Result<ProducerSnapshot, ReadError> {
         .collect();
     Ok(ProducerSnapshot { version, crc, entries })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(entries: u32) -> Vec<u8> {
+        let mut b = vec![0, 1, 0, 0, 0, 0];
+        b.extend_from_slice(&(entries as i32).to_be_bytes());
+        for i in 0..entries {
+            b.extend_from_slice(&i64::from(i).to_be_bytes()); // producerId
+            b.extend_from_slice(&[0u8; ENTRY_LEN - 8]);
+        }
+        let crc = crc32c::crc32c(&b[6..]);
+        b[2..6].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn parses_and_checks_crc() {
+        let s = parse(&snapshot(2)).unwrap();
+        assert_eq!(s.entries.len(), 2);
+        assert_eq!(s.entries[1].producer_id, 1);
+        let mut bad = snapshot(2);
+        bad[20] ^= 1;
+        assert!(matches!(parse(&bad).unwrap_err().kind, ReadErrorKind::ChecksumMismatch { .. }));
+        assert!(parse(&snapshot(2)[..30]).is_err());
+    }
+}

@@ -240,3 +240,44 @@ pub fn write_legacy_message(
     let crc = crc32fast::hash(&out[start + MAGIC_AT..]);
     out[start + CRC_AT..start + CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{LogEntries, LogEntry};
+
+    #[test]
+    fn v0_and_v1_messages_roundtrip() {
+        let mut log = Vec::new();
+        write_legacy_message(&mut log, 5, 0, 0, NO_TIMESTAMP, Some(b"k"), None);
+        write_legacy_message(&mut log, 6, 1, TIMESTAMP_TYPE_BIT, 1234, None, Some(b""));
+        let entries: Vec<_> = LogEntries::new(&log).map(Result::unwrap).collect();
+        let (LogEntry::Legacy(a), LogEntry::Legacy(b)) = (&entries[0], &entries[1]) else { panic!("legacy expected") };
+        a.verify_crc().unwrap();
+        b.verify_crc().unwrap();
+        assert_eq!((a.offset, a.key, a.value, a.timestamp_type()), (5, Some(&b"k"[..]), None, TimestampType::NoTimestampType));
+        assert_eq!((b.offset, b.key, b.value, b.timestamp), (6, None, Some(&b""[..]), 1234));
+        assert_eq!(b.timestamp_type(), TimestampType::LogAppendTime);
+        let mut scratch = Vec::new();
+        assert_eq!(b.records(&mut scratch, 1 << 20).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn compressed_wrapper_assigns_v1_offsets_and_log_append_time() {
+        let mut inner = Vec::new();
+        for (rel, ts) in [(0i64, 10i64), (1, 11), (2, 12)] {
+            write_legacy_message(&mut inner, rel, 1, 0, ts, None, Some(b"value"));
+        }
+        let mut compressed = Vec::new();
+        compression::compress(Compression::Gzip, Default::default(), &inner, &mut compressed).unwrap();
+        let mut log = Vec::new();
+        write_legacy_message(&mut log, 102, 1, 1 | TIMESTAMP_TYPE_BIT, 999, None, Some(&compressed));
+        let entry = LogEntries::new(&log).next().unwrap().unwrap();
+        let LogEntry::Legacy(w) = entry else { panic!("legacy expected") };
+        let mut scratch = Vec::new();
+        let records = w.records(&mut scratch, 1 << 20).unwrap();
+        let offsets: Vec<i64> = records.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, vec![100, 101, 102]);
+        assert!(records.iter().all(|r| r.timestamp == 999 && r.timestamp_type == TimestampType::LogAppendTime));
+    }
+}
