@@ -1,0 +1,1 @@
+//! calving-layout (work in progress)

@@ -1,0 +1,1 @@
+//! calving-storage (work in progress)

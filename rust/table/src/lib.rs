@@ -1,0 +1,1 @@
+//! calving-table (work in progress)
