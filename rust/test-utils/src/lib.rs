@@ -101,6 +101,15 @@ pub fn dump_log_segments(files: &[PathBuf]) -> Vec<u8> {
     run(cmd, "kafka.tools.DumpLogSegments")
 }
 
+/// Runs `kafka.tools.DumpLogSegments --files <files>` with `args`, returning its whole output
+/// (index dumps report mismatches with the log on stderr).
+pub fn dump_log_segments_output(files: &[PathBuf], args: &[&str]) -> std::process::Output {
+    let list: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let mut cmd = java();
+    cmd.arg("kafka.tools.DumpLogSegments").args(args).arg("--files").arg(list.join(","));
+    cmd.output().expect("starting kafka.tools.DumpLogSegments (is a JDK 17 on PATH?)")
+}
+
 /// One JSON value per line printed by `tests/oracle/KafkaRecordsDump.java` for `files` (batches
 /// and records as Kafka's own parser sees them). Panics if any batch fails `ensureValid()`.
 pub fn kafka_records_dump(files: &[PathBuf]) -> Vec<serde_json::Value> {

@@ -1,0 +1,274 @@
+//! One pass over a segment: rows for the table and the sidecar for everything else.
+//!
+//! [`SegmentConverter`] takes the segment's entries in order. Records of v2 data batches become
+//! rows (emitted in chunks to a sink, in offset order); each batch gets a sidecar entry with its
+//! facts and its position and size in the served layout (computing the size of a batch served as
+//! lz4 means compressing it once, here, so fetches never have to); record facts the rows cannot
+//! hold become [`RecordException`]s. Control batches are kept verbatim; legacy v0/v1 entries are
+//! kept verbatim too (they are rare: pre-0.11 data) and their records also become rows, so the
+//! table holds every record.
+
+use calving_segment::record::batch::BATCH_HEADER_LEN;
+use calving_segment::record::batch::DEFAULT_MAX_UNCOMPRESSED;
+use calving_segment::{BatchEncoder, Compression, LogEntry, RecordBatch as KafkaBatch};
+
+use arrow_array::RecordBatch;
+
+use crate::error::LayoutError;
+use crate::rows::RowsBuilder;
+use crate::schema::TargetColumns;
+use crate::served::{row_timestamp, served_codec, LAYOUT_VERSION};
+use crate::sidecar::{BatchEntry, BatchKind, RecordException, SegmentIdentity, Sidecar};
+
+/// When to hand a chunk of rows to the sink.
+#[derive(Clone, Copy, Debug)]
+pub struct ChunkLimits {
+    pub max_rows: usize,
+    pub max_bytes: usize,
+}
+
+impl Default for ChunkLimits {
+    fn default() -> Self {
+        ChunkLimits { max_rows: 64 * 1024, max_bytes: 16 << 20 }
+    }
+}
+
+/// Counters of a conversion.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConvertStats {
+    pub batches: u64,
+    pub records: u64,
+    pub control_batches: u64,
+    pub legacy_entries: u64,
+    /// Uncompressed bytes of all records sections.
+    pub record_bytes: u64,
+    /// Batches whose served bytes equal the original bytes.
+    pub byte_identical_batches: u64,
+    pub served_bytes: u64,
+}
+
+/// The side files of a segment, kept in the sidecar as they came.
+#[derive(Clone, Debug, Default)]
+pub struct SideFiles {
+    pub offset_index: Vec<u8>,
+    pub time_index: Vec<u8>,
+    pub txn_index: Option<Vec<u8>>,
+    pub producer_snapshot: Vec<u8>,
+    pub leader_epoch: Vec<u8>,
+}
+
+/// Converts one segment.
+#[derive(Debug)]
+pub struct SegmentConverter {
+    identity: SegmentIdentity,
+    rows: RowsBuilder,
+    limits: ChunkLimits,
+    batches: Vec<BatchEntry>,
+    exceptions: Vec<RecordException>,
+    verbatim: Vec<u8>,
+    served_position: u64,
+    scratch: Vec<u8>,
+    records: Vec<u8>,
+    encoded: Vec<u8>,
+    encoder: BatchEncoder,
+    stats: ConvertStats,
+}
+
+impl SegmentConverter {
+    pub fn new(target: TargetColumns, identity: SegmentIdentity, limits: ChunkLimits) -> SegmentConverter {
+        let topic_id = crate::topic_id_string(&identity.topic_id);
+        SegmentConverter {
+            rows: RowsBuilder::new(target, &topic_id, identity.partition),
+            identity,
+            limits,
+            batches: Vec::new(),
+            exceptions: Vec::new(),
+            verbatim: Vec::new(),
+            served_position: 0,
+            scratch: Vec::new(),
+            records: Vec::new(),
+            encoded: Vec::new(),
+            encoder: BatchEncoder::default(),
+            stats: ConvertStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> ConvertStats {
+        self.stats
+    }
+
+    fn maybe_flush<E: From<LayoutError>>(&mut self, sink: &mut impl FnMut(RecordBatch) -> Result<(), E>) -> Result<(), E> {
+        if self.rows.len() >= self.limits.max_rows || self.rows.buffered_bytes() >= self.limits.max_bytes {
+            let chunk = self.rows.finish()?;
+            sink(chunk)?;
+        }
+        Ok(())
+    }
+
+    fn push_entry(&mut self, kind: BatchKind, header: calving_segment::BatchHeader, position: u64, bytes: &[u8], codec: Compression, served_size: u32) {
+        let verbatim_offset = if kind == BatchKind::Verbatim {
+            let at = self.verbatim.len() as u64;
+            self.verbatim.extend_from_slice(bytes);
+            at
+        } else {
+            0
+        };
+        if served_size as usize == bytes.len() && (kind == BatchKind::Verbatim || codec == Compression::None) {
+            self.stats.byte_identical_batches += 1;
+        }
+        self.batches.push(BatchEntry {
+            kind,
+            header,
+            original_position: position,
+            original_size: bytes.len() as u32,
+            served_codec: codec,
+            served_position: self.served_position,
+            served_size,
+            verbatim_offset,
+        });
+        self.served_position += u64::from(served_size);
+        self.stats.served_bytes += u64::from(served_size);
+    }
+
+    /// Adds the next entry of the segment; full chunks of rows go to `sink`.
+    pub fn push<E: From<LayoutError>>(
+        &mut self,
+        entry: &LogEntry<'_>,
+        sink: &mut impl FnMut(RecordBatch) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match entry {
+            LogEntry::Batch(batch) => self.push_batch(batch, sink),
+            LogEntry::Legacy(legacy) => {
+                self.stats.legacy_entries += 1;
+                let records = legacy.records(&mut self.scratch, DEFAULT_MAX_UNCOMPRESSED).map_err(LayoutError::from)?;
+                for r in &records {
+                    let micros = r.timestamp.checked_mul(1000).unwrap_or(if r.timestamp < 0 { i64::MIN } else { i64::MAX });
+                    self.rows.append(r.offset, micros, r.key, r.value, std::iter::empty());
+                    self.stats.records += 1;
+                }
+                let first = records.first().map_or(legacy.offset, |r| r.offset);
+                // A legacy entry's facts in v2 words, for the sidecar and the served indexes.
+                let header = calving_segment::BatchHeader {
+                    base_offset: first,
+                    batch_length: (legacy.bytes().len() - 12) as i32,
+                    partition_leader_epoch: -1,
+                    magic: legacy.magic,
+                    crc: legacy.crc,
+                    attributes: calving_segment::Attributes(legacy.attributes as u8 as u16),
+                    last_offset_delta: (legacy.offset - first) as i32,
+                    base_timestamp: legacy.timestamp,
+                    max_timestamp: legacy.timestamp,
+                    producer_id: -1,
+                    producer_epoch: -1,
+                    base_sequence: -1,
+                    records_count: records.len() as i32,
+                };
+                let bytes = legacy.bytes();
+                let codec = legacy.compression().unwrap_or(Compression::None);
+                self.push_entry(BatchKind::Verbatim, header, legacy.position, bytes, codec, bytes.len() as u32);
+                self.stats.batches += 1;
+                self.maybe_flush(sink)
+            }
+        }
+    }
+
+    fn push_batch<E: From<LayoutError>>(
+        &mut self,
+        batch: &KafkaBatch<'_>,
+        sink: &mut impl FnMut(RecordBatch) -> Result<(), E>,
+    ) -> Result<(), E> {
+        batch.verify_crc().map_err(LayoutError::from)?;
+        let h = batch.header.clone();
+        self.stats.batches += 1;
+        if h.attributes.is_control() {
+            self.stats.control_batches += 1;
+            let bytes = batch.bytes();
+            self.push_entry(BatchKind::Verbatim, h, batch.position, bytes, batch.compression(), bytes.len() as u32);
+            return Ok(());
+        }
+        let ts_type = h.attributes.timestamp_type();
+        self.records.clear();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = (|| -> Result<(), LayoutError> {
+            let records = batch.records(&mut scratch)?;
+            let mut count = 0u64;
+            for r in records {
+                let r = r?;
+                let offset = h.base_offset + i64::from(r.offset_delta);
+                let (micros, delta_exception) =
+                    row_timestamp(ts_type, h.base_timestamp, h.max_timestamp, r.timestamp_delta);
+                if let Some(delta) = delta_exception {
+                    self.exceptions.push(RecordException::TimestampDelta { offset, delta });
+                }
+                if r.attributes != 0 {
+                    self.exceptions.push(RecordException::Attributes { offset, attributes: r.attributes });
+                }
+                for (index, header) in r.headers.iter().enumerate() {
+                    if std::str::from_utf8(header.key).is_err() {
+                        self.exceptions.push(RecordException::HeaderKey {
+                            offset,
+                            index: index as u32,
+                            key: header.key.to_vec(),
+                        });
+                    }
+                }
+                self.rows.append(offset, micros, r.key, r.value, r.headers.iter().map(|h| (h.key, h.value)));
+                r.write(&mut self.records);
+                count += 1;
+            }
+            self.stats.records += count;
+            self.stats.record_bytes += self.records.len() as u64;
+            Ok(())
+        })();
+        self.scratch = scratch;
+        result?;
+        let codec = served_codec(batch.compression());
+        let served_size = if codec == Compression::None {
+            BATCH_HEADER_LEN + self.records.len()
+        } else {
+            self.encoded.clear();
+            self.encoder.encode(&h, codec, &self.records, &mut self.encoded).map_err(LayoutError::from)?
+        };
+        let served_size = u32::try_from(served_size).map_err(|_| LayoutError::RowsMismatch {
+            base_offset: h.base_offset,
+            reason: "served batch larger than 4 GiB".into(),
+        })?;
+        self.push_entry(BatchKind::Rows, h, batch.position, batch.bytes(), codec, served_size);
+        self.maybe_flush(sink)
+    }
+
+    /// Ends the segment: the last rows go to `sink`; returns the sidecar (its `files` empty, for
+    /// the caller to fill once the data files are written).
+    pub fn finish<E: From<LayoutError>>(
+        mut self,
+        side: SideFiles,
+        sink: &mut impl FnMut(RecordBatch) -> Result<(), E>,
+    ) -> Result<(Sidecar, ConvertStats), E> {
+        if !self.rows.is_empty() {
+            let chunk = self.rows.finish()?;
+            sink(chunk)?;
+        }
+        if self.served_position > i32::MAX as u64 {
+            return Err(LayoutError::RowsMismatch {
+                base_offset: self.identity.start_offset,
+                reason: format!("served layout of {} bytes exceeds Kafka's 2 GiB segment positions", self.served_position),
+            }
+            .into());
+        }
+        self.exceptions.sort_by_key(RecordException::offset);
+        let sidecar = Sidecar {
+            layout_version: LAYOUT_VERSION,
+            segment: self.identity,
+            files: Vec::new(),
+            batches: self.batches,
+            exceptions: self.exceptions,
+            verbatim: self.verbatim,
+            offset_index: side.offset_index,
+            time_index: side.time_index,
+            txn_index: side.txn_index,
+            producer_snapshot: side.producer_snapshot,
+            leader_epoch: side.leader_epoch,
+        };
+        Ok((sidecar, self.stats))
+    }
+}

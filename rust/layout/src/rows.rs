@@ -1,0 +1,271 @@
+//! Kafka records as Arrow rows of the table, and back.
+//!
+//! [`RowsBuilder`] appends records and produces `RecordBatch`es in the target schema (the table's,
+//! located by [`TargetColumns`]). [`RowsView`] reads the columns of rows read back from Parquet
+//! (any projection that keeps `kafka.offset`, `kafka.timestamp`, `kafka.key`, `kafka.headers` and
+//! `value`). Both work column-wise with no per-row allocation.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{LargeBinaryBuilder, StringBuilder};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int64Type, TimestampMicrosecondType};
+use arrow_array::{
+    new_null_array, Array, ArrayRef, Int32Array, Int64Array, LargeBinaryArray, ListArray, RecordBatch, StringArray,
+    StructArray, TimestampMicrosecondArray,
+};
+use arrow_buffer::{OffsetBuffer, ScalarBuffer};
+use arrow_schema::DataType;
+
+use crate::error::LayoutError;
+use crate::schema::{names, TargetColumns, UTC};
+
+/// Accumulates records as columns.
+#[derive(Debug)]
+pub struct RowsBuilder {
+    target: TargetColumns,
+    topic_id: String,
+    partition: i32,
+    offsets: Vec<i64>,
+    timestamps: Vec<i64>,
+    key: LargeBinaryBuilder,
+    value: LargeBinaryBuilder,
+    header_offsets: Vec<i32>,
+    header_keys: StringBuilder,
+    header_values: LargeBinaryBuilder,
+    bytes: usize,
+}
+
+impl RowsBuilder {
+    pub fn new(target: TargetColumns, topic_id: &str, partition: i32) -> RowsBuilder {
+        RowsBuilder {
+            target,
+            topic_id: topic_id.to_string(),
+            partition,
+            offsets: Vec::new(),
+            timestamps: Vec::new(),
+            key: LargeBinaryBuilder::new(),
+            value: LargeBinaryBuilder::new(),
+            header_offsets: vec![0],
+            header_keys: StringBuilder::new(),
+            header_values: LargeBinaryBuilder::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Rows buffered.
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+
+    /// Approximate bytes buffered (keys, values, headers).
+    pub fn buffered_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Appends one record. Header keys that are not UTF-8 are stored lossily here; the caller
+    /// keeps their bytes elsewhere (the sidecar).
+    pub fn append<'h>(
+        &mut self,
+        offset: i64,
+        timestamp_micros: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: impl Iterator<Item = (&'h [u8], Option<&'h [u8]>)>,
+    ) {
+        self.offsets.push(offset);
+        self.timestamps.push(timestamp_micros);
+        self.key.append_option(key);
+        self.value.append_option(value);
+        self.bytes += 16 + key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len);
+        let mut n = *self.header_offsets.last().expect("starts with 0");
+        for (k, v) in headers {
+            match std::str::from_utf8(k) {
+                Ok(s) => self.header_keys.append_value(s),
+                Err(_) => self.header_keys.append_value(String::from_utf8_lossy(k)),
+            }
+            self.header_values.append_option(v);
+            self.bytes += k.len() + v.map_or(0, <[u8]>::len);
+            n += 1;
+        }
+        self.header_offsets.push(n);
+    }
+
+    /// The buffered rows as a batch of the target schema; the builder is empty afterwards.
+    pub fn finish(&mut self) -> Result<RecordBatch, LayoutError> {
+        let t = &self.target;
+        let n = self.offsets.len();
+        let headers_struct = StructArray::try_new(
+            t.header_fields.clone(),
+            vec![Arc::new(self.header_keys.finish()) as ArrayRef, Arc::new(self.header_values.finish())],
+            None,
+        )?;
+        let header_offsets = std::mem::replace(&mut self.header_offsets, vec![0]);
+        let headers = ListArray::try_new(
+            t.header_element.clone(),
+            OffsetBuffer::new(ScalarBuffer::from(header_offsets)),
+            Arc::new(headers_struct),
+            None,
+        )?;
+        let mut kafka_columns: Vec<ArrayRef> = Vec::with_capacity(t.kafka_fields.len());
+        for (i, field) in t.kafka_fields.iter().enumerate() {
+            let column: ArrayRef = if i == t.topic_id {
+                Arc::new(StringArray::from_iter_values(std::iter::repeat_n(self.topic_id.as_str(), n)))
+            } else if i == t.partition {
+                Arc::new(Int32Array::from(vec![self.partition; n]))
+            } else if i == t.offset {
+                Arc::new(Int64Array::from(std::mem::take(&mut self.offsets)))
+            } else if i == t.timestamp {
+                Arc::new(TimestampMicrosecondArray::from(std::mem::take(&mut self.timestamps)).with_timezone(UTC))
+            } else if i == t.key {
+                Arc::new(self.key.finish())
+            } else if i == t.headers {
+                Arc::new(headers.clone())
+            } else {
+                new_null_array(field.data_type(), n)
+            };
+            kafka_columns.push(column);
+        }
+        let kafka = StructArray::try_new(t.kafka_fields.clone(), kafka_columns, None)?;
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(t.schema.fields().len());
+        for (i, field) in t.schema.fields().iter().enumerate() {
+            columns.push(if i == t.kafka {
+                Arc::new(kafka.clone())
+            } else if i == t.value {
+                Arc::new(self.value.finish())
+            } else {
+                new_null_array(field.data_type(), n)
+            });
+        }
+        self.offsets.clear();
+        self.timestamps.clear();
+        self.bytes = 0;
+        Ok(RecordBatch::try_new(t.schema.clone(), columns)?)
+    }
+}
+
+/// Read access to rows read back from the table.
+#[derive(Debug, Clone)]
+pub struct RowsView {
+    offsets: ScalarBuffer<i64>,
+    timestamps: ScalarBuffer<i64>,
+    key: LargeBinaryArray,
+    value: LargeBinaryArray,
+    headers: ListArray,
+    header_keys: StringArray,
+    header_values: LargeBinaryArray,
+}
+
+fn column<'a>(s: &'a StructArray, name: &str) -> Result<&'a ArrayRef, LayoutError> {
+    s.column_by_name(name)
+        .ok_or_else(|| LayoutError::IncompatibleSchema { column: format!("kafka.{name}"), reason: "not read back".into() })
+}
+
+impl RowsView {
+    /// Views a batch holding at least the columns Calving reads.
+    pub fn new(batch: &RecordBatch) -> Result<RowsView, LayoutError> {
+        let missing = |c: &str| LayoutError::IncompatibleSchema { column: c.into(), reason: "not read back".into() };
+        let kafka = batch.column_by_name(names::KAFKA).ok_or_else(|| missing("kafka"))?;
+        let kafka = kafka.as_struct_opt().ok_or_else(|| missing("kafka (struct)"))?;
+        let value = batch.column_by_name(names::VALUE).ok_or_else(|| missing("value"))?;
+        let headers = column(kafka, names::HEADERS)?.as_list_opt::<i32>().ok_or_else(|| missing("kafka.headers"))?;
+        let entries = headers.values().as_struct_opt().ok_or_else(|| missing("kafka.headers.element"))?;
+        let offsets = column(kafka, names::OFFSET)?.as_primitive_opt::<Int64Type>().ok_or_else(|| missing("kafka.offset"))?;
+        let timestamps = column(kafka, names::TIMESTAMP)?
+            .as_primitive_opt::<TimestampMicrosecondType>()
+            .ok_or_else(|| missing("kafka.timestamp"))?;
+        if offsets.null_count() > 0 || timestamps.null_count() > 0 {
+            return Err(missing("kafka.offset/timestamp without nulls"));
+        }
+        let binary = |a: &ArrayRef, c: &str| -> Result<LargeBinaryArray, LayoutError> {
+            match a.data_type() {
+                DataType::LargeBinary => Ok(a.as_binary::<i64>().clone()),
+                _ => Err(missing(c)),
+            }
+        };
+        Ok(RowsView {
+            offsets: offsets.values().clone(),
+            timestamps: timestamps.values().clone(),
+            key: binary(column(kafka, names::KEY)?, "kafka.key")?,
+            value: binary(value, "value")?,
+            header_keys: entries.column(0).as_string_opt::<i32>().ok_or_else(|| missing("kafka.headers.key"))?.clone(),
+            header_values: binary(entries.column(1), "kafka.headers.value")?,
+            headers: headers.clone(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+
+    pub fn offset(&self, row: usize) -> i64 {
+        self.offsets[row]
+    }
+
+    /// All offsets, in row order.
+    pub fn offsets(&self) -> &[i64] {
+        &self.offsets
+    }
+
+    pub fn timestamp_micros(&self, row: usize) -> i64 {
+        self.timestamps[row]
+    }
+
+    pub fn key(&self, row: usize) -> Option<&[u8]> {
+        self.key.is_valid(row).then(|| self.key.value(row))
+    }
+
+    pub fn value(&self, row: usize) -> Option<&[u8]> {
+        self.value.is_valid(row).then(|| self.value.value(row))
+    }
+
+    /// The row's headers as (key, value); a null header list reads as no headers.
+    pub fn headers(&self, row: usize) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> + Clone + '_ {
+        let range = if self.headers.is_valid(row) {
+            let o = self.headers.value_offsets();
+            o[row] as usize..o[row + 1] as usize
+        } else {
+            0..0
+        };
+        range.map(move |h| {
+            let v = self.header_values.is_valid(h).then(|| self.header_values.value(h));
+            (self.header_keys.value(h).as_bytes(), v)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::default_arrow_schema;
+
+    #[test]
+    fn rows_roundtrip_through_arrow() {
+        let target = TargetColumns::locate(default_arrow_schema()).unwrap();
+        let mut b = RowsBuilder::new(target, "Ab3xTopicId", 7);
+        let hv: &[u8] = b"v";
+        b.append(10, 1_000, Some(b"k"), None, [(&b"h1"[..], Some(hv)), (&b"h1"[..], None)].into_iter());
+        b.append(11, 2_000, None, Some(b""), std::iter::empty());
+        let batch = b.finish().unwrap();
+        assert_eq!(batch.num_rows(), 2);
+        assert!(b.is_empty());
+        let v = RowsView::new(&batch).unwrap();
+        assert_eq!(v.offsets(), &[10, 11]);
+        assert_eq!((v.key(0), v.value(0)), (Some(&b"k"[..]), None));
+        assert_eq!((v.key(1), v.value(1)), (None, Some(&b""[..])));
+        assert_eq!(v.headers(0).collect::<Vec<_>>(), vec![(&b"h1"[..], Some(hv)), (&b"h1"[..], None)]);
+        assert_eq!(v.headers(1).count(), 0);
+        assert_eq!(v.timestamp_micros(1), 2_000);
+        // The builder is reusable.
+        b.append(12, 3_000, None, None, std::iter::empty());
+        assert_eq!(RowsView::new(&b.finish().unwrap()).unwrap().offsets(), &[12]);
+    }
+}

@@ -1,0 +1,686 @@
+//! The segment sidecar: everything Kafka needs back that is not a record (DESIGN.md invariant 7).
+//!
+//! One object per tiered segment, next to its data files. It holds the segment's identity, the
+//! data files and their offset ranges, one entry per batch (every header fact, its position and
+//! size in the original segment and in the served layout), record facts that the rows cannot
+//! hold ([`RecordException`]), the bytes of batches served verbatim (control batches and legacy
+//! v0/v1 entries), and the original side files: offset, time and transaction indexes, producer
+//! snapshot, leader-epoch checkpoint.
+//!
+//! ## Format (version 1)
+//! ```text
+//! "CALVSIDE" | u16 format version | u16 layout version | u16 section count
+//! | per section: u16 id, u64 offset, u64 length, u32 CRC-32C of the section
+//! | sections...
+//! ```
+//! All integers little-endian; strings and byte strings are u32 length + bytes. Sections are
+//! independent, each with its own checksum, so a reader can fetch only the part it needs (for
+//! example the producer snapshot) with one range read after the directory. Unknown section ids are
+//! skipped, so later versions can add sections; a higher format version is refused.
+
+use calving_segment::record::batch::{Attributes, BatchHeader};
+use calving_segment::Compression;
+
+use crate::error::LayoutError;
+
+pub const MAGIC: &[u8; 8] = b"CALVSIDE";
+pub const FORMAT_VERSION: u16 = 1;
+
+/// Section ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u16)]
+pub enum SectionId {
+    Segment = 1,
+    Files = 2,
+    Batches = 3,
+    Exceptions = 4,
+    Verbatim = 5,
+    OffsetIndex = 6,
+    TimeIndex = 7,
+    TxnIndex = 8,
+    ProducerSnapshot = 9,
+    LeaderEpoch = 10,
+}
+
+impl SectionId {
+    fn name(self) -> &'static str {
+        match self {
+            SectionId::Segment => "segment",
+            SectionId::Files => "files",
+            SectionId::Batches => "batches",
+            SectionId::Exceptions => "exceptions",
+            SectionId::Verbatim => "verbatim batches",
+            SectionId::OffsetIndex => "offset index",
+            SectionId::TimeIndex => "time index",
+            SectionId::TxnIndex => "transaction index",
+            SectionId::ProducerSnapshot => "producer snapshot",
+            SectionId::LeaderEpoch => "leader-epoch checkpoint",
+        }
+    }
+
+    const ALL: [SectionId; 10] = [
+        SectionId::Segment,
+        SectionId::Files,
+        SectionId::Batches,
+        SectionId::Exceptions,
+        SectionId::Verbatim,
+        SectionId::OffsetIndex,
+        SectionId::TimeIndex,
+        SectionId::TxnIndex,
+        SectionId::ProducerSnapshot,
+        SectionId::LeaderEpoch,
+    ];
+}
+
+/// Which segment this is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentIdentity {
+    pub topic: String,
+    /// Kafka's topic id (a UUID).
+    pub topic_id: [u8; 16],
+    pub partition: i32,
+    /// The `RemoteLogSegmentId`'s UUID.
+    pub segment_id: [u8; 16],
+    pub start_offset: i64,
+    pub end_offset: i64,
+    /// Size of the original `.log` file.
+    pub segment_size: u64,
+    pub max_timestamp_ms: i64,
+}
+
+/// A data file holding rows of the segment, each file sorted by offset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataFileRef {
+    pub location: String,
+    pub file_size: u64,
+    /// Rows of this segment in the file.
+    pub row_count: u64,
+    pub min_offset: i64,
+    pub max_offset: i64,
+}
+
+/// How a batch is served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchKind {
+    /// Records from the table's rows, re-framed with the batch's facts.
+    Rows,
+    /// Bytes kept in the sidecar (control batches, legacy v0/v1 entries).
+    Verbatim,
+}
+
+/// One batch of the segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchEntry {
+    pub kind: BatchKind,
+    /// Every header fact; `batch_length` and `crc` are the original's.
+    pub header: BatchHeader,
+    pub original_position: u64,
+    pub original_size: u32,
+    /// Codec of the served batch ([`crate::served`] decides it).
+    pub served_codec: Compression,
+    pub served_position: u64,
+    pub served_size: u32,
+    /// For [`BatchKind::Verbatim`]: where its bytes are in the verbatim section.
+    pub verbatim_offset: u64,
+}
+
+impl BatchEntry {
+    pub fn last_offset(&self) -> i64 {
+        self.header.last_offset()
+    }
+}
+
+/// A record fact the rows cannot hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordException {
+    /// Record attributes other than 0 (Kafka writes 0; the byte is unused).
+    Attributes { offset: i64, attributes: i8 },
+    /// The stored timestamp delta when the row's timestamp does not give it back: LogAppendTime
+    /// batches (the row holds the append time, the batch the producer's deltas) and timestamps
+    /// outside what a microsecond `timestamptz` holds.
+    TimestampDelta { offset: i64, delta: i64 },
+    /// A header key that is not UTF-8 (the row holds it lossily).
+    HeaderKey { offset: i64, index: u32, key: Vec<u8> },
+}
+
+impl RecordException {
+    pub fn offset(&self) -> i64 {
+        match self {
+            RecordException::Attributes { offset, .. }
+            | RecordException::TimestampDelta { offset, .. }
+            | RecordException::HeaderKey { offset, .. } => *offset,
+        }
+    }
+}
+
+/// The whole sidecar.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sidecar {
+    pub layout_version: u16,
+    pub segment: SegmentIdentity,
+    pub files: Vec<DataFileRef>,
+    pub batches: Vec<BatchEntry>,
+    /// Sorted by offset.
+    pub exceptions: Vec<RecordException>,
+    pub verbatim: Vec<u8>,
+    pub offset_index: Vec<u8>,
+    pub time_index: Vec<u8>,
+    /// `None` when the segment had no transaction index.
+    pub txn_index: Option<Vec<u8>>,
+    pub producer_snapshot: Vec<u8>,
+    pub leader_epoch: Vec<u8>,
+}
+
+#[derive(Default)]
+struct W(Vec<u8>);
+
+impl W {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u16(&mut self, v: u16) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn i64(&mut self, v: i64) {
+        self.u64(v as u64);
+    }
+    fn i32(&mut self, v: i32) {
+        self.u32(v as u32);
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.u32(u32::try_from(b.len()).expect("sidecar strings are below 4 GiB"));
+        self.0.extend_from_slice(b);
+    }
+}
+
+struct R<'a> {
+    b: &'a [u8],
+    pos: usize,
+    section: &'static str,
+}
+
+impl<'a> R<'a> {
+    fn err(&self, what: &str) -> LayoutError {
+        LayoutError::Sidecar { section: self.section, reason: format!("{what} at byte {}", self.pos) }
+    }
+    fn take(&mut self, n: usize) -> Result<&'a [u8], LayoutError> {
+        let s = self.b.get(self.pos..self.pos.saturating_add(n)).ok_or_else(|| self.err("truncated"))?;
+        self.pos += n;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8, LayoutError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, LayoutError> {
+        Ok(u16::from_le_bytes(self.take(2)?.try_into().unwrap()))
+    }
+    fn u32(&mut self) -> Result<u32, LayoutError> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    }
+    fn u64(&mut self) -> Result<u64, LayoutError> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap()))
+    }
+    fn i64(&mut self) -> Result<i64, LayoutError> {
+        Ok(self.u64()? as i64)
+    }
+    fn i32(&mut self) -> Result<i32, LayoutError> {
+        Ok(self.u32()? as i32)
+    }
+    fn bytes(&mut self) -> Result<&'a [u8], LayoutError> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    fn string(&mut self) -> Result<String, LayoutError> {
+        let b = self.bytes()?;
+        String::from_utf8(b.to_vec()).map_err(|_| self.err("string is not UTF-8"))
+    }
+    fn count(&mut self, min_item: usize) -> Result<usize, LayoutError> {
+        let n = self.u32()? as usize;
+        // A forged count cannot make us allocate more than the section could hold.
+        if n.saturating_mul(min_item) > self.b.len() - self.pos {
+            return Err(self.err("count larger than the section"));
+        }
+        Ok(n)
+    }
+    fn end(&self) -> Result<(), LayoutError> {
+        if self.pos != self.b.len() {
+            return Err(self.err("trailing bytes"));
+        }
+        Ok(())
+    }
+}
+
+const BATCH_LEN: usize = 1 + 8 + 4 + 4 + 1 + 2 + 4 + 8 + 8 + 8 + 2 + 4 + 4 + 8 + 4 + 4 + 1 + 8 + 4 + 8;
+
+impl Sidecar {
+    fn section(&self, id: SectionId) -> Vec<u8> {
+        let mut w = W::default();
+        match id {
+            SectionId::Segment => {
+                let s = &self.segment;
+                w.bytes(s.topic.as_bytes());
+                w.0.extend_from_slice(&s.topic_id);
+                w.i32(s.partition);
+                w.0.extend_from_slice(&s.segment_id);
+                w.i64(s.start_offset);
+                w.i64(s.end_offset);
+                w.u64(s.segment_size);
+                w.i64(s.max_timestamp_ms);
+            }
+            SectionId::Files => {
+                w.u32(self.files.len() as u32);
+                for f in &self.files {
+                    w.bytes(f.location.as_bytes());
+                    w.u64(f.file_size);
+                    w.u64(f.row_count);
+                    w.i64(f.min_offset);
+                    w.i64(f.max_offset);
+                }
+            }
+            SectionId::Batches => {
+                w.u32(self.batches.len() as u32);
+                for b in &self.batches {
+                    let h = &b.header;
+                    w.u8(match b.kind {
+                        BatchKind::Rows => 0,
+                        BatchKind::Verbatim => 1,
+                    });
+                    w.i64(h.base_offset);
+                    w.i32(h.batch_length);
+                    w.i32(h.partition_leader_epoch);
+                    w.u8(h.magic as u8);
+                    w.u16(h.attributes.0);
+                    w.i32(h.last_offset_delta);
+                    w.i64(h.base_timestamp);
+                    w.i64(h.max_timestamp);
+                    w.i64(h.producer_id);
+                    w.u16(h.producer_epoch as u16);
+                    w.i32(h.base_sequence);
+                    w.i32(h.records_count);
+                    w.u64(b.original_position);
+                    w.u32(b.original_size);
+                    w.u32(h.crc);
+                    w.u8(b.served_codec.id());
+                    w.u64(b.served_position);
+                    w.u32(b.served_size);
+                    w.u64(b.verbatim_offset);
+                }
+            }
+            SectionId::Exceptions => {
+                w.u32(self.exceptions.len() as u32);
+                for e in &self.exceptions {
+                    match e {
+                        RecordException::Attributes { offset, attributes } => {
+                            w.u8(1);
+                            w.i64(*offset);
+                            w.u8(*attributes as u8);
+                        }
+                        RecordException::TimestampDelta { offset, delta } => {
+                            w.u8(2);
+                            w.i64(*offset);
+                            w.i64(*delta);
+                        }
+                        RecordException::HeaderKey { offset, index, key } => {
+                            w.u8(3);
+                            w.i64(*offset);
+                            w.u32(*index);
+                            w.bytes(key);
+                        }
+                    }
+                }
+            }
+            SectionId::Verbatim => w.0.extend_from_slice(&self.verbatim),
+            SectionId::OffsetIndex => w.0.extend_from_slice(&self.offset_index),
+            SectionId::TimeIndex => w.0.extend_from_slice(&self.time_index),
+            SectionId::TxnIndex => {
+                if let Some(t) = &self.txn_index {
+                    w.u8(1);
+                    w.0.extend_from_slice(t);
+                } else {
+                    w.u8(0);
+                }
+            }
+            SectionId::ProducerSnapshot => w.0.extend_from_slice(&self.producer_snapshot),
+            SectionId::LeaderEpoch => w.0.extend_from_slice(&self.leader_epoch),
+        }
+        w.0
+    }
+
+    /// Encodes the sidecar.
+    pub fn encode(&self) -> Vec<u8> {
+        let sections: Vec<(SectionId, Vec<u8>)> = SectionId::ALL.iter().map(|&id| (id, self.section(id))).collect();
+        let mut w = W::default();
+        w.0.extend_from_slice(MAGIC);
+        w.u16(FORMAT_VERSION);
+        w.u16(self.layout_version);
+        w.u16(sections.len() as u16);
+        let mut at = (w.0.len() + sections.len() * (2 + 8 + 8 + 4)) as u64;
+        for (id, body) in &sections {
+            w.u16(*id as u16);
+            w.u64(at);
+            w.u64(body.len() as u64);
+            w.u32(crc32c::crc32c(body));
+            at += body.len() as u64;
+        }
+        for (_, body) in sections {
+            w.0.extend_from_slice(&body);
+        }
+        w.0
+    }
+
+    /// Decodes a whole sidecar, checking every section's checksum.
+    pub fn decode(bytes: &[u8]) -> Result<Sidecar, LayoutError> {
+        let dir = Directory::decode(bytes)?;
+        let get = |id: SectionId| dir.section(bytes, id);
+        let mut r = R { b: get(SectionId::Segment)?, pos: 0, section: "segment" };
+        let uuid = |r: &mut R| -> Result<[u8; 16], LayoutError> { Ok(r.take(16)?.try_into().unwrap()) };
+        let segment = SegmentIdentity {
+            topic: r.string()?,
+            topic_id: uuid(&mut r)?,
+            partition: r.i32()?,
+            segment_id: uuid(&mut r)?,
+            start_offset: r.i64()?,
+            end_offset: r.i64()?,
+            segment_size: r.u64()?,
+            max_timestamp_ms: r.i64()?,
+        };
+        r.end()?;
+        let mut r = R { b: get(SectionId::Files)?, pos: 0, section: "files" };
+        let n = r.count(36)?;
+        let mut files = Vec::with_capacity(n);
+        for _ in 0..n {
+            files.push(DataFileRef {
+                location: r.string()?,
+                file_size: r.u64()?,
+                row_count: r.u64()?,
+                min_offset: r.i64()?,
+                max_offset: r.i64()?,
+            });
+        }
+        r.end()?;
+        let batches = decode_batches(get(SectionId::Batches)?)?;
+        let mut r = R { b: get(SectionId::Exceptions)?, pos: 0, section: "exceptions" };
+        let n = r.count(10)?;
+        let mut exceptions = Vec::with_capacity(n);
+        for _ in 0..n {
+            let kind = r.u8()?;
+            let offset = r.i64()?;
+            exceptions.push(match kind {
+                1 => RecordException::Attributes { offset, attributes: r.u8()? as i8 },
+                2 => RecordException::TimestampDelta { offset, delta: r.i64()? },
+                3 => RecordException::HeaderKey { offset, index: r.u32()?, key: r.bytes()?.to_vec() },
+                _ => return Err(r.err("unknown record exception kind")),
+            });
+        }
+        r.end()?;
+        let txn = get(SectionId::TxnIndex)?;
+        let txn_index = match txn.first() {
+            Some(1) => Some(txn[1..].to_vec()),
+            Some(0) if txn.len() == 1 => None,
+            _ => return Err(LayoutError::Sidecar { section: "transaction index", reason: "bad presence flag".into() }),
+        };
+        Ok(Sidecar {
+            layout_version: dir.layout_version,
+            segment,
+            files,
+            batches,
+            exceptions,
+            verbatim: get(SectionId::Verbatim)?.to_vec(),
+            offset_index: get(SectionId::OffsetIndex)?.to_vec(),
+            time_index: get(SectionId::TimeIndex)?.to_vec(),
+            txn_index,
+            producer_snapshot: get(SectionId::ProducerSnapshot)?.to_vec(),
+            leader_epoch: get(SectionId::LeaderEpoch)?.to_vec(),
+        })
+    }
+
+    /// The exceptions of records with offsets in `first..=last`.
+    pub fn exceptions_in(&self, first: i64, last: i64) -> &[RecordException] {
+        let lo = self.exceptions.partition_point(|e| e.offset() < first);
+        let hi = self.exceptions.partition_point(|e| e.offset() <= last);
+        &self.exceptions[lo..hi]
+    }
+
+    /// The verbatim bytes of a [`BatchKind::Verbatim`] batch.
+    pub fn verbatim_bytes(&self, b: &BatchEntry) -> Result<&[u8], LayoutError> {
+        let start = b.verbatim_offset as usize;
+        self.verbatim.get(start..start + b.served_size as usize).ok_or_else(|| LayoutError::Sidecar {
+            section: "verbatim batches",
+            reason: format!("batch at offset {} points outside the section", b.header.base_offset),
+        })
+    }
+}
+
+fn decode_batches(b: &[u8]) -> Result<Vec<BatchEntry>, LayoutError> {
+    let mut r = R { b, pos: 0, section: "batches" };
+    let n = r.count(BATCH_LEN)?;
+    let mut batches = Vec::with_capacity(n);
+    for _ in 0..n {
+        let kind = match r.u8()? {
+            0 => BatchKind::Rows,
+            1 => BatchKind::Verbatim,
+            _ => return Err(r.err("unknown batch kind")),
+        };
+        let base_offset = r.i64()?;
+        let batch_length = r.i32()?;
+        let partition_leader_epoch = r.i32()?;
+        let magic = r.u8()? as i8;
+        let attributes = Attributes(r.u16()?);
+        let last_offset_delta = r.i32()?;
+        let base_timestamp = r.i64()?;
+        let max_timestamp = r.i64()?;
+        let producer_id = r.i64()?;
+        let producer_epoch = r.u16()? as i16;
+        let base_sequence = r.i32()?;
+        let records_count = r.i32()?;
+        let original_position = r.u64()?;
+        let original_size = r.u32()?;
+        let crc = r.u32()?;
+        let served_codec = Compression::from_id(r.u8()?).ok_or_else(|| r.err("unknown served codec"))?;
+        batches.push(BatchEntry {
+            kind,
+            header: BatchHeader {
+                base_offset,
+                batch_length,
+                partition_leader_epoch,
+                magic,
+                crc,
+                attributes,
+                last_offset_delta,
+                base_timestamp,
+                max_timestamp,
+                producer_id,
+                producer_epoch,
+                base_sequence,
+                records_count,
+            },
+            original_position,
+            original_size,
+            served_codec,
+            served_position: r.u64()?,
+            served_size: r.u32()?,
+            verbatim_offset: r.u64()?,
+        });
+    }
+    r.end()?;
+    Ok(batches)
+}
+
+/// The sidecar's section directory: lets a reader fetch one section by range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Directory {
+    pub format_version: u16,
+    pub layout_version: u16,
+    /// (id, offset, length, crc) per section.
+    pub sections: Vec<(u16, u64, u64, u32)>,
+}
+
+impl Directory {
+    /// Bytes to read to decode the directory of a sidecar with `sections` sections.
+    pub const fn len_for(sections: usize) -> usize {
+        8 + 2 + 2 + 2 + sections * 22
+    }
+
+    /// Decodes the directory from the start of a sidecar.
+    pub fn decode(bytes: &[u8]) -> Result<Directory, LayoutError> {
+        let mut r = R { b: bytes, pos: 0, section: "directory" };
+        if r.take(8)? != MAGIC {
+            return Err(r.err("not a Calving sidecar (bad magic)"));
+        }
+        let format_version = r.u16()?;
+        if format_version > FORMAT_VERSION {
+            return Err(LayoutError::Sidecar {
+                section: "directory",
+                reason: format!("format version {format_version} is newer than this Calving reads ({FORMAT_VERSION})"),
+            });
+        }
+        let layout_version = r.u16()?;
+        let n = r.u16()? as usize;
+        let mut sections = Vec::with_capacity(n);
+        for _ in 0..n {
+            sections.push((r.u16()?, r.u64()?, r.u64()?, r.u32()?));
+        }
+        Ok(Directory { format_version, layout_version, sections })
+    }
+
+    /// Byte range of a section in the sidecar.
+    pub fn range(&self, id: SectionId) -> Result<(u64, u64, u32), LayoutError> {
+        self.sections
+            .iter()
+            .find(|s| s.0 == id as u16)
+            .map(|s| (s.1, s.2, s.3))
+            .ok_or_else(|| LayoutError::Sidecar { section: id.name(), reason: "missing".into() })
+    }
+
+    /// A section's bytes from the whole sidecar, checksum verified.
+    pub fn section<'a>(&self, bytes: &'a [u8], id: SectionId) -> Result<&'a [u8], LayoutError> {
+        let (at, len, crc) = self.range(id)?;
+        let body = usize::try_from(at)
+            .ok()
+            .zip(usize::try_from(len).ok())
+            .and_then(|(a, l)| bytes.get(a..a.checked_add(l)?))
+            .ok_or_else(|| LayoutError::Sidecar { section: id.name(), reason: "truncated".into() })?;
+        verify_section(id, body, crc)?;
+        Ok(body)
+    }
+}
+
+/// Checks a section read on its own (by range) against the directory's checksum.
+pub fn verify_section(id: SectionId, body: &[u8], crc: u32) -> Result<(), LayoutError> {
+    let computed = crc32c::crc32c(body);
+    if computed != crc {
+        return Err(LayoutError::Sidecar {
+            section: id.name(),
+            reason: format!("checksum mismatch: stored {crc:#010x}, computed {computed:#010x}"),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Sidecar {
+        Sidecar {
+            layout_version: 1,
+            segment: SegmentIdentity {
+                topic: "orders".into(),
+                topic_id: [7; 16],
+                partition: 3,
+                segment_id: [9; 16],
+                start_offset: 100,
+                end_offset: 199,
+                segment_size: 4096,
+                max_timestamp_ms: 1_700_000_000_000,
+            },
+            files: vec![DataFileRef {
+                location: "file:///w/kafka/orders/data/x.parquet".into(),
+                file_size: 1234,
+                row_count: 100,
+                min_offset: 100,
+                max_offset: 199,
+            }],
+            batches: vec![BatchEntry {
+                kind: BatchKind::Rows,
+                header: BatchHeader {
+                    base_offset: 100,
+                    batch_length: 300,
+                    partition_leader_epoch: 2,
+                    magic: 2,
+                    crc: 0xdead_beef,
+                    attributes: Attributes(0x13),
+                    last_offset_delta: 99,
+                    base_timestamp: 1,
+                    max_timestamp: 2,
+                    producer_id: 5,
+                    producer_epoch: -1,
+                    base_sequence: 0,
+                    records_count: 100,
+                },
+                original_position: 0,
+                original_size: 312,
+                served_codec: Compression::Lz4,
+                served_position: 0,
+                served_size: 290,
+                verbatim_offset: 0,
+            }],
+            exceptions: vec![
+                RecordException::Attributes { offset: 101, attributes: 4 },
+                RecordException::TimestampDelta { offset: 150, delta: -7 },
+                RecordException::HeaderKey { offset: 150, index: 2, key: vec![0xff, 0xfe] },
+            ],
+            verbatim: vec![1, 2, 3],
+            offset_index: vec![0; 16],
+            time_index: vec![1; 24],
+            txn_index: None,
+            producer_snapshot: vec![0, 1, 2],
+            leader_epoch: b"0\n1\n2 100\n".to_vec(),
+        }
+    }
+
+    #[test]
+    fn roundtrip() {
+        let s = sample();
+        let bytes = s.encode();
+        assert_eq!(Sidecar::decode(&bytes).unwrap(), s);
+        let mut with_txn = s.clone();
+        with_txn.txn_index = Some(vec![]);
+        assert_eq!(Sidecar::decode(&with_txn.encode()).unwrap(), with_txn);
+        assert_eq!(s.exceptions_in(150, 150).len(), 2);
+        assert_eq!(s.exceptions_in(0, 100).len(), 0);
+    }
+
+    #[test]
+    fn damage_is_detected_and_named() {
+        let bytes = sample().encode();
+        for i in (0..bytes.len()).step_by(7) {
+            let mut b = bytes.clone();
+            b[i] ^= 0x40;
+            assert!(Sidecar::decode(&b).is_err(), "flip at {i} went unnoticed");
+        }
+        for cut in [0, 10, 40, bytes.len() - 1] {
+            assert!(Sidecar::decode(&bytes[..cut]).is_err());
+        }
+        let mut newer = bytes.clone();
+        newer[8] = 9;
+        let e = Sidecar::decode(&newer).unwrap_err().to_string();
+        assert!(e.contains("newer"), "{e}");
+    }
+
+    #[test]
+    fn directory_allows_reading_one_section() {
+        let bytes = sample().encode();
+        let dir = Directory::decode(&bytes[..Directory::len_for(10)]).unwrap();
+        let (at, len, crc) = dir.range(SectionId::LeaderEpoch).unwrap();
+        let body = &bytes[at as usize..(at + len) as usize];
+        verify_section(SectionId::LeaderEpoch, body, crc).unwrap();
+        assert_eq!(body, b"0\n1\n2 100\n");
+    }
+}
