@@ -1,0 +1,365 @@
+//! `copyLogSegmentData`: a segment into the table, exactly once (see the crate docs).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow_array::{Array, BooleanArray, RecordBatch};
+use arrow_select::filter::filter_record_batch;
+use calving_layout::convert::{ChunkLimits, ConvertStats, SegmentConverter, SideFiles};
+use calving_layout::parquet_props::writer_properties;
+use calving_layout::schema::TargetColumns;
+use calving_layout::sidecar::{DataFileRef, SegmentIdentity, Sidecar};
+use calving_layout::LayoutError;
+use calving_segment::LogReader;
+use calving_storage::BlockingObjectWriter;
+use calving_table::{CommittedRange, SegmentCommit};
+use iceberg::arrow::{schema_to_arrow_schema, RecordBatchPartitionSplitter};
+use iceberg::spec::{DataFile, Struct};
+use iceberg::table::Table;
+use parquet::arrow::ArrowWriter;
+
+use crate::error::{Result, RsmError};
+use crate::metadata::{LogSegmentFiles, SegmentMetadata};
+use crate::Inner;
+
+/// What a copy did.
+#[derive(Clone, Debug, Default)]
+pub struct CopyOutcome {
+    /// KIP-917 custom metadata for the broker to keep (one byte: the layout version).
+    pub custom_metadata: Vec<u8>,
+    pub stats: ConvertStats,
+    /// Data files this copy added.
+    pub data_files: Vec<String>,
+    /// The snapshot holding the segment's rows (`None` when every row was already committed).
+    pub snapshot_id: Option<i64>,
+    /// Rows the table already held, served from earlier segments' files.
+    pub reused_rows: u64,
+    pub sidecar_location: String,
+}
+
+/// Lets the Parquet writer own a handle to the upload while the copy keeps another, so the
+/// upload can be finished after `ArrowWriter::close` (which keeps its writer).
+#[derive(Clone)]
+struct SharedUpload(Arc<std::sync::Mutex<Option<BlockingObjectWriter>>>);
+
+impl std::io::Write for SharedUpload {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.0.lock().expect("upload").as_mut() {
+            Some(w) => w.write(buf),
+            None => Err(std::io::Error::other("upload already finished")),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self.0.lock().expect("upload").as_mut() {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl SharedUpload {
+    fn take(&self) -> Option<BlockingObjectWriter> {
+        self.0.lock().expect("upload").take()
+    }
+}
+
+struct PartWriter {
+    writer: ArrowWriter<SharedUpload>,
+    upload: SharedUpload,
+    location: String,
+    partition: Struct,
+    rows: u64,
+    min_offset: i64,
+    max_offset: i64,
+}
+
+/// Errors inside the conversion sink, to keep their kind.
+enum SinkError {
+    Layout(LayoutError),
+    Rsm(RsmError),
+}
+
+impl From<LayoutError> for SinkError {
+    fn from(e: LayoutError) -> Self {
+        SinkError::Layout(e)
+    }
+}
+
+pub(crate) fn copy(inner: &Inner, seg: &SegmentMetadata, files: &LogSegmentFiles) -> Result<CopyOutcome> {
+    let started = Instant::now();
+    // A concurrent copy of overlapping offsets may win the commit: then this attempt's rows are
+    // duplicates, so it cleans up and runs once more, pointing at the winner's rows.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match copy_once(inner, seg, files) {
+            Err(RsmError::Table { source: calving_table::Error::OffsetsAlreadyCommitted { .. }, .. }) if attempt < 3 => {
+                tracing::info!(segment = %seg, "offsets were committed concurrently by another copy; converting again");
+            }
+            Ok(outcome) => {
+                tracing::info!(
+                    segment = %seg,
+                    records = outcome.stats.records,
+                    batches = outcome.stats.batches,
+                    files = outcome.data_files.len(),
+                    reused_rows = outcome.reused_rows,
+                    snapshot = ?outcome.snapshot_id,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "copied segment to the table"
+                );
+                return Ok(outcome);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn copy_once(inner: &Inner, seg: &SegmentMetadata, files: &LogSegmentFiles) -> Result<CopyOutcome> {
+    let name = seg.to_string();
+    let table_err = |source| RsmError::Table { segment: name.clone(), source };
+    let storage_err = |source| RsmError::Storage { segment: name.clone(), source };
+    let rt = &inner.runtime;
+    let table = rt.block_on(inner.catalog.ensure_table(&seg.topic)).map_err(table_err)?;
+    let table_location = table.metadata().location().trim_end_matches('/').to_string();
+    inner.remember_table_location(&seg.topic, &table_location);
+    let segment_id = seg.segment_id.to_string();
+    let topic_id = seg.topic_id.to_string();
+    let sidecar_location = Inner::sidecar_location_in(&table_location, seg.partition, seg.start_offset, &segment_id);
+
+    // A retry of a copy whose commit landed: nothing more to do.
+    if let Some(snapshot) = calving_table::find_segment_commit(&table, &segment_id) {
+        if rt.block_on(inner.storage.exists(&sidecar_location)).map_err(storage_err)? {
+            tracing::info!(segment = %seg, snapshot = snapshot.snapshot_id(), "segment already committed");
+            return Ok(CopyOutcome {
+                custom_metadata: custom_metadata(),
+                snapshot_id: Some(snapshot.snapshot_id()),
+                sidecar_location,
+                ..CopyOutcome::default()
+            });
+        }
+    }
+
+    // Offsets of this topic id and partition the table already holds.
+    let committed: Vec<CommittedRange> = calving_table::committed_ranges(&table, &topic_id, seg.partition)
+        .into_iter()
+        .filter(|r| r.segment_id != segment_id && r.end_offset >= seg.start_offset && r.start_offset <= seg.end_offset)
+        .collect();
+    let mut reused: Vec<DataFileRef> = Vec::new();
+    for r in &committed {
+        let location = Inner::sidecar_location_in(&table_location, seg.partition, r.start_offset, &r.segment_id);
+        let bytes = rt.block_on(inner.storage.get(&location)).map_err(|source| RsmError::Storage {
+            segment: format!("{name}: sidecar of segment {} that committed offsets {}..={}", r.segment_id, r.start_offset, r.end_offset),
+            source,
+        })?;
+        let earlier = Sidecar::decode(&bytes).map_err(|source| RsmError::Layout { segment: name.clone(), source })?;
+        for f in earlier.files {
+            if f.max_offset >= seg.start_offset && f.min_offset <= seg.end_offset && !reused.iter().any(|g| g.location == f.location) {
+                reused.push(f);
+            }
+        }
+    }
+
+    let mut written: Vec<String> = Vec::new();
+    let result = convert_and_commit(inner, seg, files, &table, &committed, reused, &sidecar_location, &mut written);
+    if let Err(e) = &result {
+        let unknown = matches!(e, RsmError::Table { source: calving_table::Error::CommitStateUnknown { .. }, .. });
+        if unknown {
+            // The commit may have landed with these files: keep them (a retry finds the commit).
+            tracing::warn!(segment = %seg, error = %e, "commit outcome unknown; keeping written files for the retry");
+        } else {
+            for location in written.iter().chain(std::iter::once(&sidecar_location)) {
+                if let Err(d) = rt.block_on(inner.storage.delete(location)) {
+                    tracing::warn!(segment = %seg, %location, error = %d, "could not delete a file of a failed copy");
+                }
+            }
+        }
+    }
+    result
+}
+
+fn custom_metadata() -> Vec<u8> {
+    vec![calving_layout::served::LAYOUT_VERSION as u8]
+}
+
+#[allow(clippy::too_many_arguments)]
+fn convert_and_commit(
+    inner: &Inner,
+    seg: &SegmentMetadata,
+    files: &LogSegmentFiles,
+    table: &Table,
+    committed: &[CommittedRange],
+    reused: Vec<DataFileRef>,
+    sidecar_location: &str,
+    written: &mut Vec<String>,
+) -> Result<CopyOutcome> {
+    let name = seg.to_string();
+    let rt = &inner.runtime;
+    let iceberg_err = |source| RsmError::Iceberg { segment: name.clone(), source };
+    let schema = table.metadata().current_schema().clone();
+    let spec = table.metadata().default_partition_spec().clone();
+    let arrow_schema = Arc::new(schema_to_arrow_schema(&schema).map_err(iceberg_err)?);
+    let target = TargetColumns::locate(arrow_schema.clone()).map_err(|source| RsmError::Layout { segment: name.clone(), source })?;
+    let offset_col = (target.kafka, target.offset);
+    let splitter = RecordBatchPartitionSplitter::try_new_with_computed_values(schema.clone(), spec.clone()).map_err(iceberg_err)?;
+    let zstd_level = table
+        .metadata()
+        .properties()
+        .get("write.parquet.compression-level")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let props = writer_properties(zstd_level);
+    let identity = SegmentIdentity {
+        topic: seg.topic.clone(),
+        topic_id: seg.topic_id.0,
+        partition: seg.partition,
+        segment_id: seg.segment_id.0,
+        start_offset: seg.start_offset,
+        end_offset: seg.end_offset,
+        segment_size: seg.segment_size,
+        max_timestamp_ms: seg.max_timestamp_ms,
+    };
+    let mut converter = SegmentConverter::new(target, identity, ChunkLimits::default());
+    let mut writers: HashMap<String, PartWriter> = HashMap::new();
+    let mut reused_rows = 0u64;
+    let covered = |o: i64| committed.iter().any(|r| r.start_offset <= o && o <= r.end_offset);
+
+    let mut sink = |chunk: RecordBatch| -> Result<(), SinkError> {
+        let offsets = chunk
+            .column(offset_col.0)
+            .as_any()
+            .downcast_ref::<arrow_array::StructArray>()
+            .and_then(|s| s.column(offset_col.1).as_any().downcast_ref::<arrow_array::Int64Array>().cloned())
+            .expect("the converter writes kafka.offset as int64");
+        let chunk = if committed.is_empty() {
+            chunk
+        } else {
+            let keep: BooleanArray = offsets.iter().map(|o| Some(!covered(o.unwrap_or(-1)))).collect();
+            reused_rows += (keep.len() - keep.true_count()) as u64;
+            filter_record_batch(&chunk, &keep).map_err(|e| SinkError::Layout(LayoutError::Arrow(e)))?
+        };
+        if chunk.num_rows() == 0 {
+            return Ok(());
+        }
+        let parts = splitter.split(&chunk).map_err(|source| SinkError::Rsm(RsmError::Iceberg { segment: name.clone(), source }))?;
+        for (key, part) in parts {
+            let part_offsets = part
+                .column(offset_col.0)
+                .as_any()
+                .downcast_ref::<arrow_array::StructArray>()
+                .and_then(|s| s.column(offset_col.1).as_any().downcast_ref::<arrow_array::Int64Array>().cloned())
+                .expect("int64 offsets");
+            let id = format!("{:?}", key.data());
+            if !writers.contains_key(&id) {
+                let location = calving_table::new_data_file_location(table, key.data());
+                let out = inner
+                    .storage
+                    .blocking_writer(&location, rt.handle().clone())
+                    .map_err(|source| SinkError::Rsm(RsmError::Storage { segment: name.clone(), source }))?;
+                let upload = SharedUpload(Arc::new(std::sync::Mutex::new(Some(out))));
+                let writer = ArrowWriter::try_new(upload.clone(), arrow_schema.clone(), Some(props.clone()))
+                    .map_err(|source| SinkError::Rsm(RsmError::Parquet { segment: name.clone(), source }))?;
+                writers.insert(
+                    id.clone(),
+                    PartWriter {
+                        writer,
+                        upload,
+                        location,
+                        partition: key.data().clone(),
+                        rows: 0,
+                        min_offset: i64::MAX,
+                        max_offset: i64::MIN,
+                    },
+                );
+            }
+            let w = writers.get_mut(&id).expect("inserted above");
+            w.writer.write(&part).map_err(|source| SinkError::Rsm(RsmError::Parquet { segment: name.clone(), source }))?;
+            w.rows += part.num_rows() as u64;
+            let values = part_offsets.values();
+            w.min_offset = w.min_offset.min(values.iter().copied().min().unwrap_or(i64::MAX));
+            w.max_offset = w.max_offset.max(values.iter().copied().max().unwrap_or(i64::MIN));
+        }
+        Ok(())
+    };
+
+    let sink_err = |e: SinkError| match e {
+        SinkError::Layout(source) => RsmError::Layout { segment: name.clone(), source },
+        SinkError::Rsm(e) => e,
+    };
+    let read_err = |source| RsmError::SegmentRead { segment: name.clone(), source };
+    let mut reader = LogReader::open(&files.log).map_err(read_err)?;
+    while let Some(entry) = reader.next_entry().map_err(read_err)? {
+        converter.push(&entry, &mut sink).map_err(|e| match e {
+            SinkError::Layout(LayoutError::Segment(source)) => RsmError::SegmentRead { segment: name.clone(), source },
+            other => sink_err(other),
+        })?;
+    }
+    let read_side = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| RsmError::SegmentRead {
+            segment: name.clone(),
+            source: calving_segment::ReadError::from(e).in_file(p),
+        })
+    };
+    let side = SideFiles {
+        offset_index: read_side(&files.offset_index)?,
+        time_index: read_side(&files.time_index)?,
+        txn_index: files.txn_index.as_deref().map(read_side).transpose()?,
+        producer_snapshot: read_side(&files.producer_snapshot)?,
+        leader_epoch: files.leader_epoch.clone(),
+    };
+    let (mut sidecar, stats) = converter.finish(side, &mut sink).map_err(sink_err)?;
+    drop(sink);
+
+    // Close the data files and describe them to the table.
+    let mut data_files: Vec<DataFile> = Vec::new();
+    let mut refs: Vec<DataFileRef> = Vec::new();
+    for (_, w) in writers {
+        written.push(w.location.clone());
+        let metadata = w.writer.close().map_err(|source| RsmError::Parquet { segment: name.clone(), source })?;
+        let out = w.upload.take().expect("the upload is taken once");
+        let size = out.finish().map_err(|source| RsmError::Storage { segment: name.clone(), source })?;
+        data_files.push(
+            calving_table::data_file_from_parquet(table, &w.location, size, &metadata, w.partition)
+                .map_err(|source| RsmError::Table { segment: name.clone(), source })?,
+        );
+        refs.push(DataFileRef { location: w.location, file_size: size, row_count: w.rows, min_offset: w.min_offset, max_offset: w.max_offset });
+    }
+    refs.sort_by_key(|r| r.min_offset);
+    let new_files: Vec<String> = refs.iter().map(|r| r.location.clone()).collect();
+    refs.extend(reused);
+    sidecar.files = refs;
+
+    // The sidecar first: once the commit is visible, the segment is servable.
+    written.push(sidecar_location.to_string());
+    rt.block_on(inner.storage.put(sidecar_location, sidecar.encode().into()))
+        .map_err(|source| RsmError::Storage { segment: name.clone(), source })?;
+
+    let snapshot_id = if data_files.is_empty() {
+        None
+    } else {
+        let commit = SegmentCommit {
+            topic_id: seg.topic_id.to_string(),
+            partition: seg.partition,
+            segment_id: seg.segment_id.to_string(),
+            start_offset: seg.start_offset,
+            end_offset: seg.end_offset,
+            extra: BTreeMap::from([
+                ("calving.layout-version".to_string(), calving_layout::served::LAYOUT_VERSION.to_string()),
+                ("calving.topic".to_string(), seg.topic.clone()),
+            ]),
+        };
+        let outcome = rt
+            .block_on(calving_table::append(inner.catalog.catalog().as_ref(), table, data_files, commit))
+            .map_err(|source| RsmError::Table { segment: name.clone(), source })?;
+        Some(outcome.snapshot_id())
+    };
+    Ok(CopyOutcome {
+        custom_metadata: custom_metadata(),
+        stats,
+        data_files: new_files,
+        snapshot_id,
+        reused_rows,
+        sidecar_location: sidecar_location.to_string(),
+    })
+}

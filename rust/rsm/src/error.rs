@@ -1,0 +1,86 @@
+//! One error type for the RemoteStorageManager operations, with what the broker can do about
+//! it: [`RsmError::is_retriable`] (Kafka keeps its local data and retries the copy on its next
+//! run), [`RsmError::is_not_found`] (`RemoteResourceNotFoundException`), or neither. Every message
+//! names the segment and says what failed; credentials never appear (the storage crate redacts
+//! them).
+
+use calving_layout::LayoutError;
+use calving_segment::ReadError;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RsmError {
+    /// A `rsm.config.*` key is missing or wrong.
+    #[error("invalid configuration {key}: {reason}")]
+    InvalidConfig { key: String, reason: String },
+    /// The segment's files cannot be read as a Kafka segment (corrupt or truncated).
+    #[error("{segment}: cannot read the segment: {source}")]
+    SegmentRead {
+        segment: String,
+        #[source]
+        source: ReadError,
+    },
+    /// Something Kafka asked for does not exist (never copied, or deleted).
+    #[error("{segment}: {what} not found")]
+    NotFound { segment: String, what: String },
+    /// Object storage failed.
+    #[error("{segment}: object storage: {source}")]
+    Storage {
+        segment: String,
+        #[source]
+        source: calving_storage::Error,
+    },
+    /// The catalog or a table commit failed.
+    #[error("{segment}: table: {source}")]
+    Table {
+        segment: String,
+        #[source]
+        source: calving_table::Error,
+    },
+    /// Rows, sidecar or Parquet did not fit together.
+    #[error("{segment}: {source}")]
+    Layout {
+        segment: String,
+        #[source]
+        source: LayoutError,
+    },
+    /// Parquet encoding or decoding failed.
+    #[error("{segment}: parquet: {source}")]
+    Parquet {
+        segment: String,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    /// An Iceberg library call failed outside catalog commits.
+    #[error("{segment}: iceberg: {source}")]
+    Iceberg {
+        segment: String,
+        #[source]
+        source: iceberg::Error,
+    },
+    /// A position outside the served segment.
+    #[error("{segment}: position {position} is outside the segment's {size} bytes")]
+    BadPosition { segment: String, position: u64, size: u64 },
+}
+
+impl RsmError {
+    /// Whether retrying the same call later can succeed.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            RsmError::Storage { source, .. } => source.is_retriable(),
+            RsmError::Table { source, .. } => source.is_retriable(),
+            _ => false,
+        }
+    }
+
+    /// Whether this is Kafka's `RemoteResourceNotFoundException`.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            RsmError::NotFound { .. } => true,
+            RsmError::Storage { source, .. } => source.is_not_found(),
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T, E = RsmError> = std::result::Result<T, E>;

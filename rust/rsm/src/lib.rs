@@ -1,0 +1,237 @@
+//! # calving-rsm: the RemoteStorageManager operations in plain Rust
+//!
+//! Kafka's KIP-405 contract (`copyLogSegmentData`, `fetchLogSegment`, `fetchIndex`,
+//! `deleteLogSegmentData`) over the table and the warehouse, with no JVM involved: the JNI
+//! bridge, the CLI and the tests all call [`RemoteStorage`].
+//!
+//! ## Copy ([`RemoteStorage::copy_log_segment`])
+//! Parse the segment (streaming, one batch in memory at a time) → rows in chunks
+//! (`calving_layout::convert`) → drop rows of offsets the table already holds → split by the
+//! table's partition spec → Parquet data files (one per table partition) streamed to the
+//! warehouse → the sidecar → one fast-append commit stamped with the segment's identity. When it
+//! returns, the data is durable, committed and servable. On failure everything it wrote is
+//! deleted before the error is returned.
+//!
+//! **Exactly once** (DESIGN.md invariant 4) without overwrite: before writing, the commits of the
+//! current snapshot's ancestry say which offsets of this (topic id, partition) the table holds;
+//! those rows are not written again, and the new sidecar points at the data files of the earlier
+//! segments that hold them. A retry of a segment whose commit already landed (outcome unknown)
+//! finds it by segment id and commits nothing.
+//!
+//! ## Fetch ([`RemoteStorage::fetch_log_segment`])
+//! A [`SegmentStream`] (`std::io::Read`) over the served layout (`calving_layout::served`): each
+//! step rebuilds about `fetch.chunk.bytes` of batches from the rows of just those offsets, read
+//! by page from the data files. A caller that stops after 1 MiB costs about 1 MiB of work.
+//!
+//! ## Where things are
+//! Data files: the table's data location (`write.data.path` or `<table>/data`), per partition,
+//! with a UUID in the name. Sidecars: `<table location>/calving/sidecars/<partition>/<start offset,
+//! 20 digits>-<segment id>.sidecar`, found from the segment metadata alone, so every broker can
+//! serve every segment.
+
+pub mod config;
+pub mod error;
+pub mod metadata;
+pub mod parquet_io;
+
+mod copy;
+mod fetch;
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
+use calving_layout::served;
+use calving_layout::sidecar::Sidecar;
+use calving_storage::{ObjectStorage, StorageConfig};
+use calving_table::{CalvingCatalog, CatalogConfig};
+use tokio::runtime::Runtime;
+
+pub use config::{RetentionMode, RsmConfig};
+pub use copy::CopyOutcome;
+pub use error::{Result, RsmError};
+pub use fetch::SegmentStream;
+pub use metadata::{IndexType, KafkaUuid, LogSegmentFiles, SegmentMetadata};
+
+use crate::parquet_io::RowReader;
+
+/// Calving's RemoteStorageManager. Thread-safe: the broker's copy, read, delete and follower
+/// threads call it at once. Blocking methods: call them from plain threads (the broker's, the
+/// CLI's), never from a tokio worker.
+pub struct RemoteStorage {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) runtime: Runtime,
+    pub(crate) config: RsmConfig,
+    pub(crate) storage: ObjectStorage,
+    pub(crate) catalog: CalvingCatalog,
+    pub(crate) rows: RowReader,
+    table_locations: Mutex<HashMap<String, String>>,
+    sidecars: Mutex<HashMap<KafkaUuid, Arc<Sidecar>>>,
+    sidecar_cache_entries: usize,
+}
+
+impl std::fmt::Debug for RemoteStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteStorage").field("warehouse", &self.inner.config.warehouse).finish()
+    }
+}
+
+impl RemoteStorage {
+    /// Configures the plugin from its properties (`rsm.config.*`, prefix stripped). Builds the
+    /// object store, connects to the catalog, and starts the plugin's tokio runtime.
+    pub fn open(properties: &HashMap<String, String>) -> Result<RemoteStorage> {
+        let config = RsmConfig::from_properties(properties)?;
+        let threads = std::thread::available_parallelism().map_or(2, NonZeroUsize::get).clamp(2, 8);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("calving-io")
+            .enable_all()
+            .build()
+            .map_err(|e| RsmError::InvalidConfig { key: "runtime".into(), reason: e.to_string() })?;
+        let storage_config = StorageConfig::new(&config.warehouse, &config.properties)
+            .map_err(|source| RsmError::Storage { segment: "configure".into(), source })?;
+        let storage = runtime
+            .block_on(async { ObjectStorage::new(storage_config) })
+            .map_err(|source| RsmError::Storage { segment: "configure".into(), source })?;
+        let mut catalog_props = config.properties.clone();
+        catalog_props.entry(calving_table::config::WAREHOUSE.to_string()).or_insert_with(|| config.warehouse.clone());
+        let catalog_config =
+            CatalogConfig::from_props(catalog_props).map_err(|source| RsmError::Table { segment: "configure".into(), source })?;
+        let catalog = runtime
+            .block_on(CalvingCatalog::connect(catalog_config))
+            .map_err(|source| RsmError::Table { segment: "configure".into(), source })?;
+        let rows = RowReader::new(storage.clone(), 1024);
+        let sidecar_cache_entries = config.sidecar_cache_entries;
+        Ok(RemoteStorage {
+            inner: Arc::new(Inner {
+                runtime,
+                config,
+                storage,
+                catalog,
+                rows,
+                table_locations: Mutex::default(),
+                sidecars: Mutex::default(),
+                sidecar_cache_entries,
+            }),
+        })
+    }
+
+    /// The object storage of the warehouse.
+    pub fn storage(&self) -> &ObjectStorage {
+        &self.inner.storage
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &CalvingCatalog {
+        &self.inner.catalog
+    }
+
+    /// `copyLogSegmentData`.
+    pub fn copy_log_segment(&self, segment: &SegmentMetadata, files: &LogSegmentFiles) -> Result<CopyOutcome> {
+        copy::copy(&self.inner, segment, files)
+    }
+
+    /// `fetchLogSegment(metadata, start[, end])`: the served bytes from `start` to `end`
+    /// (inclusive) or to the end of the segment.
+    pub fn fetch_log_segment(&self, segment: &SegmentMetadata, start: u64, end: Option<u64>) -> Result<SegmentStream> {
+        fetch::open(&self.inner, segment, start, end)
+    }
+
+    /// `fetchIndex`.
+    pub fn fetch_index(&self, segment: &SegmentMetadata, index: IndexType) -> Result<Vec<u8>> {
+        let sidecar = self.inner.sidecar(segment)?;
+        let base = sidecar.segment.start_offset;
+        Ok(match index {
+            IndexType::Offset => served::offset_index(&sidecar.batches, base),
+            IndexType::Timestamp => served::time_index(&sidecar.batches, base),
+            IndexType::Transaction => sidecar.txn_index.clone().ok_or_else(|| RsmError::NotFound {
+                segment: segment.to_string(),
+                what: "transaction index (the segment has no aborted transactions)".into(),
+            })?,
+            IndexType::ProducerSnapshot => sidecar.producer_snapshot.clone(),
+            IndexType::LeaderEpoch => sidecar.leader_epoch.clone(),
+        })
+    }
+
+    /// `deleteLogSegmentData`: idempotent. In `keep` mode the rows stay in the table and only
+    /// what Kafka needs (the sidecar) is deleted.
+    pub fn delete_log_segment(&self, segment: &SegmentMetadata) -> Result<()> {
+        let inner = &self.inner;
+        let mode = inner.config.retention_mode(&segment.topic);
+        if mode == RetentionMode::Delete {
+            return Err(RsmError::InvalidConfig {
+                key: config::RETENTION_MODE.into(),
+                reason: "the delete mode is not available yet; use keep".into(),
+            });
+        }
+        let location = match inner.sidecar_location(segment) {
+            Ok(l) => l,
+            // No table: nothing of this segment can exist.
+            Err(RsmError::Table { source, .. }) if !source.is_retriable() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        inner
+            .runtime
+            .block_on(inner.storage.delete(&location))
+            .map_err(|source| RsmError::Storage { segment: segment.to_string(), source })?;
+        inner.sidecars.lock().expect("sidecar cache").remove(&segment.segment_id);
+        tracing::info!(%segment, "deleted the segment's sidecar; its rows stay in the table (retention.mode=keep)");
+        Ok(())
+    }
+}
+
+impl Inner {
+    /// The table's location, cached per topic.
+    pub(crate) fn table_location(&self, segment: &SegmentMetadata) -> Result<String> {
+        if let Some(l) = self.table_locations.lock().expect("locations").get(&segment.topic) {
+            return Ok(l.clone());
+        }
+        let table = self
+            .runtime
+            .block_on(self.catalog.load_table(&segment.topic))
+            .map_err(|source| RsmError::Table { segment: segment.to_string(), source })?;
+        let location = table.metadata().location().trim_end_matches('/').to_string();
+        self.table_locations.lock().expect("locations").insert(segment.topic.clone(), location.clone());
+        Ok(location)
+    }
+
+    pub(crate) fn remember_table_location(&self, topic: &str, location: &str) {
+        self.table_locations.lock().expect("locations").insert(topic.to_string(), location.trim_end_matches('/').to_string());
+    }
+
+    pub(crate) fn sidecar_location_in(table_location: &str, partition: i32, start_offset: i64, segment_id: &str) -> String {
+        format!("{table_location}/calving/sidecars/{partition}/{start_offset:020}-{segment_id}.sidecar")
+    }
+
+    pub(crate) fn sidecar_location(&self, segment: &SegmentMetadata) -> Result<String> {
+        let table = self.table_location(segment)?;
+        Ok(Self::sidecar_location_in(&table, segment.partition, segment.start_offset, &segment.segment_id.to_string()))
+    }
+
+    /// The segment's sidecar, cached.
+    pub(crate) fn sidecar(&self, segment: &SegmentMetadata) -> Result<Arc<Sidecar>> {
+        if let Some(s) = self.sidecars.lock().expect("sidecar cache").get(&segment.segment_id) {
+            return Ok(s.clone());
+        }
+        let location = self.sidecar_location(segment)?;
+        let bytes = self.runtime.block_on(self.storage.get(&location)).map_err(|source| {
+            if source.is_not_found() {
+                RsmError::NotFound { segment: segment.to_string(), what: format!("sidecar {location}") }
+            } else {
+                RsmError::Storage { segment: segment.to_string(), source }
+            }
+        })?;
+        let sidecar = Arc::new(
+            Sidecar::decode(&bytes).map_err(|source| RsmError::Layout { segment: segment.to_string(), source })?,
+        );
+        let mut cache = self.sidecars.lock().expect("sidecar cache");
+        if cache.len() >= self.sidecar_cache_entries {
+            cache.clear();
+        }
+        cache.insert(segment.segment_id, sidecar.clone());
+        Ok(sidecar)
+    }
+}

@@ -1,0 +1,109 @@
+//! What the broker tells a RemoteStorageManager about a segment, in Rust types: the
+//! `RemoteLogSegmentMetadata` facts Calving uses and the `LogSegmentData` files.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+/// A Kafka UUID (topic id, segment id) as 16 bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KafkaUuid(pub [u8; 16]);
+
+impl KafkaUuid {
+    /// From Java's `getMostSignificantBits`/`getLeastSignificantBits`.
+    pub fn from_bits(most: i64, least: i64) -> KafkaUuid {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&most.to_be_bytes());
+        b[8..].copy_from_slice(&least.to_be_bytes());
+        KafkaUuid(b)
+    }
+
+    /// A random (v4) id, for tools and tests.
+    pub fn random() -> KafkaUuid {
+        KafkaUuid(*uuid::Uuid::new_v4().as_bytes())
+    }
+}
+
+/// Kafka's text form: URL-safe base64 without padding (`Uuid.toString()`).
+impl fmt::Display for KafkaUuid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&calving_layout::topic_id_string(&self.0))
+    }
+}
+
+impl fmt::Debug for KafkaUuid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// The facts of a `RemoteLogSegmentMetadata` Calving needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentMetadata {
+    pub topic: String,
+    pub topic_id: KafkaUuid,
+    pub partition: i32,
+    pub segment_id: KafkaUuid,
+    pub start_offset: i64,
+    pub end_offset: i64,
+    pub max_timestamp_ms: i64,
+    pub segment_size: u64,
+    /// Leader epoch → first offset.
+    pub leader_epochs: BTreeMap<i32, i64>,
+}
+
+impl fmt::Display for SegmentMetadata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "segment {} of {}-{} (topic id {}, offsets {}..={})",
+            self.segment_id, self.topic, self.partition, self.topic_id, self.start_offset, self.end_offset
+        )
+    }
+}
+
+/// The files of a `LogSegmentData`, valid only during the copy call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogSegmentFiles {
+    pub log: PathBuf,
+    pub offset_index: PathBuf,
+    pub time_index: PathBuf,
+    pub txn_index: Option<PathBuf>,
+    pub producer_snapshot: PathBuf,
+    /// The leader-epoch checkpoint bytes (`LogSegmentData.leaderEpochIndex`).
+    pub leader_epoch: Vec<u8>,
+}
+
+/// Kafka's `RemoteStorageManager.IndexType`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IndexType {
+    Offset,
+    Timestamp,
+    ProducerSnapshot,
+    Transaction,
+    LeaderEpoch,
+}
+
+impl IndexType {
+    /// From the Java enum's ordinal.
+    pub fn from_ordinal(n: i32) -> Option<IndexType> {
+        Some(match n {
+            0 => IndexType::Offset,
+            1 => IndexType::Timestamp,
+            2 => IndexType::ProducerSnapshot,
+            3 => IndexType::Transaction,
+            4 => IndexType::LeaderEpoch,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            IndexType::Offset => "OFFSET",
+            IndexType::Timestamp => "TIMESTAMP",
+            IndexType::ProducerSnapshot => "PRODUCER_SNAPSHOT",
+            IndexType::Transaction => "TRANSACTION",
+            IndexType::LeaderEpoch => "LEADER_EPOCH",
+        }
+    }
+}
