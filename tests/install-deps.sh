@@ -22,5 +22,6 @@ if ! command -v gradle >/dev/null; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends gradle >/dev/null
 fi
 
+python3 -c 'import moto, moto.server, flask_cors; assert moto.__version__ == "5.2.1"' 2>/dev/null || { echo "== installing moto[server] 5.2.1 (loopback S3 server for calving-storage tests)"; python3 -m pip install -q "moto[server]==5.2.1"; }
 echo "== resolving Kafka 4.1.2 jars"
 "$root/integration/kafka/resolve-jars.sh" | tail -n1
