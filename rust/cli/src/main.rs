@@ -1,10 +1,12 @@
 //! The `calving` command: what an operator reaches for to inspect Kafka segments and, as the
 //! product grows, to convert, verify and maintain Calving tables.
 //!
-//! Each subcommand group is one module: `segment` (dump a segment's files, benchmark the codec).
+//! Modules by what they work on: `segment` (a segment's files: dump, codec benchmark) and
+//! `warehouse` (the table: convert, cat, verify, segments).
 //! Output goes to stdout; logs (`RUST_LOG`) and errors to stderr; a failure exits non-zero.
 
 mod segment;
+mod warehouse;
 
 use std::process::ExitCode;
 
@@ -22,6 +24,14 @@ enum Command {
     /// Inspect Kafka log segments and their index files.
     #[command(subcommand)]
     Segment(segment::SegmentCommand),
+    /// Convert segment files or broker partition directories into the topic's Iceberg table.
+    Convert(warehouse::ConvertArgs),
+    /// Rebuild a stored segment (or one of its indexes) from the table.
+    Cat(warehouse::CatArgs),
+    /// Check segment files against what the table serves for them.
+    Verify(warehouse::VerifyArgs),
+    /// List the stored segments of a topic.
+    Segments(warehouse::SegmentsArgs),
 }
 
 fn main() -> ExitCode {
@@ -30,8 +40,12 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Segment(cmd) => segment::run(cmd),
+    let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
+        Command::Segment(cmd) => segment::run(cmd).map_err(Into::into),
+        Command::Convert(args) => warehouse::convert::run(args).map_err(Into::into),
+        Command::Cat(args) => warehouse::cat::run(args).map_err(Into::into),
+        Command::Verify(args) => warehouse::verify::run(args).map_err(Into::into),
+        Command::Segments(args) => warehouse::segments(args).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -183,6 +183,75 @@ impl RemoteStorage {
     }
 }
 
+/// A segment whose sidecar is in the warehouse.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredSegment {
+    pub partition: i32,
+    pub start_offset: i64,
+    pub segment_id: KafkaUuid,
+    pub sidecar_location: String,
+}
+
+impl RemoteStorage {
+    /// The segments of a topic that have a sidecar, by partition and start offset.
+    pub fn list_segments(&self, topic: &str) -> Result<Vec<StoredSegment>> {
+        let inner = &self.inner;
+        let probe = SegmentMetadata {
+            topic: topic.to_string(),
+            topic_id: KafkaUuid([0; 16]),
+            partition: 0,
+            segment_id: KafkaUuid([0; 16]),
+            start_offset: 0,
+            end_offset: 0,
+            max_timestamp_ms: 0,
+            segment_size: 0,
+            leader_epochs: Default::default(),
+        };
+        let prefix = format!("{}/calving/sidecars/", inner.table_location(&probe)?);
+        let objects = inner
+            .runtime
+            .block_on(inner.storage.list(&prefix))
+            .map_err(|source| RsmError::Storage { segment: format!("topic {topic}"), source })?;
+        let mut out: Vec<StoredSegment> = objects
+            .into_iter()
+            .filter_map(|o| {
+                let rest = o.location.strip_prefix(&prefix)?;
+                let (partition, file) = rest.split_once('/')?;
+                let (start, id) = file.strip_suffix(".sidecar")?.split_once('-')?;
+                Some(StoredSegment {
+                    partition: partition.parse().ok()?,
+                    start_offset: start.parse().ok()?,
+                    segment_id: KafkaUuid::parse(id)?,
+                    sidecar_location: o.location.clone(),
+                })
+            })
+            .collect();
+        out.sort_by_key(|s| (s.partition, s.start_offset, s.segment_id));
+        Ok(out)
+    }
+
+    /// The metadata needed to fetch a stored segment (what the broker would pass).
+    pub fn stored_segment_metadata(&self, topic: &str, stored: &StoredSegment) -> Result<SegmentMetadata> {
+        let mut md = SegmentMetadata {
+            topic: topic.to_string(),
+            topic_id: KafkaUuid([0; 16]),
+            partition: stored.partition,
+            segment_id: stored.segment_id,
+            start_offset: stored.start_offset,
+            end_offset: stored.start_offset,
+            max_timestamp_ms: 0,
+            segment_size: 0,
+            leader_epochs: Default::default(),
+        };
+        let sidecar = self.inner.sidecar(&md)?;
+        md.topic_id = KafkaUuid(sidecar.segment.topic_id);
+        md.end_offset = sidecar.segment.end_offset;
+        md.max_timestamp_ms = sidecar.segment.max_timestamp_ms;
+        md.segment_size = sidecar.segment.segment_size;
+        Ok(md)
+    }
+}
+
 impl Inner {
     /// The table's location, cached per topic.
     pub(crate) fn table_location(&self, segment: &SegmentMetadata) -> Result<String> {

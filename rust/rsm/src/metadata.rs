@@ -18,6 +18,28 @@ impl KafkaUuid {
         KafkaUuid(b)
     }
 
+    /// Parses Kafka's text form (22 characters of URL-safe base64, no padding).
+    pub fn parse(s: &str) -> Option<KafkaUuid> {
+        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        if s.len() != 22 {
+            return None;
+        }
+        let mut bits: u128 = 0;
+        for (i, c) in s.bytes().enumerate() {
+            let v = ALPHABET.iter().position(|&a| a == c)? as u128;
+            if i < 21 {
+                bits = (bits << 6) | v;
+            } else {
+                // 21 × 6 = 126 bits; the last character holds 2 more and 4 zero bits of padding.
+                if v & 0xf != 0 {
+                    return None;
+                }
+                bits = (bits << 2) | (v >> 4);
+            }
+        }
+        Some(KafkaUuid(bits.to_be_bytes()))
+    }
+
     /// A random (v4) id, for tools and tests.
     pub fn random() -> KafkaUuid {
         KafkaUuid(*uuid::Uuid::new_v4().as_bytes())
@@ -34,6 +56,21 @@ impl fmt::Display for KafkaUuid {
 impl fmt::Debug for KafkaUuid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_text_roundtrip() {
+        for _ in 0..100 {
+            let u = KafkaUuid::random();
+            assert_eq!(KafkaUuid::parse(&u.to_string()), Some(u));
+        }
+        assert_eq!(KafkaUuid(*b"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x01").to_string(), "AAAAAAAAAAAAAAAAAAAAAQ");
+        assert_eq!(KafkaUuid::parse("short"), None);
     }
 }
 

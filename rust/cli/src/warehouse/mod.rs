@@ -1,0 +1,92 @@
+//! `calving convert | cat | verify | segments`: segments into the table and back, from the
+//! command line, through exactly the code the broker plugin runs (`calving-rsm`).
+
+pub mod cat;
+pub mod convert;
+mod discover;
+pub mod verify;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use calving_rsm::{RemoteStorage, RsmError};
+use clap::Args;
+
+pub use cat::CatArgs;
+pub use convert::ConvertArgs;
+pub use verify::VerifyArgs;
+
+/// Errors of the warehouse commands.
+#[derive(Debug, thiserror::Error)]
+pub enum WarehouseError {
+    #[error(transparent)]
+    Rsm(#[from] RsmError),
+    #[error(transparent)]
+    Read(#[from] calving_segment::ReadError),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Usage(String),
+    /// `verify` found a difference.
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+/// Where the table and its files are.
+#[derive(Debug, Args, Clone)]
+pub struct WarehouseArgs {
+    /// The warehouse: a directory or a URL (`file:///…`, `s3://bucket/prefix`, …).
+    #[arg(long, default_value = "./warehouse")]
+    pub warehouse: String,
+    /// More plugin properties, as the broker's `rsm.config.*` keys without the prefix
+    /// (`catalog.type=rest`, `catalog.uri=…`, `s3.endpoint=…`, `namespace=…`). Repeatable.
+    #[arg(long = "property", short = 'p', value_name = "KEY=VALUE")]
+    pub properties: Vec<String>,
+}
+
+impl WarehouseArgs {
+    /// The warehouse as a URL (a plain path becomes an absolute `file://` URL).
+    pub fn warehouse_url(&self) -> Result<String, WarehouseError> {
+        if self.warehouse.contains("://") {
+            return Ok(self.warehouse.clone());
+        }
+        let path = PathBuf::from(&self.warehouse);
+        std::fs::create_dir_all(&path).map_err(|source| WarehouseError::Io { path: path.clone(), source })?;
+        let abs = path.canonicalize().map_err(|source| WarehouseError::Io { path: path.clone(), source })?;
+        Ok(format!("file://{}", abs.display()))
+    }
+
+    pub fn open(&self) -> Result<RemoteStorage, WarehouseError> {
+        let mut props = HashMap::new();
+        for p in &self.properties {
+            let (k, v) = p
+                .split_once('=')
+                .ok_or_else(|| WarehouseError::Usage(format!("--property {p:?}: expected KEY=VALUE")))?;
+            props.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        props.insert("warehouse".into(), self.warehouse_url()?);
+        Ok(RemoteStorage::open(&props)?)
+    }
+}
+
+/// `calving segments`: the stored segments of a topic.
+#[derive(Debug, Args)]
+pub struct SegmentsArgs {
+    #[command(flatten)]
+    pub warehouse: WarehouseArgs,
+    /// The topic.
+    #[arg(long)]
+    pub topic: String,
+}
+
+pub fn segments(args: SegmentsArgs) -> Result<(), WarehouseError> {
+    let rsm = args.warehouse.open()?;
+    for s in rsm.list_segments(&args.topic)? {
+        let md = rsm.stored_segment_metadata(&args.topic, &s)?;
+        println!(
+            "partition={} offsets={}..={} segment={} size={} sidecar={}",
+            s.partition, s.start_offset, md.end_offset, s.segment_id, md.segment_size, s.sidecar_location
+        );
+    }
+    Ok(())
+}
