@@ -144,10 +144,18 @@ fn copy_once(inner: &Inner, seg: &SegmentMetadata, files: &LogSegmentFiles) -> R
     // Offsets of this topic id and partition the table already holds.
     let committed: Vec<CommittedRange> = calving_table::committed_ranges(&table, &topic_id, seg.partition)
         .into_iter()
-        .filter(|r| r.segment_id != segment_id && r.end_offset >= seg.start_offset && r.start_offset <= seg.end_offset)
+        .filter(|r| r.end_offset >= seg.start_offset && r.start_offset <= seg.end_offset)
         .collect();
     let mut reused: Vec<DataFileRef> = Vec::new();
     for r in &committed {
+        if r.segment_id == segment_id {
+            // Committed under this very id, yet its sidecar is gone (deleted after the commit):
+            // its rows cannot be located, and writing them again would duplicate them.
+            return Err(RsmError::NotFound {
+                segment: name.clone(),
+                what: format!("sidecar {sidecar_location} of this already committed segment"),
+            });
+        }
         let location = Inner::sidecar_location_in(&table_location, seg.partition, r.start_offset, &r.segment_id);
         let bytes = rt.block_on(inner.storage.get(&location)).map_err(|source| RsmError::Storage {
             segment: format!("{name}: sidecar of segment {} that committed offsets {}..={}", r.segment_id, r.start_offset, r.end_offset),
