@@ -346,12 +346,29 @@ fn convert_and_commit(
     let snapshot_id = if data_files.is_empty() {
         None
     } else {
+        // The commit records the offsets this copy adds; offsets already held stay with the
+        // segments that committed them.
+        let new_min = sidecar.files.iter().filter(|f| new_files.contains(&f.location)).map(|f| f.min_offset).min();
+        let new_max = sidecar.files.iter().filter(|f| new_files.contains(&f.location)).map(|f| f.max_offset).max();
+        let (start_offset, end_offset) = (new_min.unwrap_or(seg.start_offset), new_max.unwrap_or(seg.end_offset));
+        if let Some(r) = committed.iter().find(|r| r.start_offset > start_offset && r.end_offset < end_offset) {
+            return Err(RsmError::Layout {
+                segment: name.clone(),
+                source: LayoutError::RowsMismatch {
+                    base_offset: start_offset,
+                    reason: format!(
+                        "offsets {}..={} committed by segment {} lie inside this segment's new offsets; one commit cannot record two ranges",
+                        r.start_offset, r.end_offset, r.segment_id
+                    ),
+                },
+            });
+        }
         let commit = SegmentCommit {
             topic_id: seg.topic_id.to_string(),
             partition: seg.partition,
             segment_id: seg.segment_id.to_string(),
-            start_offset: seg.start_offset,
-            end_offset: seg.end_offset,
+            start_offset,
+            end_offset,
             extra: BTreeMap::from([
                 ("calving.layout-version".to_string(), calving_layout::served::LAYOUT_VERSION.to_string()),
                 ("calving.topic".to_string(), seg.topic.clone()),

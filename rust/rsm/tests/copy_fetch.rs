@@ -157,6 +157,43 @@ fn reupload_and_retry_never_duplicate_rows() {
     assert_eq!(rows, a.stats.records, "rows in the table");
 }
 
+/// A new leader's segment overlapping an earlier upload (segment boundaries differ per replica):
+/// only the new offsets are appended, and the whole segment is served.
+#[test]
+fn partial_overlap_appends_only_new_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let rsm = open(dir.path());
+    let logs = fixture_files("none", "log");
+    let (a_md, a_files) = segment("none", &logs[0]);
+    let a = rsm.copy_log_segment(&a_md, &a_files).unwrap();
+    // Batches of the first segment from offset 200 on, then all of the second segment.
+    let first = std::fs::read(&logs[0]).unwrap();
+    let mut combined = Vec::new();
+    let mut from = None;
+    for e in LogEntries::new(&first) {
+        let LogEntry::Batch(b) = e.unwrap() else { unreachable!() };
+        if b.header.base_offset >= 200 {
+            from.get_or_insert(b.header.base_offset);
+            combined.extend_from_slice(b.bytes());
+        }
+    }
+    let from = from.unwrap();
+    combined.extend_from_slice(&std::fs::read(&logs[1]).unwrap());
+    let sub = dir.path().join("leader2");
+    std::fs::create_dir(&sub).unwrap();
+    let log = sub.join(format!("{from:020}.log"));
+    std::fs::write(&log, &combined).unwrap();
+    let (b_second, b_files) = segment("none", &logs[1]);
+    let b_md = SegmentMetadata { start_offset: from, segment_size: combined.len() as u64, ..b_second };
+    let files = LogSegmentFiles { log: log.clone(), ..b_files };
+    let b = rsm.copy_log_segment(&b_md, &files).unwrap();
+    assert_eq!(b.reused_rows, (a_md.end_offset - from + 1) as u64);
+    assert_eq!(b.stats.records - b.reused_rows, (b_md.end_offset - a_md.end_offset) as u64);
+    assert_eq!(count_rows(&rsm, &a_md.topic), a.stats.records + b.stats.records - b.reused_rows);
+    // Uncompressed fixture: the served segment is the combined file, byte for byte.
+    assert_eq!(fetch_all(&rsm, &b_md, 0, None), combined);
+}
+
 fn count_rows(rsm: &RemoteStorage, topic: &str) -> u64 {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
