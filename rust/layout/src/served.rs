@@ -12,12 +12,19 @@
 //!   deterministic encoder of `calving-segment`: only the compression bytes differ from the
 //!   original.
 //! - Control batches and legacy (v0/v1) entries are served verbatim from the sidecar.
-//! - The offset and time indexes are built with Kafka's own rule (`LogSegment.append`): before
-//!   each batch, when more than 4096 bytes were served since the last entry, an offset entry
-//!   (the batch's last offset, its served position) and a time entry (max timestamp so far, the
-//!   last offset of the batch holding it) if that timestamp grew; a last time entry at the end
-//!   (`onBecomeInactiveSegment`). Every offset entry points at the start of a served batch whose
-//!   records include or precede that offset.
+//! - The offset index has one entry per batch after the first: (the batch's base offset, its
+//!   served position). A broker lookup (largest entry ≤ the fetch offset) therefore lands on the
+//!   very batch holding the offset, never on an earlier one. That matters beyond speed: Kafka
+//!   4.1's remote read computes the `read_committed` aborted-transaction bound from the *lookup*
+//!   position plus the bytes it returns (`RemoteLogManager.addAbortedTransactions`); with a
+//!   sparse index the returned bytes start later than the lookup position, the bound falls short,
+//!   and a `read_committed` consumer can be handed aborted records as committed
+//!   (`rust/rsm/tests/broker_read.rs` catches exactly that). Later Kafka versions add the skipped
+//!   bytes; an exact index is right for both.
+//! - The time index follows Kafka's own rule (`LogSegment.append`): before each batch, when more
+//!   than 4096 bytes were served since the last entry, an entry (max timestamp so far, the last
+//!   offset of the batch holding it) if that timestamp grew, and a last entry at the end
+//!   (`onBecomeInactiveSegment`).
 //!
 //! Brokers cache fetched indexes on disk across restarts, so a layout version never changes once
 //! released: the golden tests in `tests/golden.rs` fail if a served byte of version 1 changes.
@@ -61,20 +68,17 @@ fn relative(offset: i64, base: i64) -> i32 {
     i32::try_from(offset - base).expect("offsets of a segment are within i32 of its base")
 }
 
-/// The served offset index (`.index` bytes) of a segment starting at `base_offset`.
+/// The served offset index (`.index` bytes) of a segment starting at `base_offset`: one entry
+/// per batch after the first, (base offset, served position).
 pub fn offset_index(batches: &[BatchEntry], base_offset: i64) -> Vec<u8> {
-    let mut entries = Vec::new();
-    let mut since = 0u64;
-    for b in batches {
-        if since > INDEX_INTERVAL_BYTES {
-            entries.push(OffsetIndexEntry {
-                relative_offset: relative(b.last_offset(), base_offset),
-                position: b.served_position as i32,
-            });
-            since = 0;
-        }
-        since += u64::from(b.served_size);
-    }
+    let entries: Vec<OffsetIndexEntry> = batches
+        .iter()
+        .skip(1)
+        .map(|b| OffsetIndexEntry {
+            relative_offset: relative(b.header.base_offset, base_offset),
+            position: b.served_position as i32,
+        })
+        .collect();
     let mut out = Vec::with_capacity(entries.len() * offset::ENTRY_LEN);
     offset::encode(&entries, &mut out);
     out

@@ -1,0 +1,167 @@
+//! Reading served segments the way the broker does (`RemoteLogManager.read`, apache/kafka 4.1):
+//! look the fetch offset up in the served offset index (largest entry ≤ offset, else position
+//! 0), open `fetchLogSegment` there, walk batch headers sequentially (`RemoteLogInputStream`),
+//! skip batches that end before the offset, take up to `maxBytes`, and for `read_committed`
+//! compute the aborted-transaction upper bound from the served index
+//! (`OffsetIndex.fetchUpperBoundOffset`: the first entry positioned after the bytes returned,
+//! else the segment's end + 1) and collect aborted transactions from the served transaction index.
+//!
+//! For every offset of the transactional fixture and several fetch sizes: the first record the
+//! consumer gets is the first record at or after the fetch offset (nothing skipped), and every
+//! record of an aborted transaction in the returned batches is covered by a collected aborted
+//! transaction (no aborted record handed to a `read_committed` consumer as committed).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::Path;
+
+use calving_rsm::{IndexType, KafkaUuid, LogSegmentFiles, RemoteStorage, SegmentMetadata};
+use calving_segment::index::{offset, txn};
+use calving_segment::{LogEntries, LogEntry};
+use calving_test_utils::{fixture_files, fixtures_dir};
+
+fn segment(log: &Path, next_base: Option<i64>) -> (SegmentMetadata, LogSegmentFiles) {
+    let base: i64 = log.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    let data = std::fs::read(log).unwrap();
+    let last = LogEntries::new(&data)
+        .map(|e| match e.unwrap() {
+            LogEntry::Batch(b) => b.header.last_offset(),
+            LogEntry::Legacy(l) => l.offset,
+        })
+        .last()
+        .unwrap();
+    let dir = log.parent().unwrap();
+    let snapshot = dir.join(format!("{:020}.snapshot", next_base.unwrap_or(last + 1)));
+    let txn = log.with_extension("txnindex");
+    (
+        SegmentMetadata {
+            topic: "fx-txn".into(),
+            topic_id: KafkaUuid([7; 16]),
+            partition: 0,
+            segment_id: KafkaUuid::random(),
+            start_offset: base,
+            end_offset: next_base.map_or(last, |n| n - 1),
+            max_timestamp_ms: 0,
+            segment_size: data.len() as u64,
+            leader_epochs: BTreeMap::from([(0, base)]),
+        },
+        LogSegmentFiles {
+            log: log.to_path_buf(),
+            offset_index: log.with_extension("index"),
+            time_index: log.with_extension("timeindex"),
+            txn_index: txn.exists().then_some(txn),
+            producer_snapshot: snapshot,
+            leader_epoch: std::fs::read(dir.join("leader-epoch-checkpoint")).unwrap(),
+        },
+    )
+}
+
+struct Batch {
+    base: i64,
+    producer_id: i64,
+    transactional: bool,
+    control: bool,
+    offsets: Vec<i64>,
+}
+
+/// `RemoteLogInputStream`: complete batches from the stream, in order.
+fn walk(bytes: &[u8]) -> Vec<Batch> {
+    let mut out = Vec::new();
+    let mut scratch = Vec::new();
+    for e in LogEntries::new(bytes) {
+        let Ok(LogEntry::Batch(b)) = e else { break }; // a trailing partial batch ends the walk
+        let offsets = b.records(&mut scratch).unwrap().map(|r| b.header.base_offset + i64::from(r.unwrap().offset_delta)).collect();
+        out.push(Batch {
+            base: b.header.base_offset,
+            producer_id: b.header.producer_id,
+            transactional: b.header.attributes.is_transactional(),
+            control: b.header.attributes.is_control(),
+            offsets,
+        });
+    }
+    out
+}
+
+#[test]
+fn broker_reads_find_every_offset_and_bound_aborted_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let props = HashMap::from([("warehouse".to_string(), format!("file://{}/w", dir.path().display()))]);
+    let rsm = RemoteStorage::open(&props).unwrap();
+    let logs = fixture_files("txn", "log");
+    let (mut checked, mut checked_aborted) = (0, 0);
+    for (i, log) in logs.iter().enumerate() {
+        let next = logs.get(i + 1).map(|l| l.file_stem().unwrap().to_str().unwrap().parse::<i64>().unwrap());
+        let (md, files) = segment(log, next);
+        rsm.copy_log_segment(&md, &files).unwrap();
+        let index = offset::parse(&rsm.fetch_index(&md, IndexType::Offset).unwrap()).unwrap();
+        let aborted = match rsm.fetch_index(&md, IndexType::Transaction) {
+            Ok(b) => txn::parse(&b).unwrap(),
+            Err(e) if e.is_not_found() => Vec::new(),
+            Err(e) => panic!("{e}"),
+        };
+        // The original's records, and which of them belong to aborted transactions.
+        let original = walk(&std::fs::read(log).unwrap());
+        let all_offsets: Vec<i64> = original.iter().filter(|b| !b.control).flat_map(|b| b.offsets.clone()).collect();
+        let is_aborted = |pid: i64, o: i64| aborted.iter().any(|t| t.producer_id == pid && t.first_offset <= o && o <= t.last_offset);
+        let mut whole = Vec::new();
+        rsm.fetch_log_segment(&md, 0, None).unwrap().read_to_end(&mut whole).unwrap();
+        for max_bytes in [100usize, 700, 4096, 1 << 20] {
+            for target in md.start_offset..=md.end_offset {
+                // RemoteIndexCache.lookupOffset: the position to start reading at.
+                let start = offset::lookup(&index, (target - md.start_offset) as i32).position as usize;
+                let mut tail = Vec::new();
+                rsm.fetch_log_segment(&md, start as u64, None).unwrap().read_to_end(&mut tail).unwrap();
+                assert_eq!(tail, whole[start..], "a fetch from {start} is the tail of the segment");
+                // Skip batches that end before the fetch offset.
+                let mut first_pos = start;
+                let mut found = false;
+                for e in LogEntries::new(&tail) {
+                    let LogEntry::Batch(b) = e.unwrap() else { unreachable!() };
+                    if b.header.last_offset() >= target {
+                        found = true;
+                        break;
+                    }
+                    first_pos += b.bytes().len();
+                }
+                let expected = all_offsets.iter().copied().find(|&o| o >= target);
+                if !found {
+                    assert_eq!(expected, None, "offset {target}: the served segment ends before a record that follows");
+                    continue;
+                }
+                // The first batch whole (min-one-message), then raw bytes up to maxBytes.
+                let first_len = LogEntries::new(&whole[first_pos..]).next().unwrap().unwrap().bytes().len();
+                let returned = &whole[first_pos..(first_pos + max_bytes.max(first_len)).min(whole.len())];
+                let got = walk(returned);
+                assert!(!got.is_empty());
+                let consumer = got.iter().filter(|b| !b.control).flat_map(|b| b.offsets.iter().copied()).find(|&o| o >= target);
+                if consumer.is_some() || got.iter().all(|b| b.control) {
+                    let in_returned = got.iter().filter(|b| !b.control).flat_map(|b| b.offsets.iter().copied()).any(|o| o >= target);
+                    if in_returned {
+                        assert_eq!(consumer, expected, "offset {target}, maxBytes {max_bytes}: a record was skipped");
+                    }
+                }
+                // read_committed (RemoteLogManager.addAbortedTransactions): the upper bound is the
+                // first served-index entry positioned after the lookup position + bytes returned.
+                let end = (start + returned.len()) as i32;
+                let upper = index
+                    .iter()
+                    .find(|e| e.position > end)
+                    .map_or(md.end_offset + 1, |e| md.start_offset + i64::from(e.relative_offset));
+                let first_base = got[0].base;
+                let collected: Vec<_> = aborted.iter().filter(|t| t.last_offset >= first_base && t.first_offset < upper).collect();
+                for b in got.iter().filter(|b| b.transactional && !b.control) {
+                    for &o in b.offsets.iter().filter(|&&o| is_aborted(b.producer_id, o)) {
+                        assert!(
+                            collected.iter().any(|t| t.producer_id == b.producer_id && t.first_offset <= o && o <= t.last_offset),
+                            "offset {target}, maxBytes {max_bytes}: aborted record {o} not covered (upper bound {upper})"
+                        );
+                        checked_aborted += 1;
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 300 && checked_aborted > 50, "{checked} reads, {checked_aborted} aborted records checked");
+    let _ = fixtures_dir();
+}
