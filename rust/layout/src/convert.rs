@@ -272,3 +272,74 @@ impl SegmentConverter {
         Ok((sidecar, self.stats))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rows::RowsView;
+    use crate::schema::default_arrow_schema;
+    use crate::served::{Rebuilder, RowRef};
+    use calving_segment::record::record::{write_record, Header};
+    use calving_segment::{Attributes, BatchHeader, LogEntries};
+
+    /// Record facts the rows cannot hold come back through the sidecar's exceptions: a header
+    /// key that is not UTF-8, record attributes other than 0, the producer's timestamp deltas of
+    /// a LogAppendTime batch, and a timestamp beyond what microseconds can hold.
+    #[test]
+    fn exceptions_make_rebuilt_batches_byte_identical() {
+        let mut records = Vec::new();
+        let bad_key: &[u8] = &[0xff, 0xfe, b'k'];
+        write_record(&mut records, 0, 5, 0, Some(b"a"), Some(b"x"), [Header { key: bad_key, value: Some(b"v") }]);
+        write_record(&mut records, 3, -7, 1, None, None, [Header { key: b"ok", value: None }]);
+        write_record(&mut records, 0, i64::MAX / 2, 2, Some(b""), Some(b"y"), []);
+        let mut log = Vec::new();
+        for (attributes, base_ts) in [(0x08u16, 1_700_000_000_000i64), (0x00, 1_700_000_000_000)] {
+            let header = BatchHeader {
+                base_offset: log.len() as i64, // distinct, increasing
+                batch_length: 0,
+                partition_leader_epoch: 4,
+                magic: 2,
+                crc: 0,
+                attributes: Attributes(attributes),
+                last_offset_delta: 2,
+                base_timestamp: base_ts,
+                max_timestamp: base_ts + 99,
+                producer_id: 9,
+                producer_epoch: 1,
+                base_sequence: 0,
+                records_count: 3,
+            };
+            BatchEncoder::default().encode(&header, Compression::None, &records, &mut log).unwrap();
+        }
+        let identity = SegmentIdentity {
+            topic: "t".into(),
+            topic_id: [1; 16],
+            partition: 0,
+            segment_id: [2; 16],
+            start_offset: 0,
+            end_offset: 1000,
+            segment_size: log.len() as u64,
+            max_timestamp_ms: 0,
+        };
+        let target = TargetColumns::locate(default_arrow_schema()).unwrap();
+        let mut conv = SegmentConverter::new(target, identity, ChunkLimits::default());
+        let mut chunks = Vec::new();
+        let mut sink = |c: RecordBatch| -> Result<(), LayoutError> {
+            chunks.push(c);
+            Ok(())
+        };
+        for e in LogEntries::new(&log) {
+            conv.push(&e.unwrap(), &mut sink).unwrap();
+        }
+        let (sidecar, stats) = conv.finish(SideFiles::default(), &mut sink).unwrap();
+        assert_eq!(stats.records, 6);
+        assert!(sidecar.exceptions.len() >= 5, "{:?}", sidecar.exceptions);
+        let views: Vec<RowsView> = chunks.iter().map(|c| RowsView::new(c).unwrap()).collect();
+        let mut rows = views.iter().flat_map(|view| (0..view.len()).map(move |row| RowRef { view, row }));
+        let mut out = Vec::new();
+        Rebuilder::default().rebuild_range(&sidecar, 0..sidecar.batches.len(), &mut rows, &mut out).unwrap();
+        assert_eq!(out, log);
+        // The LogAppendTime batch's rows carry the append time, as consumers see it.
+        assert_eq!(views[0].timestamp_micros(0), (1_700_000_000_000 + 99) * 1000);
+    }
+}

@@ -166,10 +166,11 @@ impl Rebuilder {
             let timestamp_delta = timestamp_delta
                 .unwrap_or_else(|| (view.timestamp_micros(row) / 1000).wrapping_sub(h.base_timestamp));
             let offset_delta = (offset - h.base_offset) as i32;
+            // Headers go through one reusable buffer, with any non-UTF-8 keys put back.
+            substituted.clear();
+            substituted.extend(view.headers(row).map(|(key, value)| Header { key, value }));
             if has_key_exception {
-                substituted.clear();
-                substituted.extend(view.headers(row).map(|(key, value)| Header { key, value }));
-                for e in exceptions.iter() {
+                for e in exceptions {
                     if let RecordException::HeaderKey { offset: o, index, key } = e {
                         if *o == offset {
                             let slot = substituted
@@ -179,26 +180,16 @@ impl Rebuilder {
                         }
                     }
                 }
-                write_record(
-                    &mut self.records,
-                    attributes,
-                    timestamp_delta,
-                    offset_delta,
-                    view.key(row),
-                    view.value(row),
-                    substituted.iter().copied(),
-                );
-            } else {
-                write_record(
-                    &mut self.records,
-                    attributes,
-                    timestamp_delta,
-                    offset_delta,
-                    view.key(row),
-                    view.value(row),
-                    view.headers(row).map(|(key, value)| Header { key, value }),
-                );
             }
+            write_record(
+                &mut self.records,
+                attributes,
+                timestamp_delta,
+                offset_delta,
+                view.key(row),
+                view.value(row),
+                substituted.iter().copied(),
+            );
             count += 1;
         }
         if count != h.records_count {
