@@ -267,7 +267,7 @@ fn convert_and_commit(
                     .map_err(|source| SinkError::Rsm(RsmError::Storage { segment: name.clone(), source }))?;
                 let upload = SharedUpload(Arc::new(std::sync::Mutex::new(Some(out))));
                 let writer = ArrowWriter::try_new(upload.clone(), arrow_schema.clone(), Some(props.clone()))
-                    .map_err(|source| SinkError::Rsm(RsmError::Parquet { segment: name.clone(), source }))?;
+                    .map_err(|source| SinkError::Rsm(RsmError::from_parquet(name.clone(), source)))?;
                 writers.insert(
                     id.clone(),
                     PartWriter {
@@ -282,7 +282,7 @@ fn convert_and_commit(
                 );
             }
             let w = writers.get_mut(&id).expect("inserted above");
-            w.writer.write(&part).map_err(|source| SinkError::Rsm(RsmError::Parquet { segment: name.clone(), source }))?;
+            w.writer.write(&part).map_err(|source| SinkError::Rsm(RsmError::from_parquet(name.clone(), source)))?;
             w.rows += part.num_rows() as u64;
             let values = part_offsets.values();
             w.min_offset = w.min_offset.min(values.iter().copied().min().unwrap_or(i64::MAX));
@@ -324,7 +324,7 @@ fn convert_and_commit(
     let mut refs: Vec<DataFileRef> = Vec::new();
     for (_, w) in writers {
         written.push(w.location.clone());
-        let metadata = w.writer.close().map_err(|source| RsmError::Parquet { segment: name.clone(), source })?;
+        let metadata = w.writer.close().map_err(|source| RsmError::from_parquet(name.clone(), source))?;
         let out = w.upload.take().expect("the upload is taken once");
         let size = out.finish().map_err(|source| RsmError::Storage { segment: name.clone(), source })?;
         data_files.push(

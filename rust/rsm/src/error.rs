@@ -73,6 +73,32 @@ impl RsmError {
         }
     }
 
+    /// A Parquet error of a data file's upload (the writer's sink) or read (ranged GETs): when
+    /// its cause is an object-store error, that error as [`RsmError::Storage`], so its kind
+    /// (retriable, not found) reaches the broker; otherwise [`RsmError::Parquet`].
+    pub(crate) fn from_parquet(segment: String, source: parquet::errors::ParquetError) -> RsmError {
+        type BoxError = Box<dyn std::error::Error + Send + Sync>;
+        fn storage(e: BoxError) -> Result<calving_storage::Error, BoxError> {
+            let e = match e.downcast::<calving_storage::Error>() {
+                Ok(s) => return Ok(*s),
+                Err(e) => e,
+            };
+            let io = e.downcast::<std::io::Error>()?;
+            if !io.get_ref().is_some_and(|i| i.is::<calving_storage::Error>()) {
+                return Err(io);
+            }
+            let inner = io.into_inner().expect("checked above");
+            Ok(*inner.downcast::<calving_storage::Error>().expect("checked above"))
+        }
+        match source {
+            parquet::errors::ParquetError::External(e) => match storage(e) {
+                Ok(source) => RsmError::Storage { segment, source },
+                Err(e) => RsmError::Parquet { segment, source: parquet::errors::ParquetError::External(e) },
+            },
+            source => RsmError::Parquet { segment, source },
+        }
+    }
+
     /// Whether this is Kafka's `RemoteResourceNotFoundException`.
     pub fn is_not_found(&self) -> bool {
         match self {

@@ -107,7 +107,7 @@ impl SegmentStream {
                 .inner
                 .runtime
                 .block_on(self.inner.rows.read(&f.location, f.file_size, lo..=hi))
-                .map_err(|source| RsmError::Parquet { segment: format!("{}: {}", self.segment, f.location), source })?;
+                .map_err(|source| RsmError::from_parquet(format!("{}: {}", self.segment, f.location), source))?;
             for b in batches {
                 views.push(RowsView::new(&b).map_err(|source| RsmError::Layout { segment: self.segment.clone(), source })?);
             }
