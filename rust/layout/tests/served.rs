@@ -226,7 +226,7 @@ fn golden_layout_v1() {
         )
         .unwrap();
     }
-    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/layout-v1.txt");
+    let golden = calving_test_utils::package_dir().join("tests/golden/layout-v1.txt");
     if std::env::var_os("CALVING_BLESS").is_some() {
         std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
         std::fs::write(&golden, &text).unwrap();

@@ -11,50 +11,15 @@
 //! record of an aborted transaction in the returned batches is covered by a collected aborted
 //! transaction (no aborted record handed to a `read_committed` consumer as committed).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::Read;
-use std::path::Path;
 
-use calving_rsm::{IndexType, KafkaUuid, LogSegmentFiles, RemoteStorage, SegmentMetadata};
+use calving_rsm::{IndexType, RemoteStorage};
 use calving_segment::index::{offset, txn};
 use calving_segment::{LogEntries, LogEntry};
 use calving_test_utils::{fixture_files, fixtures_dir};
 
-fn segment(log: &Path, next_base: Option<i64>) -> (SegmentMetadata, LogSegmentFiles) {
-    let base: i64 = log.file_stem().unwrap().to_str().unwrap().parse().unwrap();
-    let data = std::fs::read(log).unwrap();
-    let last = LogEntries::new(&data)
-        .map(|e| match e.unwrap() {
-            LogEntry::Batch(b) => b.header.last_offset(),
-            LogEntry::Legacy(l) => l.offset,
-        })
-        .last()
-        .unwrap();
-    let dir = log.parent().unwrap();
-    let snapshot = dir.join(format!("{:020}.snapshot", next_base.unwrap_or(last + 1)));
-    let txn = log.with_extension("txnindex");
-    (
-        SegmentMetadata {
-            topic: "fx-txn".into(),
-            topic_id: KafkaUuid([7; 16]),
-            partition: 0,
-            segment_id: KafkaUuid::random(),
-            start_offset: base,
-            end_offset: next_base.map_or(last, |n| n - 1),
-            max_timestamp_ms: 0,
-            segment_size: data.len() as u64,
-            leader_epochs: BTreeMap::from([(0, base)]),
-        },
-        LogSegmentFiles {
-            log: log.to_path_buf(),
-            offset_index: log.with_extension("index"),
-            time_index: log.with_extension("timeindex"),
-            txn_index: txn.exists().then_some(txn),
-            producer_snapshot: snapshot,
-            leader_epoch: std::fs::read(dir.join("leader-epoch-checkpoint")).unwrap(),
-        },
-    )
-}
+mod common;
 
 struct Batch {
     base: i64,
@@ -89,9 +54,8 @@ fn broker_reads_find_every_offset_and_bound_aborted_transactions() {
     let rsm = RemoteStorage::open(&props).unwrap();
     let logs = fixture_files("txn", "log");
     let (mut checked, mut checked_aborted) = (0, 0);
-    for (i, log) in logs.iter().enumerate() {
-        let next = logs.get(i + 1).map(|l| l.file_stem().unwrap().to_str().unwrap().parse::<i64>().unwrap());
-        let (md, files) = segment(log, next);
+    for log in &logs {
+        let (md, files) = common::segment("txn", log);
         rsm.copy_log_segment(&md, &files).unwrap();
         let index = offset::parse(&rsm.fetch_index(&md, IndexType::Offset).unwrap()).unwrap();
         let aborted = match rsm.fetch_index(&md, IndexType::Transaction) {

@@ -1,8 +1,7 @@
 //! The RemoteStorageManager operations on real broker segments (`tests/fixtures/segments`), with
 //! the embedded default: a local warehouse and the SQLite catalog.
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use calving_rsm::{IndexType, KafkaUuid, LogSegmentFiles, RemoteStorage, RsmError, SegmentMetadata};
@@ -10,62 +9,12 @@ use calving_segment::index::offset;
 use calving_segment::{Compression, LogEntries, LogEntry};
 use calving_test_utils::{fixture_files, fixture_names, fixtures_dir};
 
+mod common;
+use common::{count_rows, fetch_all, segment, walk};
+
 fn open(dir: &Path) -> RemoteStorage {
     let props = HashMap::from([("warehouse".to_string(), format!("file://{}/warehouse", dir.display()))]);
     RemoteStorage::open(&props).unwrap()
-}
-
-fn topic_id(fixture: &str) -> KafkaUuid {
-    let mut b = [0u8; 16];
-    for (i, c) in fixture.bytes().enumerate() {
-        b[i % 16] ^= c;
-    }
-    KafkaUuid(b)
-}
-
-/// The broker's view of a fixture segment: metadata and files.
-fn segment(fixture: &str, log: &Path) -> (SegmentMetadata, LogSegmentFiles) {
-    let base: i64 = log.file_stem().unwrap().to_str().unwrap().parse().unwrap();
-    let data = std::fs::read(log).unwrap();
-    let (mut last, mut max_ts) = (base, -1);
-    for e in LogEntries::new(&data) {
-        match e.unwrap() {
-            LogEntry::Batch(b) => {
-                last = b.header.last_offset();
-                max_ts = max_ts.max(b.header.max_timestamp);
-            }
-            LogEntry::Legacy(l) => {
-                last = l.offset;
-                max_ts = max_ts.max(l.timestamp);
-            }
-        }
-    }
-    let dir = log.parent().unwrap();
-    let snapshot = fixture_files(fixture, "snapshot")
-        .into_iter()
-        .find(|s| s.file_stem().unwrap().to_str().unwrap().parse::<i64>().unwrap() > base)
-        .unwrap_or_else(|| dir.join("none.snapshot"));
-    let txn = log.with_extension("txnindex");
-    let md = SegmentMetadata {
-        topic: format!("fx-{fixture}"),
-        topic_id: topic_id(fixture),
-        partition: 0,
-        segment_id: KafkaUuid::random(),
-        start_offset: base,
-        end_offset: last,
-        max_timestamp_ms: max_ts,
-        segment_size: data.len() as u64,
-        leader_epochs: BTreeMap::from([(0, base)]),
-    };
-    let files = LogSegmentFiles {
-        log: log.to_path_buf(),
-        offset_index: log.with_extension("index"),
-        time_index: log.with_extension("timeindex"),
-        txn_index: txn.exists().then_some(txn),
-        producer_snapshot: snapshot,
-        leader_epoch: std::fs::read(dir.join("leader-epoch-checkpoint")).unwrap_or_default(),
-    };
-    (md, files)
 }
 
 /// Broker fixtures (legacy ones have no side files).
@@ -75,12 +24,6 @@ fn broker_logs() -> Vec<(String, PathBuf)> {
         .filter(|n| !n.starts_with("legacy"))
         .flat_map(|n| fixture_files(&n, "log").into_iter().map(move |l| (n.clone(), l)))
         .collect()
-}
-
-fn fetch_all(rsm: &RemoteStorage, md: &SegmentMetadata, start: u64, end: Option<u64>) -> Vec<u8> {
-    let mut out = Vec::new();
-    rsm.fetch_log_segment(md, start, end).unwrap().read_to_end(&mut out).unwrap();
-    out
 }
 
 #[test]
@@ -194,17 +137,6 @@ fn partial_overlap_appends_only_new_offsets() {
     assert_eq!(fetch_all(&rsm, &b_md, 0, None), combined);
 }
 
-fn count_rows(rsm: &RemoteStorage, topic: &str) -> u64 {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        use futures::TryStreamExt;
-        let table = rsm.catalog().load_table(topic).await.unwrap();
-        let stream = table.scan().select_all().build().unwrap().to_arrow().await.unwrap();
-        let batches: Vec<_> = stream.try_collect().await.unwrap();
-        batches.iter().map(|b| b.num_rows() as u64).sum()
-    })
-}
-
 #[test]
 fn corrupt_segment_fails_cleanly_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -230,21 +162,6 @@ fn corrupt_segment_fails_cleanly_and_leaves_nothing() {
     }).collect();
     assert!(data.is_empty(), "left behind: {data:?}");
     assert!(rsm.fetch_log_segment(&md, 0, None).unwrap_err().is_not_found());
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 #[test]

@@ -17,9 +17,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// The repository root.
+/// The directory of the package under test, from the environment `cargo test` gives the test
+/// process. Not `env!("CARGO_MANIFEST_DIR")`: a compiled artifact is reused across checkouts that
+/// share a target directory (CI clones to a fresh path each run), and the path baked in at
+/// compile time would point at another checkout.
+pub fn package_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
+/// The repository root (every package is at `rust/<name>`).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
+    package_dir().join("../..").canonicalize().expect("repository root")
 }
 
 /// `tests/fixtures/segments`: one directory per fixture.

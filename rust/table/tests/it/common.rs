@@ -289,7 +289,12 @@ pub fn require_python_modules(modules: &[&str]) {
     }
 }
 
-/// The directory of this crate's test scripts.
-pub fn scripts_dir() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests"))
+/// The directory of this crate's test scripts, from the environment `cargo test` gives the test
+/// process (a compile-time path would point at another checkout when CI reuses a target
+/// directory across clones).
+pub fn scripts_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("tests")
 }
