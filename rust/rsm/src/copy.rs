@@ -95,7 +95,9 @@ pub(crate) fn copy(inner: &Inner, seg: &SegmentMetadata, files: &LogSegmentFiles
     loop {
         attempt += 1;
         match copy_once(inner, seg, files) {
-            Err(RsmError::Table { source: calving_table::Error::OffsetsAlreadyCommitted { .. }, .. }) if attempt < 3 => {
+            Err(RsmError::Table { source, .. })
+                if attempt < 3 && matches!(*source, calving_table::Error::OffsetsAlreadyCommitted { .. }) =>
+            {
                 tracing::info!(segment = %seg, "offsets were committed concurrently by another copy; converting again");
             }
             Ok(outcome) => {
@@ -118,7 +120,7 @@ pub(crate) fn copy(inner: &Inner, seg: &SegmentMetadata, files: &LogSegmentFiles
 
 fn copy_once(inner: &Inner, seg: &SegmentMetadata, files: &LogSegmentFiles) -> Result<CopyOutcome> {
     let name = seg.to_string();
-    let table_err = |source| RsmError::Table { segment: name.clone(), source };
+    let table_err = |source| RsmError::Table { segment: name.clone(), source: Box::new(source) };
     let storage_err = |source| RsmError::Storage { segment: name.clone(), source };
     let rt = &inner.runtime;
     let table = rt.block_on(inner.catalog.ensure_table(&seg.topic)).map_err(table_err)?;
@@ -172,7 +174,8 @@ fn copy_once(inner: &Inner, seg: &SegmentMetadata, files: &LogSegmentFiles) -> R
     let mut written: Vec<String> = Vec::new();
     let result = convert_and_commit(inner, seg, files, &table, &committed, reused, &sidecar_location, &mut written);
     if let Err(e) = &result {
-        let unknown = matches!(e, RsmError::Table { source: calving_table::Error::CommitStateUnknown { .. }, .. });
+        let unknown =
+            matches!(e, RsmError::Table { source, .. } if matches!(**source, calving_table::Error::CommitStateUnknown { .. }));
         if unknown {
             // The commit may have landed with these files: keep them (a retry finds the commit).
             tracing::warn!(segment = %seg, error = %e, "commit outcome unknown; keeping written files for the retry");
@@ -204,7 +207,7 @@ fn convert_and_commit(
 ) -> Result<CopyOutcome> {
     let name = seg.to_string();
     let rt = &inner.runtime;
-    let iceberg_err = |source| RsmError::Iceberg { segment: name.clone(), source };
+    let iceberg_err = |source| RsmError::Iceberg { segment: name.clone(), source: Box::new(source) };
     let schema = table.metadata().current_schema().clone();
     let spec = table.metadata().default_partition_spec().clone();
     let arrow_schema = Arc::new(schema_to_arrow_schema(&schema).map_err(iceberg_err)?);
@@ -250,7 +253,7 @@ fn convert_and_commit(
         if chunk.num_rows() == 0 {
             return Ok(());
         }
-        let parts = splitter.split(&chunk).map_err(|source| SinkError::Rsm(RsmError::Iceberg { segment: name.clone(), source }))?;
+        let parts = splitter.split(&chunk).map_err(|source| SinkError::Rsm(RsmError::Iceberg { segment: name.clone(), source: Box::new(source) }))?;
         for (key, part) in parts {
             let part_offsets = part
                 .column(offset_col.0)
@@ -317,7 +320,6 @@ fn convert_and_commit(
         leader_epoch: files.leader_epoch.clone(),
     };
     let (mut sidecar, stats) = converter.finish(side, &mut sink).map_err(sink_err)?;
-    drop(sink);
 
     // Close the data files and describe them to the table.
     let mut data_files: Vec<DataFile> = Vec::new();
@@ -329,7 +331,7 @@ fn convert_and_commit(
         let size = out.finish().map_err(|source| RsmError::Storage { segment: name.clone(), source })?;
         data_files.push(
             calving_table::data_file_from_parquet(table, &w.location, size, &metadata, w.partition)
-                .map_err(|source| RsmError::Table { segment: name.clone(), source })?,
+                .map_err(|source| RsmError::Table { segment: name.clone(), source: Box::new(source) })?,
         );
         refs.push(DataFileRef { location: w.location, file_size: size, row_count: w.rows, min_offset: w.min_offset, max_offset: w.max_offset });
     }
@@ -376,7 +378,7 @@ fn convert_and_commit(
         };
         let outcome = rt
             .block_on(calving_table::append(inner.catalog.catalog().as_ref(), table, data_files, commit))
-            .map_err(|source| RsmError::Table { segment: name.clone(), source })?;
+            .map_err(|source| RsmError::Table { segment: name.clone(), source: Box::new(source) })?;
         Some(outcome.snapshot_id())
     };
     Ok(CopyOutcome {

@@ -35,7 +35,7 @@ pub enum RsmError {
     Table {
         segment: String,
         #[source]
-        source: calving_table::Error,
+        source: Box<calving_table::Error>,
     },
     /// Rows, sidecar or Parquet did not fit together.
     #[error("{segment}: {source}")]
@@ -56,7 +56,7 @@ pub enum RsmError {
     Iceberg {
         segment: String,
         #[source]
-        source: iceberg::Error,
+        source: Box<iceberg::Error>,
     },
     /// A position outside the served segment.
     #[error("{segment}: position {position} is outside the segment's {size} bytes")]

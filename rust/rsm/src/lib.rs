@@ -99,10 +99,10 @@ impl RemoteStorage {
         let mut catalog_props = config.properties.clone();
         catalog_props.entry(calving_table::config::WAREHOUSE.to_string()).or_insert_with(|| config.warehouse.clone());
         let catalog_config =
-            CatalogConfig::from_props(catalog_props).map_err(|source| RsmError::Table { segment: "configure".into(), source })?;
+            CatalogConfig::from_props(catalog_props).map_err(|source| RsmError::Table { segment: "configure".into(), source: Box::new(source) })?;
         let catalog = runtime
             .block_on(CalvingCatalog::connect(catalog_config))
-            .map_err(|source| RsmError::Table { segment: "configure".into(), source })?;
+            .map_err(|source| RsmError::Table { segment: "configure".into(), source: Box::new(source) })?;
         let rows = RowReader::new(storage.clone(), 1024);
         let sidecar_cache_entries = config.sidecar_cache_entries;
         Ok(RemoteStorage {
@@ -261,7 +261,7 @@ impl Inner {
         let table = self
             .runtime
             .block_on(self.catalog.load_table(&segment.topic))
-            .map_err(|source| RsmError::Table { segment: segment.to_string(), source })?;
+            .map_err(|source| RsmError::Table { segment: segment.to_string(), source: Box::new(source) })?;
         let location = table.metadata().location().trim_end_matches('/').to_string();
         self.table_locations.lock().expect("locations").insert(segment.topic.clone(), location.clone());
         Ok(location)
