@@ -38,6 +38,8 @@ required=(
   jetty-server-11.*.jar
   sqlite-jdbc-*.jar
   hadoop-client-api-*.jar
+  iceberg-aws-1.10.1.jar
+  iceberg-aws-bundle-1.10.1.jar
 )
 
 is_complete() {
