@@ -1,10 +1,12 @@
 //! The `calving` command: what an operator reaches for to inspect Kafka segments and, as the
 //! product grows, to convert, verify and maintain Calving tables.
 //!
-//! Modules by what they work on: `segment` (a segment's files: dump, codec benchmark) and
-//! `warehouse` (the table: convert, cat, verify, segments).
+//! Modules by what they work on: `segment` (a segment's files: dump), `warehouse` (the table:
+//! convert, cat, verify, segments) and `bench` (parse and convert benchmarks on generated
+//! segments).
 //! Output goes to stdout; logs (`RUST_LOG`) and errors to stderr; a failure exits non-zero.
 
+mod bench;
 mod segment;
 mod warehouse;
 
@@ -32,6 +34,10 @@ enum Command {
     Verify(warehouse::VerifyArgs),
     /// List the stored segments of a topic.
     Segments(warehouse::SegmentsArgs),
+    /// Measure parsing, conversion and serving on generated segments, beside plain copies and
+    /// reads of the same files.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +52,7 @@ fn main() -> ExitCode {
         Command::Cat(args) => warehouse::cat::run(args).map_err(Into::into),
         Command::Verify(args) => warehouse::verify::run(args).map_err(Into::into),
         Command::Segments(args) => warehouse::segments(args).map_err(Into::into),
+        Command::Bench(cmd) => bench::run(cmd).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -187,7 +187,11 @@ impl SegmentConverter {
             return Ok(());
         }
         let ts_type = h.attributes.timestamp_type();
+        let codec = served_codec(batch.compression());
+        // The served records section: written out only when it is to be compressed; an
+        // uncompressed batch needs its length alone.
         self.records.clear();
+        let mut records_len = 0usize;
         let mut scratch = std::mem::take(&mut self.scratch);
         let result = (|| -> Result<(), LayoutError> {
             let records = batch.records(&mut scratch)?;
@@ -213,18 +217,22 @@ impl SegmentConverter {
                     }
                 }
                 self.rows.append(offset, micros, r.key, r.value, r.headers.iter().map(|h| (h.key, h.value)));
-                r.write(&mut self.records);
+                if codec == Compression::None {
+                    records_len += r.encoded_len();
+                } else {
+                    r.write(&mut self.records);
+                }
                 count += 1;
             }
             self.stats.records += count;
-            self.stats.record_bytes += self.records.len() as u64;
             Ok(())
         })();
         self.scratch = scratch;
         result?;
-        let codec = served_codec(batch.compression());
+        records_len += self.records.len();
+        self.stats.record_bytes += records_len as u64;
         let served_size = if codec == Compression::None {
-            BATCH_HEADER_LEN + self.records.len()
+            BATCH_HEADER_LEN + records_len
         } else {
             self.encoded.clear();
             self.encoder.encode(&h, codec, &self.records, &mut self.encoded).map_err(LayoutError::from)?

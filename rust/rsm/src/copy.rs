@@ -14,8 +14,8 @@ use calving_layout::LayoutError;
 use calving_segment::LogReader;
 use calving_storage::BlockingObjectWriter;
 use calving_table::{CommittedRange, SegmentCommit};
-use iceberg::arrow::{schema_to_arrow_schema, RecordBatchPartitionSplitter};
-use iceberg::spec::{DataFile, Struct};
+use iceberg::arrow::{schema_to_arrow_schema, PartitionValueCalculator, RecordBatchPartitionSplitter};
+use iceberg::spec::{DataFile, PartitionKey, Struct};
 use iceberg::table::Table;
 use parquet::arrow::ArrowWriter;
 
@@ -190,6 +190,26 @@ fn copy_once(inner: &Inner, seg: &SegmentMetadata, files: &LogSegmentFiles) -> R
     result
 }
 
+/// `splitter.split(chunk)`, without its per-row work (a partition literal per row, hashed) when
+/// the whole chunk lies in one table partition: the usual case, a chunk's rows span seconds and
+/// partitions days. The partition values are computed column-wise to find out.
+fn split(
+    splitter: &RecordBatchPartitionSplitter,
+    partition_values: &PartitionValueCalculator,
+    chunk: &RecordBatch,
+) -> iceberg::Result<Vec<(PartitionKey, RecordBatch)>> {
+    let values = partition_values.calculate(chunk)?;
+    let constant = |c: &arrow_array::ArrayRef| {
+        arrow_ord::cmp::distinct(c, &arrow_array::Scalar::new(c.slice(0, 1))).is_ok_and(|d| d.true_count() == 0)
+    };
+    let one_partition = values.as_any().downcast_ref::<arrow_array::StructArray>().is_some_and(|s| s.columns().iter().all(constant));
+    if !one_partition {
+        return splitter.split(chunk);
+    }
+    let (key, _) = splitter.split(&chunk.slice(0, 1))?.pop().expect("a row is in one partition");
+    Ok(vec![(key, chunk.clone())])
+}
+
 fn custom_metadata() -> Vec<u8> {
     vec![calving_layout::served::LAYOUT_VERSION as u8]
 }
@@ -214,6 +234,7 @@ fn convert_and_commit(
     let target = TargetColumns::locate(arrow_schema.clone()).map_err(|source| RsmError::Layout { segment: name.clone(), source })?;
     let offset_col = (target.kafka, target.offset);
     let splitter = RecordBatchPartitionSplitter::try_new_with_computed_values(schema.clone(), spec.clone()).map_err(iceberg_err)?;
+    let partition_values = PartitionValueCalculator::try_new(&spec, &schema).map_err(iceberg_err)?;
     let zstd_level = table
         .metadata()
         .properties()
@@ -253,7 +274,7 @@ fn convert_and_commit(
         if chunk.num_rows() == 0 {
             return Ok(());
         }
-        let parts = splitter.split(&chunk).map_err(|source| SinkError::Rsm(RsmError::Iceberg { segment: name.clone(), source: Box::new(source) }))?;
+        let parts = split(&splitter, &partition_values, &chunk).map_err(|source| SinkError::Rsm(RsmError::Iceberg { segment: name.clone(), source: Box::new(source) }))?;
         for (key, part) in parts {
             let part_offsets = part
                 .column(offset_col.0)

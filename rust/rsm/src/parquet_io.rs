@@ -3,8 +3,11 @@
 //! Data files are sorted by offset within each segment's rows, and `kafka.offset` has page-level
 //! statistics (see `calving_layout::parquet_props`). A fetch therefore picks the row groups whose
 //! offset range overlaps the wanted one, then, with the page index, only the pages of rows that
-//! can hold those offsets; the other columns are read for those rows only. File footers (with the
-//! page index) are cached, so a fetch costs range reads of data pages and nothing else.
+//! can hold those offsets. An offset page holds up to 20 000 rows (the writer's row limit per
+//! page: offsets delta-encode to almost nothing), far more than a fetch wants, so the offsets of
+//! those pages are read first and the other columns only for the rows whose offset is in the
+//! range (a row filter): the value pages read are those of about the wanted bytes. File footers
+//! (with the page index) are cached, so a fetch costs range reads of data pages and nothing else.
 
 use std::collections::HashMap;
 use std::ops::{Range, RangeInclusive};
@@ -14,7 +17,9 @@ use bytes::Bytes;
 use calving_storage::ObjectStorage;
 use futures::future::BoxFuture;
 use futures::{FutureExt, TryStreamExt};
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector};
+use parquet::arrow::arrow_reader::{
+    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter, RowSelection, RowSelector,
+};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::ProjectionMask;
 use parquet::errors::ParquetError;
@@ -22,7 +27,9 @@ use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::statistics::Statistics;
 
-use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{BooleanArray, RecordBatch};
 
 /// An `AsyncFileReader` over one object of the warehouse.
 #[derive(Clone)]
@@ -87,8 +94,7 @@ impl RowReader {
         Ok((reader, md))
     }
 
-    /// The rows of `location` whose `kafka.offset` may lie in `offsets` (whole pages: the caller
-    /// skips rows outside the range), in file order.
+    /// The rows of `location` whose `kafka.offset` lies in `offsets`, in file order.
     pub async fn read(
         &self,
         location: &str,
@@ -150,9 +156,15 @@ impl RowReader {
             return Ok(Vec::new());
         }
         let mask = ProjectionMask::roots(md.parquet_schema(), roots);
+        // The predicate reads `kafka.offset` alone: a batch of one struct column of one field.
+        let in_range = ArrowPredicateFn::new(ProjectionMask::leaves(md.parquet_schema(), [offset_col]), move |batch: RecordBatch| {
+            let offsets = batch.column(0).as_struct().column(0).as_primitive::<Int64Type>();
+            Ok(offsets.values().iter().map(|&o| Some(lo <= o && o <= hi)).collect::<BooleanArray>())
+        });
         let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, md)
             .with_row_groups(row_groups)
             .with_row_selection(RowSelection::from(selectors))
+            .with_row_filter(RowFilter::new(vec![Box::new(in_range)]))
             .with_projection(mask)
             .with_batch_size(8192)
             .build()?;

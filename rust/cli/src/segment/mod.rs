@@ -1,6 +1,5 @@
 //! `calving segment …`: look inside a Kafka segment's files.
 
-mod bench;
 mod dump;
 
 use std::path::PathBuf;
@@ -25,14 +24,10 @@ pub enum SegmentCommand {
     /// Print every batch and record of a `.log` file (or the entries of an `.index`,
     /// `.timeindex`, `.txnindex`, `.snapshot` or `leader-epoch-checkpoint` file).
     Dump(dump::DumpArgs),
-    /// Measure parse throughput per codec on a generated segment, beside a plain read of the
-    /// same file.
-    Bench(bench::BenchArgs),
 }
 
 pub fn run(cmd: SegmentCommand) -> Result<(), SegmentCommandError> {
     match cmd {
         SegmentCommand::Dump(args) => dump::run(args),
-        SegmentCommand::Bench(args) => bench::run(args),
     }
 }

@@ -195,6 +195,34 @@ impl<'a> Iterator for Records<'a> {
     }
 }
 
+/// Size of a record's body (after its length prefix) and its header count.
+fn body_size<'h>(
+    timestamp_delta: i64,
+    offset_delta: i32,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: impl Iterator<Item = Header<'h>>,
+) -> (usize, i32) {
+    let bytes_size = |b: Option<&[u8]>| match b {
+        None => 1,
+        Some(b) => varint_size(b.len() as i32) + b.len(),
+    };
+    let mut header_count = 0i32;
+    let mut headers_size = 0usize;
+    for h in headers {
+        header_count += 1;
+        headers_size += bytes_size(Some(h.key)) + bytes_size(h.value);
+    }
+    let body = 1
+        + varlong_size(timestamp_delta)
+        + varint_size(offset_delta)
+        + bytes_size(key)
+        + bytes_size(value)
+        + varint_size(header_count)
+        + headers_size;
+    (body, header_count)
+}
+
 /// Appends one record in v2 form (length prefix included), with minimal varints as Kafka writes
 /// them, so re-encoding a parsed record gives back its original bytes.
 pub fn write_record<'h, H>(
@@ -210,23 +238,7 @@ pub fn write_record<'h, H>(
     H::IntoIter: Clone,
 {
     let headers = headers.into_iter();
-    let bytes_size = |b: Option<&[u8]>| match b {
-        None => 1,
-        Some(b) => varint_size(b.len() as i32) + b.len(),
-    };
-    let mut header_count = 0i32;
-    let mut headers_size = 0usize;
-    for h in headers.clone() {
-        header_count += 1;
-        headers_size += bytes_size(Some(h.key)) + bytes_size(h.value);
-    }
-    let body = 1
-        + varlong_size(timestamp_delta)
-        + varint_size(offset_delta)
-        + bytes_size(key)
-        + bytes_size(value)
-        + varint_size(header_count)
-        + headers_size;
+    let (body, header_count) = body_size(timestamp_delta, offset_delta, key, value, headers.clone());
     out.reserve(body + 5);
     write_varint(out, body as i32);
     out.push(attributes as u8);
@@ -249,6 +261,12 @@ pub fn write_record<'h, H>(
 }
 
 impl Record<'_> {
+    /// Bytes [`Self::write`] appends, without writing them.
+    pub fn encoded_len(&self) -> usize {
+        let (body, _) = body_size(self.timestamp_delta, self.offset_delta, self.key, self.value, self.headers.iter());
+        varint_size(body as i32) + body
+    }
+
     /// Appends this record in v2 form.
     pub fn write(&self, out: &mut Vec<u8>) {
         write_record(
@@ -293,6 +311,7 @@ mod tests {
             prop_assert_eq!(r.headers.iter().collect::<Vec<_>>(), hs);
             let mut again = Vec::new();
             r.write(&mut again);
+            prop_assert_eq!(r.encoded_len(), out.len());
             prop_assert_eq!(again, out);
         }
 

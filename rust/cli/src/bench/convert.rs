@@ -1,0 +1,516 @@
+//! `calving bench convert`: what tiering a segment through Calving costs, against what plain
+//! tiering costs, measured side by side in one run per codec of a generated segment:
+//!
+//! 1. **copy** (baseline): `std::fs::copy` of the segment into the warehouse directory.
+//! 2. **reference**: a bare Parquet encode (`ArrowWriter` into `io::sink`, the data files' writer
+//!    settings) of the same rows, built beforehand (untimed) from a prefix of at most
+//!    `--reference-mib` of record bytes.
+//! 3. **convert**: `RemoteStorage::copy_log_segment` into a fresh embedded-default warehouse
+//!    (`file://`, SQLite catalog), each run in a fresh process of this binary (`--child`), so its
+//!    CPU time covers all its threads and its peak memory (`VmHWM` reset through
+//!    `/proc/self/clear_refs`, minus the RSS before) is not hidden by memory an earlier
+//!    measurement freed but the allocator kept.
+//! 4. **serving**: 1 MiB fetches opened at random served offset-index positions in the middle half
+//!    of the segment (after one warm-up pass), and the whole segment read back in one stream,
+//!    beside the same reads of the original file.
+//!
+//! The project's performance targets are printed beside the figures, each PASS or MISS.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use arrow_array::RecordBatch;
+use calving_layout::convert::{ChunkLimits, SegmentConverter, SideFiles};
+use calving_layout::parquet_props::writer_properties;
+use calving_layout::schema::{default_arrow_schema, TargetColumns};
+use calving_layout::sidecar::SegmentIdentity;
+use calving_rsm::{IndexType, KafkaUuid, LogSegmentFiles, RemoteStorage, SegmentMetadata};
+use calving_segment::index::offset::{self, OffsetIndexEntry};
+use calving_segment::index::time::{self, TimeIndexEntry};
+use calving_segment::synth::{distinct_batches, Rng, SynthSpec, SynthStats};
+use calving_segment::{Compression, LogEntry, LogReader};
+use clap::Args;
+use parquet::arrow::ArrowWriter;
+
+use super::{
+    best, codecs, generate, io_err, mib, per_run, plain_read, process_cpu_seconds, thread_cpu_seconds, timed,
+    BenchError, ScratchDir, Timing,
+};
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// Segment size per codec, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    size_mib: u64,
+    /// Codecs of the generated segments.
+    #[arg(long, value_delimiter = ',', default_value = "none,lz4,zstd")]
+    codecs: Vec<String>,
+    /// Directory for segments and warehouses (default: the system temp dir). Everything is
+    /// removed afterwards.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Runs per measurement; the best (least CPU) is reported, and the highest peak memory.
+    #[arg(long, default_value_t = 3)]
+    runs: u32,
+    /// Timed 1 MiB fetches (after as many untimed ones).
+    #[arg(long, default_value_t = 200)]
+    fetches: usize,
+    /// Most record bytes (MiB) held in memory as Arrow rows for the reference encode.
+    #[arg(long, default_value_t = 512)]
+    reference_mib: u64,
+    /// Internal: convert the segment in this directory once and print what it cost.
+    #[arg(long, hide = true)]
+    child: Option<PathBuf>,
+}
+
+const FETCH_BYTES: usize = 1 << 20;
+/// Kafka's default `index.interval.bytes`.
+const INDEX_INTERVAL_BYTES: u64 = 4096;
+
+/// A generated segment as the broker hands it to the plugin.
+struct Segment {
+    codec: Compression,
+    dir: PathBuf,
+    stats: SynthStats,
+    metadata: SegmentMetadata,
+    files: LogSegmentFiles,
+    /// Its offset index (Kafka's rule), for plain reads at batch starts.
+    index: Vec<OffsetIndexEntry>,
+}
+
+/// Everything measured for one codec.
+struct Figures {
+    codec: Compression,
+    segment: SynthStats,
+    /// The lz4 segment of the same records.
+    lz4_bytes: u64,
+    copy: Timing,
+    reference: Timing,
+    reference_record_bytes: u64,
+    convert: Timing,
+    peak_bytes: Option<u64>,
+    warehouse_bytes: u64,
+    served_bytes: u64,
+    full_read: Timing,
+    plain_read: Timing,
+    fetch_ms: (f64, f64),
+    plain_fetch_ms: (f64, f64),
+}
+
+pub fn run(args: ConvertArgs) -> Result<(), BenchError> {
+    if let Some(dir) = &args.child {
+        return child(dir);
+    }
+    let codecs = codecs(&args.codecs, &[])?;
+    let target = args.size_mib << 20;
+    let dir = ScratchDir::new(args.dir.as_deref(), "calving-bench-convert")?;
+    let machine = super::machine();
+    let mut all = Vec::new();
+    for codec in codecs {
+        eprintln!("calving bench convert: {codec} segment of {} MiB…", args.size_mib);
+        let seg = prepare(&dir.0.join(codec.name()), codec, target)?;
+        all.push(measure(&args, &seg)?);
+        std::fs::remove_dir_all(&seg.dir).map_err(io_err(&seg.dir))?;
+    }
+    print(&args, &all, &machine);
+    Ok(())
+}
+
+/// Bytes of the lz4 segment holding the same records as a generated segment of `batches`.
+fn lz4_bytes(batches: u64) -> u64 {
+    let (encoded, _) = distinct_batches(&SynthSpec { compression: Compression::Lz4, ..SynthSpec::default() });
+    (0..batches).map(|i| encoded[i as usize % encoded.len()].len() as u64).sum()
+}
+
+/// Writes a segment into `dir` with the side files a broker would have.
+fn prepare(dir: &Path, codec: Compression, target: u64) -> Result<Segment, BenchError> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let stats = generate(&dir.join(LOG), codec, target)?;
+    let (metadata, files, index) = describe(dir)?;
+    Ok(Segment { codec, dir: dir.to_path_buf(), stats, metadata, files, index })
+}
+
+const LOG: &str = "00000000000000000000.log";
+
+/// The broker's view of the segment in `dir`: its metadata (fixed ids: each convert has a
+/// warehouse of its own) and files; writes its offset and time indexes by Kafka's rule and an
+/// empty producer snapshot.
+fn describe(dir: &Path) -> Result<(SegmentMetadata, LogSegmentFiles, Vec<OffsetIndexEntry>), BenchError> {
+    let log = dir.join(LOG);
+    let (mut offsets, mut times) = (Vec::<OffsetIndexEntry>::new(), Vec::<TimeIndexEntry>::new());
+    let (mut since, mut max_ts, mut offset_of_max, mut last) = (0u64, -1i64, 0i64, 0i64);
+    let mut reader = LogReader::open(&log)?;
+    while let Some(entry) = reader.next_entry()? {
+        let LogEntry::Batch(b) = entry else {
+            return Err(BenchError::Usage("bench segments hold v2 batches only".into()));
+        };
+        last = b.header.last_offset();
+        if b.header.max_timestamp > max_ts {
+            (max_ts, offset_of_max) = (b.header.max_timestamp, last);
+        }
+        if since > INDEX_INTERVAL_BYTES {
+            offsets.push(OffsetIndexEntry { relative_offset: last as i32, position: b.position as i32 });
+            if times.last().is_none_or(|t| max_ts > t.timestamp) {
+                times.push(TimeIndexEntry { timestamp: max_ts, relative_offset: offset_of_max as i32 });
+            }
+            since = 0;
+        }
+        since += b.bytes().len() as u64;
+    }
+    if times.last().is_none_or(|t| max_ts > t.timestamp) {
+        times.push(TimeIndexEntry { timestamp: max_ts, relative_offset: offset_of_max as i32 });
+    }
+    let write = |ext: &str, bytes: Vec<u8>| -> Result<PathBuf, BenchError> {
+        let path = log.with_extension(ext);
+        std::fs::write(&path, bytes).map_err(io_err(&path))?;
+        Ok(path)
+    };
+    let mut bytes = Vec::new();
+    offset::encode(&offsets, &mut bytes);
+    let offset_index = write("index", bytes)?;
+    let mut bytes = Vec::new();
+    time::encode(&times, &mut bytes);
+    let time_index = write("timeindex", bytes)?;
+    let producer_snapshot = write("snapshot", Vec::new())?;
+    let metadata = SegmentMetadata {
+        topic: "bench".into(),
+        topic_id: KafkaUuid([1; 16]),
+        partition: 0,
+        segment_id: KafkaUuid([2; 16]),
+        start_offset: 0,
+        end_offset: last,
+        max_timestamp_ms: max_ts,
+        segment_size: std::fs::metadata(&log).map_err(io_err(&log))?.len(),
+        leader_epochs: BTreeMap::from([(0, 0)]),
+    };
+    let files = LogSegmentFiles {
+        log,
+        offset_index,
+        time_index,
+        txn_index: None,
+        producer_snapshot,
+        leader_epoch: b"0\n1\n0 0\n".to_vec(),
+    };
+    Ok((metadata, files, offsets))
+}
+
+fn open_warehouse(wh: &Path) -> Result<RemoteStorage, BenchError> {
+    std::fs::create_dir_all(wh).map_err(io_err(wh))?;
+    Ok(RemoteStorage::open(&HashMap::from([("warehouse".to_string(), format!("file://{}", wh.display()))]))?)
+}
+
+/// `--child`: one convert of the segment in `dir` into `dir/warehouse`, in a process of its own;
+/// prints records, CPU seconds, wall seconds and peak bytes (`-` when unknown).
+fn child(dir: &Path) -> Result<(), BenchError> {
+    let (md, files, _) = describe(dir)?;
+    let rsm = open_warehouse(&dir.join("warehouse"))?;
+    let rss = status_bytes("VmRSS");
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let (outcome, t) = timed(process_cpu_seconds, || rsm.copy_log_segment(&md, &files));
+    let outcome = outcome?;
+    let peak = match (reset, status_bytes("VmHWM"), rss) {
+        (true, Some(hwm), Some(rss)) => hwm.saturating_sub(rss).to_string(),
+        _ => "-".into(),
+    };
+    println!("{} {} {} {peak}", outcome.stats.records, t.cpu, t.wall);
+    Ok(())
+}
+
+/// Runs one convert in a child process; returns its timing and peak memory.
+fn convert_in_child(seg: &Segment) -> Result<(Timing, Option<u64>), BenchError> {
+    let exe = std::env::current_exe().map_err(io_err(Path::new("the calving executable")))?;
+    let out = Command::new(&exe)
+        .args(["bench", "convert", "--child"])
+        .arg(&seg.dir)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(io_err(&exe))?;
+    let line = String::from_utf8_lossy(&out.stdout);
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let parsed = (f.len() == 4 && out.status.success())
+        .then(|| Some((f[0].parse::<u64>().ok()?, f[1].parse::<f64>().ok()?, f[2].parse::<f64>().ok()?)))
+        .flatten();
+    match parsed {
+        Some((records, cpu, wall)) if records == seg.stats.records => Ok((Timing { wall, cpu }, f[3].parse().ok())),
+        _ => Err(BenchError::Usage(format!("the convert process ({}) printed {line:?}, expected {} records", out.status, seg.stats.records))),
+    }
+}
+
+fn measure(args: &ConvertArgs, seg: &Segment) -> Result<Figures, BenchError> {
+    let log = &seg.files.log;
+    plain_read(log)?; // the page cache holds the segment for every pass
+
+    // 1. Baseline: a plain copy into the warehouse directory.
+    let copy_dir = seg.dir.join("warehouse-copy");
+    std::fs::create_dir_all(&copy_dir).map_err(io_err(&copy_dir))?;
+    let copy = best(args.runs, || {
+        let mut n = 0;
+        let t = per_run(thread_cpu_seconds, || {
+            n += 1;
+            let to = copy_dir.join(format!("{n}.log"));
+            std::fs::copy(log, &to).map(drop).map_err(io_err(&to))
+        });
+        std::fs::remove_dir_all(&copy_dir).and_then(|_| std::fs::create_dir(&copy_dir)).map_err(io_err(&copy_dir))?;
+        t
+    })?;
+
+    // 3. Convert, each run in a process of its own into a fresh warehouse; the last is served.
+    let wh = seg.dir.join("warehouse");
+    let mut peak_bytes: Option<u64> = None;
+    let convert = best(args.runs, || {
+        if wh.exists() {
+            std::fs::remove_dir_all(&wh).map_err(io_err(&wh))?;
+        }
+        let (t, peak) = convert_in_child(seg)?;
+        peak_bytes = peak_bytes.max(peak);
+        Ok(t)
+    })?;
+    let warehouse_bytes = data_bytes(&wh)?;
+    let rsm = open_warehouse(&wh)?;
+    let md = seg.metadata.clone();
+
+    // 4. Serving.
+    let mut buf = vec![0u8; FETCH_BYTES];
+    let mut served_bytes = 0;
+    let full_read = best(args.runs, || {
+        let (r, t) = timed(process_cpu_seconds, || read_served(&rsm, &md, 0, u64::MAX, &mut buf));
+        served_bytes = r?;
+        Ok(t)
+    })?;
+    let plain = best(args.runs, || plain_read(log))?;
+    let served_index = offset::parse(&rsm.fetch_index(&md, IndexType::Offset)?)?;
+    let picks = |index: &[OffsetIndexEntry]| -> Vec<u64> {
+        let middle = &index[index.len() / 4..index.len() * 3 / 4];
+        let mut rng = Rng::new(7);
+        (0..args.fetches.max(1))
+            .map(|_| middle.get(rng.below(middle.len() as u64) as usize).map_or(0, |e| e.position as u64))
+            .collect()
+    };
+    let fetch_ms = latencies(&picks(&served_index), |p| read_served(&rsm, &md, p, FETCH_BYTES as u64, &mut buf).map(drop))?;
+    let plain_fetch_ms = latencies(&picks(&seg.index), |p| {
+        let mut f = File::open(log).map_err(io_err(log))?;
+        f.seek(SeekFrom::Start(p)).map_err(io_err(log))?;
+        let n = f.take(FETCH_BYTES as u64).read(&mut buf).map_err(io_err(log))?;
+        std::hint::black_box(n);
+        Ok(())
+    })?;
+    drop(rsm);
+    std::fs::remove_dir_all(&wh).map_err(io_err(&wh))?;
+
+    // 2. Reference: the bare encode of the same rows, built beforehand.
+    let (rows, reference_record_bytes) = reference_rows(seg, args.reference_mib << 20)?;
+    let schema = default_arrow_schema();
+    let props = writer_properties(1);
+    let reference = best(args.runs, || {
+        let (r, t) = timed(thread_cpu_seconds, || -> Result<(), parquet::errors::ParquetError> {
+            let mut w = ArrowWriter::try_new(std::io::sink(), schema.clone(), Some(props.clone()))?;
+            for chunk in &rows {
+                w.write(chunk)?;
+            }
+            w.close().map(drop)
+        });
+        r?;
+        Ok(t)
+    })?;
+
+    Ok(Figures {
+        codec: seg.codec,
+        segment: seg.stats,
+        lz4_bytes: lz4_bytes(seg.stats.batches),
+        copy,
+        reference,
+        reference_record_bytes,
+        convert,
+        peak_bytes,
+        warehouse_bytes,
+        served_bytes,
+        full_read,
+        plain_read: plain,
+        fetch_ms,
+        plain_fetch_ms,
+    })
+}
+
+/// Reads up to `len` served bytes from `start` through one stream into `buf`, as the broker
+/// does; returns the bytes read.
+fn read_served(rsm: &RemoteStorage, md: &SegmentMetadata, start: u64, len: u64, buf: &mut [u8]) -> Result<u64, BenchError> {
+    let mut stream = rsm.fetch_log_segment(md, start, None)?.take(len);
+    let mut total = 0u64;
+    loop {
+        let n = stream.read(buf).map_err(|e| BenchError::Usage(format!("reading the served segment: {e}")))?;
+        if n == 0 {
+            return Ok(total);
+        }
+        total += n as u64;
+    }
+}
+
+/// p50 and p99 (ms, nearest rank) of `read` at each position, after one untimed pass.
+fn latencies(positions: &[u64], mut read: impl FnMut(u64) -> Result<(), BenchError>) -> Result<(f64, f64), BenchError> {
+    for &p in positions {
+        read(p)?;
+    }
+    let mut ms = Vec::with_capacity(positions.len());
+    for &p in positions {
+        let t0 = Instant::now();
+        read(p)?;
+        ms.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    ms.sort_by(f64::total_cmp);
+    let rank = |q: f64| ms[((q * ms.len() as f64).ceil() as usize).clamp(1, ms.len()) - 1];
+    Ok((rank(0.50), rank(0.99)))
+}
+
+/// Rows of the segment as the converter makes them, from a prefix of at most `limit` record
+/// bytes; returns them and the record bytes they hold.
+fn reference_rows(seg: &Segment, limit: u64) -> Result<(Vec<RecordBatch>, u64), BenchError> {
+    let md = &seg.metadata;
+    let identity = SegmentIdentity {
+        topic: md.topic.clone(),
+        topic_id: md.topic_id.0,
+        partition: md.partition,
+        segment_id: md.segment_id.0,
+        start_offset: md.start_offset,
+        end_offset: md.end_offset,
+        segment_size: md.segment_size,
+        max_timestamp_ms: md.max_timestamp_ms,
+    };
+    let target = TargetColumns::locate(default_arrow_schema())?;
+    let mut converter = SegmentConverter::new(target, identity, ChunkLimits::default());
+    let mut rows = Vec::new();
+    let mut sink = |chunk: RecordBatch| -> Result<(), calving_layout::LayoutError> {
+        rows.push(chunk);
+        Ok(())
+    };
+    let mut reader = LogReader::open(&seg.files.log)?;
+    while let Some(entry) = reader.next_entry()? {
+        if converter.stats().record_bytes >= limit {
+            break;
+        }
+        converter.push(&entry, &mut sink)?;
+    }
+    let (_, stats) = converter.finish(SideFiles::default(), &mut sink)?;
+    Ok((rows, stats.record_bytes))
+}
+
+/// Bytes of `/proc/self/status`'s `key` (reported in kB).
+fn status_bytes(key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?;
+    Some(line.trim().trim_end_matches("kB").trim().parse::<u64>().ok()? * 1024)
+}
+
+/// Bytes of the data files and sidecars under `dir` (not the catalog and table metadata).
+fn data_bytes(dir: &Path) -> Result<u64, BenchError> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        let path = entry.path();
+        let meta = entry.metadata().map_err(io_err(&path))?;
+        if meta.is_dir() {
+            total += data_bytes(&path)?;
+        } else if path.extension().is_some_and(|e| e == "parquet" || e == "sidecar") {
+            total += meta.len();
+        }
+    }
+    Ok(total)
+}
+
+fn print(args: &ConvertArgs, all: &[Figures], machine: &str) {
+    println!(
+        "calving bench convert: {} MiB synthetic segments (~1 KiB JSON-like values, 16-byte keys, 2 headers, \
+         64 records/batch); best of {} runs",
+        args.size_mib, args.runs
+    );
+    println!("machine: {machine} at the start, {} at the end", super::load());
+    if let Some(f) = all.iter().find(|f| f.reference_record_bytes < f.segment.record_bytes) {
+        println!(
+            "reference: Arrow rows of the first {:.0} MiB of record bytes only (the whole segment's rows would not fit \
+             comfortably in memory)",
+            mib(f.reference_record_bytes)
+        );
+    }
+    println!("* = MiB per CPU-second (per core): copy and reference on one thread, convert and reads of all threads\n");
+    println!(
+        "{:<5} {:>7} {:>7} {:>8} {:>9} {:>9} {:>9} {:>7} {:>7} {:>8} {:>8} {:>7} {:>7} {:>7}",
+        "codec", "seg MiB", "rec MiB", "copy*", "ref rec*", "conv seg*", "conv rec*", "wall s", "cpu s", "conv/ref",
+        "cpu/copy", "wh/seg", "wh/lz4", "peak MiB"
+    );
+    for f in all {
+        let rec = mib(f.segment.record_bytes);
+        let seg = mib(f.segment.segment_bytes);
+        println!(
+            "{:<5} {:>7.0} {:>7.0} {:>8.0} {:>9.0} {:>9.0} {:>9.0} {:>7.2} {:>7.2} {:>8.2} {:>7.1}x {:>7.2} {:>7.2} {:>7}",
+            f.codec.name(),
+            seg,
+            rec,
+            seg / f.copy.cpu,
+            mib(f.reference_record_bytes) / f.reference.cpu,
+            seg / f.convert.cpu,
+            rec / f.convert.cpu,
+            f.convert.wall,
+            f.convert.cpu,
+            f.ratio(),
+            f.convert.cpu / f.copy.cpu,
+            f.warehouse_bytes as f64 / f.segment.segment_bytes as f64,
+            f.warehouse_bytes as f64 / f.lz4_bytes as f64,
+            f.peak_bytes.map_or("n/a".into(), |b| format!("{:.0}", mib(b))),
+        );
+    }
+    println!(
+        "conv/ref: convert / reference per record byte; cpu/copy: convert CPU / copy CPU; wh: bytes of data files + \
+         sidecar; peak: resident memory the convert added"
+    );
+    println!(
+        "\n{:<5} {:>10} {:>11} {:>11} {:>10} {:>10} {:>10} {:>11} {:>10}",
+        "codec", "served MiB", "full read*", "plain read*", "cpu/plain", "fetch p50", "fetch p99", "plain p50", "plain p99"
+    );
+    for f in all {
+        let full = mib(f.served_bytes) / f.full_read.cpu;
+        let plain = mib(f.segment.segment_bytes) / f.plain_read.cpu;
+        println!(
+            "{:<5} {:>10.0} {:>11.0} {:>11.0} {:>9.1}x {:>7.2} ms {:>7.2} ms {:>8.2} ms {:>7.2} ms",
+            f.codec.name(),
+            mib(f.served_bytes),
+            full,
+            plain,
+            plain / full,
+            f.fetch_ms.0,
+            f.fetch_ms.1,
+            f.plain_fetch_ms.0,
+            f.plain_fetch_ms.1,
+        );
+    }
+    println!(
+        "full read: the whole segment served in one stream; cpu/plain: its CPU per byte / a plain read's; fetch: \
+         1 MiB from a random served-index position in the middle half, wall time; plain: the same from the original file"
+    );
+    println!("\ntargets:");
+    let target = |name: &str, value: &dyn Fn(&Figures) -> f64, pass: &dyn Fn(f64) -> bool, unit: &str| {
+        let cells: Vec<String> = all
+            .iter()
+            .map(|f| {
+                let v = value(f);
+                format!("{} {v:.2}{unit} {}", f.codec.name(), if pass(v) { "PASS" } else { "MISS" })
+            })
+            .collect();
+        println!("  {name:<50} {}", cells.join("   "));
+    };
+    target("convert >= 150 record MiB/s per core (zstd(1))", &|f| mib(f.segment.record_bytes) / f.convert.cpu, &|v| v >= 150.0, "");
+    target("convert >= 0.8 x reference", &|f| f.ratio(), &|v| v >= 0.8, "");
+    target("warehouse <= 0.7 x lz4 segment", &|f| f.warehouse_bytes as f64 / f.lz4_bytes as f64, &|v| v <= 0.7, "");
+    target("convert peak memory <= 256 MiB", &|f| f.peak_bytes.map_or(f64::NAN, mib), &|v| v <= 256.0, " MiB");
+    target("fetch p99 <= 25 ms", &|f| f.fetch_ms.1, &|v| v <= 25.0, " ms");
+    target("full read >= 100 served MiB/s per core", &|f| mib(f.served_bytes) / f.full_read.cpu, &|v| v >= 100.0, "");
+}
+
+impl Figures {
+    /// Convert against reference, both in record bytes per CPU-second.
+    fn ratio(&self) -> f64 {
+        (mib(self.segment.record_bytes) / self.convert.cpu) / (mib(self.reference_record_bytes) / self.reference.cpu)
+    }
+}
