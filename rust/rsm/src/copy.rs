@@ -9,7 +9,7 @@ use arrow_select::filter::filter_record_batch;
 use calving_layout::convert::{ChunkLimits, ConvertStats, SegmentConverter, SideFiles};
 use calving_layout::parquet_props::writer_properties;
 use calving_layout::schema::TargetColumns;
-use calving_layout::sidecar::{DataFileRef, SegmentIdentity, Sidecar};
+use calving_layout::sidecar::{DataFileRef, Sidecar};
 use calving_layout::LayoutError;
 use calving_segment::LogReader;
 use calving_storage::BlockingObjectWriter;
@@ -210,6 +210,15 @@ fn split(
     Ok(vec![(key, chunk.clone())])
 }
 
+/// The `kafka.offset` column of rows the converter made (`(kafka index, offset index)`).
+fn offsets_of(rows: &RecordBatch, (kafka, offset): (usize, usize)) -> arrow_array::Int64Array {
+    rows.column(kafka)
+        .as_any()
+        .downcast_ref::<arrow_array::StructArray>()
+        .and_then(|s| s.column(offset).as_any().downcast_ref::<arrow_array::Int64Array>().cloned())
+        .expect("the converter writes kafka.offset as int64")
+}
+
 fn custom_metadata() -> Vec<u8> {
     vec![calving_layout::served::LAYOUT_VERSION as u8]
 }
@@ -242,28 +251,13 @@ fn convert_and_commit(
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
     let props = writer_properties(zstd_level);
-    let identity = SegmentIdentity {
-        topic: seg.topic.clone(),
-        topic_id: seg.topic_id.0,
-        partition: seg.partition,
-        segment_id: seg.segment_id.0,
-        start_offset: seg.start_offset,
-        end_offset: seg.end_offset,
-        segment_size: seg.segment_size,
-        max_timestamp_ms: seg.max_timestamp_ms,
-    };
-    let mut converter = SegmentConverter::new(target, identity, ChunkLimits::default());
+    let mut converter = SegmentConverter::new(target, seg.identity(), ChunkLimits::default());
     let mut writers: HashMap<String, PartWriter> = HashMap::new();
     let mut reused_rows = 0u64;
     let covered = |o: i64| committed.iter().any(|r| r.start_offset <= o && o <= r.end_offset);
 
     let mut sink = |chunk: RecordBatch| -> Result<(), SinkError> {
-        let offsets = chunk
-            .column(offset_col.0)
-            .as_any()
-            .downcast_ref::<arrow_array::StructArray>()
-            .and_then(|s| s.column(offset_col.1).as_any().downcast_ref::<arrow_array::Int64Array>().cloned())
-            .expect("the converter writes kafka.offset as int64");
+        let offsets = offsets_of(&chunk, offset_col);
         let chunk = if committed.is_empty() {
             chunk
         } else {
@@ -276,12 +270,7 @@ fn convert_and_commit(
         }
         let parts = split(&splitter, &partition_values, &chunk).map_err(|source| SinkError::Rsm(RsmError::Iceberg { segment: name.clone(), source: Box::new(source) }))?;
         for (key, part) in parts {
-            let part_offsets = part
-                .column(offset_col.0)
-                .as_any()
-                .downcast_ref::<arrow_array::StructArray>()
-                .and_then(|s| s.column(offset_col.1).as_any().downcast_ref::<arrow_array::Int64Array>().cloned())
-                .expect("int64 offsets");
+            let part_offsets = offsets_of(&part, offset_col);
             let id = format!("{:?}", key.data());
             if !writers.contains_key(&id) {
                 let location = calving_table::new_data_file_location(table, key.data());

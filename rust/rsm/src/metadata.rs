@@ -89,6 +89,22 @@ pub struct SegmentMetadata {
     pub leader_epochs: BTreeMap<i32, i64>,
 }
 
+impl SegmentMetadata {
+    /// The segment's identity as its sidecar records it.
+    pub fn identity(&self) -> calving_layout::sidecar::SegmentIdentity {
+        calving_layout::sidecar::SegmentIdentity {
+            topic: self.topic.clone(),
+            topic_id: self.topic_id.0,
+            partition: self.partition,
+            segment_id: self.segment_id.0,
+            start_offset: self.start_offset,
+            end_offset: self.end_offset,
+            segment_size: self.segment_size,
+            max_timestamp_ms: self.max_timestamp_ms,
+        }
+    }
+}
+
 impl fmt::Display for SegmentMetadata {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

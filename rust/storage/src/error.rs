@@ -275,29 +275,7 @@ pub(crate) fn classify(err: object_store::Error, operation: Operation, location:
             source: Some(Box::new(err)),
         },
         other => {
-            let source: BoxError = Box::new(other);
-            match chain_kind(source.as_ref()) {
-                ChainKind::Transient => Error::Transient {
-                    operation,
-                    location,
-                    source,
-                },
-                ChainKind::PermissionDenied => Error::PermissionDenied {
-                    operation,
-                    location,
-                    source,
-                },
-                ChainKind::NotFound => Error::NotFound {
-                    operation,
-                    location,
-                    source,
-                },
-                ChainKind::Other => Error::Other {
-                    operation,
-                    location,
-                    source,
-                },
-            }
+            by_chain(Box::new(other), operation, location)
         }
     }
 }
@@ -315,29 +293,16 @@ pub(crate) fn classify_io(err: std::io::Error, operation: Operation, location: &
             .expect("checked above");
         return classify(os, operation, location);
     }
-    let source: BoxError = Box::new(err);
-    let location = location.to_string();
+    by_chain(Box::new(err), operation, location.to_string())
+}
+
+/// The variant for an error whose kind is read from its source chain.
+fn by_chain(source: BoxError, operation: Operation, location: String) -> Error {
     match chain_kind(source.as_ref()) {
-        ChainKind::Transient => Error::Transient {
-            operation,
-            location,
-            source,
-        },
-        ChainKind::PermissionDenied => Error::PermissionDenied {
-            operation,
-            location,
-            source,
-        },
-        ChainKind::NotFound => Error::NotFound {
-            operation,
-            location,
-            source,
-        },
-        ChainKind::Other => Error::Other {
-            operation,
-            location,
-            source,
-        },
+        ChainKind::Transient => Error::Transient { operation, location, source },
+        ChainKind::PermissionDenied => Error::PermissionDenied { operation, location, source },
+        ChainKind::NotFound => Error::NotFound { operation, location, source },
+        ChainKind::Other => Error::Other { operation, location, source },
     }
 }
 

@@ -27,7 +27,6 @@ use arrow_array::RecordBatch;
 use calving_layout::convert::{ChunkLimits, SegmentConverter, SideFiles};
 use calving_layout::parquet_props::writer_properties;
 use calving_layout::schema::{default_arrow_schema, TargetColumns};
-use calving_layout::sidecar::SegmentIdentity;
 use calving_rsm::{IndexType, KafkaUuid, LogSegmentFiles, RemoteStorage, SegmentMetadata};
 use calving_segment::index::offset::{self, OffsetIndexEntry};
 use calving_segment::index::time::{self, TimeIndexEntry};
@@ -369,16 +368,7 @@ fn latencies(positions: &[u64], mut read: impl FnMut(u64) -> Result<(), BenchErr
 /// bytes; returns them and the record bytes they hold.
 fn reference_rows(seg: &Segment, limit: u64) -> Result<(Vec<RecordBatch>, u64), BenchError> {
     let md = &seg.metadata;
-    let identity = SegmentIdentity {
-        topic: md.topic.clone(),
-        topic_id: md.topic_id.0,
-        partition: md.partition,
-        segment_id: md.segment_id.0,
-        start_offset: md.start_offset,
-        end_offset: md.end_offset,
-        segment_size: md.segment_size,
-        max_timestamp_ms: md.max_timestamp_ms,
-    };
+    let identity = md.identity();
     let target = TargetColumns::locate(default_arrow_schema())?;
     let mut converter = SegmentConverter::new(target, identity, ChunkLimits::default());
     let mut rows = Vec::new();

@@ -49,10 +49,12 @@ pub fn run(args: CatArgs) -> Result<(), WarehouseError> {
     let stored = rsm
         .list_segments(&args.topic)?
         .into_iter()
-        .filter(|s| s.partition == args.partition)
-        .filter(|s| wanted_id.is_none_or(|id| s.segment_id == id))
-        .filter(|s| args.start_offset.is_none_or(|o| s.start_offset == o))
-        .last()
+        .rev()
+        .find(|s| {
+            s.partition == args.partition
+                && wanted_id.is_none_or(|id| s.segment_id == id)
+                && args.start_offset.is_none_or(|o| s.start_offset == o)
+        })
         .ok_or_else(|| WarehouseError::Usage(format!("no such stored segment of {}-{}", args.topic, args.partition)))?;
     let md = rsm.stored_segment_metadata(&args.topic, &stored)?;
     let mut out: Box<dyn Write> = match &args.output {
