@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""Comparisons of Calving's end-to-end run (integration/e2e/run.sh). Each check prints one line,
+`PASS <name>` or `FAIL <name>: <why>`; the exit status is 1 when any check failed.
+
+    check.py consumed <oracle> <dump> <isolation> <tiered> <label>
+        every record the consumer read equals what was produced (offset, timestamp and its type,
+        key, value, headers in order), per topic; read_committed hides exactly the aborted ones;
+        with tiering, some records of every partition lay below the local log start (remote only)
+    check.py queries <oracle> <tiered> <out>
+        ListOffsets-by-timestamp queries whose answers lie in remote segments
+    check.py offsets <oracle> <queries> <results> <label>
+        the broker's answers equal the first produced offset whose timestamp is >= the target
+    check.py table <oracle> <tiered> <warehouse dir> <topic> <engine> <label>
+        the topic's Iceberg table (pyiceberg or DuckDB) holds exactly the produced data records of
+        the tiered segments (aborted ones included: the table keeps records, Kafka hides them),
+        once each, with their timestamps, keys, values and headers
+
+File formats: see E2eClient.java (oracle/dump lines) and its wait-tiered command (tiered file:
+topic partition earliest earliestLocal latestTiered latest).
+"""
+import json
+import os
+import random
+import subprocess
+import sys
+from collections import defaultdict
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+failed = False
+
+
+def result(ok, name, why=""):
+    global failed
+    if ok:
+        print(f"PASS {name}", flush=True)
+    else:
+        failed = True
+        print(f"FAIL {name}: {why}", flush=True)
+
+
+def read_rows(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            t, p, o, ts, tt, st, k, v, h = line.split("\t")
+            rows.append(dict(topic=t, partition=int(p), offset=int(o), timestamp=int(ts), tstype=tt,
+                             status=st, key=k, value=v, headers=h))
+    return rows
+
+
+def read_tiered(path):
+    out = {}
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                t, p, earliest, local, tiered, latest = line.split()
+                out[(t, int(p))] = dict(earliest=int(earliest), local=int(local), tiered=int(tiered),
+                                        latest=int(latest))
+    return out
+
+
+def by_topic(rows):
+    d = defaultdict(list)
+    for r in rows:
+        d[r["topic"]].append(r)
+    for v in d.values():
+        v.sort(key=lambda r: (r["partition"], r["offset"]))
+    return d
+
+
+FIELDS = ("partition", "offset", "timestamp", "tstype", "key", "value", "headers")
+
+
+def short(r):
+    s = {k: r[k] for k in FIELDS if k in r}
+    for k in ("key", "value", "headers"):
+        if k in s and isinstance(s[k], str) and len(s[k]) > 40:
+            s[k] = s[k][:40] + f"...({len(s[k]) // 2} bytes)"
+    return s
+
+
+def first_difference(expected, actual, fields):
+    for i, (e, a) in enumerate(zip(expected, actual)):
+        for k in fields:
+            if e[k] != a[k]:
+                return f"record #{i} differs in {k}: expected {short(e)}, got {short(a)}"
+    if len(expected) != len(actual):
+        extra = actual[len(expected)] if len(actual) > len(expected) else expected[len(actual)]
+        return (f"{len(expected)} records expected, {len(actual)} read; first unmatched: "
+                f"{'read' if len(actual) > len(expected) else 'expected'} {short(extra)}")
+    return None
+
+
+def cmd_consumed(oracle, dump, isolation, tiered_path, label):
+    expected = by_topic(r for r in read_rows(oracle)
+                        if not (isolation == "read_committed" and r["status"] == "A"))
+    actual = by_topic(read_rows(dump))
+    tiered = read_tiered(tiered_path) if tiered_path != "-" else {}
+    for topic in sorted(set(expected) | set(actual)):
+        e, a = expected.get(topic, []), actual.get(topic, [])
+        name = f"{label} {topic}"
+        diff = first_difference(e, a, FIELDS)
+        if diff:
+            result(False, name, diff)
+            continue
+        remote = 0
+        problems = []
+        for p in sorted({r["partition"] for r in e}):
+            t = tiered.get((topic, p))
+            if t is None:
+                continue
+            n = sum(1 for r in a if r["partition"] == p and r["offset"] < t["local"])
+            remote += n
+            if n == 0:
+                problems.append(f"partition {p}: no record below the local log start {t['local']}")
+        aborted = sum(1 for r in read_rows(oracle) if r["topic"] == topic and r["status"] == "A")
+        extra = f", {aborted} aborted hidden" if isolation == "read_committed" and aborted else ""
+        if problems:
+            result(False, name, "; ".join(problems))
+        else:
+            where = f", {remote} of them only in remote storage" if tiered else ""
+            result(True, f"{name} ({len(a)} records equal{where}{extra})")
+
+
+def cmd_queries(oracle, tiered_path, out):
+    rows = read_rows(oracle)
+    tiered = read_tiered(tiered_path)
+    rnd = random.Random(1)
+    lines = []
+    for (topic, p), t in sorted(tiered.items()):
+        part = [r for r in rows if r["topic"] == topic and r["partition"] == p and r["status"] != "M"]
+        # Answers in remote segments; without tiering (local == earliest), in the local log.
+        remote = [r for r in part if r["offset"] < t["local"]] if t["local"] > t["earliest"] else part
+        if not remote:
+            continue
+        targets = {remote[0]["timestamp"] - 1000, remote[0]["timestamp"], remote[-1]["timestamp"]}
+        for r in rnd.sample(remote, min(5, len(remote))):
+            targets.add(r["timestamp"])
+            targets.add(r["timestamp"] + 1)
+        for ts in sorted(targets):
+            lines.append(f"{topic}\t{p}\t{ts}")
+    with open(out, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def cmd_offsets(oracle, queries, results, label):
+    rows = defaultdict(list)
+    for r in read_rows(oracle):
+        rows[(r["topic"], r["partition"])].append(r)
+    got = {}
+    with open(results) as f:
+        for line in f:
+            if line.strip():
+                t, p, ts, off, rts = line.split("\t")
+                got[(t, int(p), int(ts))] = (int(off), int(rts))
+    per_topic = defaultdict(list)
+    with open(queries) as f:
+        for line in f:
+            if line.strip():
+                t, p, ts = line.split("\t")
+                per_topic[t].append((int(p), int(ts)))
+    for topic, qs in sorted(per_topic.items()):
+        problems = []
+        for p, ts in qs:
+            part = rows[(topic, p)]
+            offsets = {r["offset"] for r in part}
+            # Offsets between produced records are transaction markers (COMMIT/ABORT control
+            # records). They carry the coordinator's wall-clock time, later than every produced
+            # timestamp of this workload (a day in the past), and ListOffsets counts them: the
+            # answer is the first offset, marker or record, whose timestamp is >= the target.
+            exp = next((r for r in part if r["timestamp"] >= ts), None)
+            marker = next((o for o in range(part[-1]["offset"]) if o not in offsets), None) if part else None
+            off, rts = got.get((topic, p, ts), (None, None))
+            if exp is None:
+                problems.append(f"p{p} ts {ts}: no produced record at or after it")
+                continue
+            if marker is not None and marker < exp["offset"]:
+                if off != marker or rts < max(r["timestamp"] for r in part if r["status"] != "M"):
+                    problems.append(f"p{p} ts {ts}: expected the transaction marker at offset {marker}, got {off} (ts {rts})")
+                continue
+            if off != exp["offset"] or rts != exp["timestamp"]:
+                problems.append(f"p{p} ts {ts}: expected offset {exp['offset']} (ts {exp['timestamp']}), got {off} (ts {rts})")
+        name = f"{label} {topic} ({len(qs)} timestamps)"
+        result(not problems, name, "; ".join(problems[:5]))
+
+
+def cmd_table(oracle, tiered_path, warehouse, topic, engine, label):
+    tiered = read_tiered(tiered_path)
+    db = os.path.join(warehouse, "calving-catalog.db")
+    if not os.path.exists(db):
+        result(False, f"{label} {topic} ({engine})", f"no catalog at {db}: nothing was committed")
+        return
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests/oracle/read_table.py"), engine, db, warehouse,
+                           f"kafka.{topic}"], capture_output=True, text=True)
+    name = f"{label} {topic} ({engine})"
+    if proc.returncode != 0:
+        result(False, name, f"read_table.py failed: {proc.stderr.strip()[-500:]}")
+        return
+    actual = []
+    topic_ids = set()
+    for line in proc.stdout.splitlines():
+        d = json.loads(line)
+        topic_ids.add(d["topic_id"])
+        ts_us = d["timestamp"]
+        actual.append(dict(partition=d["partition"], offset=d["offset"],
+                           timestamp=ts_us // 1000 if ts_us % 1000 == 0 else ts_us / 1000,
+                           key="-" if d["key"] is None else d["key"],
+                           value="-" if d["value"] is None else d["value"],
+                           headers=",".join(k.encode("utf-8").hex() + "=" + ("-" if v is None else v)
+                                            for k, v in d["headers"])))
+    actual.sort(key=lambda r: (r["partition"], r["offset"]))
+    # Every produced record up to the partition's latest tiered offset when tiering was checked;
+    # segments tiered since then (the LogAppendTime topic's end marker: local retention rolls its
+    # active segment) may add rows, which must then be the produced ones too.
+    bound = {p: t["tiered"] for (tp, p), t in tiered.items() if tp == topic}
+    for r in actual:
+        bound[r["partition"]] = max(bound.get(r["partition"], -1), r["offset"])
+    expected = sorted((r for r in read_rows(oracle) if r["topic"] == topic and r["offset"] <= bound.get(r["partition"], -1)),
+                      key=lambda r: (r["partition"], r["offset"]))
+    diff = first_difference(expected, actual, ("partition", "offset", "timestamp", "key", "value", "headers"))
+    if diff:
+        result(False, name, diff)
+    elif len(topic_ids) > 1:
+        result(False, name, f"rows of several topic ids: {topic_ids}")
+    else:
+        aborted = sum(1 for r in expected if r["status"] == "A")
+        more = f", {aborted} of aborted transactions" if aborted else ""
+        result(True, f"{name} ({len(actual)} rows equal the produced records{more})")
+
+
+def main():
+    cmd, args = sys.argv[1], sys.argv[2:]
+    {"consumed": cmd_consumed, "queries": cmd_queries, "offsets": cmd_offsets, "table": cmd_table}[cmd](*args)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# Calving end to end on a real Apache Kafka 4.1.2 broker (single-node KRaft, 127.0.0.1) with the
+# plugin jar on the embedded default (local warehouse + SQLite catalog).
+#
+#   integration/e2e/run.sh            (after tests/install-deps.sh and `gradle --no-daemon -q jar`)
+#
+# Steps, each ending in lines "PASS <name>" or "FAIL <name>: <why>":
+#   1. start the broker with remote.log.storage.system.enable=true and
+#      io.calving.kafka.CalvingRemoteStorageManager from build/libs/calving-0.1.0-SNAPSHOT.jar
+#      (remote.log.storage.manager.class.path), rsm.config.warehouse=file://<tmp>/warehouse;
+#   2. produce the workload (E2eClient.java produce): 7 topics x 2 partitions, every compression
+#      type with idempotent producers, a transactional producer committing and aborting, headers
+#      (duplicate keys, null and empty values), null keys, tombstones, empty and binary keys and
+#      values, 10-50 KiB values (> index.interval.bytes), a LogAppendTime topic (non-idempotent);
+#      128 KiB segments (internal.segment.bytes), local.retention.ms=1000, retention.ms=-1;
+#   3. wait until every rolled segment was copied and deleted locally (ListOffsets earliest-local
+#      = latest-tiered + 1 = the end marker, one .log file left per partition directory);
+#   4. consume everything from offset 0 with read_uncommitted and read_committed and compare with
+#      the producer's record of what it sent (check.py consumed);
+#   5. ListOffsets by timestamp against the remote segments (check.py offsets);
+#   6. read every table with pyiceberg and DuckDB and compare (check.py table);
+#   7. restart the broker (its remote index cache stays on disk) and do 4 and 5 again;
+#   8. delete a topic: its sidecars go, its rows stay (retention.mode=keep), other topics keep theirs;
+#   9. no ERROR from the remote log subsystem in the broker log; clean shutdown.
+# Ends with "e2e: N passed, N failed"; exit status 1 when anything failed. The work directory
+# (broker log, data, warehouse) is kept on failure, or always with CALVING_KEEP_WORK=1.
+#
+# Env: CALVING_JAR (default build/libs/calving-0.1.0-SNAPSHOT.jar), CALVING_E2E_TIERING=off (the
+# same run with tiering off: checks the harness against local data), CALVING_E2E_RECORDS (records
+# per partition per topic, default 300), CALVING_E2E_TIMEOUT (watchdog, default 900 s),
+# CALVING_KAFKA_LIBS (see integration/kafka/resolve-jars.sh).
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+jar=${CALVING_JAR:-$root/build/libs/calving-0.1.0-SNAPSHOT.jar}
+tiering=${CALVING_E2E_TIERING:-on}
+records=${CALVING_E2E_RECORDS:-300}
+timeout=${CALVING_E2E_TIMEOUT:-900}
+tier_timeout=${CALVING_E2E_TIER_TIMEOUT:-240}
+topics=e2e_none,e2e_gzip,e2e_snappy,e2e_lz4,e2e_zstd,e2e_txn,e2e_lat
+deleted_topic=e2e_zstd
+
+say() { echo "e2e: $*" >&2; }
+die() { echo "e2e: error: $*" >&2; exit 2; }
+
+LIBS=$("$root/integration/kafka/resolve-jars.sh" | tail -n1) || die "could not resolve the Kafka jars"
+# shellcheck source=../kafka/broker.sh
+. "$root/integration/kafka/broker.sh"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/calving-e2e.XXXXXX")
+warehouse="$work/warehouse"
+results="$work/results.txt"
+: >"$results"
+client_pid=""
+watchdog_pid=""
+started=$(date +%s)
+
+cleanup() {
+  local rc=$?
+  [ -n "$client_pid" ] && kill -TERM "$client_pid" 2>/dev/null
+  broker_kill
+  [ -n "$watchdog_pid" ] && kill -TERM "$watchdog_pid" 2>/dev/null
+  if [ "$rc" -ne 0 ] || [ "${CALVING_KEEP_WORK:-0}" = 1 ]; then
+    say "work directory kept: $work (broker log: $work/server.log)"
+  else
+    rm -rf "$work"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'say "interrupted"; exit 130' INT
+trap 'say "terminated (watchdog after ${timeout} s?)"; exit 143' TERM
+
+main_pid=$$
+( trap 'kill "$sp" 2>/dev/null; exit 0' TERM
+  sleep "$timeout" & sp=$!
+  wait "$sp" && { echo "e2e: watchdog: ${timeout} s elapsed, stopping" >&2; kill -TERM "$main_pid"; } ) &
+watchdog_pid=$!
+
+pass() { echo "PASS $*" | tee -a "$results"; }
+fail() { echo "FAIL $1: $2" | tee -a "$results"; }
+# Runs a command in the background (so that signals reach the trap at once), waits for it.
+bg() { "$@" & client_pid=$!; wait "$client_pid"; local rc=$?; client_pid=""; return $rc; }
+# Runs check.py; its PASS/FAIL lines go to the results.
+check() { bg python3 "$here/check.py" "$@" | tee -a "$results"; }
+
+client() { bg java -Xmx512m -XX:+UseSerialGC -Dlog4j2.configurationFile="$root/integration/kafka/log4j2.xml" \
+  -Dcalving.log.file="$work/clients.log" -cp "$work/classes:$LIBS/*" E2eClient "$1" --bootstrap "$BROKER_BOOTSTRAP" "${@:2}"; }
+
+# ---- 0. the plugin jar and the client
+if [ "$tiering" = on ]; then
+  [ -f "$jar" ] || die "no plugin jar at $jar (run: gradle --no-daemon -q jar)"
+  if python3 -m zipfile -l "$jar" | grep -q 'libcalving'; then
+    pass "plugin jar holds the native library ($(python3 -m zipfile -l "$jar" | grep -o '[^ ]*libcalving[^ ]*' | head -n1))"
+  else
+    fail "plugin jar" "$jar holds no libcalving native library (skeleton jar?)"
+  fi
+fi
+mkdir -p "$work/classes"
+javac -nowarn -d "$work/classes" -cp "$LIBS/*" "$here/E2eClient.java" 2>"$work/javac.out" \
+  || { cat "$work/javac.out" >&2; die "E2eClient.java does not compile"; }
+
+# ---- 1. broker
+extra="$work/extra.properties"
+if [ "$tiering" = on ]; then
+  cat >"$extra" <<EOF
+remote.log.storage.system.enable=true
+remote.log.storage.manager.class.name=io.calving.kafka.CalvingRemoteStorageManager
+remote.log.storage.manager.class.path=$jar
+remote.log.metadata.manager.listener.name=PLAINTEXT
+rlmm.config.remote.log.metadata.topic.replication.factor=1
+rlmm.config.remote.log.metadata.topic.num.partitions=2
+rsm.config.warehouse=file://$warehouse
+remote.log.manager.task.interval.ms=1000
+log.retention.check.interval.ms=1000
+log.initial.task.delay.ms=500
+remote.log.reader.threads=4
+remote.log.manager.copier.thread.pool.size=2
+remote.log.manager.expiration.thread.pool.size=2
+EOF
+else
+  : >"$extra"
+fi
+broker_init "$work" "$LIBS" "$extra" || die "broker setup failed"
+if broker_start; then pass "broker started (tiering $tiering, $BROKER_BOOTSTRAP)"; else fail "broker start" "see $BROKER_LOG"; exit 1; fi
+
+# ---- 2. workload
+t0=$(date +%s)
+if client produce --oracle "$work/oracle.tsv" --tiering "$tiering" --records "$records" 2>"$work/produce.err"; then
+  pass "produce ($(wc -l <"$work/oracle.tsv") records, $(cut -f6 "$work/oracle.tsv" | grep -c A) in aborted transactions, $(($(date +%s) - t0)) s)"
+else
+  tail -n 20 "$work/produce.err"; fail "produce" "E2eClient produce failed"; exit 1
+fi
+
+# ---- 3. tiered and deleted locally
+t0=$(date +%s)
+if client wait-tiered --log-dir "$BROKER_DATA" --topics "$topics" --out "$work/tiered.tsv" \
+     --tiering "$tiering" --timeout-s "$tier_timeout" 2>"$work/wait.err"; then
+  if [ "$tiering" = on ]; then
+    segs=$(grep -c 'Copied .* to remote storage' "$BROKER_LOG" || true)
+    remote=$(awk '{s += $4} END {print s}' "$work/tiered.tsv")
+    pass "tiered: every rolled segment copied and deleted locally in $(($(date +%s) - t0)) s ($remote offsets below the local log starts; broker log: $segs 'Copied' lines)"
+  fi
+else
+  tail -n 5 "$work/wait.err"; fail "tiered" "segments not copied and deleted locally in $tier_timeout s (see $BROKER_LOG)"
+  [ -f "$work/tiered.tsv" ] || exit 1
+fi
+tiered_arg="$work/tiered.tsv"
+[ "$tiering" = on ] || tiered_arg=-
+
+consume_and_compare() {   # <label suffix>
+  local iso
+  for iso in read_uncommitted read_committed; do
+    if client consume --topics "$topics" --isolation "$iso" --out "$work/consumed-$iso$1.tsv" 2>"$work/consume.err"; then
+      say "$(grep '^consume' "$work/consume.err")"
+      check consumed "$work/oracle.tsv" "$work/consumed-$iso$1.tsv" "$iso" "$tiered_arg" "consume $iso$1"
+    else
+      tail -n 5 "$work/consume.err"; fail "consume $iso$1" "E2eClient consume failed"
+    fi
+  done
+}
+
+offsets_by_timestamp() {   # <label suffix>
+  if client offsets --queries "$work/queries.tsv" --out "$work/offsets$1.tsv" 2>"$work/offsets.err"; then
+    check offsets "$work/oracle.tsv" "$work/queries.tsv" "$work/offsets$1.tsv" "offsets by timestamp$1"
+  else
+    tail -n 5 "$work/offsets.err"; fail "offsets by timestamp$1" "E2eClient offsets failed"
+  fi
+}
+
+# ---- 4, 5. consume and look up timestamps
+consume_and_compare ""
+python3 "$here/check.py" queries "$work/oracle.tsv" "$work/tiered.tsv" "$work/queries.tsv"
+offsets_by_timestamp ""
+
+# ---- 6. the tables, read by independent engines
+sidecars() { find "$warehouse" -path "*$1*/calving/sidecars/*" -name '*.sidecar' 2>/dev/null | wc -l; }
+if [ "$tiering" = on ]; then
+  for topic in ${topics//,/ }; do
+    for engine in pyiceberg duckdb; do
+      check table "$work/oracle.tsv" "$work/tiered.tsv" "$warehouse" "$topic" "$engine" "table"
+    done
+  done
+  n=$(ls "$BROKER_DATA/remote-log-index-cache" 2>/dev/null | grep -c -E '\.(index|timeindex)$' || true)
+  if [ "$n" -gt 0 ]; then pass "broker's remote index cache on disk ($n index files served by the plugin)"
+  else fail "remote index cache" "no index files in $BROKER_DATA/remote-log-index-cache"; fi
+fi
+
+# ---- 7. restart and read again
+if broker_stop && broker_start; then
+  pass "broker restarted cleanly"
+  consume_and_compare " after restart"
+  offsets_by_timestamp " after restart"
+else
+  fail "broker restart" "see $BROKER_LOG"
+fi
+
+# ---- 8. delete a topic
+if [ "$tiering" = on ]; then
+  before=$(sidecars "$deleted_topic")
+  others_before=$(sidecars e2e_gzip)
+  [ "$before" -gt 0 ] || fail "sidecars before delete" "no sidecar of $deleted_topic under $warehouse"
+fi
+if client delete-topic --topic "$deleted_topic" 2>"$work/delete.err"; then
+  t0=$(date +%s)
+  if [ "$tiering" = on ]; then
+    left=$before
+    for _ in $(seq 120); do left=$(sidecars "$deleted_topic"); [ "$left" = 0 ] && break; sleep 0.5; done
+    if [ "$left" = 0 ]; then pass "delete topic $deleted_topic: its $before sidecars deleted in $(($(date +%s) - t0)) s (retention.mode=keep)"
+    else fail "delete topic $deleted_topic" "$left of $before sidecars still there after 60 s"; fi
+    check table "$work/oracle.tsv" "$work/tiered.tsv" "$warehouse" "$deleted_topic" pyiceberg "rows kept after delete"
+    others=$(sidecars e2e_gzip)
+    if [ "$others" = "$others_before" ]; then pass "other topics keep their sidecars (e2e_gzip: $others)"
+    else fail "other topics' sidecars" "e2e_gzip had $others_before sidecars, now $others"; fi
+  fi
+  for _ in $(seq 120); do compgen -G "$BROKER_DATA/$deleted_topic-*" >/dev/null || break; sleep 0.5; done
+  if compgen -G "$BROKER_DATA/$deleted_topic-[0-9]*" >/dev/null; then fail "delete topic local" "partition directories of $deleted_topic still there"
+  else pass "delete topic $deleted_topic: local partitions gone"; fi
+else
+  tail -n 5 "$work/delete.err"; fail "delete topic" "E2eClient delete-topic failed"
+fi
+
+# ---- 9. broker log and shutdown
+if [ "$tiering" = on ]; then
+  errors=$(grep -E '^\[[^]]*\] ERROR' "$BROKER_LOG" | grep -i -E 'remote|calving|rsm' || true)
+  if [ -z "$errors" ]; then pass "no ERROR from remote storage in the broker log"
+  else fail "broker log" "$(echo "$errors" | wc -l) ERROR lines, first: $(echo "$errors" | head -n1 | cut -c1-400)"; fi
+fi
+if broker_stop; then pass "broker stopped cleanly"; else fail "broker stop" "no clean shutdown"; fi
+
+passed=$(grep -c '^PASS' "$results" || true)
+failed=$(grep -c '^FAIL' "$results" || true)
+echo "e2e: $passed passed, $failed failed ($(($(date +%s) - started)) s)"
+[ "$failed" = 0 ]

@@ -1,0 +1,128 @@
+# shellcheck shell=bash
+# A single-node KRaft Apache Kafka 4.1.2 broker on 127.0.0.1, for scripts that source this file
+# (integration/e2e/run.sh, integration/e2e/measure.sh, integration/demo.sh).
+#
+#   . integration/kafka/broker.sh
+#   broker_init <work dir> <kafka libs dir> [file of extra server properties]
+#   broker_start            # returns once the broker logged "Kafka Server started"
+#   broker_stop             # SIGTERM, waits for a clean shutdown (.kafka_cleanshutdown)
+#   broker_kill             # best effort, for traps: TERM, then KILL after 20 s
+#
+# broker_init writes <work>/server.properties (process.roles=broker,controller, node.id=1, static
+# quorum, PLAINTEXT and CONTROLLER listeners on free ports of 127.0.0.1, log.dirs=<work>/data, every
+# internal topic with replication factor 1) followed by the extra properties, then formats the log
+# dir with kafka.tools.StorageTool. Afterwards: BROKER_BOOTSTRAP (127.0.0.1:<port>), BROKER_DATA
+# (log dir), BROKER_LOG (<work>/server.log, log4j2 via integration/kafka/log4j2.xml), BROKER_PID
+# (set while it runs), BROKER_JVM (the java command line prefix, heap capped: BROKER_HEAP, default
+# 768m, SerialGC). Functions return non-zero (they do not exit) on failure, with a message on stderr.
+
+_broker_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+broker_init() {
+  BROKER_WORK=$1
+  BROKER_LIBS=$2
+  local extra=${3:-}
+  BROKER_DATA="$BROKER_WORK/data"
+  BROKER_LOG="$BROKER_WORK/server.log"
+  BROKER_PID=""
+  BROKER_STARTS=0
+  BROKER_JVM=(java "-Xms${BROKER_HEAP_MIN:-128m}" "-Xmx${BROKER_HEAP:-768m}" -XX:+UseSerialGC
+    -Dlog4j2.configurationFile="$_broker_here/log4j2.xml")
+  mkdir -p "$BROKER_WORK"
+  local port controller_port
+  read -r port controller_port < <(python3 -c '
+import socket
+ss = [socket.socket() for _ in range(2)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])') || { echo "broker.sh: no free ports" >&2; return 1; }
+  BROKER_PORT=$port
+  BROKER_BOOTSTRAP="127.0.0.1:$port"
+  {
+    cat <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$controller_port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$BROKER_DATA
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+log.cleaner.enable=false
+EOF
+    [ -z "$extra" ] || cat "$extra"
+  } >"$BROKER_WORK/server.properties"
+  local cluster_id
+  cluster_id=$("${BROKER_JVM[@]}" -Dcalving.log.file="$BROKER_WORK/tools.log" -cp "$BROKER_LIBS/*" \
+    kafka.tools.StorageTool random-uuid) || { echo "broker.sh: StorageTool random-uuid failed" >&2; return 1; }
+  "${BROKER_JVM[@]}" -Dcalving.log.file="$BROKER_WORK/tools.log" -cp "$BROKER_LIBS/*" \
+    kafka.tools.StorageTool format -t "$cluster_id" -c "$BROKER_WORK/server.properties" \
+    >"$BROKER_WORK/format.out" 2>&1 || { cat "$BROKER_WORK/format.out" >&2; echo "broker.sh: StorageTool format failed" >&2; return 1; }
+}
+
+broker_start() {
+  BROKER_STARTS=$((BROKER_STARTS + 1))
+  "${BROKER_JVM[@]}" -Dcalving.log.file="$BROKER_LOG" -cp "$BROKER_LIBS/*" kafka.Kafka \
+    "$BROKER_WORK/server.properties" >>"$BROKER_WORK/broker.out" 2>&1 &
+  BROKER_PID=$!
+  echo "$BROKER_PID" >"$BROKER_WORK/broker.pid"
+  local i n
+  for i in $(seq 600); do
+    if ! kill -0 "$BROKER_PID" 2>/dev/null; then
+      tail -n 30 "$BROKER_WORK/broker.out" >&2
+      echo "broker.sh: broker exited during startup (see $BROKER_LOG)" >&2
+      BROKER_PID=""
+      return 1
+    fi
+    n=$(grep -c 'Kafka Server started' "$BROKER_LOG" 2>/dev/null) || n=0
+    [ "$n" -ge "$BROKER_STARTS" ] && return 0
+    sleep 0.2
+  done
+  echo "broker.sh: broker not ready after 120 s (see $BROKER_LOG)" >&2
+  return 1
+}
+
+broker_stop() {
+  [ -n "$BROKER_PID" ] || return 0
+  rm -f "$BROKER_DATA/.kafka_cleanshutdown"
+  kill -TERM "$BROKER_PID" 2>/dev/null || true
+  local i
+  for i in $(seq 300); do
+    kill -0 "$BROKER_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  if kill -0 "$BROKER_PID" 2>/dev/null; then
+    kill -KILL "$BROKER_PID" 2>/dev/null || true
+    wait "$BROKER_PID" 2>/dev/null || true
+    BROKER_PID=""
+    echo "broker.sh: broker did not stop within 60 s of SIGTERM (killed)" >&2
+    return 1
+  fi
+  wait "$BROKER_PID" 2>/dev/null || true
+  BROKER_PID=""
+  [ -f "$BROKER_DATA/.kafka_cleanshutdown" ] || { echo "broker.sh: no clean shutdown marker" >&2; return 1; }
+}
+
+broker_kill() {
+  [ -n "${BROKER_PID:-}" ] || return 0
+  if kill -0 "$BROKER_PID" 2>/dev/null; then
+    kill -TERM "$BROKER_PID" 2>/dev/null || true
+    local i
+    for i in $(seq 100); do kill -0 "$BROKER_PID" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$BROKER_PID" 2>/dev/null || true
+  fi
+  wait "$BROKER_PID" 2>/dev/null || true
+  BROKER_PID=""
+}
