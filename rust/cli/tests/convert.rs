@@ -10,8 +10,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use calving_test_utils::{fixture_files, fixture_names, fixtures_dir, kafka_records_dump, repo_root};
-use serde_json::{json, Value};
+use calving_test_utils::{fixture_files, fixture_names, fixtures_dir, kafka_records_dump, read_table};
+use serde_json::json;
 
 fn calving(dir: &Path, args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_calving")).current_dir(dir).args(args).output().expect("run calving");
@@ -31,22 +31,6 @@ fn topic_id(fixture: &str) -> String {
     id
 }
 
-fn read_table(engine: &str, warehouse: &Path, table: &str) -> Vec<Value> {
-    let out = Command::new("python3")
-        .arg(repo_root().join("tests/oracle/read_table.py"))
-        .arg(engine)
-        .arg(warehouse.join("calving-catalog.db"))
-        .arg(warehouse)
-        .arg(table)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{engine} could not read {table} (run tests/install-deps.sh for pyiceberg and DuckDB):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
 
 #[test]
 fn converted_tables_read_back_exactly_in_pyiceberg_and_duckdb() {
