@@ -37,6 +37,7 @@ pub mod parquet_io;
 mod copy;
 mod delete;
 mod fetch;
+mod sweep;
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -52,6 +53,7 @@ pub use config::{RetentionMode, RsmConfig};
 pub use copy::CopyOutcome;
 pub use error::{Result, RsmError};
 pub use fetch::SegmentStream;
+pub use sweep::SweepReport;
 pub use metadata::{IndexType, KafkaUuid, LogSegmentFiles, SegmentMetadata};
 
 use crate::parquet_io::RowReader;
@@ -195,6 +197,12 @@ impl RemoteStorage {
         let inner = &self.inner;
         let prefix = format!("{}/calving/sidecars/", inner.table_location(&probe(topic, 0))?);
         inner.list_sidecars(&prefix, &format!("topic {topic}"))
+    }
+
+    /// Deletes the objects under the topic's table location that nothing refers to and that are
+    /// older than `older_than` (see the `sweep` module); with `dry_run`, only reports them.
+    pub fn sweep_orphans(&self, topic: &str, older_than: std::time::Duration, dry_run: bool) -> Result<SweepReport> {
+        sweep::sweep(&self.inner, topic, older_than, dry_run)
     }
 
     /// The metadata needed to fetch a stored segment (what the broker would pass).

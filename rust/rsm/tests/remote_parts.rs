@@ -344,6 +344,19 @@ fn catalog_failing_mid_copy_leaves_nothing() {
     assert_eq!(count_rows(&rsm, &b.topic), first.stats.records + second.stats.records);
     check_served(&rsm, b, b_files);
 
+    // The orphan sweep deletes exactly what the cut commit left, and nothing the table or a
+    // sidecar refers to; a second sweep finds nothing.
+    let report = rsm.sweep_orphans(&b.topic, Duration::ZERO, false).unwrap();
+    let mut left: Vec<String> = new.iter().map(|l| l.to_string()).collect();
+    left.sort();
+    assert_eq!(report.orphans, left, "{report:?}");
+    let swept = s3.list(BUCKET, "wh");
+    assert!(left.iter().all(|l| !swept.contains(l)), "{swept:#?}");
+    assert_eq!(count_rows(&rsm, &b.topic), first.stats.records + second.stats.records);
+    check_served(&rsm, a, a_files);
+    check_served(&rsm, b, b_files);
+    assert!(rsm.sweep_orphans(&b.topic, Duration::ZERO, false).unwrap().orphans.is_empty());
+
     // The REST server dies: the next copy (of a topic whose table does not exist yet) fails
     // retriable and writes nothing of its own.
     let before = s3.list(BUCKET, "wh");

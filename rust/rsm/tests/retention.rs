@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::time::Duration;
 
 use calving_rsm::{KafkaUuid, RemoteStorage, SegmentMetadata};
 use calving_test_utils::{fixture_files, read_table};
@@ -105,6 +106,23 @@ fn delete_mode_removes_rows_once_no_segment_serves_them() {
     for f in &a.data_files {
         assert!(rt.block_on(rsm.storage().exists(f)).unwrap(), "{f} must stay in storage");
     }
+
+    // The orphan sweep keeps every file an older snapshot still refers to; a stray file (a copy
+    // that died before cleaning up) goes once it is older than the grace period.
+    let report = rsm.sweep_orphans(&topic, Duration::ZERO, false).unwrap();
+    assert!(report.orphans.is_empty() && report.scanned > 0, "{report:?}");
+    let location = table.metadata().location().trim_end_matches('/').to_string();
+    let stray = format!("{location}/data/stray-00000.parquet");
+    rt.block_on(rsm.storage().put(&stray, bytes::Bytes::from_static(b"PAR1 died mid-copy"))).unwrap();
+    let young = rsm.sweep_orphans(&topic, Duration::from_secs(3600), false).unwrap();
+    assert!(young.orphans.is_empty() && young.too_young == 1, "{young:?}");
+    let dry = rsm.sweep_orphans(&topic, Duration::ZERO, true).unwrap();
+    assert_eq!(dry.orphans, vec![stray.clone()]);
+    assert!(rt.block_on(rsm.storage().exists(&stray)).unwrap(), "a dry run deletes nothing");
+    let swept = rsm.sweep_orphans(&topic, Duration::ZERO, false).unwrap();
+    assert_eq!(swept.orphans, vec![stray.clone()]);
+    assert!(!rt.block_on(rsm.storage().exists(&stray)).unwrap());
+    assert_eq!(fetch_all(&rsm, &c_md, 0, None), c_served);
 
     // A's offsets uploaded again (say, by a replica that still had them): written afresh, once.
     let d_md = SegmentMetadata { segment_id: KafkaUuid::random(), ..a_md.clone() };

@@ -80,7 +80,8 @@ pub use data_file::{
 };
 pub use error::{Error, Result};
 pub use remove::{
-    live_files, remove_segments, removed_segment_ids, LiveFile, RemoveOutcome,
+    live_files, normalize, referenced_files, remove_segments, removed_segment_ids, LiveFile,
+    RemoveOutcome,
     REMOVED_SEGMENT_IDS_PROP,
 };
 pub use table::{

@@ -81,6 +81,51 @@ pub async fn live_files(table: &Table) -> Result<Vec<LiveFile>> {
     Ok(out)
 }
 
+/// Every file the table's metadata refers to: the current and logged metadata files, and for
+/// every snapshot still in the metadata its manifest list, manifests and data and delete files
+/// (including files a later snapshot removed: time travel still reads them). Locations as the
+/// metadata writes them, in [`normalize`]d form.
+pub async fn referenced_files(table: &Table) -> Result<std::collections::HashSet<String>> {
+    let metadata = table.metadata();
+    let mut out = std::collections::HashSet::new();
+    if let Some(l) = table.metadata_location() {
+        out.insert(normalize(l));
+    }
+    for log in metadata.metadata_log() {
+        out.insert(normalize(&log.metadata_file));
+    }
+    let mut manifests_seen = std::collections::HashSet::new();
+    for snapshot in metadata.snapshots() {
+        out.insert(normalize(snapshot.manifest_list()));
+        let list = table.manifest_list_reader(snapshot).load().await?;
+        for manifest_file in list.entries() {
+            if !manifests_seen.insert(manifest_file.manifest_path.clone()) {
+                continue;
+            }
+            out.insert(normalize(&manifest_file.manifest_path));
+            let manifest = manifest_file.load_manifest(table.file_io()).await?;
+            for entry in manifest.entries() {
+                out.insert(normalize(entry.data_file().file_path()));
+            }
+        }
+    }
+    for stats in metadata.statistics_iter() {
+        out.insert(normalize(&stats.statistics_path));
+    }
+    Ok(out)
+}
+
+/// A location in one canonical form: `file:/x`, `file:///x` and `/x` are the same local file.
+pub fn normalize(location: &str) -> String {
+    if let Some(rest) = location.strip_prefix("file://") {
+        rest.to_string()
+    } else if let Some(rest) = location.strip_prefix("file:") {
+        rest.to_string()
+    } else {
+        location.to_string()
+    }
+}
+
 /// The ids of segments whose rows a removal in the current ancestry took out of the table.
 pub fn removed_segment_ids(table: &Table) -> BTreeSet<String> {
     ancestry(table)
