@@ -260,8 +260,17 @@ fn convert_and_commit(
     let arrow_schema = Arc::new(schema_to_arrow_schema(&schema).map_err(iceberg_err)?);
     let target = TargetColumns::locate(arrow_schema.clone()).map_err(|source| RsmError::Layout { segment: name.clone(), source })?;
     let offset_col = (target.kafka, target.offset);
-    let splitter = RecordBatchPartitionSplitter::try_new_with_computed_values(schema.clone(), spec.clone()).map_err(iceberg_err)?;
-    let partition_values = PartitionValueCalculator::try_new(&spec, &schema).map_err(iceberg_err)?;
+    // iceberg's splitter refuses an unpartitioned spec (an adopted table may have one): every row
+    // then goes to the one partition.
+    let by_spec = if spec.is_unpartitioned() {
+        None
+    } else {
+        Some((
+            RecordBatchPartitionSplitter::try_new_with_computed_values(schema.clone(), spec.clone()).map_err(iceberg_err)?,
+            PartitionValueCalculator::try_new(&spec, &schema).map_err(iceberg_err)?,
+        ))
+    };
+    let unpartitioned = PartitionKey::new(spec.as_ref().clone(), schema.clone(), Struct::empty());
     let zstd_level = table
         .metadata()
         .properties()
@@ -286,7 +295,11 @@ fn convert_and_commit(
         if chunk.num_rows() == 0 {
             return Ok(());
         }
-        let parts = split(&splitter, &partition_values, &chunk).map_err(|source| SinkError::Rsm(RsmError::Iceberg { segment: name.clone(), source: Box::new(source) }))?;
+        let parts = match &by_spec {
+            Some((splitter, values)) => split(splitter, values, &chunk)
+                .map_err(|source| SinkError::Rsm(RsmError::Iceberg { segment: name.clone(), source: Box::new(source) }))?,
+            None => vec![(unpartitioned.clone(), chunk)],
+        };
         for (key, part) in parts {
             let part_offsets = offsets_of(&part, offset_col);
             let id = format!("{:?}", key.data());
