@@ -1,32 +1,70 @@
 package io.calving.kafka;
 
+import static org.junit.Assert.assertArrayEquals;
 import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertFalse;
+import static org.junit.Assert.assertNotEquals;
 import static org.junit.Assert.assertNull;
 import static org.junit.Assert.assertTrue;
 import static org.junit.Assert.fail;
 
+import java.io.File;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
+import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.Paths;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 
-import org.apache.kafka.common.TopicIdPartition;
-import org.apache.kafka.common.TopicPartition;
-import org.apache.kafka.common.Uuid;
-import org.apache.kafka.server.log.remote.storage.LogSegmentData;
-import org.apache.kafka.server.log.remote.storage.RemoteLogSegmentId;
+import org.apache.kafka.common.KafkaException;
+import org.apache.kafka.common.config.types.Password;
+import org.apache.kafka.common.record.FileRecords;
+import org.apache.kafka.common.record.RecordBatch;
 import org.apache.kafka.server.log.remote.storage.RemoteLogSegmentMetadata;
-import org.apache.kafka.server.log.remote.storage.RemoteLogSegmentState;
+import org.apache.kafka.server.log.remote.storage.RemoteResourceNotFoundException;
 import org.apache.kafka.server.log.remote.storage.RemoteStorageException;
 import org.apache.kafka.server.log.remote.storage.RemoteStorageManager;
+import org.apache.kafka.server.log.remote.storage.RemoteStorageManager.IndexType;
+import org.junit.After;
+import org.junit.Before;
 import org.junit.Test;
 
+/**
+ * The plugin with its real native library, on the real broker fixtures and a local warehouse
+ * (embedded SQLite catalog): every RemoteStorageManager method, errors, stream release, threads.
+ */
 public class CalvingRemoteStorageManagerTest {
 
     private static final String CLASS_NAME = "io.calving.kafka.CalvingRemoteStorageManager";
+
+    private File dir;
+    private CalvingRemoteStorageManager rsm;
+
+    @Before
+    public void open() throws Exception {
+        dir = Fixtures.tempDir("rsm");
+        rsm = (CalvingRemoteStorageManager) newAsBrokerDoes();
+        rsm.configure(Fixtures.config(dir.toPath()));
+    }
+
+    @After
+    public void close() throws IOException {
+        rsm.close();
+        deleteTree(dir.toPath());
+    }
 
     /** The way the broker creates the plugin: class name from config, public no-arg constructor. */
     private static RemoteStorageManager newAsBrokerDoes() throws Exception {
@@ -35,101 +73,374 @@ public class CalvingRemoteStorageManagerTest {
         return (RemoteStorageManager) instance;
     }
 
-    private static RemoteLogSegmentMetadata segment(Uuid segmentUuid) {
-        TopicIdPartition tp = new TopicIdPartition(Uuid.randomUuid(), new TopicPartition("orders", 3));
-        return new RemoteLogSegmentMetadata(
-                new RemoteLogSegmentId(tp, segmentUuid),
-                100L, 199L, 1_700_000_000_000L, 1, 1_700_000_000_500L, 4096,
-                Optional.empty(), RemoteLogSegmentState.COPY_SEGMENT_STARTED,
-                Collections.singletonMap(0, 100L));
+    static void deleteTree(Path root) throws IOException {
+        if (!Files.exists(root)) {
+            return;
+        }
+        try (java.util.stream.Stream<Path> s = Files.walk(root)) {
+            s.sorted(Collections.reverseOrder()).forEach(p -> p.toFile().delete());
+        }
     }
 
     @Test
-    public void instantiableByReflectionAndImplementsTheKafkaInterface() throws Exception {
-        RemoteStorageManager rsm = newAsBrokerDoes();
-        assertEquals(CLASS_NAME, rsm.getClass().getName());
-        assertTrue(RemoteStorageManager.class.isAssignableFrom(Class.forName(CLASS_NAME)));
-        rsm.close();
+    public void everyMethodOnEveryBrokerFixture() throws Exception {
+        for (String fixture : Fixtures.BROKER) {
+            for (Path log : Fixtures.logs(fixture)) {
+                Fixtures.Segment s = Fixtures.segment(fixture, log, "fx-" + fixture);
+                checkSegment(s);
+            }
+        }
     }
 
-    @Test
-    public void configureKeepsACopyOfTheBrokerMap() throws Exception {
-        CalvingRemoteStorageManager rsm = (CalvingRemoteStorageManager) newAsBrokerDoes();
-        // What the broker passes: rsm.config.* with the prefix stripped, plus values of any type.
-        Map<String, Object> brokerMap = new HashMap<>();
-        brokerMap.put("warehouse", "/var/lib/calving/warehouse");
-        brokerMap.put("catalog.type", "sql");
-        brokerMap.put("remote.log.metadata.manager.listener.name", "PLAINTEXT");
-        brokerMap.put("broker.id", 1);
-        brokerMap.put("nullable", null);
-        rsm.configure(brokerMap);
+    private void checkSegment(Fixtures.Segment s) throws Exception {
+        RemoteLogSegmentMetadata md = s.metadata;
+        String where = s.log.toString();
+        int epochPosition = s.data.leaderEpochIndex().position();
+        assertEquals(where, Optional.empty(), rsm.copyLogSegmentData(md, s.data));
+        assertEquals("the broker's leader-epoch buffer is left as it was", epochPosition, s.data.leaderEpochIndex().position());
 
-        Map<String, Object> snapshot = new HashMap<>(brokerMap);
-        brokerMap.put("warehouse", "changed-after-configure");
-        brokerMap.remove("catalog.type");
+        // Indexes: the served ones by their entry sizes; the others exactly as the broker gave them.
+        byte[] offsetIndex = Fixtures.readAll(rsm.fetchIndex(md, IndexType.OFFSET));
+        byte[] timeIndex = Fixtures.readAll(rsm.fetchIndex(md, IndexType.TIMESTAMP));
+        assertTrue(where, timeIndex.length > 0 && timeIndex.length % 12 == 0);
+        assertArrayEquals(where, Files.readAllBytes(s.data.producerSnapshotIndex()),
+                Fixtures.readAll(rsm.fetchIndex(md, IndexType.PRODUCER_SNAPSHOT)));
+        byte[] checkpoint = new byte[s.data.leaderEpochIndex().remaining()];
+        s.data.leaderEpochIndex().duplicate().get(checkpoint);
+        assertArrayEquals(where, checkpoint, Fixtures.readAll(rsm.fetchIndex(md, IndexType.LEADER_EPOCH)));
+        if (s.data.transactionIndex().isPresent()) {
+            assertArrayEquals(where, Files.readAllBytes(s.data.transactionIndex().get()),
+                    Fixtures.readAll(rsm.fetchIndex(md, IndexType.TRANSACTION)));
+        } else {
+            try {
+                rsm.fetchIndex(md, IndexType.TRANSACTION);
+                fail(where + ": no transaction index must be RemoteResourceNotFoundException");
+            } catch (RemoteResourceNotFoundException e) {
+                assertTrue(e.getMessage(), e.getMessage().startsWith("fetchIndex: "));
+                assertTrue(e.getMessage(), e.getMessage().contains(md.remoteLogSegmentId().id().toString()));
+                assertTrue(e.getMessage(), e.getMessage().contains("transaction index"));
+            }
+        }
 
-        assertEquals(snapshot, rsm.configs());
-        assertNull(rsm.configs().get("nullable"));
+        // The whole segment: Kafka's parser accepts every batch (CRC included) and reads the same
+        // batch facts and records as from the original file.
+        byte[] served = Fixtures.fetch(rsm, md, 0);
+        List<String> original = Fixtures.originalBatches(s.log, md.startOffset());
+        assertEquals(where, original, Fixtures.servedBatches(served));
+        // Uncompressed batches come back byte-identical.
+        try (FileRecords records = FileRecords.open(s.log.toFile(), false)) {
+            boolean allUncompressed = true;
+            for (RecordBatch b : records.batches()) {
+                allUncompressed &= b.compressionType().name.equals("none");
+            }
+            if (allUncompressed) {
+                assertArrayEquals(where, Files.readAllBytes(s.log), served);
+            }
+        }
+
+        // From a batch in the middle (a position of the served offset index), as the broker does.
+        List<int[]> entries = Fixtures.offsetIndex(offsetIndex);
+        int[] middle = entries.get(entries.size() / 2);
+        long targetOffset = md.startOffset() + middle[0];
+        int position = middle[1];
+        byte[] tail = Fixtures.fetch(rsm, md, position);
+        assertArrayEquals(where, Arrays.copyOfRange(served, position, served.length), tail);
+        List<String> tailBatches = Fixtures.servedBatches(tail);
+        RecordBatch first = org.apache.kafka.common.record.MemoryRecords.readableRecords(ByteBuffer.wrap(tail))
+                .batches().iterator().next();
+        assertTrue(where + ": the index entry's batch holds or precedes its offset", first.baseOffset() <= targetOffset);
+        assertEquals(where, Fixtures.originalBatches(s.log, first.baseOffset()), tailBatches);
+        // The bounded form: both ends inclusive.
+        byte[] bounded = Fixtures.readAll(rsm.fetchLogSegment(md, position, position + 99));
+        assertArrayEquals(where, Arrays.copyOfRange(served, position, Math.min(served.length, position + 100)), bounded);
+        // Single-byte reads give the same bytes.
+        try (InputStream in = rsm.fetchLogSegment(md, position, position + 9)) {
+            for (int i = 0; i < 10; i++) {
+                assertEquals(served[position + i] & 0xff, in.read());
+            }
+            assertEquals(-1, in.read());
+        }
+        assertEquals(0, rsm.openStreams());
+
+        // Delete: what Kafka needs goes; deleting again succeeds (idempotent).
+        rsm.deleteLogSegmentData(md);
+        rsm.deleteLogSegmentData(md);
         try {
-            rsm.configs().put("x", "y");
-            fail("stored configuration must be immutable");
-        } catch (UnsupportedOperationException expected) {
+            rsm.fetchLogSegment(md, 0);
+            fail(where + ": a deleted segment must be RemoteResourceNotFoundException");
+        } catch (RemoteResourceNotFoundException e) {
+            assertTrue(e.getMessage(), e.getMessage().contains(md.remoteLogSegmentId().id().toString()));
+        }
+        try {
+            rsm.fetchIndex(md, IndexType.OFFSET);
+            fail(where + ": a deleted segment's index must be RemoteResourceNotFoundException");
+        } catch (RemoteResourceNotFoundException e) {
+            assertTrue(e.getMessage(), e.getMessage().startsWith("fetchIndex: "));
+        }
+    }
+
+    @Test
+    public void corruptSegmentFailsWithAMessageNamingTheSegment() throws Exception {
+        Path log = Fixtures.logs("zstd").get(0);
+        Fixtures.Segment s = Fixtures.segment("zstd", log, "fx-corrupt");
+        byte[] bytes = Files.readAllBytes(log);
+        Path broken = dir.toPath().resolve(log.getFileName());
+        Files.write(broken, Arrays.copyOf(bytes, bytes.length / 2));
+        Fixtures.Segment cut = new Fixtures.Segment(s.metadata, new org.apache.kafka.server.log.remote.storage.LogSegmentData(
+                broken, s.data.offsetIndex(), s.data.timeIndex(), s.data.transactionIndex(),
+                s.data.producerSnapshotIndex(), s.data.leaderEpochIndex()), broken);
+        try {
+            rsm.copyLogSegmentData(cut.metadata, cut.data);
+            fail("a truncated segment must not be stored");
+        } catch (RemoteStorageException e) {
+            assertFalse("not a missing resource", e instanceof RemoteResourceNotFoundException);
+            String m = e.getMessage();
+            assertTrue(m, m.startsWith("copyLogSegmentData: segment " + s.metadata.remoteLogSegmentId().id() + " of fx-corrupt-0"));
+            assertTrue(m, m.contains("cannot read the segment"));
+            assertTrue(m, m.contains(broken.toString()));
+        }
+        // Nothing is visible afterwards.
+        try {
+            rsm.fetchLogSegment(s.metadata, 0);
+            fail("a failed copy leaves nothing to fetch");
+        } catch (RemoteResourceNotFoundException expected) {
             // ok
         }
-        rsm.close();
+        // A position outside the segment is an error of its own kind.
+        rsm.copyLogSegmentData(s.metadata, s.data);
+        try {
+            rsm.fetchLogSegment(s.metadata, Integer.MAX_VALUE);
+            fail("position past the end");
+        } catch (RemoteStorageException e) {
+            assertFalse(e instanceof RemoteResourceNotFoundException);
+            assertTrue(e.getMessage(), e.getMessage().contains("outside the segment"));
+        }
+        try {
+            rsm.fetchLogSegment(s.metadata, -1);
+            fail("negative position");
+        } catch (RemoteStorageException e) {
+            assertTrue(e.getMessage(), e.getMessage().contains("startPosition"));
+        }
     }
 
     @Test
-    public void operationsFailWithRemoteStorageExceptionNamingTheSegment() throws Exception {
-        RemoteStorageManager rsm = newAsBrokerDoes();
-        rsm.configure(Collections.singletonMap("warehouse", "/tmp/w"));
-        Uuid segmentUuid = Uuid.randomUuid();
-        RemoteLogSegmentMetadata metadata = segment(segmentUuid);
+    public void configureFailuresAndCallsOutsideTheOpenWindow() throws Exception {
+        CalvingRemoteStorageManager fresh = new CalvingRemoteStorageManager();
+        Fixtures.Segment s = Fixtures.segment("none", Fixtures.logs("none").get(0), "fx-window");
+        try {
+            fresh.fetchIndex(s.metadata, IndexType.OFFSET);
+            fail("not configured yet");
+        } catch (RemoteStorageException e) {
+            assertTrue(e.getMessage(), e.getMessage().contains("not configured"));
+            assertTrue(e.getMessage(), e.getMessage().contains(s.metadata.remoteLogSegmentId().toString()));
+        }
+        Map<String, Object> noWarehouse = new HashMap<>();
+        noWarehouse.put("broker.id", 3);
+        try {
+            fresh.configure(noWarehouse);
+            fail("warehouse is required");
+        } catch (KafkaException e) {
+            assertTrue(e.getCause() instanceof RemoteStorageException);
+            assertTrue(e.getMessage(), e.getMessage().contains("configure: invalid configuration warehouse: required"));
+        }
+        // A Password value reaches native code as its secret, not as "[hidden]".
+        Map<String, Object> withPassword = new HashMap<>(Fixtures.config(dir.toPath().resolve("pw")));
+        withPassword.put("warehouse", new Password(dir.toPath().resolve("pw").toUri().toString()));
+        withPassword.put("nullable", null);
+        fresh.configure(withPassword);
+        fresh.copyLogSegmentData(s.metadata, s.data);
+        assertTrue(Files.exists(dir.toPath().resolve("pw")));
+        assertNull(fresh.configs().get("nullable"));
+        fresh.close();
+        fresh.close();
+        try {
+            fresh.fetchIndex(s.metadata, IndexType.OFFSET);
+            fail("closed");
+        } catch (RemoteStorageException e) {
+            assertTrue(e.getMessage(), e.getMessage().contains("closed"));
+        }
+    }
 
-        Path dir = Paths.get("/var/lib/kafka/orders-3");
-        LogSegmentData data = new LogSegmentData(
-                dir.resolve("00000000000000000100.log"),
-                dir.resolve("00000000000000000100.index"),
-                dir.resolve("00000000000000000100.timeindex"),
-                Optional.empty(),
-                dir.resolve("00000000000000000200.snapshot"),
-                ByteBuffer.allocate(0));
+    @Test
+    public void closeInterruptAndAbandonReleaseTheNativeStream() throws Exception {
+        Fixtures.Segment s = Fixtures.segment("lz4", Fixtures.logs("lz4").get(0), "fx-release");
+        rsm.copyLogSegmentData(s.metadata, s.data);
+        byte[] served = Fixtures.fetch(rsm, s.metadata, 0);
+        assertEquals(0, rsm.openStreams());
+
+        // close() releases at once; a read after close fails.
+        InputStream in = rsm.fetchLogSegment(s.metadata, 0);
+        byte[] head = new byte[17];
+        assertEquals(17, in.read(head, 0, 17));
+        assertArrayEquals(Arrays.copyOf(served, 17), head);
+        assertEquals(1, rsm.openStreams());
+        in.close();
+        assertEquals(0, rsm.openStreams());
+        in.close();
         try {
-            rsm.copyLogSegmentData(metadata, data);
-            fail("skeleton must not pretend to store a segment");
-        } catch (RemoteStorageException e) {
-            assertTrue(e.getMessage(), e.getMessage().startsWith(
-                    "Calving native core not wired yet: copyLogSegmentData for segment "));
-            assertTrue(e.getMessage(), e.getMessage().contains(segmentUuid.toString()));
+            in.read(head, 0, 17);
+            fail("read after close");
+        } catch (IOException e) {
+            assertTrue(e.getMessage(), e.getMessage().contains("closed"));
         }
+
+        // An interrupted reader (the broker's remote.fetch.max.wait.ms cancel) releases it.
+        InputStream interrupted = rsm.fetchLogSegment(s.metadata, 0);
+        assertEquals(1, rsm.openStreams());
+        Thread.currentThread().interrupt();
         try {
-            rsm.fetchLogSegment(metadata, 0, 1024);
-            fail("skeleton must not pretend to serve data");
-        } catch (RemoteStorageException e) {
-            assertTrue(e.getMessage(), e.getMessage().contains("fetchLogSegment"));
-            assertTrue(e.getMessage(), e.getMessage().contains(segmentUuid.toString()));
+            interrupted.read(head, 0, 17);
+            fail("interrupted read");
+        } catch (InterruptedIOException e) {
+            assertTrue("the interrupt status stays set", Thread.interrupted());
+            assertTrue(e.getMessage(), e.getMessage().contains(s.metadata.remoteLogSegmentId().toString()));
         }
+        assertEquals(0, rsm.openStreams());
+        interrupted.close();
+
+        // The same from a reader thread cancelled by another thread, as Future.cancel(true) does.
+        ExecutorService pool = Executors.newSingleThreadExecutor();
+        CountDownLatch reading = new CountDownLatch(1);
+        AtomicReference<Throwable> outcome = new AtomicReference<>();
+        Future<?> reader = pool.submit(() -> {
+            try (InputStream slow = rsm.fetchLogSegment(s.metadata, 0)) {
+                byte[] b = new byte[64];
+                reading.countDown();
+                while (slow.read(b, 0, b.length) >= 0) {
+                    Thread.sleep(1);
+                }
+            } catch (Throwable t) {
+                outcome.set(t);
+            }
+            return null;
+        });
+        assertTrue(reading.await(30, TimeUnit.SECONDS));
+        reader.cancel(true);
+        pool.shutdown();
+        assertTrue(pool.awaitTermination(30, TimeUnit.SECONDS));
+        Throwable t = outcome.get();
+        assertTrue(String.valueOf(t), t instanceof InterruptedIOException || t instanceof InterruptedException);
+        assertEquals(0, rsm.openStreams());
+
+        // A stream dropped without close is freed once unreachable.
+        dropAStream(s.metadata);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (rsm.openStreams() > 0 && System.nanoTime() < deadline) {
+            System.gc();
+            Thread.sleep(20);
+        }
+        assertEquals(0, rsm.openStreams());
+    }
+
+    private void dropAStream(RemoteLogSegmentMetadata md) throws Exception {
+        InputStream abandoned = rsm.fetchLogSegment(md, 0);
+        assertTrue(abandoned.read() >= 0);
+        assertEquals(1, rsm.openStreams());
+    }
+
+    @Test
+    public void concurrentCopiesFetchesAndClose() throws Exception {
+        List<Fixtures.Segment> segments = new ArrayList<>();
+        for (String fixture : Arrays.asList("none", "gzip", "snappy", "zstd")) {
+            for (Path log : Fixtures.logs(fixture)) {
+                segments.add(Fixtures.segment(fixture, log, "fx-concurrent-" + fixture));
+            }
+        }
+        ExecutorService pool = Executors.newFixedThreadPool(4);
         try {
-            rsm.fetchLogSegment(metadata, 0);
-            fail("skeleton must not pretend to serve data");
-        } catch (RemoteStorageException e) {
-            assertTrue(e.getMessage(), e.getMessage().contains("fetchLogSegment"));
-            assertTrue(e.getMessage(), e.getMessage().contains(segmentUuid.toString()));
+            // Copies from four threads at once: one partition per thread, its segments in order
+            // (the broker copies one segment at a time per partition, partitions in parallel).
+            List<Future<List<byte[]>>> copied = new ArrayList<>();
+            for (int t = 0; t < segments.size(); t += 2) {
+                List<Fixtures.Segment> partition = segments.subList(t, t + 2);
+                copied.add(pool.submit(() -> {
+                    List<byte[]> out = new ArrayList<>();
+                    for (Fixtures.Segment s : partition) {
+                        rsm.copyLogSegmentData(s.metadata, s.data);
+                        out.add(Fixtures.fetch(rsm, s.metadata, 0));
+                    }
+                    return out;
+                }));
+            }
+            List<byte[]> served = new ArrayList<>();
+            for (Future<List<byte[]>> f : copied) {
+                served.addAll(f.get(300, TimeUnit.SECONDS));
+            }
+            for (int i = 0; i < segments.size(); i++) {
+                Fixtures.Segment s = segments.get(i);
+                assertEquals(Fixtures.originalBatches(s.log, s.metadata.startOffset()), Fixtures.servedBatches(served.get(i)));
+            }
+            // Many concurrent fetches and index reads of the same segments give the same bytes.
+            List<Future<Boolean>> reads = new ArrayList<>();
+            for (int round = 0; round < 4; round++) {
+                for (int i = 0; i < segments.size(); i++) {
+                    Fixtures.Segment s = segments.get(i);
+                    byte[] expected = served.get(i);
+                    reads.add(pool.submit(() -> Arrays.equals(expected, Fixtures.fetch(rsm, s.metadata, 0))
+                            && Fixtures.readAll(rsm.fetchIndex(s.metadata, IndexType.OFFSET)).length > 0));
+                }
+            }
+            for (Future<Boolean> r : reads) {
+                assertTrue(r.get(300, TimeUnit.SECONDS));
+            }
+            assertEquals(0, rsm.openStreams());
+
+            // Close while streams are open and calls are racing: calls after close fail cleanly,
+            // streams opened before stay readable to their end.
+            Fixtures.Segment s0 = segments.get(0);
+            InputStream open = rsm.fetchLogSegment(s0.metadata, 0);
+            List<Future<String>> racing = new ArrayList<>();
+            for (int i = 0; i < 8; i++) {
+                racing.add(pool.submit(() -> {
+                    try {
+                        Fixtures.fetch(rsm, s0.metadata, 0);
+                        return "ok";
+                    } catch (RemoteStorageException e) {
+                        return e.getMessage();
+                    }
+                }));
+            }
+            rsm.close();
+            for (Future<String> r : racing) {
+                String m = r.get(300, TimeUnit.SECONDS);
+                assertTrue(m, m.equals("ok") || m.contains("Calving remote storage manager is closed"));
+            }
+            assertArrayEquals(served.get(0), Fixtures.readAll(open));
+        } finally {
+            pool.shutdownNow();
         }
+    }
+
+    @Test
+    public void aPanicInNativeCodeBecomesRemoteStorageException() throws Exception {
         try {
-            rsm.fetchIndex(metadata, RemoteStorageManager.IndexType.OFFSET);
-            fail("skeleton must not pretend to serve indexes");
+            NativeRsm.panicForTest("deliberate test panic");
+            fail("panicForTest must throw");
         } catch (RemoteStorageException e) {
-            assertTrue(e.getMessage(), e.getMessage().contains("fetchIndex(OFFSET)"));
-            assertTrue(e.getMessage(), e.getMessage().contains(segmentUuid.toString()));
+            String m = e.getMessage();
+            assertTrue(m, m.startsWith("panicForTest: internal error in Calving's native library"));
+            assertTrue(m, m.contains("deliberate test panic"));
+            assertTrue(m, m.contains("rsm.rs:"));
         }
-        try {
-            rsm.deleteLogSegmentData(metadata);
-            fail("skeleton must not pretend to delete");
-        } catch (RemoteStorageException e) {
-            assertTrue(e.getMessage(), e.getMessage().contains("deleteLogSegmentData"));
-            assertTrue(e.getMessage(), e.getMessage().contains(segmentUuid.toString()));
+        // The panic hook logged it with a backtrace that names the native entry point.
+        java.nio.file.Path logFile = java.nio.file.Paths.get(System.getProperty("org.slf4j.simpleLogger.logFile", "build/test-native.log"));
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        String log = "";
+        while (!log.contains("Java_io_calving_kafka_NativeRsm_panicForTest") && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+            log = Files.exists(logFile) ? new String(Files.readAllBytes(logFile), java.nio.charset.StandardCharsets.UTF_8) : "";
         }
-        rsm.close();
+        assertTrue(log, log.contains("ERROR io.calving.calving_jni.panic - panic at rust/jni/src/rsm.rs:"));
+        assertTrue("backtrace with symbols", log.contains("Java_io_calving_kafka_NativeRsm_panicForTest"));
+        // The JVM and the plugin carry on.
+        Fixtures.Segment s = Fixtures.segment("none", Fixtures.logs("none").get(0), "fx-after-panic");
+        rsm.copyLogSegmentData(s.metadata, s.data);
+        assertNotEquals(0, Fixtures.fetch(rsm, s.metadata, 0).length);
+    }
+
+    @Test
+    public void nativeLibraryIsLoadedFromTheJarResource() {
+        assertTrue(NativeLoader.isLoaded());
+        assertTrue(NativeLoader.class.getResource(NativeLoader.RESOURCE) != null);
     }
 }
