@@ -28,3 +28,5 @@ echo "== resolving Apache Iceberg's REST catalog fixture 1.10.1 (calving-table t
 "$root/rust/table/tests/rest-fixture/resolve-rest-fixture.sh" | tail -n1
 echo "== resolving Kafka 4.1.2 jars"
 "$root/integration/kafka/resolve-jars.sh" | tail -n1
+echo "== resolving Apicurio Registry 3.0.9 (a real Schema Registry for calving-schema tests)"
+"$root/tests/schema-registry/resolve.sh" | tail -n1

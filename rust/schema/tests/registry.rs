@@ -1,0 +1,434 @@
+//! The registry client against a real Confluent-compatible Schema Registry: Apicurio Registry
+//! 3.0.9 from Maven Central (`tests/schema-registry/resolve.sh`), started on a free 127.0.0.1
+//! port with in-memory storage and stopped by a Drop guard. Schemas are registered through its
+//! Confluent API (`/apis/ccompat/v7`), as a Confluent serializer would, and read back by our
+//! client. Requests are counted by a loopback proxy in front of the registry.
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use calving_schema::registry::{RegistryConfig, RegistryError, SchemaRegistry};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const CCOMPAT: &str = "/apis/ccompat/v7";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A running Apicurio Registry; killed when dropped.
+struct Registry {
+    child: Child,
+    /// `http://127.0.0.1:PORT` (no path).
+    base: String,
+    log: PathBuf,
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Registry {
+    fn start(name: &str, basic_auth: Option<(&str, &str)>) -> Registry {
+        let script = repo_root().join("tests/schema-registry/resolve.sh");
+        let out = Command::new(&script)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {} ({e})", script.display()));
+        assert!(
+            out.status.success(),
+            "{} failed (Apicurio Registry comes from Maven Central):\n{}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let jar = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap()
+            .to_string();
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("calving-apicurio-{name}-{port}.log"));
+        let mut cmd = Command::new("java");
+        cmd.args([
+            "-Xmx384m",
+            "-XX:TieredStopAtLevel=1",
+            "-Dquarkus.http.host=127.0.0.1",
+        ])
+        .arg(format!("-Dquarkus.http.port={port}"));
+        if let Some((user, password)) = basic_auth {
+            cmd.args([
+                "-Dquarkus.http.auth.basic=true",
+                "-Dquarkus.security.users.embedded.plain-text=true",
+                "-Dquarkus.http.auth.permission.calving.paths=/apis/*",
+                "-Dquarkus.http.auth.permission.calving.policy=authenticated",
+            ])
+            .arg(format!(
+                "-Dquarkus.security.users.embedded.users.{user}={password}"
+            ));
+        }
+        let child = cmd
+            .arg("-jar")
+            .arg(&jar)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::from(
+                std::fs::File::options().append(true).open(&log).unwrap(),
+            ))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start java ({e}): install a JDK 17"));
+        let mut registry = Registry {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        registry.wait_ready(port);
+        registry
+    }
+
+    /// Waits until the HTTP port answers anything (401 counts: the server is up).
+    fn wait_ready(&mut self, port: u16) {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "the registry exited ({status}); its log:\n{}",
+                    self.log_text()
+                );
+            }
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                use std::io::Write;
+                let req = format!(
+                    "GET {CCOMPAT}/subjects HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                );
+                if s.write_all(req.as_bytes()).is_ok() {
+                    let mut buf = [0u8; 12];
+                    if s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1") {
+                        eprintln!("Apicurio Registry up in {:?}", start.elapsed());
+                        return;
+                    }
+                }
+            }
+            if start.elapsed() > Duration::from_secs(120) {
+                panic!(
+                    "the registry did not answer within 120 s; its log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Registers a schema under a subject through the Confluent API; its id.
+    async fn register(&self, subject: &str, schema: &str, auth: Option<(&str, &str)>) -> i32 {
+        let body = serde_json::json!({ "schema": schema }).to_string();
+        let mut req = reqwest::Client::new()
+            .post(format!(
+                "{}{CCOMPAT}/subjects/{subject}/versions",
+                self.base
+            ))
+            .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+            .body(body);
+        if let Some((u, p)) = auth {
+            req = req.basic_auth(u, Some(p));
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        assert!(status.is_success(), "register {subject}: {status} {text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["id"].as_i64().unwrap() as i32
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback TCP proxy that records the request line of every HTTP request it forwards.
+struct CountingProxy {
+    addr: SocketAddr,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl CountingProxy {
+    async fn start(upstream: SocketAddr) -> CountingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let log = requests.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = async move {
+                        let mut pending = Vec::new();
+                        let mut buf = [0u8; 8192];
+                        loop {
+                            let n = match cr.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            pending.extend_from_slice(&buf[..n]);
+                            // GET requests have no body: each header block is one request.
+                            while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n")
+                            {
+                                let head = String::from_utf8_lossy(&pending[..end]).to_string();
+                                if let Some(line) = head.lines().next() {
+                                    log.lock().unwrap().push(line.to_string());
+                                }
+                                pending.drain(..end + 4);
+                            }
+                            if sw.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = sw.shutdown().await;
+                    };
+                    let down = async move {
+                        let _ = tokio::io::copy(&mut sr, &mut cw).await;
+                        let _ = cw.shutdown().await;
+                    };
+                    tokio::join!(up, down);
+                });
+            }
+        });
+        CountingProxy { addr, requests }
+    }
+
+    fn count(&self, path_suffix: &str) -> usize {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| {
+                l.split(' ')
+                    .nth(1)
+                    .is_some_and(|p| p.ends_with(path_suffix))
+            })
+            .count()
+    }
+}
+
+fn upstream(base: &str) -> SocketAddr {
+    base.trim_start_matches("http://").parse().unwrap()
+}
+
+const ORDER_V1: &str = r#"{"type":"record","name":"Order","namespace":"shop","fields":[{"name":"id","type":"long"},{"name":"item","type":"string"}]}"#;
+const ORDER_V2: &str = r#"{"type":"record","name":"Order","namespace":"shop","fields":[{"name":"id","type":"long"},{"name":"item","type":"string"},{"name":"qty","type":["null","int"],"default":null}]}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_by_id_latest_cache_and_not_found() {
+    let registry = Registry::start("plain", None);
+    let id1 = registry.register("orders-value", ORDER_V1, None).await;
+    let id2 = registry.register("orders-value", ORDER_V2, None).await;
+    assert_ne!(id1, id2);
+
+    let proxy = CountingProxy::start(upstream(&registry.base)).await;
+    let url = format!("http://{}{CCOMPAT}", proxy.addr);
+    let client = Arc::new(SchemaRegistry::new(RegistryConfig::new(&url).unwrap()).unwrap());
+
+    // By id: the schema text verbatim, compiled.
+    let s1 = client.schema_by_id(id1).await.unwrap().unwrap();
+    assert_eq!(s1.id, id1);
+    assert_eq!(s1.text, ORDER_V1);
+    assert_eq!(s1.writer.column_names().collect::<Vec<_>>(), ["id", "item"]);
+    // Again, and from 16 concurrent callers: still one request for that id.
+    for _ in 0..3 {
+        client.schema_by_id(id1).await.unwrap().unwrap();
+    }
+    assert_eq!(proxy.count(&format!("/schemas/ids/{id1}")), 1);
+
+    let handles: Vec<_> = (0..16)
+        .map(|_| {
+            let c = client.clone();
+            tokio::spawn(async move { c.schema_by_id(id2).await.unwrap().unwrap().id })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.await.unwrap(), id2);
+    }
+    assert_eq!(
+        proxy.count(&format!("/schemas/ids/{id2}")),
+        1,
+        "concurrent callers share one request: {:?}",
+        proxy.requests.lock().unwrap()
+    );
+
+    // Latest by subject: asks each time; its answer fills the id cache.
+    let latest = client.latest("orders-value").await.unwrap();
+    assert_eq!(latest.id, id2);
+    assert_eq!(latest.version, Some(("orders-value".into(), 2)));
+    assert_eq!(
+        latest.writer.column_names().collect::<Vec<_>>(),
+        ["id", "item", "qty"]
+    );
+    client.latest("orders-value").await.unwrap();
+    assert_eq!(proxy.count("/subjects/orders-value/versions/latest"), 2);
+
+    // Unknown id and unknown subject: NotFound (the record goes raw), cached for the id.
+    let unknown = 987_654;
+    let e = client.schema_by_id(unknown).await.unwrap().unwrap_err();
+    assert!(matches!(*e, RegistryError::NotFound { .. }), "{e}");
+    assert!(e.is_fallback() && !e.is_retriable());
+    client.schema_by_id(unknown).await.unwrap().unwrap_err();
+    assert_eq!(proxy.count(&format!("/schemas/ids/{unknown}")), 1);
+    let e = client.latest("no-such-subject").await.unwrap_err();
+    assert!(matches!(e, RegistryError::NotFound { .. }), "{e}");
+
+    // A schema the registry holds (valid Avro: Apicurio refuses text it cannot parse) that no
+    // table can hold: a recursive type. Invalid: its records go raw.
+    let linked_list = r#"{"type":"record","name":"Node","fields":[{"name":"v","type":"int"},{"name":"next","type":["null","Node"]}]}"#;
+    let bad = registry.register("list-value", linked_list, None).await;
+    let e = client.schema_by_id(bad).await.unwrap().unwrap_err();
+    assert!(matches!(*e, RegistryError::Invalid { .. }), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth() {
+    let (user, password) = ("calving", "pa:ss-w0rd");
+    let registry = Registry::start("auth", Some((user, password)));
+    let id = registry
+        .register("auth-value", ORDER_V1, Some((user, password)))
+        .await;
+    let url = format!("{}{CCOMPAT}", registry.base);
+
+    // user:password from the Confluent property.
+    let config = RegistryConfig::from_properties([
+        ("schema.registry.url", url.as_str()),
+        ("schema.registry.basic.auth.user.info", "calving:pa:ss-w0rd"),
+    ])
+    .unwrap();
+    let client = SchemaRegistry::new(config).unwrap();
+    assert_eq!(
+        client.schema_by_id(id).await.unwrap().unwrap().text,
+        ORDER_V1
+    );
+
+    // In the URL's user info (percent-encoded ':').
+    let with_info = url.replace("http://", "http://calving:pa%3Ass-w0rd@");
+    let client = SchemaRegistry::new(RegistryConfig::new(&with_info).unwrap()).unwrap();
+    assert_eq!(client.latest("auth-value").await.unwrap().id, id);
+
+    // A wrong password: Unavailable (retriable: never a degraded table), naming HTTP 401, and
+    // no credential in the message or the debug form.
+    let wrong = RegistryConfig::new(&url)
+        .unwrap()
+        .with_user_info("calving:WrongSecret")
+        .unwrap();
+    let client = SchemaRegistry::new(wrong).unwrap();
+    let e = client.schema_by_id(id).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            RegistryError::Unavailable {
+                status: Some(401),
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.is_retriable());
+    for text in [e.to_string(), format!("{e:?}"), format!("{client:?}")] {
+        assert!(!text.contains("WrongSecret"), "{text}");
+    }
+    // No credentials at all: also 401.
+    let client = SchemaRegistry::new(RegistryConfig::new(&url).unwrap()).unwrap();
+    let e = client.latest("auth-value").await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            RegistryError::Unavailable {
+                status: Some(401),
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn registry_down_is_unavailable_within_the_bound() {
+    // Nothing listens: connection refused, at once.
+    let port = free_port();
+    let config = RegistryConfig::new(&format!("http://127.0.0.1:{port}/apis/ccompat/v7"))
+        .unwrap()
+        .with_timeout(Duration::from_millis(500));
+    let client = SchemaRegistry::new(config).unwrap();
+    let start = Instant::now();
+    let e = client.schema_by_id(1).await.unwrap_err();
+    assert!(
+        matches!(e, RegistryError::Unavailable { status: None, .. }),
+        "{e}"
+    );
+    assert!(e.is_retriable() && !e.is_fallback());
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+
+    // A server that accepts and never answers: the bound holds, for concurrent callers too,
+    // and the failure is not cached.
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let keep = held.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = silent.accept().await {
+            keep.lock().unwrap().push(s);
+        }
+    });
+    let config = RegistryConfig::new(&format!("http://{addr}/apis/ccompat/v7"))
+        .unwrap()
+        .with_timeout(Duration::from_millis(400));
+    let client = Arc::new(SchemaRegistry::new(config).unwrap());
+    let start = Instant::now();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let c = client.clone();
+            tokio::spawn(async move { c.schema_by_id(7).await })
+        })
+        .collect();
+    for h in handles {
+        let e = h.await.unwrap().unwrap_err();
+        assert!(matches!(e, RegistryError::Unavailable { .. }), "{e}");
+    }
+    let waited = start.elapsed();
+    assert!(
+        waited < Duration::from_secs(3),
+        "bounded wait exceeded: {waited:?}"
+    );
+    let e = client.latest("x").await.unwrap_err();
+    assert!(e.is_retriable(), "{e}");
+    // Failover: a dead URL first, then the live one is not needed here; the message names a URL
+    // without credentials.
+    let config = RegistryConfig::new(&format!(
+        "http://u:TopSecret@127.0.0.1:{port}/a,http://{addr}/b"
+    ))
+    .unwrap()
+    .with_timeout(Duration::from_millis(300));
+    let client = SchemaRegistry::new(config).unwrap();
+    let e = client.schema_by_id(3).await.unwrap_err();
+    assert!(!e.to_string().contains("TopSecret") && !format!("{e:?}").contains("TopSecret"));
+}

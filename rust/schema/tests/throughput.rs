@@ -1,0 +1,133 @@
+//! Decode throughput: this crate's decoder (decode + re-encode check + Arrow append) beside
+//! apache-avro's `from_avro_datum` (decode to its `Value` only). Ignored by default; run with an
+//! optimised build for real figures:
+//!
+//!   cargo test -p calving-schema --release --test throughput -- --ignored --nocapture
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use apache_avro::types::Value as A;
+use calving_schema::{ValueColumns, WriterSchema};
+
+const SCHEMA: &str = r#"{"type":"record","name":"Order","namespace":"shop","fields":[
+  {"name":"id","type":"long"},{"name":"customer","type":"string"},
+  {"name":"ts","type":{"type":"long","logicalType":"timestamp-millis"}},
+  {"name":"amount","type":{"type":"bytes","logicalType":"decimal","precision":12,"scale":2}},
+  {"name":"tags","type":{"type":"array","items":"string"}},
+  {"name":"attrs","type":{"type":"map","values":"string"}},
+  {"name":"address","type":["null",{"type":"record","name":"Address","fields":[
+     {"name":"street","type":"string"},{"name":"city","type":"string"},{"name":"zip","type":["null","int"]}]}]},
+  {"name":"note","type":["null","string"]}
+]}"#;
+
+fn value(i: i64) -> A {
+    A::Record(vec![
+        ("id".into(), A::Long(i)),
+        (
+            "customer".into(),
+            A::String(format!("customer-{:08}", i * 7919 % 100_000)),
+        ),
+        ("ts".into(), A::TimestampMillis(1_700_000_000_000 + i)),
+        (
+            "amount".into(),
+            A::Decimal(apache_avro::Decimal::from(minimal_be((i % 100_000) as i32))),
+        ),
+        (
+            "tags".into(),
+            A::Array(vec![
+                A::String("alpha".into()),
+                A::String(format!("t{}", i % 10)),
+            ]),
+        ),
+        (
+            "attrs".into(),
+            A::Map(
+                [
+                    ("channel".to_string(), A::String("web".into())),
+                    ("lang".to_string(), A::String("en".into())),
+                ]
+                .into_iter()
+                .collect(),
+            ),
+        ),
+        (
+            "address".into(),
+            A::Union(
+                1,
+                Box::new(A::Record(vec![
+                    (
+                        "street".into(),
+                        A::String(format!("{} Long Street Name", i % 1000)),
+                    ),
+                    ("city".into(), A::String("Springfield".into())),
+                    (
+                        "zip".into(),
+                        A::Union(1, Box::new(A::Int((i % 99_999) as i32))),
+                    ),
+                ])),
+            ),
+        ),
+        (
+            "note".into(),
+            if i % 3 == 0 {
+                A::Union(0, Box::new(A::Null))
+            } else {
+                A::Union(1, Box::new(A::String("leave at the door".into())))
+            },
+        ),
+    ])
+}
+
+/// Minimal two's complement, as Java's `BigInteger.toByteArray()` (apache-avro writes decimal
+/// bytes as given).
+fn minimal_be(v: i32) -> Vec<u8> {
+    let b = v.to_be_bytes();
+    let sign = if v < 0 { 0xff } else { 0 };
+    let mut start = 0;
+    while start < 3 && b[start] == sign && (b[start + 1] & 0x80) == (sign & 0x80) {
+        start += 1;
+    }
+    b[start..].to_vec()
+}
+
+#[test]
+#[ignore]
+fn decode_throughput() {
+    let avro = apache_avro::Schema::parse_str(SCHEMA).unwrap();
+    let payloads: Vec<Vec<u8>> = (0..50_000)
+        .map(|i| apache_avro::to_avro_datum(&avro, value(i)).unwrap())
+        .collect();
+    let total: usize = payloads.iter().map(Vec::len).sum();
+    let mib = total as f64 / (1 << 20) as f64;
+
+    let writer = Arc::new(WriterSchema::parse(SCHEMA).unwrap());
+    let schema = iceberg::spec::Schema::builder()
+        .with_fields(writer.iceberg_fields(1))
+        .build()
+        .unwrap();
+    let mut cols = ValueColumns::new(&schema, &[]).unwrap();
+    let mut decoder = cols.decoder(writer);
+    let t = Instant::now();
+    for p in &payloads {
+        cols.append(&mut decoder, p).unwrap();
+    }
+    let arrays = cols.finish().unwrap();
+    let ours = t.elapsed();
+    assert_eq!(arrays[0].len(), payloads.len());
+
+    let t = Instant::now();
+    for p in &payloads {
+        let v = apache_avro::from_avro_datum(&avro, &mut &p[..], None).unwrap();
+        std::hint::black_box(v);
+    }
+    let theirs = t.elapsed();
+    println!(
+        "{} values, {:.1} MiB (avg {} B): calving-schema decode+check+append {:.1} MiB/s; apache-avro from_avro_datum {:.1} MiB/s",
+        payloads.len(),
+        mib,
+        total / payloads.len(),
+        mib / ours.as_secs_f64(),
+        mib / theirs.as_secs_f64()
+    );
+}
