@@ -2,7 +2,7 @@
 //! product grows, to convert, verify and maintain Calving tables.
 //!
 //! Modules by what they work on: `segment` (a segment's files: dump), `warehouse` (the table:
-//! convert, cat, verify, segments) and `bench` (parse and convert benchmarks on generated
+//! convert, cat, verify, segments, sweep) and `bench` (parse and convert benchmarks on generated
 //! segments).
 //! Output goes to stdout; logs (`RUST_LOG`) and errors to stderr; a failure exits non-zero.
 
@@ -34,6 +34,8 @@ enum Command {
     Verify(warehouse::VerifyArgs),
     /// List the stored segments of a topic.
     Segments(warehouse::SegmentsArgs),
+    /// Delete what copies that never committed left in a topic's table location.
+    Sweep(warehouse::SweepArgs),
     /// Measure parsing, conversion and serving on generated segments, beside plain copies and
     /// reads of the same files.
     #[command(subcommand)]
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Command::Cat(args) => warehouse::cat::run(args).map_err(Into::into),
         Command::Verify(args) => warehouse::verify::run(args).map_err(Into::into),
         Command::Segments(args) => warehouse::segments(args).map_err(Into::into),
+        Command::Sweep(args) => warehouse::sweep(args).map_err(Into::into),
         Command::Bench(cmd) => bench::run(cmd).map_err(Into::into),
     };
     match result {

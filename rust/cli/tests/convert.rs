@@ -10,8 +10,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use calving_test_utils::{fixture_files, fixture_names, fixtures_dir, kafka_records_dump, repo_root};
-use serde_json::{json, Value};
+use calving_test_utils::{fixture_files, fixture_names, fixtures_dir, kafka_records_dump, read_table};
+use serde_json::json;
 
 fn calving(dir: &Path, args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_calving")).current_dir(dir).args(args).output().expect("run calving");
@@ -31,22 +31,6 @@ fn topic_id(fixture: &str) -> String {
     id
 }
 
-fn read_table(engine: &str, warehouse: &Path, table: &str) -> Vec<Value> {
-    let out = Command::new("python3")
-        .arg(repo_root().join("tests/oracle/read_table.py"))
-        .arg(engine)
-        .arg(warehouse.join("calving-catalog.db"))
-        .arg(warehouse)
-        .arg(table)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{engine} could not read {table} (run tests/install-deps.sh for pyiceberg and DuckDB):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
 
 #[test]
 fn converted_tables_read_back_exactly_in_pyiceberg_and_duckdb() {
@@ -113,4 +97,36 @@ fn cat_rebuilds_the_served_segment() {
     assert_eq!(std::fs::read(dir.path().join("out.log")).unwrap(), original);
     calving(dir.path(), &["cat", "--warehouse", "w", "--topic", "t", "--start-offset", "0", "--index", "leader-epoch", "-o", "epoch"]);
     assert!(std::fs::read_to_string(dir.path().join("epoch")).unwrap().starts_with("0\n"));
+
+    // `calving sweep`: a file no copy committed goes (after the grace period); nothing else does.
+    let data = walk_files(&dir.path().join("w/kafka/t/data"));
+    let stray = data[0].parent().unwrap().join("stray.parquet");
+    std::fs::write(&stray, b"died mid-copy").unwrap();
+    let sweep = |extra: &[&str]| {
+        let mut a = vec!["sweep", "--warehouse", "w", "--topic", "t"];
+        a.extend(extra);
+        String::from_utf8(calving(dir.path(), &a).stdout).unwrap()
+    };
+    let kept = sweep(&[]);
+    assert!(kept.contains("0 orphans") && kept.contains("1 unreferenced but younger"), "{kept}");
+    let dry = sweep(&["--older-than-secs", "0", "--dry-run"]);
+    assert!(dry.contains("orphan ") && dry.contains("stray.parquet") && stray.exists(), "{dry}");
+    let done = sweep(&["--older-than-secs", "0"]);
+    assert!(done.contains("1 orphans") && !stray.exists(), "{done}");
+    assert!(data.iter().all(|f| f.exists()));
+    calving(dir.path(), &["verify", "--warehouse", "w", "--topic", "t", "--partition", "0", "--topic-id", &id, path.to_str().unwrap()]);
+}
+
+fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
 }

@@ -9,7 +9,7 @@ use arrow_select::filter::filter_record_batch;
 use calving_layout::convert::{ChunkLimits, ConvertStats, SegmentConverter, SideFiles};
 use calving_layout::parquet_props::writer_properties;
 use calving_layout::schema::TargetColumns;
-use calving_layout::sidecar::{DataFileRef, Sidecar};
+use calving_layout::sidecar::DataFileRef;
 use calving_layout::LayoutError;
 use calving_segment::LogReader;
 use calving_storage::BlockingObjectWriter;
@@ -128,7 +128,7 @@ fn copy_once(inner: &Inner, seg: &SegmentMetadata, files: &LogSegmentFiles) -> R
     inner.remember_table_location(&seg.topic, &table_location);
     let segment_id = seg.segment_id.to_string();
     let topic_id = seg.topic_id.to_string();
-    let sidecar_location = Inner::sidecar_location_in(&table_location, seg.partition, seg.start_offset, &segment_id);
+    let sidecar_location = Inner::sidecar_location_in(&table_location, seg);
 
     // A retry of a copy whose commit landed: nothing more to do.
     if let Some(snapshot) = calving_table::find_segment_commit(&table, &segment_id) {
@@ -148,28 +148,15 @@ fn copy_once(inner: &Inner, seg: &SegmentMetadata, files: &LogSegmentFiles) -> R
         .into_iter()
         .filter(|r| r.end_offset >= seg.start_offset && r.start_offset <= seg.end_offset)
         .collect();
-    let mut reused: Vec<DataFileRef> = Vec::new();
-    for r in &committed {
-        if r.segment_id == segment_id {
-            // Committed under this very id, yet its sidecar is gone (deleted after the commit):
-            // its rows cannot be located, and writing them again would duplicate them.
-            return Err(RsmError::NotFound {
-                segment: name.clone(),
-                what: format!("sidecar {sidecar_location} of this already committed segment"),
-            });
-        }
-        let location = Inner::sidecar_location_in(&table_location, seg.partition, r.start_offset, &r.segment_id);
-        let bytes = rt.block_on(inner.storage.get(&location)).map_err(|source| RsmError::Storage {
-            segment: format!("{name}: sidecar of segment {} that committed offsets {}..={}", r.segment_id, r.start_offset, r.end_offset),
-            source,
-        })?;
-        let earlier = Sidecar::decode(&bytes).map_err(|source| RsmError::Layout { segment: name.clone(), source })?;
-        for f in earlier.files {
-            if f.max_offset >= seg.start_offset && f.min_offset <= seg.end_offset && !reused.iter().any(|g| g.location == f.location) {
-                reused.push(f);
-            }
-        }
+    if committed.iter().any(|r| r.segment_id == segment_id) {
+        // Committed under this very id, yet its sidecar is gone (deleted after the commit): the
+        // segment was deleted; writing its rows again would duplicate them.
+        return Err(RsmError::NotFound {
+            segment: name.clone(),
+            what: format!("sidecar {sidecar_location} of this already committed segment"),
+        });
     }
+    let reused = if committed.is_empty() { Vec::new() } else { committed_files(inner, seg, &table, &committed)? };
 
     let mut written: Vec<String> = Vec::new();
     let result = convert_and_commit(inner, seg, files, &table, &committed, reused, &sidecar_location, &mut written);
@@ -188,6 +175,37 @@ fn copy_once(inner: &Inner, seg: &SegmentMetadata, files: &LogSegmentFiles) -> R
         }
     }
     result
+}
+
+/// The data files holding offsets of `seg` that earlier segments committed, found in the table
+/// itself (not in those segments' sidecars, which Kafka may have deleted since).
+fn committed_files(inner: &Inner, seg: &SegmentMetadata, table: &Table, committed: &[CommittedRange]) -> Result<Vec<DataFileRef>> {
+    let name = seg.to_string();
+    let table_err = |source| RsmError::Table { segment: name.clone(), source: Box::new(source) };
+    let snapshots: HashMap<i64, &CommittedRange> = committed.iter().map(|r| (r.snapshot_id, r)).collect();
+    let offset_field = calving_table::field_id(table, "kafka.offset").map_err(table_err)?;
+    let bound = |d: Option<&iceberg::spec::Datum>| match d.map(|d| d.literal()) {
+        Some(iceberg::spec::PrimitiveLiteral::Long(v)) => Some(*v),
+        _ => None,
+    };
+    let live = inner.runtime.block_on(calving_table::live_files(table)).map_err(table_err)?;
+    let mut refs = Vec::new();
+    for f in live {
+        let Some(range) = snapshots.get(&f.snapshot_id) else { continue };
+        let file = &f.data_file;
+        let min_offset = bound(file.lower_bounds().get(&offset_field)).unwrap_or(range.start_offset);
+        let max_offset = bound(file.upper_bounds().get(&offset_field)).unwrap_or(range.end_offset);
+        if max_offset >= seg.start_offset && min_offset <= seg.end_offset {
+            refs.push(DataFileRef {
+                location: file.file_path().to_string(),
+                file_size: file.file_size_in_bytes(),
+                row_count: file.record_count(),
+                min_offset,
+                max_offset,
+            });
+        }
+    }
+    Ok(refs)
 }
 
 /// `splitter.split(chunk)`, without its per-row work (a partition literal per row, hashed) when
@@ -242,8 +260,17 @@ fn convert_and_commit(
     let arrow_schema = Arc::new(schema_to_arrow_schema(&schema).map_err(iceberg_err)?);
     let target = TargetColumns::locate(arrow_schema.clone()).map_err(|source| RsmError::Layout { segment: name.clone(), source })?;
     let offset_col = (target.kafka, target.offset);
-    let splitter = RecordBatchPartitionSplitter::try_new_with_computed_values(schema.clone(), spec.clone()).map_err(iceberg_err)?;
-    let partition_values = PartitionValueCalculator::try_new(&spec, &schema).map_err(iceberg_err)?;
+    // iceberg's splitter refuses an unpartitioned spec (an adopted table may have one): every row
+    // then goes to the one partition.
+    let by_spec = if spec.is_unpartitioned() {
+        None
+    } else {
+        Some((
+            RecordBatchPartitionSplitter::try_new_with_computed_values(schema.clone(), spec.clone()).map_err(iceberg_err)?,
+            PartitionValueCalculator::try_new(&spec, &schema).map_err(iceberg_err)?,
+        ))
+    };
+    let unpartitioned = PartitionKey::new(spec.as_ref().clone(), schema.clone(), Struct::empty());
     let zstd_level = table
         .metadata()
         .properties()
@@ -268,7 +295,11 @@ fn convert_and_commit(
         if chunk.num_rows() == 0 {
             return Ok(());
         }
-        let parts = split(&splitter, &partition_values, &chunk).map_err(|source| SinkError::Rsm(RsmError::Iceberg { segment: name.clone(), source: Box::new(source) }))?;
+        let parts = match &by_spec {
+            Some((splitter, values)) => split(splitter, values, &chunk)
+                .map_err(|source| SinkError::Rsm(RsmError::Iceberg { segment: name.clone(), source: Box::new(source) }))?,
+            None => vec![(unpartitioned.clone(), chunk)],
+        };
         for (key, part) in parts {
             let part_offsets = offsets_of(&part, offset_col);
             let id = format!("{:?}", key.data());

@@ -35,7 +35,9 @@ pub mod metadata;
 pub mod parquet_io;
 
 mod copy;
+mod delete;
 mod fetch;
+mod sweep;
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -51,6 +53,7 @@ pub use config::{RetentionMode, RsmConfig};
 pub use copy::CopyOutcome;
 pub use error::{Result, RsmError};
 pub use fetch::SegmentStream;
+pub use sweep::SweepReport;
 pub use metadata::{IndexType, KafkaUuid, LogSegmentFiles, SegmentMetadata};
 
 use crate::parquet_io::RowReader;
@@ -156,30 +159,25 @@ impl RemoteStorage {
         })
     }
 
-    /// `deleteLogSegmentData`: idempotent. In `keep` mode the rows stay in the table and only
-    /// what Kafka needs (the sidecar) is deleted.
+    /// `deleteLogSegmentData`: idempotent; what goes depends on the topic's retention mode (see
+    /// the `delete` module: `keep` deletes the sidecar only, `delete` the rows too).
     pub fn delete_log_segment(&self, segment: &SegmentMetadata) -> Result<()> {
-        let inner = &self.inner;
-        let mode = inner.config.retention_mode(&segment.topic);
-        if mode == RetentionMode::Delete {
-            return Err(RsmError::InvalidConfig {
-                key: config::RETENTION_MODE.into(),
-                reason: "the delete mode is not available yet; use keep".into(),
-            });
-        }
-        let location = match inner.sidecar_location(segment) {
-            Ok(l) => l,
-            // No table: nothing of this segment can exist.
-            Err(RsmError::Table { source, .. }) if !source.is_retriable() => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        inner
-            .runtime
-            .block_on(inner.storage.delete(&location))
-            .map_err(|source| RsmError::Storage { segment: segment.to_string(), source })?;
-        inner.sidecars.lock().expect("sidecar cache").remove(&segment.segment_id);
-        tracing::info!(%segment, "deleted the segment's sidecar; its rows stay in the table (retention.mode=keep)");
-        Ok(())
+        delete::delete(&self.inner, segment)
+    }
+}
+
+/// Metadata naming only a topic and partition (to find a table's location).
+fn probe(topic: &str, partition: i32) -> SegmentMetadata {
+    SegmentMetadata {
+        topic: topic.to_string(),
+        topic_id: KafkaUuid([0; 16]),
+        partition,
+        segment_id: KafkaUuid([0; 16]),
+        start_offset: 0,
+        end_offset: 0,
+        max_timestamp_ms: 0,
+        segment_size: 0,
+        leader_epochs: Default::default(),
     }
 }
 
@@ -188,6 +186,7 @@ impl RemoteStorage {
 pub struct StoredSegment {
     pub partition: i32,
     pub start_offset: i64,
+    pub end_offset: i64,
     pub segment_id: KafkaUuid,
     pub sidecar_location: String,
 }
@@ -196,38 +195,14 @@ impl RemoteStorage {
     /// The segments of a topic that have a sidecar, by partition and start offset.
     pub fn list_segments(&self, topic: &str) -> Result<Vec<StoredSegment>> {
         let inner = &self.inner;
-        let probe = SegmentMetadata {
-            topic: topic.to_string(),
-            topic_id: KafkaUuid([0; 16]),
-            partition: 0,
-            segment_id: KafkaUuid([0; 16]),
-            start_offset: 0,
-            end_offset: 0,
-            max_timestamp_ms: 0,
-            segment_size: 0,
-            leader_epochs: Default::default(),
-        };
-        let prefix = format!("{}/calving/sidecars/", inner.table_location(&probe)?);
-        let objects = inner
-            .runtime
-            .block_on(inner.storage.list(&prefix))
-            .map_err(|source| RsmError::Storage { segment: format!("topic {topic}"), source })?;
-        let mut out: Vec<StoredSegment> = objects
-            .into_iter()
-            .filter_map(|o| {
-                let rest = o.location.strip_prefix(&prefix)?;
-                let (partition, file) = rest.split_once('/')?;
-                let (start, id) = file.strip_suffix(".sidecar")?.split_once('-')?;
-                Some(StoredSegment {
-                    partition: partition.parse().ok()?,
-                    start_offset: start.parse().ok()?,
-                    segment_id: KafkaUuid::parse(id)?,
-                    sidecar_location: o.location.clone(),
-                })
-            })
-            .collect();
-        out.sort_by_key(|s| (s.partition, s.start_offset, s.segment_id));
-        Ok(out)
+        let prefix = format!("{}/calving/sidecars/", inner.table_location(&probe(topic, 0))?);
+        inner.list_sidecars(&prefix, &format!("topic {topic}"))
+    }
+
+    /// Deletes the objects under the topic's table location that nothing refers to and that are
+    /// older than `older_than` (see the `sweep` module); with `dry_run`, only reports them.
+    pub fn sweep_orphans(&self, topic: &str, older_than: std::time::Duration, dry_run: bool) -> Result<SweepReport> {
+        sweep::sweep(&self.inner, topic, older_than, dry_run)
     }
 
     /// The metadata needed to fetch a stored segment (what the broker would pass).
@@ -238,7 +213,7 @@ impl RemoteStorage {
             partition: stored.partition,
             segment_id: stored.segment_id,
             start_offset: stored.start_offset,
-            end_offset: stored.start_offset,
+            end_offset: stored.end_offset,
             max_timestamp_ms: 0,
             segment_size: 0,
             leader_epochs: Default::default(),
@@ -271,13 +246,60 @@ impl Inner {
         self.table_locations.lock().expect("locations").insert(topic.to_string(), location.trim_end_matches('/').to_string());
     }
 
-    pub(crate) fn sidecar_location_in(table_location: &str, partition: i32, start_offset: i64, segment_id: &str) -> String {
-        format!("{table_location}/calving/sidecars/{partition}/{start_offset:020}-{segment_id}.sidecar")
+    /// `<table>/calving/sidecars/<partition>/<start offset>-<end offset>-<segment id>.sidecar`
+    /// (offsets as 20 digits, so names sort by offset; the end offset lets a listing tell which
+    /// segments overlap which offsets without reading them).
+    pub(crate) fn sidecar_location_in(table_location: &str, segment: &SegmentMetadata) -> String {
+        format!(
+            "{}{:020}-{:020}-{}.sidecar",
+            Self::sidecar_prefix(table_location, segment.partition),
+            segment.start_offset,
+            segment.end_offset,
+            segment.segment_id
+        )
+    }
+
+    pub(crate) fn sidecar_prefix(table_location: &str, partition: i32) -> String {
+        format!("{table_location}/calving/sidecars/{partition}/")
     }
 
     pub(crate) fn sidecar_location(&self, segment: &SegmentMetadata) -> Result<String> {
         let table = self.table_location(segment)?;
-        Ok(Self::sidecar_location_in(&table, segment.partition, segment.start_offset, &segment.segment_id.to_string()))
+        Ok(Self::sidecar_location_in(&table, segment))
+    }
+
+    /// The sidecars under `prefix` (one partition's, or a whole table's).
+    pub(crate) fn list_sidecars(&self, prefix: &str, what: &str) -> Result<Vec<StoredSegment>> {
+        let objects = self
+            .runtime
+            .block_on(self.storage.list(prefix))
+            .map_err(|source| RsmError::Storage { segment: what.to_string(), source })?;
+        let table_prefix = prefix.split("/calving/sidecars/").next().unwrap_or(prefix);
+        let sidecars = format!("{table_prefix}/calving/sidecars/");
+        let mut out: Vec<StoredSegment> = objects
+            .into_iter()
+            .filter_map(|o| {
+                let rest = o.location.strip_prefix(&sidecars)?;
+                let (partition, file) = rest.split_once('/')?;
+                let mut parts = file.strip_suffix(".sidecar")?.splitn(3, '-');
+                let start_offset = parts.next()?.parse().ok()?;
+                let end_offset = parts.next()?.parse().ok()?;
+                let segment_id = KafkaUuid::parse(parts.next()?)?;
+                Some(StoredSegment {
+                    partition: partition.parse().ok()?,
+                    start_offset,
+                    end_offset,
+                    segment_id,
+                    sidecar_location: o.location.clone(),
+                })
+            })
+            .collect();
+        out.sort_by_key(|s| (s.partition, s.start_offset, s.end_offset, s.segment_id));
+        Ok(out)
+    }
+
+    pub(crate) fn forget_sidecar(&self, segment: &SegmentMetadata) {
+        self.sidecars.lock().expect("sidecar cache").remove(&segment.segment_id);
     }
 
     /// The segment's sidecar, cached.

@@ -227,3 +227,44 @@ fn fetches_within_multi_page_files_serve_exact_bytes() {
         assert!(fetch_all(&rsm, &md, start, Some(end)) == data[start as usize..=end as usize], "fetch from {start}");
     }
 }
+
+/// Tables created ahead by their owners are adopted as they are: an unpartitioned one, and one
+/// partitioned by identity(kafka.partition) with an extra column Calving leaves null. Copies land
+/// in them and Kafka's reads come back byte for byte.
+#[test]
+fn copies_into_tables_created_ahead() {
+    use calving_table::table::default_schema;
+    use iceberg::spec::{NestedField, PrimitiveType, Schema, Transform, Type, UnboundPartitionSpec};
+    use iceberg::{NamespaceIdent, TableCreation};
+
+    let dir = tempfile::tempdir().unwrap();
+    let rsm = open(dir.path());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let catalog = rsm.catalog().catalog().clone();
+    let ns = NamespaceIdent::new("kafka".into());
+    rt.block_on(catalog.create_namespace(&ns, HashMap::new())).unwrap();
+    let mut fields: Vec<_> = default_schema().as_struct().fields().to_vec();
+    fields.push(NestedField::optional(100, "note", Type::Primitive(PrimitiveType::String)).into());
+    let with_note = Schema::builder().with_fields(fields).build().unwrap();
+    let by_partition = UnboundPartitionSpec::builder().add_partition_field(4, "by_partition", Transform::Identity).unwrap().build();
+    let cases = [
+        ("fx-none", default_schema(), UnboundPartitionSpec::builder().build()),
+        ("fx-snappy", with_note, by_partition),
+    ];
+    for (topic, schema, spec) in cases {
+        let creation = TableCreation::builder().name(topic.to_string()).schema(schema).partition_spec(spec).build();
+        rt.block_on(catalog.create_table(&ns, creation)).unwrap();
+        let fixture = topic.strip_prefix("fx-").unwrap();
+        let mut records = 0;
+        for log in fixture_files(fixture, "log") {
+            let (md, files) = segment(fixture, &log);
+            let outcome = rsm.copy_log_segment(&md, &files).unwrap_or_else(|e| panic!("{topic}: {e}"));
+            assert_eq!(outcome.data_files.len(), 1, "{topic}: one table partition, one file");
+            records += outcome.stats.records;
+            common::check_served(&rsm, &md, &files);
+        }
+        assert_eq!(count_rows(&rsm, topic), records, "{topic}");
+        let table = rt.block_on(rsm.catalog().load_table(topic)).unwrap();
+        assert!(!table.metadata().properties().contains_key("calving.layout-version"), "{topic} adopted as is");
+    }
+}

@@ -85,7 +85,12 @@ fn rest_catalog_and_s3_warehouse() {
     s3.create_bucket(BUCKET);
     let rest = RestFixture::start(dir.path(), &s3, WAREHOUSE);
     eprintln!("moto and the REST fixture up after {:?}", started.elapsed());
-    let props = rsm_props(&s3.endpoint, &[("catalog.type", "rest"), ("catalog.uri", &rest.uri)]);
+    // fx-txn in the `delete` retention mode: its rows leave the table through Calving's own commit
+    // path (a REST `CommitTableRequest` the Java server checks and applies).
+    let props = rsm_props(
+        &s3.endpoint,
+        &[("catalog.type", "rest"), ("catalog.uri", &rest.uri), ("topic.fx-txn.retention.mode", "delete")],
+    );
     let rsm = RemoteStorage::open(&props).unwrap();
 
     // Copy: every segment lands in the bucket, data files and sidecar, committed.
@@ -150,8 +155,9 @@ fn rest_catalog_and_s3_warehouse() {
     assert_eq!(count_rows(&rsm, "fx-txn"), txn_records);
     assert!(s3.list(BUCKET, "wh").contains(&b.sidecar_location));
 
-    // Delete: Kafka's view is gone (NotFound everywhere), the rows stay (retention.mode=keep),
-    // and so do the data files; no sidecar is left in the bucket.
+    // Delete: Kafka's view is gone (NotFound everywhere); fx-lz4's rows stay (retention.mode=keep),
+    // fx-txn's go (delete); the data files of both stay in storage (older snapshots use them); no
+    // sidecar is left in the bucket.
     let all: Vec<&SegmentMetadata> = segments.iter().map(|(m, _)| m).chain([&reupload]).collect();
     for md in &all {
         rsm.delete_log_segment(md).unwrap();
@@ -172,11 +178,11 @@ fn rest_catalog_and_s3_warehouse() {
     assert!(!objects.iter().any(|l| l.ends_with(".sidecar")), "{objects:#?}");
     for o in &outcomes {
         for l in &o.data_files {
-            assert!(objects.contains(l), "data file {l} kept (retention.mode=keep)");
+            assert!(objects.contains(l), "data file {l} kept in storage");
         }
     }
     assert_eq!(count_rows(&rsm, "fx-lz4"), lz4_records);
-    assert_eq!(count_rows(&rsm, "fx-txn"), txn_records);
+    assert_eq!(count_rows(&rsm, "fx-txn"), 0, "retention.mode=delete removed the rows");
     eprintln!(
         "rest_catalog_and_s3_warehouse: {} segments copied by {copied:?}, fetched by {fetched:?}, done in {:?}",
         segments.len(),
@@ -234,7 +240,7 @@ fn object_store_failing_mid_copy_leaves_nothing() {
     let started = Instant::now();
     let result = rsm.copy_log_segment(md, files);
     let took = started.elapsed();
-    let sidecar = format!("{WAREHOUSE}/kafka/{}/calving/sidecars/0/{:020}-{}.sidecar", md.topic, md.start_offset, md.segment_id);
+    let sidecar = format!("{WAREHOUSE}/kafka/{}/calving/sidecars/0/{:020}-{:020}-{}.sidecar", md.topic, md.start_offset, md.end_offset, md.segment_id);
     let msg = assert_retriable_failure(result, md, &sidecar, took);
     assert!(proxy.cut_count() >= 1);
     eprintln!("object store failing mid-copy: failed after {took:?} ({} requests cut): {msg}", proxy.cut_count());
@@ -337,6 +343,19 @@ fn catalog_failing_mid_copy_leaves_nothing() {
     assert!(second.snapshot_id.is_some());
     assert_eq!(count_rows(&rsm, &b.topic), first.stats.records + second.stats.records);
     check_served(&rsm, b, b_files);
+
+    // The orphan sweep deletes exactly what the cut commit left, and nothing the table or a
+    // sidecar refers to; a second sweep finds nothing.
+    let report = rsm.sweep_orphans(&b.topic, Duration::ZERO, false).unwrap();
+    let mut left: Vec<String> = new.iter().map(|l| l.to_string()).collect();
+    left.sort();
+    assert_eq!(report.orphans, left, "{report:?}");
+    let swept = s3.list(BUCKET, "wh");
+    assert!(left.iter().all(|l| !swept.contains(l)), "{swept:#?}");
+    assert_eq!(count_rows(&rsm, &b.topic), first.stats.records + second.stats.records);
+    check_served(&rsm, a, a_files);
+    check_served(&rsm, b, b_files);
+    assert!(rsm.sweep_orphans(&b.topic, Duration::ZERO, false).unwrap().orphans.is_empty());
 
     // The REST server dies: the next copy (of a topic whose table does not exist yet) fails
     // retriable and writes nothing of its own.

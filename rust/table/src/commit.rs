@@ -22,7 +22,7 @@
 //! or expired no longer describe rows of the table. (Expiring the snapshot that carried a segment's
 //! summary therefore also forgets the segment's range; sidecars keep it for Kafka.)
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -157,9 +157,26 @@ pub fn ancestry(table: &Table) -> impl Iterator<Item = &SnapshotRef> {
     })
 }
 
-/// The snapshot of the current ancestry that committed `segment_id`, if any.
+/// The Calving commits of the current ancestry whose rows are still in the table, newest first:
+/// commits whose segment a newer removal ([`crate::remove`]) lists are skipped.
+pub fn live_commits(table: &Table) -> impl Iterator<Item = &SnapshotRef> {
+    let mut removed: HashSet<String> = HashSet::new();
+    ancestry(table).filter(move |s| {
+        let props = &s.summary().additional_properties;
+        let live = props
+            .get(SEGMENT_ID_PROP)
+            .is_some_and(|id| !removed.contains(id));
+        if let Some(ids) = props.get(crate::remove::REMOVED_SEGMENT_IDS_PROP) {
+            removed.extend(ids.split(',').filter(|i| !i.is_empty()).map(str::to_string));
+        }
+        live
+    })
+}
+
+/// The snapshot of the current ancestry that committed `segment_id`, if its rows are still in
+/// the table.
 pub fn find_segment_commit(table: &Table, segment_id: &str) -> Option<SnapshotRef> {
-    ancestry(table)
+    live_commits(table)
         .find(|s| {
             s.summary()
                 .additional_properties
@@ -170,10 +187,11 @@ pub fn find_segment_commit(table: &Table, segment_id: &str) -> Option<SnapshotRe
         .cloned()
 }
 
-/// The offset ranges of `topic_id`/`partition` committed in the current ancestry, by start offset.
+/// The offset ranges of `topic_id`/`partition` committed in the current ancestry and not removed
+/// since, by start offset.
 pub fn committed_ranges(table: &Table, topic_id: &str, partition: i32) -> Vec<CommittedRange> {
     let partition = partition.to_string();
-    let mut ranges: Vec<CommittedRange> = ancestry(table)
+    let mut ranges: Vec<CommittedRange> = live_commits(table)
         .filter_map(|s| {
             let p = &s.summary().additional_properties;
             if p.get(TOPIC_ID_PROP)? != topic_id || p.get(PARTITION_PROP)? != &partition {

@@ -288,6 +288,16 @@ impl CatalogConfig {
         &self.commit_retry
     }
 
+    /// Catalog-specific keys without the `catalog.` prefix (pool.*, token, credential, header.*, …).
+    pub(crate) fn catalog_props(&self) -> &BTreeMap<String, String> {
+        &self.catalog_props
+    }
+
+    /// The warehouse the REST server is asked for.
+    pub(crate) fn rest_warehouse(&self) -> Option<&str> {
+        self.rest_warehouse.as_deref()
+    }
+
     /// The storage keys (`s3.*` …) given in the configuration.
     pub fn storage_props(&self) -> &BTreeMap<String, String> {
         &self.storage_props

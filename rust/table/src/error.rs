@@ -6,6 +6,7 @@
 //!   not have landed and the table could not be reloaded to tell). Retrying [`crate::append`] is
 //!   always safe: it looks for the segment's earlier commit before committing again.
 //! - Fix something first: [`Error::InvalidConfig`], [`Error::IncompatibleTable`],
+//!   [`Error::UnsupportedOperation`],
 //!   [`Error::InvalidDataFile`].
 //! - Reconcile: [`Error::OffsetsAlreadyCommitted`] says another segment (another copy attempt of
 //!   the same offsets) already committed rows in the range; appending again would duplicate them.
@@ -78,6 +79,14 @@ pub enum Error {
         reason: String,
     },
 
+    /// The table cannot take this operation (e.g. removing rows from a format v1 table).
+    #[error("table {table} does not support {operation}: {reason}")]
+    UnsupportedOperation {
+        table: String,
+        operation: &'static str,
+        reason: String,
+    },
+
     /// A Parquet file cannot become a data file of this table.
     #[error("cannot register {location} as a data file: {reason}")]
     InvalidDataFile { location: String, reason: String },
@@ -103,6 +112,7 @@ impl Error {
             Error::InvalidConfig { .. }
             | Error::OffsetsAlreadyCommitted { .. }
             | Error::IncompatibleTable { .. }
+            | Error::UnsupportedOperation { .. }
             | Error::InvalidDataFile { .. } => false,
             Error::Iceberg(e) => e.retryable(),
         }

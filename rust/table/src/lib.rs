@@ -60,6 +60,8 @@ pub mod commit;
 pub mod config;
 pub mod data_file;
 pub mod error;
+pub mod remove;
+mod snapshot_commit;
 pub mod table;
 
 use std::sync::Arc;
@@ -68,7 +70,7 @@ use iceberg::spec::DataFile;
 use iceberg::{Catalog, TableIdent};
 
 pub use commit::{
-    ancestry, append, committed_ranges, find_segment_commit, CommitOutcome, CommittedRange,
+    ancestry, append, committed_ranges, find_segment_commit, live_commits, CommitOutcome, CommittedRange,
     SegmentCommit, END_OFFSET_PROP, PARTITION_PROP, SEGMENT_ID_PROP, START_OFFSET_PROP,
     TOPIC_ID_PROP,
 };
@@ -77,6 +79,11 @@ pub use data_file::{
     data_file_from_parquet, day_partition_value, new_data_file_location, partition_value,
 };
 pub use error::{Error, Result};
+pub use remove::{
+    live_files, normalize, referenced_files, remove_segments, removed_segment_ids, LiveFile,
+    RemoveOutcome,
+    REMOVED_SEGMENT_IDS_PROP,
+};
 pub use table::{
     check_compatible, default_schema, ensure_table, field_id, LAYOUT_VERSION, LAYOUT_VERSION_PROP,
 };

@@ -132,3 +132,28 @@ pub fn kafka_records_dump(files: &[PathBuf]) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line from KafkaRecordsDump: {e}: {l}")))
         .collect()
 }
+
+/// Rows of a table of Calving's embedded catalog (`<warehouse>/calving-catalog.db`) as an
+/// independent Iceberg reader returns them: `engine` is `pyiceberg` or `duckdb`
+/// (`tests/oracle/read_table.py`; installed by `tests/install-deps.sh`). One JSON object per row,
+/// sorted by (topic id, partition, offset).
+pub fn read_table(engine: &str, warehouse: &Path, table: &str) -> Vec<serde_json::Value> {
+    let out = Command::new("python3")
+        .arg(repo_root().join("tests/oracle/read_table.py"))
+        .arg(engine)
+        .arg(warehouse.join("calving-catalog.db"))
+        .arg(warehouse)
+        .arg(table)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{engine} could not read {table} (run tests/install-deps.sh for pyiceberg and DuckDB):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON row"))
+        .collect()
+}

@@ -90,3 +90,37 @@ pub fn segments(args: SegmentsArgs) -> Result<(), WarehouseError> {
     }
     Ok(())
 }
+
+/// `calving sweep`: delete what copies that never committed left in a topic's table location.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub warehouse: WarehouseArgs,
+    /// The topic.
+    #[arg(long)]
+    pub topic: String,
+    /// Only objects older than this many seconds go (a copy in flight is younger). Default: a day.
+    #[arg(long, default_value_t = 86_400)]
+    pub older_than_secs: u64,
+    /// List the orphans without deleting them.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub fn sweep(args: SweepArgs) -> Result<(), WarehouseError> {
+    let rsm = args.warehouse.open()?;
+    let report = rsm.sweep_orphans(&args.topic, std::time::Duration::from_secs(args.older_than_secs), args.dry_run)?;
+    for o in &report.orphans {
+        println!("{} {o}", if args.dry_run { "orphan" } else { "deleted" });
+    }
+    println!(
+        "scanned {} objects: {} orphans ({} bytes) {}, {} unreferenced but younger than {} s kept",
+        report.scanned,
+        report.orphans.len(),
+        report.orphan_bytes,
+        if args.dry_run { "found (dry run)" } else { "deleted" },
+        report.too_young,
+        args.older_than_secs
+    );
+    Ok(())
+}
