@@ -231,9 +231,23 @@ def cmd_table(oracle, tiered_path, warehouse, topic, engine, label):
         result(True, f"{name} ({len(actual)} rows equal the produced records{more})")
 
 
+def cmd_table_empty(warehouse, topic, engine, label):
+    """The topic's table exists and holds no row (retention.mode=delete after the topic was deleted)."""
+    db = os.path.join(warehouse, "calving-catalog.db")
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests/oracle/read_table.py"), engine, db, warehouse,
+                           f"kafka.{topic}"], capture_output=True, text=True)
+    name = f"{label} {topic} ({engine})"
+    if proc.returncode != 0:
+        result(False, name, f"read_table.py failed: {proc.stderr.strip()[-500:]}")
+        return
+    rows = [line for line in proc.stdout.splitlines() if line.strip()]
+    result(not rows, f"{name} (0 rows)" if not rows else name, f"{len(rows)} rows left")
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"consumed": cmd_consumed, "queries": cmd_queries, "offsets": cmd_offsets, "table": cmd_table}[cmd](*args)
+    {"consumed": cmd_consumed, "queries": cmd_queries, "offsets": cmd_offsets, "table": cmd_table,
+     "table-empty": cmd_table_empty}[cmd](*args)
     sys.exit(1 if failed else 0)
 
 

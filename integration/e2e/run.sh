@@ -20,7 +20,8 @@
 #   5. ListOffsets by timestamp against the remote segments (check.py offsets);
 #   6. read every table with pyiceberg and DuckDB and compare (check.py table);
 #   7. restart the broker (its remote index cache stays on disk) and do 4 and 5 again;
-#   8. delete a topic: its sidecars go, its rows stay (retention.mode=keep), other topics keep theirs;
+#   8. delete two topics: their sidecars go; e2e_zstd's rows stay (retention.mode=keep), e2e_snappy's
+#      go (retention.mode=delete); other topics keep theirs;
 #   9. no ERROR from the remote log subsystem in the broker log; clean shutdown.
 # Ends with "e2e: N passed, N failed"; exit status 1 when anything failed. The work directory
 # (broker log, data, warehouse) is kept on failure, or always with CALVING_KEEP_WORK=1.
@@ -39,7 +40,8 @@ records=${CALVING_E2E_RECORDS:-300}
 timeout=${CALVING_E2E_TIMEOUT:-900}
 tier_timeout=${CALVING_E2E_TIER_TIMEOUT:-240}
 topics=e2e_none,e2e_gzip,e2e_snappy,e2e_lz4,e2e_zstd,e2e_txn,e2e_lat
-deleted_topic=e2e_zstd
+deleted_topic=e2e_zstd          # retention.mode=keep (the default): rows stay
+purged_topic=e2e_snappy         # retention.mode=delete: rows go with the segments
 
 say() { echo "e2e: $*" >&2; }
 die() { echo "e2e: error: $*" >&2; exit 2; }
@@ -112,6 +114,7 @@ remote.log.metadata.manager.listener.name=PLAINTEXT
 rlmm.config.remote.log.metadata.topic.replication.factor=1
 rlmm.config.remote.log.metadata.topic.num.partitions=2
 rsm.config.warehouse=file://$warehouse
+rsm.config.topic.$purged_topic.retention.mode=delete
 remote.log.manager.task.interval.ms=1000
 log.retention.check.interval.ms=1000
 log.initial.task.delay.ms=500
@@ -196,29 +199,39 @@ else
   fail "broker restart" "see $BROKER_LOG"
 fi
 
-# ---- 8. delete a topic
+# ---- 8. delete topics: one per retention mode
 if [ "$tiering" = on ]; then
   before=$(sidecars "$deleted_topic")
+  purged_before=$(sidecars "$purged_topic")
   others_before=$(sidecars e2e_gzip)
   [ "$before" -gt 0 ] || fail "sidecars before delete" "no sidecar of $deleted_topic under $warehouse"
+  [ "$purged_before" -gt 0 ] || fail "sidecars before delete" "no sidecar of $purged_topic under $warehouse"
 fi
-if client delete-topic --topic "$deleted_topic" 2>"$work/delete.err"; then
+for topic in "$deleted_topic" "$purged_topic"; do
+  if ! client delete-topic --topic "$topic" 2>"$work/delete.err"; then
+    tail -n 5 "$work/delete.err"; fail "delete topic $topic" "E2eClient delete-topic failed"; continue
+  fi
   t0=$(date +%s)
   if [ "$tiering" = on ]; then
-    left=$before
-    for _ in $(seq 120); do left=$(sidecars "$deleted_topic"); [ "$left" = 0 ] && break; sleep 0.5; done
-    if [ "$left" = 0 ]; then pass "delete topic $deleted_topic: its $before sidecars deleted in $(($(date +%s) - t0)) s (retention.mode=keep)"
-    else fail "delete topic $deleted_topic" "$left of $before sidecars still there after 60 s"; fi
-    check table "$work/oracle.tsv" "$work/tiered.tsv" "$warehouse" "$deleted_topic" pyiceberg "rows kept after delete"
-    others=$(sidecars e2e_gzip)
-    if [ "$others" = "$others_before" ]; then pass "other topics keep their sidecars (e2e_gzip: $others)"
-    else fail "other topics' sidecars" "e2e_gzip had $others_before sidecars, now $others"; fi
+    mode=keep; [ "$topic" = "$purged_topic" ] && mode=delete
+    left=1
+    for _ in $(seq 120); do left=$(sidecars "$topic"); [ "$left" = 0 ] && break; sleep 0.5; done
+    if [ "$left" = 0 ]; then pass "delete topic $topic: its sidecars deleted in $(($(date +%s) - t0)) s (retention.mode=$mode)"
+    else fail "delete topic $topic" "$left sidecars still there after 60 s"; fi
+    if [ "$mode" = keep ]; then
+      check table "$work/oracle.tsv" "$work/tiered.tsv" "$warehouse" "$topic" pyiceberg "rows kept after delete"
+    else
+      for engine in pyiceberg duckdb; do check table-empty "$warehouse" "$topic" "$engine" "rows removed after delete"; done
+    fi
   fi
-  for _ in $(seq 120); do compgen -G "$BROKER_DATA/$deleted_topic-*" >/dev/null || break; sleep 0.5; done
-  if compgen -G "$BROKER_DATA/$deleted_topic-[0-9]*" >/dev/null; then fail "delete topic local" "partition directories of $deleted_topic still there"
-  else pass "delete topic $deleted_topic: local partitions gone"; fi
-else
-  tail -n 5 "$work/delete.err"; fail "delete topic" "E2eClient delete-topic failed"
+  for _ in $(seq 120); do compgen -G "$BROKER_DATA/$topic-*" >/dev/null || break; sleep 0.5; done
+  if compgen -G "$BROKER_DATA/$topic-[0-9]*" >/dev/null; then fail "delete topic local" "partition directories of $topic still there"
+  else pass "delete topic $topic: local partitions gone"; fi
+done
+if [ "$tiering" = on ]; then
+  others=$(sidecars e2e_gzip)
+  if [ "$others" = "$others_before" ]; then pass "other topics keep their sidecars (e2e_gzip: $others)"
+  else fail "other topics' sidecars" "e2e_gzip had $others_before sidecars, now $others"; fi
 fi
 
 # ---- 9. broker log and shutdown
