@@ -19,6 +19,7 @@ use crate::rows::RowsBuilder;
 use crate::schema::TargetColumns;
 use crate::served::{row_timestamp, served_codec, LAYOUT_VERSION};
 use crate::sidecar::{BatchEntry, BatchKind, RecordException, SegmentIdentity, Sidecar};
+use crate::typed::{TypedStats, TypedValues};
 
 /// When to hand a chunk of rows to the sink.
 #[derive(Clone, Copy, Debug)]
@@ -45,6 +46,9 @@ pub struct ConvertStats {
     /// Batches whose served bytes equal the original bytes.
     pub byte_identical_batches: u64,
     pub served_bytes: u64,
+    /// Schema modes: values in columns, and values kept in the raw fallback.
+    pub values_in_columns: u64,
+    pub values_raw_fallback: u64,
 }
 
 /// The side files of a segment, kept in the sidecar as they came.
@@ -93,8 +97,19 @@ impl SegmentConverter {
         }
     }
 
+    /// Values go to columns (schema modes): see [`crate::typed`].
+    pub fn with_typed(mut self, typed: TypedValues) -> Result<SegmentConverter, LayoutError> {
+        self.rows = self.rows.with_typed(typed)?;
+        Ok(self)
+    }
+
     pub fn stats(&self) -> ConvertStats {
         self.stats
+    }
+
+    /// Where values went (schema modes).
+    pub fn typed_stats(&self) -> Option<TypedStats> {
+        self.rows.typed().map(TypedValues::stats)
     }
 
     fn maybe_flush<E: From<LayoutError>>(&mut self, sink: &mut impl FnMut(RecordBatch) -> Result<(), E>) -> Result<(), E> {
@@ -264,6 +279,10 @@ impl SegmentConverter {
             .into());
         }
         self.exceptions.sort_by_key(RecordException::offset);
+        if let Some(t) = self.rows.typed() {
+            self.stats.values_in_columns = t.stats().in_columns;
+            self.stats.values_raw_fallback = t.stats().raw;
+        }
         let sidecar = Sidecar {
             layout_version: LAYOUT_VERSION,
             segment: self.identity,
@@ -276,6 +295,7 @@ impl SegmentConverter {
             txn_index: side.txn_index,
             producer_snapshot: side.producer_snapshot,
             leader_epoch: side.leader_epoch,
+            value_schemas: self.rows.typed().map(TypedValues::value_schemas),
         };
         Ok((sidecar, self.stats))
     }

@@ -21,6 +21,9 @@ pub enum LayoutError {
     /// A sidecar that cannot be read: damaged, truncated, or written by a newer Calving.
     #[error("sidecar {section}: {reason}")]
     Sidecar { section: &'static str, reason: String },
+    /// Value columns (schema modes) could not be built or re-encoded.
+    #[error("value columns: {0}")]
+    Typed(String),
     /// Rows read from the table do not match what the sidecar says the batch holds.
     #[error("batch at offset {base_offset}: {reason}")]
     RowsMismatch { base_offset: i64, reason: String },

@@ -5,6 +5,8 @@
 //!
 //! - [`schema`]: Calving's columns, found by name in the table's schema.
 //! - [`rows`]: records ⇄ Arrow columns.
+//! - [`typed`]: schema modes: a value's Avro fields as columns, the raw fallback, the writer
+//!   schemas a segment's rows use (decoding and re-encoding by calving-schema).
 //! - [`sidecar`]: everything Kafka needs that is not a record.
 //! - [`served`]: the served layout, version 1: which bytes `fetchLogSegment` returns for a segment
 //!   and the offset and time indexes that describe them.
@@ -18,6 +20,7 @@ pub mod rows;
 pub mod served;
 pub mod schema;
 pub mod sidecar;
+pub mod typed;
 
 pub use error::LayoutError;
 

@@ -4,6 +4,11 @@
 //! located by [`TargetColumns`]). [`RowsView`] reads the columns of rows read back from Parquet
 //! (any projection that keeps `kafka.offset`, `kafka.timestamp`, `kafka.key`, `kafka.headers` and
 //! `value`). Both work column-wise with no per-row allocation.
+//!
+//! In the schema modes a builder also holds [`TypedValues`]: each value goes either to the value
+//! columns (its `value` cell null, `kafka.value_schema_id` set) or to the raw `value` column (see
+//! [`crate::typed`]). A view exposes `kafka.value_schema_id` and the whole batch, from which
+//! [`crate::served`] re-encodes values in columns.
 
 use std::sync::Arc;
 
@@ -19,6 +24,7 @@ use arrow_schema::DataType;
 
 use crate::error::LayoutError;
 use crate::schema::{names, TargetColumns, UTC};
+use crate::typed::TypedValues;
 
 /// Accumulates records as columns.
 #[derive(Debug)]
@@ -34,6 +40,7 @@ pub struct RowsBuilder {
     header_keys: StringBuilder,
     header_values: LargeBinaryBuilder,
     bytes: usize,
+    typed: Option<TypedValues>,
 }
 
 impl RowsBuilder {
@@ -50,7 +57,26 @@ impl RowsBuilder {
             header_keys: StringBuilder::new(),
             header_values: LargeBinaryBuilder::new(),
             bytes: 0,
+            typed: None,
         }
+    }
+
+    /// Values go through `typed` (schema modes): to the value columns, or to the raw fallback.
+    /// The target must have `kafka.value_schema_id` and the value columns.
+    pub fn with_typed(mut self, typed: TypedValues) -> Result<RowsBuilder, LayoutError> {
+        if self.target.value_schema_id.is_none() {
+            return Err(LayoutError::IncompatibleSchema {
+                column: "kafka.value_schema_id".into(),
+                reason: "missing (the schema modes need it)".into(),
+            });
+        }
+        self.typed = Some(typed);
+        Ok(self)
+    }
+
+    /// The typed values, in the schema modes.
+    pub fn typed(&self) -> Option<&TypedValues> {
+        self.typed.as_ref()
     }
 
     /// Rows buffered.
@@ -80,7 +106,11 @@ impl RowsBuilder {
         self.offsets.push(offset);
         self.timestamps.push(timestamp_micros);
         self.key.append_option(key);
-        self.value.append_option(value);
+        let stored = match &mut self.typed {
+            Some(t) => t.append(value),
+            None => value,
+        };
+        self.value.append_option(stored);
         self.bytes += 16 + key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len);
         let mut n = *self.header_offsets.last().expect("starts with 0");
         for (k, v) in headers {
@@ -97,6 +127,13 @@ impl RowsBuilder {
 
     /// The buffered rows as a batch of the target schema; the builder is empty afterwards.
     pub fn finish(&mut self) -> Result<RecordBatch, LayoutError> {
+        let (mut value_columns, mut schema_ids) = match &mut self.typed {
+            Some(t) => {
+                let (columns, ids) = t.finish()?;
+                (columns, Some(ids))
+            }
+            None => (Vec::new(), None),
+        };
         let t = &self.target;
         let n = self.offsets.len();
         let headers_struct = StructArray::try_new(
@@ -125,6 +162,8 @@ impl RowsBuilder {
                 Arc::new(self.key.finish())
             } else if i == t.headers {
                 Arc::new(headers.clone())
+            } else if Some(i) == t.value_schema_id && schema_ids.is_some() {
+                Arc::new(schema_ids.take().expect("checked"))
             } else {
                 new_null_array(field.data_type(), n)
             };
@@ -137,6 +176,8 @@ impl RowsBuilder {
                 Arc::new(kafka.clone())
             } else if i == t.value {
                 Arc::new(self.value.finish())
+            } else if let Some(j) = value_columns.iter().position(|(f, _)| f.name() == field.name()) {
+                value_columns.swap_remove(j).1
             } else {
                 new_null_array(field.data_type(), n)
             });
@@ -158,6 +199,8 @@ pub struct RowsView {
     headers: ListArray,
     header_keys: StringArray,
     header_values: LargeBinaryArray,
+    value_schema_ids: Option<Int32Array>,
+    batch: RecordBatch,
 }
 
 fn column<'a>(s: &'a StructArray, name: &str) -> Result<&'a ArrayRef, LayoutError> {
@@ -187,7 +230,17 @@ impl RowsView {
                 _ => Err(missing(c)),
             }
         };
+        let value_schema_ids = match kafka.column_by_name(names::VALUE_SCHEMA_ID) {
+            Some(c) => Some(
+                c.as_primitive_opt::<arrow_array::types::Int32Type>()
+                    .ok_or_else(|| missing("kafka.value_schema_id (int)"))?
+                    .clone(),
+            ),
+            None => None,
+        };
         Ok(RowsView {
+            value_schema_ids,
+            batch: batch.clone(),
             offsets: offsets.values().clone(),
             timestamps: timestamps.values().clone(),
             key: binary(column(kafka, names::KEY)?, "kafka.key")?,
@@ -223,8 +276,19 @@ impl RowsView {
         self.key.is_valid(row).then(|| self.key.value(row))
     }
 
+    /// The raw `value` cell: the value's bytes in raw mode, the raw fallback in schema modes.
     pub fn value(&self, row: usize) -> Option<&[u8]> {
         self.value.is_valid(row).then(|| self.value.value(row))
+    }
+
+    /// `kafka.value_schema_id`: the writer schema of a value in columns (schema modes).
+    pub fn value_schema_id(&self, row: usize) -> Option<i32> {
+        self.value_schema_ids.as_ref().and_then(|a| a.is_valid(row).then(|| a.value(row)))
+    }
+
+    /// The batch the view reads (value columns included).
+    pub fn batch(&self) -> &RecordBatch {
+        &self.batch
     }
 
     /// The row's headers as (key, value); a null header list reads as no headers.

@@ -32,6 +32,8 @@ pub mod names {
     pub const HEADER_KEY: &str = "key";
     pub const HEADER_VALUE: &str = "value";
     pub const VALUE: &str = "value";
+    /// `kafka.value_schema_id` (schema modes): the writer schema id of a value in columns.
+    pub const VALUE_SCHEMA_ID: &str = "value_schema_id";
 }
 
 fn with_id(field: Field, id: i32) -> Field {
@@ -79,6 +81,8 @@ pub struct TargetColumns {
     pub header_fields: Fields,
     /// Index of `value` among the top-level columns.
     pub value: usize,
+    /// Index of `value_schema_id` inside the `kafka` struct (tables of the schema modes).
+    pub value_schema_id: Option<usize>,
 }
 
 fn find(fields: &Fields, name: &str, path: &str) -> Result<usize, LayoutError> {
@@ -147,6 +151,10 @@ impl TargetColumns {
         }
         expect_type(&header_fields[0], "kafka.headers.element.key", |t| matches!(t, DataType::Utf8), "string")?;
         expect_type(&header_fields[1], "kafka.headers.element.value", binary, "binary")?;
+        let value_schema_id = kafka_fields.iter().position(|f| f.name() == names::VALUE_SCHEMA_ID);
+        if let Some(i) = value_schema_id {
+            expect_type(&kafka_fields[i], "kafka.value_schema_id", |t| matches!(t, DataType::Int32), "int")?;
+        }
         for (i, f) in kafka_fields.iter().enumerate() {
             if ![topic_id, partition, offset, timestamp, key, headers].contains(&i) && !f.is_nullable() {
                 return Err(LayoutError::IncompatibleSchema {
@@ -176,6 +184,7 @@ impl TargetColumns {
             key,
             headers,
             value,
+            value_schema_id,
         })
     }
 }

@@ -26,6 +26,12 @@
 //!   offset of the batch holding it) if that timestamp grew, and a last entry at the end
 //!   (`onBecomeInactiveSegment`).
 //!
+//! - Schema modes do not change the layout: a row whose value is in columns
+//!   (`kafka.value_schema_id` set, `value` null) gets its value re-encoded from the columns with
+//!   the writer schema the sidecar keeps (with the Confluent header for [`Framing::Prefixed`]),
+//!   which gives back the original bytes (the lossless check at conversion guarantees it); a row
+//!   with a `value` cell (raw mode, raw fallback) serves it as it is.
+//!
 //! Brokers cache fetched indexes on disk across restarts, so a layout version never changes once
 //! released: the golden tests in `tests/golden.rs` fail if a served byte of version 1 changes.
 
@@ -39,6 +45,7 @@ use calving_segment::{BatchEncoder, Compression, TimestampType};
 use crate::error::LayoutError;
 use crate::rows::RowsView;
 use crate::sidecar::{BatchEntry, BatchKind, RecordException, Sidecar};
+use crate::typed::{Framing, WriterCache};
 
 /// The layout version this module serves.
 pub const LAYOUT_VERSION: u16 = 1;
@@ -125,6 +132,8 @@ pub struct RowRef<'a> {
 pub struct Rebuilder {
     encoder: BatchEncoder,
     records: Vec<u8>,
+    value: Vec<u8>,
+    writers: WriterCache,
 }
 
 impl Rebuilder {
@@ -181,13 +190,31 @@ impl Rebuilder {
                     }
                 }
             }
+            let value = match (view.value(row), view.value_schema_id(row)) {
+                (Some(raw), _) => Some(raw),
+                (None, Some(id)) => {
+                    let schemas = sidecar.value_schemas.as_ref().ok_or_else(|| LayoutError::Sidecar {
+                        section: "value schemas",
+                        reason: format!("row at offset {offset} has its value in columns, the sidecar has no writer schemas"),
+                    })?;
+                    let writer = self.writers.get(sidecar.segment.segment_id, schemas, id)?;
+                    self.value.clear();
+                    if schemas.framing == Framing::Prefixed {
+                        calving_schema::wire::write(id, &[], &mut self.value);
+                    }
+                    calving_schema::encode_row(&writer, view.batch(), row, &mut self.value)
+                        .map_err(|e| mismatch(format!("value at offset {offset} (writer schema {id}): {e}")))?;
+                    Some(&self.value[..])
+                }
+                (None, None) => None,
+            };
             write_record(
                 &mut self.records,
                 attributes,
                 timestamp_delta,
                 offset_delta,
                 view.key(row),
-                view.value(row),
+                value,
                 substituted.iter().copied(),
             );
             count += 1;

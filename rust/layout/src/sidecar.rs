@@ -17,14 +17,26 @@
 //! independent, each with its own checksum, so a reader can fetch only the part it needs (for
 //! example the producer snapshot) with one range read after the directory. Unknown section ids are
 //! skipped, so later versions can add sections; a higher format version is refused.
+//!
+//! ## Format version 2: value schemas
+//! A sidecar of a segment copied in a schema mode has an 11th section, `value schemas`:
+//! `u8 framing (1 prefixed, 2 plain) | u32 count | per schema: i32 id, string text` (ids
+//! ascending): the writer schemas its rows' values in columns were decoded with, so serving
+//! re-encodes them without a Schema Registry. Such a sidecar is written as format version 2, so
+//! that a Calving that cannot re-encode refuses it instead of serving null values; a sidecar
+//! without the section is written exactly as before (format version 1, ten sections).
 
 use calving_segment::record::batch::{Attributes, BatchHeader};
 use calving_segment::Compression;
 
 use crate::error::LayoutError;
+use crate::typed::{Framing, ValueSchemas};
 
 pub const MAGIC: &[u8; 8] = b"CALVSIDE";
-pub const FORMAT_VERSION: u16 = 1;
+/// The highest format version this Calving reads (and writes, for sidecars with value schemas).
+pub const FORMAT_VERSION: u16 = 2;
+/// The format version of sidecars without value schemas.
+pub const FORMAT_VERSION_RAW: u16 = 1;
 
 /// Section ids.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +52,8 @@ pub enum SectionId {
     TxnIndex = 8,
     ProducerSnapshot = 9,
     LeaderEpoch = 10,
+    /// Format version 2: the writer schemas of values in columns.
+    ValueSchemas = 11,
 }
 
 impl SectionId {
@@ -55,6 +69,7 @@ impl SectionId {
             SectionId::TxnIndex => "transaction index",
             SectionId::ProducerSnapshot => "producer snapshot",
             SectionId::LeaderEpoch => "leader-epoch checkpoint",
+            SectionId::ValueSchemas => "value schemas",
         }
     }
 
@@ -169,6 +184,8 @@ pub struct Sidecar {
     pub txn_index: Option<Vec<u8>>,
     pub producer_snapshot: Vec<u8>,
     pub leader_epoch: Vec<u8>,
+    /// Schema modes: the writer schemas of the values in columns (format version 2).
+    pub value_schemas: Option<ValueSchemas>,
 }
 
 #[derive(Default)]
@@ -348,16 +365,32 @@ impl Sidecar {
             }
             SectionId::ProducerSnapshot => w.0.extend_from_slice(&self.producer_snapshot),
             SectionId::LeaderEpoch => w.0.extend_from_slice(&self.leader_epoch),
+            SectionId::ValueSchemas => {
+                if let Some(v) = &self.value_schemas {
+                    w.u8(v.framing.id());
+                    w.u32(v.schemas.len() as u32);
+                    for (id, text) in &v.schemas {
+                        w.i32(*id);
+                        w.bytes(text.as_bytes());
+                    }
+                }
+            }
         }
         w.0
     }
 
     /// Encodes the sidecar.
     pub fn encode(&self) -> Vec<u8> {
-        let sections: Vec<(SectionId, Vec<u8>)> = SectionId::ALL.iter().map(|&id| (id, self.section(id))).collect();
+        let mut sections: Vec<(SectionId, Vec<u8>)> = SectionId::ALL.iter().map(|&id| (id, self.section(id))).collect();
+        let version = if self.value_schemas.is_some() {
+            sections.push((SectionId::ValueSchemas, self.section(SectionId::ValueSchemas)));
+            FORMAT_VERSION
+        } else {
+            FORMAT_VERSION_RAW
+        };
         let mut w = W::default();
         w.0.extend_from_slice(MAGIC);
-        w.u16(FORMAT_VERSION);
+        w.u16(version);
         w.u16(self.layout_version);
         w.u16(sections.len() as u16);
         let mut at = (w.0.len() + sections.len() * (2 + 8 + 8 + 4)) as u64;
@@ -425,7 +458,22 @@ impl Sidecar {
             Some(0) if txn.len() == 1 => None,
             _ => return Err(LayoutError::Sidecar { section: "transaction index", reason: "bad presence flag".into() }),
         };
+        let value_schemas = if dir.format_version >= 2 && dir.range(SectionId::ValueSchemas).is_ok() {
+            let mut r = R { b: get(SectionId::ValueSchemas)?, pos: 0, section: "value schemas" };
+            let framing = Framing::from_id(r.u8()?).ok_or_else(|| r.err("unknown framing"))?;
+            let n = r.count(8)?;
+            let mut schemas = std::collections::BTreeMap::new();
+            for _ in 0..n {
+                let id = r.i32()?;
+                schemas.insert(id, r.string()?);
+            }
+            r.end()?;
+            Some(ValueSchemas { framing, schemas })
+        } else {
+            None
+        };
         Ok(Sidecar {
+            value_schemas,
             layout_version: dir.layout_version,
             segment,
             files,
@@ -642,6 +690,7 @@ mod tests {
             txn_index: None,
             producer_snapshot: vec![0, 1, 2],
             leader_epoch: b"0\n1\n2 100\n".to_vec(),
+            value_schemas: None,
         }
     }
 
@@ -655,6 +704,16 @@ mod tests {
         assert_eq!(Sidecar::decode(&with_txn.encode()).unwrap(), with_txn);
         assert_eq!(s.exceptions_in(150, 150).len(), 2);
         assert_eq!(s.exceptions_in(0, 100).len(), 0);
+        // Without value schemas: format version 1, ten sections, as before.
+        assert_eq!(&bytes[8..10], &1u16.to_le_bytes());
+        let mut typed = s.clone();
+        typed.value_schemas = Some(ValueSchemas {
+            framing: Framing::Prefixed,
+            schemas: [(3, r#""string""#.to_string()), (7, "{}".to_string())].into_iter().collect(),
+        });
+        let bytes = typed.encode();
+        assert_eq!(&bytes[8..10], &2u16.to_le_bytes());
+        assert_eq!(Sidecar::decode(&bytes).unwrap(), typed);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The plugin's own configuration keys (`rsm.config.*` with the prefix stripped by the broker).
 //! Storage keys (`s3.*`, …) belong to `calving-storage`, catalog keys (`catalog.*`,
-//! `namespace`, `commit.retry.*`) to `calving-table`; this module reads the rest.
+//! `namespace`, `commit.retry.*`) to `calving-table`, Schema Registry keys (`schema.registry.*`)
+//! to `calving-schema`'s `RegistryConfig`; this module reads the rest.
 
 use std::collections::HashMap;
 
@@ -15,6 +16,45 @@ pub const RETENTION_MODE: &str = "retention.mode";
 pub const FETCH_CHUNK_BYTES: &str = "fetch.chunk.bytes";
 /// `sidecar.cache.entries`: parsed sidecars kept in memory (default 256).
 pub const SIDECAR_CACHE_ENTRIES: &str = "sidecar.cache.entries";
+
+/// `value.mode`: how values become rows, `key_value` (default: the raw `value` column),
+/// `value_schema_id_prefix` or `value_schema_latest`; per topic as `topic.<name>.value.mode`.
+pub const VALUE_MODE: &str = "value.mode";
+/// `schema.registry.url`: the Confluent-compatible Schema Registry (comma-separated URLs); needed
+/// by the schema modes. Also `schema.registry.basic.auth.user.info`,
+/// `schema.registry.request.timeout.ms`, `schema.registry.ssl.ca.location`.
+pub const SCHEMA_REGISTRY_URL: &str = "schema.registry.url";
+
+/// How a topic's values become rows (Redpanda's Iceberg-topic vocabulary).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueMode {
+    /// `key_value`: the value's bytes in the `value` column.
+    KeyValue,
+    /// `value_schema_id_prefix`: Confluent wire format, decoded with the writer schema of each
+    /// value's id; the record's fields become columns.
+    SchemaIdPrefix,
+    /// `value_schema_latest`: bare Avro binary decoded with the latest schema of the subject
+    /// (`<topic>-value`, or `topic.<name>.value.subject`).
+    SchemaLatest,
+}
+
+impl ValueMode {
+    pub fn is_schema(self) -> bool {
+        self != ValueMode::KeyValue
+    }
+}
+
+fn parse_value_mode(key: &str, v: &str) -> Result<ValueMode> {
+    match v {
+        "key_value" => Ok(ValueMode::KeyValue),
+        "value_schema_id_prefix" => Ok(ValueMode::SchemaIdPrefix),
+        "value_schema_latest" => Ok(ValueMode::SchemaLatest),
+        other => Err(RsmError::InvalidConfig {
+            key: key.into(),
+            reason: format!("{other:?} is not key_value, value_schema_id_prefix or value_schema_latest"),
+        }),
+    }
+}
 
 /// What deleting a segment does to its rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +73,12 @@ pub struct RsmConfig {
     pub topic_retention: HashMap<String, RetentionMode>,
     pub fetch_chunk_bytes: usize,
     pub sidecar_cache_entries: usize,
+    pub value_mode: ValueMode,
+    pub topic_value_mode: HashMap<String, ValueMode>,
+    /// `topic.<name>.value.subject`: the subject of `value_schema_latest` (default `<topic>-value`).
+    pub topic_value_subject: HashMap<String, String>,
+    /// The Schema Registry, when `schema.registry.url` is set.
+    pub registry: Option<calving_schema::RegistryConfig>,
     /// Every property, for the storage and table crates.
     pub properties: HashMap<String, String>,
 }
@@ -60,10 +106,36 @@ impl RsmConfig {
             None => RetentionMode::Keep,
         };
         let mut topic_retention = HashMap::new();
+        let mut topic_value_mode = HashMap::new();
+        let mut topic_value_subject = HashMap::new();
         for (k, v) in properties {
             if let Some(topic) = k.strip_prefix("topic.").and_then(|r| r.strip_suffix(".retention.mode")) {
                 topic_retention.insert(topic.to_string(), parse_mode(k, v)?);
             }
+            if let Some(topic) = k.strip_prefix("topic.").and_then(|r| r.strip_suffix(".value.mode")) {
+                topic_value_mode.insert(topic.to_string(), parse_value_mode(k, v)?);
+            }
+            if let Some(topic) = k.strip_prefix("topic.").and_then(|r| r.strip_suffix(".value.subject")) {
+                topic_value_subject.insert(topic.to_string(), v.clone());
+            }
+        }
+        let value_mode = match properties.get(VALUE_MODE) {
+            Some(v) => parse_value_mode(VALUE_MODE, v)?,
+            None => ValueMode::KeyValue,
+        };
+        let registry = if properties.contains_key(SCHEMA_REGISTRY_URL) {
+            Some(
+                calving_schema::RegistryConfig::from_properties(properties.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                    .map_err(|e| RsmError::InvalidConfig { key: "schema.registry.*".into(), reason: e.to_string() })?,
+            )
+        } else {
+            None
+        };
+        if registry.is_none() && (value_mode.is_schema() || topic_value_mode.values().any(|m| m.is_schema())) {
+            return Err(RsmError::InvalidConfig {
+                key: SCHEMA_REGISTRY_URL.into(),
+                reason: "required by value.mode value_schema_id_prefix and value_schema_latest".into(),
+            });
         }
         let fetch_chunk_bytes = match properties.get(FETCH_CHUNK_BYTES) {
             Some(v) => parse_usize(FETCH_CHUNK_BYTES, v)?.max(1),
@@ -79,6 +151,10 @@ impl RsmConfig {
             topic_retention,
             fetch_chunk_bytes,
             sidecar_cache_entries,
+            value_mode,
+            topic_value_mode,
+            topic_value_subject,
+            registry,
             properties: properties.clone(),
         })
     }
@@ -86,5 +162,50 @@ impl RsmConfig {
     /// The retention mode of a topic.
     pub fn retention_mode(&self, topic: &str) -> RetentionMode {
         self.topic_retention.get(topic).copied().unwrap_or(self.retention_mode)
+    }
+
+    /// The value mode of a topic.
+    pub fn value_mode(&self, topic: &str) -> ValueMode {
+        self.topic_value_mode.get(topic).copied().unwrap_or(self.value_mode)
+    }
+
+    /// The subject whose latest schema `value_schema_latest` decodes a topic's values with.
+    pub fn value_subject(&self, topic: &str) -> String {
+        self.topic_value_subject.get(topic).cloned().unwrap_or_else(|| format!("{topic}-value"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(kv: &[(&str, &str)]) -> HashMap<String, String> {
+        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).chain([("warehouse".to_string(), "file:///w".to_string())]).collect()
+    }
+
+    #[test]
+    fn value_modes_per_topic() {
+        let c = RsmConfig::from_properties(&props(&[
+            ("schema.registry.url", "http://127.0.0.1:1/apis/ccompat/v7"),
+            ("value.mode", "value_schema_id_prefix"),
+            ("topic.raw.value.mode", "key_value"),
+            ("topic.l.value.mode", "value_schema_latest"),
+            ("topic.l.value.subject", "shop.Order"),
+        ]))
+        .unwrap();
+        assert_eq!(c.value_mode("orders"), ValueMode::SchemaIdPrefix);
+        assert_eq!(c.value_mode("raw"), ValueMode::KeyValue);
+        assert_eq!(c.value_mode("l"), ValueMode::SchemaLatest);
+        assert_eq!(c.value_subject("l"), "shop.Order");
+        assert_eq!(c.value_subject("orders"), "orders-value");
+        // Defaults: raw, no registry needed.
+        let c = RsmConfig::from_properties(&props(&[])).unwrap();
+        assert_eq!(c.value_mode("t"), ValueMode::KeyValue);
+        assert!(c.registry.is_none());
+        // A schema mode without a registry, or an unknown mode, is refused at configure.
+        let e = RsmConfig::from_properties(&props(&[("topic.t.value.mode", "value_schema_latest")])).unwrap_err();
+        assert!(e.to_string().contains("schema.registry.url"), "{e}");
+        let e = RsmConfig::from_properties(&props(&[("value.mode", "avro")])).unwrap_err();
+        assert!(e.to_string().contains("value.mode"), "{e}");
     }
 }

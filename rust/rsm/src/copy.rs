@@ -107,6 +107,8 @@ pub(crate) fn copy(inner: &Inner, seg: &SegmentMetadata, files: &LogSegmentFiles
                     batches = outcome.stats.batches,
                     files = outcome.data_files.len(),
                     reused_rows = outcome.reused_rows,
+                    values_in_columns = outcome.stats.values_in_columns,
+                    values_raw_fallback = outcome.stats.values_raw_fallback,
                     snapshot = ?outcome.snapshot_id,
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "copied segment to the table"
@@ -158,8 +160,17 @@ fn copy_once(inner: &Inner, seg: &SegmentMetadata, files: &LogSegmentFiles) -> R
     }
     let reused = if committed.is_empty() { Vec::new() } else { committed_files(inner, seg, &table, &committed)? };
 
+    // Schema modes: writer schemas resolved and the table's schema evolved before any write.
+    let mode = inner.config.value_mode(&seg.topic);
+    let (table, typed) = if mode.is_schema() {
+        let (table, typed) = crate::typed::prepare(inner, seg, files, table, mode)?;
+        (table, Some(typed))
+    } else {
+        (table, None)
+    };
+
     let mut written: Vec<String> = Vec::new();
-    let result = convert_and_commit(inner, seg, files, &table, &committed, reused, &sidecar_location, &mut written);
+    let result = convert_and_commit(inner, seg, files, &table, &committed, reused, &sidecar_location, typed, &mut written);
     if let Err(e) = &result {
         let unknown =
             matches!(e, RsmError::Table { source, .. } if matches!(**source, calving_table::Error::CommitStateUnknown { .. }));
@@ -250,6 +261,7 @@ fn convert_and_commit(
     committed: &[CommittedRange],
     reused: Vec<DataFileRef>,
     sidecar_location: &str,
+    typed: Option<calving_layout::typed::TypedValues>,
     written: &mut Vec<String>,
 ) -> Result<CopyOutcome> {
     let name = seg.to_string();
@@ -279,6 +291,9 @@ fn convert_and_commit(
         .unwrap_or(1);
     let props = writer_properties(zstd_level);
     let mut converter = SegmentConverter::new(target, seg.identity(), ChunkLimits::default());
+    if let Some(typed) = typed {
+        converter = converter.with_typed(typed).map_err(|source| RsmError::Layout { segment: name.clone(), source })?;
+    }
     let mut writers: HashMap<String, PartWriter> = HashMap::new();
     let mut reused_rows = 0u64;
     let covered = |o: i64| committed.iter().any(|r| r.start_offset <= o && o <= r.end_offset);

@@ -58,6 +58,14 @@ pub enum RsmError {
         #[source]
         source: Box<iceberg::Error>,
     },
+    /// The Schema Registry did not answer usefully (retriable: the broker keeps its data and
+    /// retries), or its configuration is wrong.
+    #[error("{segment}: {source}")]
+    SchemaRegistry {
+        segment: String,
+        #[source]
+        source: calving_schema::RegistryError,
+    },
     /// A position outside the served segment.
     #[error("{segment}: position {position} is outside the segment's {size} bytes")]
     BadPosition { segment: String, position: u64, size: u64 },
@@ -69,6 +77,7 @@ impl RsmError {
         match self {
             RsmError::Storage { source, .. } => source.is_retriable(),
             RsmError::Table { source, .. } => source.is_retriable(),
+            RsmError::SchemaRegistry { source, .. } => source.is_retriable(),
             _ => false,
         }
     }

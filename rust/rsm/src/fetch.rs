@@ -4,6 +4,8 @@
 //! rows of exactly their offsets from the data files that hold them (merged by offset when a
 //! segment's rows span several files), rebuilds the batches, and hands the bytes out. The broker
 //! reads about one fetch (1 MiB by default) and closes the stream: the work done matches.
+//! For a segment copied in a schema mode (its sidecar has value schemas), every column is read
+//! and values in columns are re-encoded by `calving_layout::served`.
 
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -106,7 +108,7 @@ impl SegmentStream {
             let batches = self
                 .inner
                 .runtime
-                .block_on(self.inner.rows.read(&f.location, f.file_size, lo..=hi))
+                .block_on(self.inner.rows.read(&f.location, f.file_size, lo..=hi, self.sidecar.value_schemas.is_some()))
                 .map_err(|source| RsmError::from_parquet(format!("{}: {}", self.segment, f.location), source))?;
             for b in batches {
                 views.push(RowsView::new(&b).map_err(|source| RsmError::Layout { segment: self.segment.clone(), source })?);

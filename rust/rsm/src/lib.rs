@@ -18,10 +18,16 @@
 //! segments that hold them. A retry of a segment whose commit already landed (outcome unknown)
 //! finds it by segment id and commits nothing.
 //!
+//! **Schema modes** (`value.mode`, issue 4): before converting, the `typed` module resolves the
+//! segment's writer schemas with the Schema Registry, evolves and commits the table's schema if
+//! they add columns, and hands the converter a `calving_layout::typed::TypedValues`: values
+//! become columns, or stay raw in `value`; the sidecar keeps the writer schemas.
+//!
 //! ## Fetch ([`RemoteStorage::fetch_log_segment`])
 //! A [`SegmentStream`] (`std::io::Read`) over the served layout (`calving_layout::served`): each
 //! step rebuilds about `fetch.chunk.bytes` of batches from the rows of just those offsets, read
-//! by page from the data files. A caller that stops after 1 MiB costs about 1 MiB of work.
+//! by page from the data files. A caller that stops after 1 MiB costs about 1 MiB of work. Values
+//! in columns are re-encoded with the writer schemas of the sidecar: no registry involved.
 //!
 //! ## Where things are
 //! Data files: the table's data location (`write.data.path` or `<table>/data`), per partition,
@@ -38,6 +44,7 @@ mod copy;
 mod delete;
 mod fetch;
 mod sweep;
+mod typed;
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -49,7 +56,7 @@ use calving_storage::{ObjectStorage, StorageConfig};
 use calving_table::{CalvingCatalog, CatalogConfig};
 use tokio::runtime::Runtime;
 
-pub use config::{RetentionMode, RsmConfig};
+pub use config::{RetentionMode, RsmConfig, ValueMode};
 pub use copy::CopyOutcome;
 pub use error::{Result, RsmError};
 pub use fetch::SegmentStream;
@@ -74,6 +81,10 @@ pub(crate) struct Inner {
     table_locations: Mutex<HashMap<String, String>>,
     sidecars: Mutex<HashMap<KafkaUuid, Arc<Sidecar>>>,
     sidecar_cache_entries: usize,
+    /// The Schema Registry of the schema modes.
+    pub(crate) registry: Option<Arc<calving_schema::SchemaRegistry>>,
+    /// (topic, schema id) pairs whose trouble was logged already.
+    warned: Mutex<std::collections::HashSet<(String, i32)>>,
 }
 
 impl std::fmt::Debug for RemoteStorage {
@@ -107,6 +118,13 @@ impl RemoteStorage {
             .block_on(CalvingCatalog::connect(catalog_config))
             .map_err(|source| RsmError::Table { segment: "configure".into(), source: Box::new(source) })?;
         let rows = RowReader::new(storage.clone(), 1024);
+        let registry = match &config.registry {
+            Some(c) => Some(Arc::new(
+                calving_schema::SchemaRegistry::new(c.clone())
+                    .map_err(|e| RsmError::InvalidConfig { key: "schema.registry.*".into(), reason: e.to_string() })?,
+            )),
+            None => None,
+        };
         let sidecar_cache_entries = config.sidecar_cache_entries;
         Ok(RemoteStorage {
             inner: Arc::new(Inner {
@@ -118,6 +136,8 @@ impl RemoteStorage {
                 table_locations: Mutex::default(),
                 sidecars: Mutex::default(),
                 sidecar_cache_entries,
+                registry,
+                warned: Mutex::default(),
             }),
         })
     }
@@ -228,6 +248,14 @@ impl RemoteStorage {
 }
 
 impl Inner {
+    /// Logs a writer schema's trouble (`id` -1: the subject's) once per topic for the plugin's
+    /// lifetime: a topic's records keep arriving with the same id.
+    pub(crate) fn warn_once(&self, topic: &str, id: i32, message: &str) {
+        if self.warned.lock().expect("warned").insert((topic.to_string(), id)) {
+            tracing::warn!(topic, schema_id = id, "writer schema {id} of topic {topic}: {message}");
+        }
+    }
+
     /// The table's location, cached per topic.
     pub(crate) fn table_location(&self, segment: &SegmentMetadata) -> Result<String> {
         if let Some(l) = self.table_locations.lock().expect("locations").get(&segment.topic) {

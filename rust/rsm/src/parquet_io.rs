@@ -94,12 +94,14 @@ impl RowReader {
         Ok((reader, md))
     }
 
-    /// The rows of `location` whose `kafka.offset` lies in `offsets`, in file order.
+    /// The rows of `location` whose `kafka.offset` lies in `offsets`, in file order: the `kafka`
+    /// and `value` columns, or every column with `all_columns` (values in columns).
     pub async fn read(
         &self,
         location: &str,
         size: u64,
         offsets: RangeInclusive<i64>,
+        all_columns: bool,
     ) -> parquet::errors::Result<Vec<RecordBatch>> {
         let (reader, md) = self.footer(location, size).await?;
         let meta = md.metadata().clone();
@@ -112,7 +114,7 @@ impl RowReader {
             .fields()
             .iter()
             .enumerate()
-            .filter(|(_, f)| f.name() == "kafka" || f.name() == "value")
+            .filter(|(_, f)| all_columns || f.name() == "kafka" || f.name() == "value")
             .map(|(i, _)| i)
             .collect();
         let (lo, hi) = (*offsets.start(), *offsets.end());

@@ -10,6 +10,8 @@
 //! - [`avro`]: Avro writer schemas → Iceberg types, and [`avro::evolve`]: a writer schema merged
 //!   into a table's schema with field ids stable by name path.
 //! - [`decode`]: Avro binary → Arrow columns, with the lossless check.
+//! - [`encode`]: Arrow columns → Avro binary, the way back when serving Kafka (byte-identical for
+//!   every value [`decode`] accepted).
 //!
 //! ## Design
 //!
@@ -36,15 +38,18 @@
 //! arrays follow `iceberg::arrow::schema_to_arrow_schema` exactly (field ids included), so the
 //! arrays go straight into iceberg-rust's Parquet writer.
 //!
-//! Not here yet (issue 4): per-topic modes, keys, the raw fallback column and schema-evolution
-//! commits (calving-layout / calving-table), Protobuf and JSON Schema, schema references.
+//! Used by calving-layout (`typed`: rows with value columns and the raw fallback; `served`:
+//! re-encoding) and calving-rsm (modes, registry lookups, schema-evolution commits through
+//! calving-table). Not here yet: keys, Protobuf and JSON Schema, schema references.
 
 pub mod avro;
 pub mod decode;
+pub mod encode;
 pub mod registry;
 pub mod wire;
 
 pub use avro::{evolve, Evolution, FieldConflict, SchemaError, WriterSchema};
 pub use decode::{Decoder, Fallback, ValueColumns};
+pub use encode::{encode_row, EncodeError};
 pub use registry::{RegistryConfig, RegistryError, SchemaRegistry};
 pub use wire::SchemaId;

@@ -11,6 +11,8 @@
 //!   bounds, split offsets from the footer), and partition values.
 //! - [`commit`]: [`append`] commits one segment's files exactly once; [`find_segment_commit`] and
 //!   [`committed_ranges`] reconcile from snapshot summaries.
+//! - [`schema_update`]: [`commit_schema`] makes an evolved schema (field ids chosen by the
+//!   caller) current, through the same own commit path as `remove`.
 //! - [`error`]: one [`Error`] whose variants say what the caller can do; [`Error::is_retriable`].
 //!
 //! ## Why appends are enough for exactly-once
@@ -61,6 +63,7 @@ pub mod config;
 pub mod data_file;
 pub mod error;
 pub mod remove;
+pub mod schema_update;
 mod snapshot_commit;
 pub mod table;
 
@@ -84,6 +87,7 @@ pub use remove::{
     RemoveOutcome,
     REMOVED_SEGMENT_IDS_PROP,
 };
+pub use schema_update::commit_schema;
 pub use table::{
     check_compatible, default_schema, ensure_table, field_id, LAYOUT_VERSION, LAYOUT_VERSION_PROP,
 };

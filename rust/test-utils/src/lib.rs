@@ -138,12 +138,23 @@ pub fn kafka_records_dump(files: &[PathBuf]) -> Vec<serde_json::Value> {
 /// (`tests/oracle/read_table.py`; installed by `tests/install-deps.sh`). One JSON object per row,
 /// sorted by (topic id, partition, offset).
 pub fn read_table(engine: &str, warehouse: &Path, table: &str) -> Vec<serde_json::Value> {
+    read_table_with(engine, warehouse, table, &[])
+}
+
+/// [`read_table`] with every column of each row (`--all-columns`: typed tables), as
+/// `tests/oracle/read_table.py` renders them: `{"kafka": {...}, "value": hex|null, "<column>": ...}`.
+pub fn read_table_all_columns(engine: &str, warehouse: &Path, table: &str) -> Vec<serde_json::Value> {
+    read_table_with(engine, warehouse, table, &["--all-columns"])
+}
+
+fn read_table_with(engine: &str, warehouse: &Path, table: &str, args: &[&str]) -> Vec<serde_json::Value> {
     let out = Command::new("python3")
         .arg(repo_root().join("tests/oracle/read_table.py"))
         .arg(engine)
         .arg(warehouse.join("calving-catalog.db"))
         .arg(warehouse)
         .arg(table)
+        .args(args)
         .output()
         .expect("python3");
     assert!(

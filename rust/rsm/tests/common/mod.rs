@@ -20,6 +20,8 @@ use calving_segment::{Compression, LogEntries, LogEntry};
 use calving_storage::{ObjectStorage, StorageConfig};
 use calving_test_utils::{fixture_files, repo_root};
 
+pub mod registry;
+
 // ---------------------------------------------------------------------------------------------
 // Segments as the broker hands them over
 // ---------------------------------------------------------------------------------------------
