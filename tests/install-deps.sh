@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks to build and test Calving, and nothing that is there
-# already: Debian's gradle (4.4.1), and the Kafka 4.1.2 jars from Maven Central (cached under
-# ~/.cache/calving). Rust (cargo), a JDK 17, Maven and Python 3 are expected on the machine.
+# already: Debian's gradle (4.4.1), Python packages from PyPI (moto, pyiceberg, DuckDB, pyspark),
+# and jars from Maven Central (Kafka 4.1.2, Apicurio Registry and its Avro serde, Iceberg's REST
+# fixture and Spark runtime; cached under ~/.cache/calving). Rust (cargo), a JDK 17, Maven and
+# Python 3 are expected on the machine.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -30,3 +32,6 @@ echo "== resolving Kafka 4.1.2 jars"
 "$root/integration/kafka/resolve-jars.sh" | tail -n1
 echo "== resolving Apicurio Registry 3.0.9 (a real Schema Registry for calving-schema tests)"
 "$root/tests/schema-registry/resolve.sh" | tail -n1
+python3 -c 'import importlib.metadata as m; assert m.version("pyspark") == "3.5.9"; import pyspark.sql' 2>/dev/null || { echo "== installing pyspark 3.5.9 (Spark reads the typed tables in integration/typed/run.sh)"; python3 -m pip install -q "pyspark==3.5.9"; }
+echo "== resolving Apicurio's Kafka Avro serde 3.0.2, iceberg-spark-runtime-3.5_2.12 1.10.1 and sqlite-jdbc (integration/typed/run.sh)"
+"$root/integration/typed/resolve-jars.sh" | tail -n1

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Reads a Calving table with an independent Iceberg reader and prints one JSON line per row.
 
-    read_table.py pyiceberg|duckdb <catalog.db> <warehouse dir> <namespace.table> [--all-columns]
+    read_table.py pyiceberg|duckdb|spark <catalog.db> <warehouse dir> <namespace.table> [--all-columns]
 
 pyiceberg reads through its SqlCatalog on Calving's SQLite catalog file; DuckDB (its iceberg
 extension, installed from PyPI, offline) reads the table's current metadata file that the same
-catalog points at. Rows come out as {partition, offset, timestamp (µs), key, value (hex or null),
+catalog points at. Spark (pyspark, local[1]) reads through Iceberg's SparkCatalog with its
+JdbcCatalog on a copy of the catalog file (a reader never writes to Calving's own); the jars (iceberg-spark-runtime, sqlite-jdbc) come from
+$CALVING_SPARK_JARS (comma-separated paths, see integration/typed/resolve-jars.sh). Rows come out as {partition, offset, timestamp (µs), key, value (hex or null),
 headers [[key, hex or null], ...], topic_id}, sorted by (topic_id, partition, offset).
 
 With --all-columns (typed tables, value.mode value_schema_*), each line is instead every column of
@@ -58,6 +60,68 @@ def as_json(v):
     return str(v)
 
 
+def spark_rows(db, warehouse, ident):
+    """Every row of the table as read by Spark, as plain Python values (maps as [(key, value)])."""
+    import os
+    import shutil
+    import tempfile
+    import time
+
+    os.environ["TZ"] = "UTC"  # pyspark hands timestamps out as naive local datetimes
+    time.tzset()
+    from pyspark.sql import SparkSession
+    from pyspark.sql import types as T
+
+    jars = os.environ.get("CALVING_SPARK_JARS")
+    if not jars:
+        sys.exit("read_table.py spark: set CALVING_SPARK_JARS (iceberg-spark-runtime and sqlite-jdbc jars)")
+    tmp = tempfile.mkdtemp(prefix="calving-spark-")
+    try:
+        copy = os.path.join(tmp, "catalog.db")
+        shutil.copyfile(db, copy)
+        c = "spark.sql.catalog.calving"
+        spark = (
+            SparkSession.builder.master("local[1]")
+            .appName("calving-read-table")
+            .config("spark.jars", jars)
+            .config("spark.driver.memory", "512m")
+            .config("spark.driver.extraJavaOptions", "-XX:+UseSerialGC")
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.shuffle.partitions", "1")
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.local.dir", tmp)
+            .config("spark.sql.extensions", "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions")
+            .config(c, "org.apache.iceberg.spark.SparkCatalog")
+            .config(c + ".catalog-impl", "org.apache.iceberg.jdbc.JdbcCatalog")
+            .config(c + ".uri", "jdbc:sqlite:" + copy)
+            .config(c + ".jdbc.schema-version", "V1")
+            .config(c + ".warehouse", "file://" + warehouse)
+            .getOrCreate()
+        )
+        spark.sparkContext.setLogLevel("ERROR")
+        try:
+            df = spark.table("calving." + ident)
+
+            def plain(v, t):
+                if v is None:
+                    return None
+                if isinstance(t, T.StructType):
+                    return {f.name: plain(v[f.name], f.dataType) for f in t.fields}
+                if isinstance(t, T.ArrayType):
+                    return [plain(x, t.elementType) for x in v]
+                if isinstance(t, T.MapType):
+                    return [(plain(k, t.keyType), plain(x, t.valueType)) for k, x in v.items()]
+                if isinstance(t, T.TimestampType):
+                    return v.replace(tzinfo=datetime.timezone.utc)
+                return v
+
+            return [plain(r, df.schema) for r in df.collect()]
+        finally:
+            spark.stop()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     engine, db, warehouse, ident = sys.argv[1:5]
     all_columns = "--all-columns" in sys.argv[5:]
@@ -82,6 +146,8 @@ def main():
         con.execute("LOAD iceberg")
         columns = "*" if all_columns else "kafka, value"
         rows = con.execute(f"select {columns} from iceberg_scan('{location}')").fetch_arrow_table().to_pylist()
+    elif engine == "spark":
+        rows = spark_rows(db, warehouse, ident)
     else:
         sys.exit(f"unknown engine {engine}")
     if all_columns:

@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# Calving's typed tables (value.mode value_schema_id_prefix / value_schema_latest) end to end: a
+# real Apache Kafka 4.1.2 broker (single-node KRaft, 127.0.0.1) with the plugin jar, a real Schema
+# Registry (Apicurio Registry 3.0.9, tests/schema-registry) and a real Avro serializer (Apicurio's
+# Kafka serde, io.apicurio:apicurio-registry-avro-serde-kafka 3.0.2, writing the Confluent wire
+# format: magic byte 0, 4-byte id, Avro binary).
+#
+#   integration/typed/run.sh        (after tests/install-deps.sh and `gradle --no-daemon -q jar`)
+#
+# Steps, each ending in lines "PASS <name>" or "FAIL <name>: <why>":
+#   1. start the registry, then the broker with rsm.config.schema.registry.url=<registry>/apis/ccompat/v7,
+#      rsm.config.topic.typed_orders.value.mode=value_schema_id_prefix and
+#      rsm.config.topic.typed_latest.value.mode=value_schema_latest;
+#   2. produce (TypedClient.java produce): typed_orders, Avro orders with nested records, arrays,
+#      maps, date/timestamp-millis/decimal/uuid, nulls, a three-branch union, an enum, bytes, the
+#      schema evolved twice while producing, tombstones and values that must stay raw;
+#      typed_latest, bare Avro values of one schema (see TypedClient.java); 32 KiB segments;
+#   3. the ids in the values are the subject's versions in the registry's Confluent API (check_typed.py wire);
+#   4. wait until every rolled segment was copied and deleted locally (E2eClient wait-tiered);
+#   5. consume from offset 0: every value byte-identical to what the serializer wrote (E2eClient
+#      consume + integration/e2e/check.py consumed), and Apicurio's AvroKafkaDeserializer decodes
+#      them to the produced records (TypedClient decode);
+#   6. the tables: schema history and types (pyiceberg), then every row's typed columns, raw
+#      fallback, schema id and Kafka fields read by pyiceberg, DuckDB and Spark (pyspark with
+#      Iceberg's Spark runtime), compared with the produced values (check_typed.py);
+#   7. stop the registry, restart the broker, consume again: byte-identical values with no
+#      registry (a tiered segment's sidecar keeps its writer schemas);
+#   8. no ERROR from the remote log subsystem in the broker log; clean shutdown.
+# Ends with "typed: N passed, N failed"; exit status 1 when anything failed. The work directory
+# is kept on failure, or always with CALVING_KEEP_WORK=1.
+#
+# Env: CALVING_JAR (default build/libs/calving-0.1.0-SNAPSHOT.jar), CALVING_TYPED_RECORDS
+# (typed_orders records, default 1200), CALVING_TYPED_SPARK=off (skip the Spark reads),
+# CALVING_TYPED_TIMEOUT (watchdog, default 900 s), CALVING_KAFKA_LIBS, CALVING_TYPED_LIBS.
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+jar=${CALVING_JAR:-$root/build/libs/calving-0.1.0-SNAPSHOT.jar}
+records=${CALVING_TYPED_RECORDS:-1200}
+timeout=${CALVING_TYPED_TIMEOUT:-900}
+tier_timeout=${CALVING_TYPED_TIER_TIMEOUT:-240}
+spark=${CALVING_TYPED_SPARK:-on}
+topics=typed_orders,typed_latest
+
+say() { echo "typed: $*" >&2; }
+die() { echo "typed: error: $*" >&2; exit 2; }
+
+LIBS=$("$root/integration/kafka/resolve-jars.sh" | tail -n1) || die "could not resolve the Kafka jars"
+TYPED=$("$here/resolve-jars.sh" | tail -n1) || die "could not resolve the serde and Spark jars"
+"$root/tests/schema-registry/resolve.sh" >/dev/null || die "could not resolve Apicurio Registry"
+# shellcheck source=../kafka/broker.sh
+. "$root/integration/kafka/broker.sh"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/calving-typed.XXXXXX")
+warehouse="$work/warehouse"
+results="$work/results.txt"
+: >"$results"
+client_pid=""
+watchdog_pid=""
+registry_pid=""
+started=$(date +%s)
+
+stop_registry() {
+  [ -n "$registry_pid" ] || return 0
+  kill -TERM "$registry_pid" 2>/dev/null
+  local i
+  for i in $(seq 100); do kill -0 "$registry_pid" 2>/dev/null || break; sleep 0.2; done
+  kill -KILL "$registry_pid" 2>/dev/null
+  registry_pid=""
+}
+
+cleanup() {
+  local rc=$?
+  [ -n "$client_pid" ] && kill -TERM "$client_pid" 2>/dev/null
+  broker_kill
+  stop_registry
+  [ -n "$watchdog_pid" ] && kill -TERM "$watchdog_pid" 2>/dev/null
+  if [ "$rc" -ne 0 ] || [ "${CALVING_KEEP_WORK:-0}" = 1 ]; then
+    say "work directory kept: $work (broker log: $work/server.log, registry log: $work/registry.log)"
+  else
+    rm -rf "$work"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'say "interrupted"; exit 130' INT
+trap 'say "terminated (watchdog after ${timeout} s?)"; exit 143' TERM
+
+main_pid=$$
+( trap 'kill "$sp" 2>/dev/null; exit 0' TERM
+  sleep "$timeout" & sp=$!
+  wait "$sp" && { echo "typed: watchdog: ${timeout} s elapsed, stopping" >&2; kill -TERM "$main_pid"; } ) &
+watchdog_pid=$!
+
+pass() { echo "PASS $*" | tee -a "$results"; }
+fail() { echo "FAIL $1: $2" | tee -a "$results"; }
+bg() { "$@" & client_pid=$!; wait "$client_pid"; local rc=$?; client_pid=""; return $rc; }
+tee_results() { tee -a "$results"; }
+java_client() {   # <class> <command> [args]
+  bg java -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Dlog4j2.configurationFile="$root/integration/kafka/log4j2.xml" \
+    -Dcalving.log.file="$work/clients.log" -cp "$work/classes:$LIBS/*:$TYPED/serde/*" "$1" "$2" --bootstrap "$BROKER_BOOTSTRAP" "${@:3}"
+}
+
+# ---- 0. the plugin jar and the clients
+[ -f "$jar" ] || die "no plugin jar at $jar (run: gradle --no-daemon -q jar)"
+python3 -m zipfile -l "$jar" | grep -q 'libcalving' || die "$jar holds no libcalving native library"
+mkdir -p "$work/classes"
+javac -nowarn -d "$work/classes" -cp "$LIBS/*:$TYPED/serde/*" "$root/integration/e2e/E2eClient.java" "$here/TypedClient.java" \
+  2>"$work/javac.out" || { cat "$work/javac.out" >&2; die "E2eClient.java / TypedClient.java do not compile"; }
+
+# ---- 1. registry and broker
+read -r registry_port < <(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+t0=$(date +%s)
+CALVING_REGISTRY_OPTS="-Dquarkus.http.access-log.enabled=false -XX:+UseSerialGC" \
+  "$root/tests/schema-registry/start.sh" "$registry_port" "$work/registry.log" >"$work/registry.pid" 2>"$work/registry.err" &
+start_pid=$!
+wait "$start_pid" || { cat "$work/registry.err" >&2; die "Apicurio Registry did not start (see $work/registry.log)"; }
+registry_pid=$(tail -n1 "$work/registry.pid")
+ccompat="http://127.0.0.1:$registry_port/apis/ccompat/v7"
+v3="http://127.0.0.1:$registry_port/apis/registry/v3"
+pass "Apicurio Registry 3.0.9 started on 127.0.0.1:$registry_port in $(($(date +%s) - t0)) s"
+
+extra="$work/extra.properties"
+cat >"$extra" <<EOF
+remote.log.storage.system.enable=true
+remote.log.storage.manager.class.name=io.calving.kafka.CalvingRemoteStorageManager
+remote.log.storage.manager.class.path=$jar
+remote.log.metadata.manager.listener.name=PLAINTEXT
+rlmm.config.remote.log.metadata.topic.replication.factor=1
+rlmm.config.remote.log.metadata.topic.num.partitions=1
+rsm.config.warehouse=file://$warehouse
+rsm.config.schema.registry.url=$ccompat
+rsm.config.topic.typed_orders.value.mode=value_schema_id_prefix
+rsm.config.topic.typed_latest.value.mode=value_schema_latest
+remote.log.manager.task.interval.ms=1000
+log.retention.check.interval.ms=1000
+log.initial.task.delay.ms=500
+remote.log.manager.copier.thread.pool.size=2
+EOF
+BROKER_HEAP=${BROKER_HEAP:-512m}
+broker_init "$work" "$LIBS" "$extra" || die "broker setup failed"
+if broker_start; then pass "broker started with the plugin and schema.registry.url=$ccompat"; else fail "broker start" "see $BROKER_LOG"; exit 1; fi
+
+# ---- 2. produce
+t0=$(date +%s)
+if java_client TypedClient produce --registry "$v3" --out-dir "$work" --records "$records" 2>"$work/produce.err"; then
+  pass "produce with Apicurio's AvroKafkaSerializer ($(wc -l <"$work/oracle.tsv") records: $(grep -c '"kind":"avro"' "$work/expected.jsonl") Avro in 3 schema versions, $(grep -c '"kind":"latest"' "$work/expected.jsonl") bare Avro, $(grep -c '"kind":"tombstone"' "$work/expected.jsonl") tombstones, $(grep -v -c -E '"kind":"(avro|latest|tombstone|marker)"' "$work/expected.jsonl") raw; $(($(date +%s) - t0)) s)"
+else
+  tail -n 30 "$work/produce.err"; fail "produce" "TypedClient produce failed"; exit 1
+fi
+
+# ---- 3. ids in the values = the registry's Confluent ids
+bg python3 "$here/check_typed.py" wire "$work/expected.jsonl" "$ccompat" | tee_results
+
+# ---- 4. tiered and deleted locally
+t0=$(date +%s)
+if java_client E2eClient wait-tiered --log-dir "$BROKER_DATA" --topics "$topics" --partitions 1 --out "$work/tiered.tsv" \
+     --timeout-s "$tier_timeout" 2>"$work/wait.err"; then
+  pass "tiered: every rolled segment copied and deleted locally in $(($(date +%s) - t0)) s ($(grep -c 'Copied .* to remote storage' "$BROKER_LOG") segments; local log starts: $(awk '{printf "%s %s ", $1, $4}' "$work/tiered.tsv"))"
+else
+  tail -n 5 "$work/wait.err"; fail "tiered" "segments not copied and deleted locally in $tier_timeout s (see $BROKER_LOG)"
+  [ -f "$work/tiered.tsv" ] || exit 1
+fi
+
+# ---- 5. consume: bytes, then the deserializer
+consume_bytes() {   # <label>
+  if java_client E2eClient consume --topics "$topics" --isolation read_uncommitted --out "$work/consumed.tsv" 2>"$work/consume.err"; then
+    bg python3 "$root/integration/e2e/check.py" consumed "$work/oracle.tsv" "$work/consumed.tsv" read_uncommitted \
+      "$work/tiered.tsv" "$1" | sed 's/ records equal/ values byte-identical to the serializer'"'"'s output/' | tee_results
+  else
+    tail -n 5 "$work/consume.err"; fail "$1" "E2eClient consume failed"
+  fi
+}
+consume_bytes "consume from offset 0:"
+java_client TypedClient decode --registry "$v3" --expected "$work/expected.jsonl" >"$work/decode.out" 2>"$work/decode.err"
+tee_results <"$work/decode.out"
+if grep -q 'TypedClient: FAILED' "$work/decode.err"; then
+  tail -n 20 "$work/decode.err" >&2; fail "decode" "TypedClient decode failed: $(grep -m1 'TypedClient: FAILED' "$work/decode.err" | cut -c1-300)"
+fi
+
+# ---- 6. the tables
+check_table() { bg python3 "$here/check_typed.py" "$@" | tee_results; }
+check_table schema "$warehouse" typed_orders 3
+check_table schema "$warehouse" typed_latest 1
+engines="pyiceberg duckdb"
+if [ "$spark" = on ]; then engines="$engines spark"; fi
+export CALVING_SPARK_JARS
+CALVING_SPARK_JARS=$(ls "$TYPED"/spark/*.jar | paste -sd, -)
+for topic in ${topics//,/ }; do
+  for engine in $engines; do
+    t0=$(date +%s)
+    check_table table "$work/expected.jsonl" "$work/tiered.tsv" "$warehouse" "$topic" "$engine" "table"
+    say "$engine read kafka.$topic in $(($(date +%s) - t0)) s"
+  done
+done
+
+# ---- 7. without the registry
+stop_registry
+if broker_stop && broker_start; then
+  pass "registry stopped, broker restarted"
+  consume_bytes "consume without the registry, after a restart:"
+else
+  fail "broker restart without the registry" "see $BROKER_LOG"
+fi
+
+# ---- 8. broker log and shutdown
+errors=$(grep -E '^\[[^]]*\] ERROR' "$BROKER_LOG" | grep -i -E 'remote|calving|rsm' || true)
+if [ -z "$errors" ]; then pass "no ERROR from remote storage in the broker log"
+else fail "broker log" "$(echo "$errors" | wc -l) ERROR lines, first: $(echo "$errors" | head -n1 | cut -c1-400)"; fi
+if broker_stop; then pass "broker stopped cleanly"; else fail "broker stop" "no clean shutdown"; fi
+
+passed=$(grep -c '^PASS' "$results" || true)
+failed=$(grep -c '^FAIL' "$results" || true)
+echo "typed: $passed passed, $failed failed ($(($(date +%s) - started)) s)"
+[ "$failed" = 0 ]
