@@ -353,10 +353,13 @@ public class TypedClient {
         c.put("apicurio.registry.id-handler", "io.apicurio.registry.serde.Default4ByteIdHandler");
         c.put("apicurio.registry.use-id", "contentId");
         c.put("apicurio.registry.headers.enabled", "false");
-        // One self-contained schema per version. By default Apicurio's Avro serde registers each
-        // nested named type (record, enum) as an artifact of its own and the value's schema with
-        // references to them; Calving does not resolve schema references yet (such values stay raw).
-        c.put("apicurio.registry.dereference-schema", "true");
+        // Apicurio's default for nested named types (records, enums): each is registered as an
+        // artifact of its own and the value's schema refers to them (Confluent schema references),
+        // which Calving resolves. CALVING_TYPED_DEREFERENCE=true registers one self-contained
+        // schema per version instead.
+        if ("true".equals(System.getenv("CALVING_TYPED_DEREFERENCE"))) {
+            c.put("apicurio.registry.dereference-schema", "true");
+        }
         return c;
     }
 

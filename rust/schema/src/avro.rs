@@ -238,6 +238,100 @@ impl WriterSchema {
 }
 
 /// Re-tags `{"type": "fixed", "logicalType": "uuid"}` so that apache-avro keeps it a `fixed`.
+const AVRO_PRIMITIVES: [&str; 8] = ["null", "boolean", "int", "long", "float", "double", "bytes", "string"];
+
+/// Makes a schema that uses named types defined in other schemas (Schema Registry references,
+/// `definitions` by full name) self-contained: the first use of such a name becomes the
+/// definition (inlined in turn, with its namespace made explicit), later uses stay names, as Avro
+/// allows. `defined` collects the full names already defined; `namespace` is the enclosing one.
+pub(crate) fn inline_references(
+    schema: serde_json::Value,
+    definitions: &HashMap<String, serde_json::Value>,
+    defined: &mut HashSet<String>,
+    namespace: Option<&str>,
+) -> serde_json::Value {
+    use serde_json::Value;
+    let full = |name: &str, ns: Option<&str>| match (name.contains('.'), ns) {
+        (false, Some(ns)) if !ns.is_empty() => format!("{ns}.{name}"),
+        _ => name.to_string(),
+    };
+    match schema {
+        Value::String(name) if AVRO_PRIMITIVES.contains(&name.as_str()) => Value::String(name),
+        Value::String(name) => {
+            let key = [full(&name, namespace), name.clone()]
+                .into_iter()
+                .find(|k| definitions.contains_key(k));
+            match key {
+                Some(key) if !defined.contains(&key) => {
+                    let mut def = definitions[&key].clone();
+                    if let Value::Object(o) = &mut def {
+                        if !o.contains_key("namespace") && !o.get("name").and_then(Value::as_str).is_some_and(|n| n.contains('.')) {
+                            let ns = key.rsplit_once('.').map_or("", |(ns, _)| ns);
+                            o.insert("namespace".into(), Value::String(ns.to_string()));
+                        }
+                    }
+                    inline_references(def, definitions, defined, namespace)
+                }
+                // Defined already (here or inline): refer to it by its full name.
+                Some(key) => Value::String(key),
+                None => Value::String(name),
+            }
+        }
+        Value::Array(branches) => Value::Array(
+            branches
+                .into_iter()
+                .map(|b| inline_references(b, definitions, defined, namespace))
+                .collect(),
+        ),
+        Value::Object(mut o) => {
+            let kind = o.get("type").and_then(Value::as_str).map(str::to_string);
+            match kind.as_deref() {
+                Some("record") | Some("error") | Some("enum") | Some("fixed") => {
+                    let name = o.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+                    let ns = o.get("namespace").and_then(Value::as_str).map(str::to_string);
+                    let fullname = if name.contains('.') {
+                        name.clone()
+                    } else {
+                        full(&name, ns.as_deref().or(namespace))
+                    };
+                    defined.insert(fullname.clone());
+                    let inner_ns = fullname.rsplit_once('.').map(|(ns, _)| ns.to_string());
+                    if let Some(Value::Array(fields)) = o.remove("fields") {
+                        let fields = fields
+                            .into_iter()
+                            .map(|mut f| {
+                                if let Value::Object(fo) = &mut f {
+                                    if let Some(t) = fo.remove("type") {
+                                        let t = inline_references(t, definitions, defined, inner_ns.as_deref());
+                                        fo.insert("type".into(), t);
+                                    }
+                                }
+                                f
+                            })
+                            .collect();
+                        o.insert("fields".into(), Value::Array(fields));
+                    }
+                    Value::Object(o)
+                }
+                Some("array") | Some("map") => {
+                    let key = if kind.as_deref() == Some("array") { "items" } else { "values" };
+                    if let Some(inner) = o.remove(key) {
+                        o.insert(key.into(), inline_references(inner, definitions, defined, namespace));
+                    }
+                    Value::Object(o)
+                }
+                _ => {
+                    if let Some(t) = o.remove("type") {
+                        o.insert("type".into(), inline_references(t, definitions, defined, namespace));
+                    }
+                    Value::Object(o)
+                }
+            }
+        }
+        other => other,
+    }
+}
+
 fn tag_fixed_uuids(json: &mut serde_json::Value) {
     match json {
         serde_json::Value::Object(map) => {

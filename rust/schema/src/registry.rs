@@ -33,7 +33,7 @@
 //! URL's user info, which is removed from the URL. Neither appears in errors, logs or `Debug`
 //! output: reqwest errors are stripped of their URL, and URLs are printed without user info.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -284,6 +284,9 @@ struct SchemaResponse {
     version: Option<i32>,
 }
 
+/// How deep references may refer to further references.
+const MAX_REFERENCE_DEPTH: usize = 16;
+
 type CacheEntry = Arc<OnceCell<Result<Arc<RegisteredSchema>, Arc<RegistryError>>>>;
 
 /// A Schema Registry client. Cheap to share (`Arc`); all methods take `&self`.
@@ -390,6 +393,8 @@ impl SchemaRegistry {
             (None, Some(v)) => Some((subject.to_string(), v)),
             _ => None,
         };
+        let mut resp = resp;
+        self.resolve_references(id, &mut resp).await?;
         let schema = Arc::new(to_registered(id, resp, version)?);
         let cell = {
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -401,8 +406,57 @@ impl SchemaRegistry {
 
     async fn fetch_by_id(&self, id: SchemaId) -> Result<RegisteredSchema, RegistryError> {
         let what = format!("id {id}");
-        let resp = self.get(&format!("schemas/ids/{id}"), &what).await?;
+        let mut resp = self.get(&format!("schemas/ids/{id}"), &what).await?;
+        self.resolve_references(id, &mut resp).await?;
         to_registered(id, resp, None)
+    }
+
+    /// Replaces a schema that refers to other subjects' schemas (Confluent schema references,
+    /// what Apicurio's serdes register by default for nested types) by one self-contained schema:
+    /// each referenced named type is inlined where it is first used. The text kept for the
+    /// sidecar then parses on its own, so serving never needs the registry.
+    async fn resolve_references(&self, id: SchemaId, resp: &mut SchemaResponse) -> Result<(), RegistryError> {
+        if resp.references.is_empty() {
+            return Ok(());
+        }
+        let invalid = |reason: String| RegistryError::Invalid { id, reason };
+        let mut definitions: HashMap<String, serde_json::Value> = HashMap::new();
+        let mut pending: Vec<(serde_json::Value, usize)> =
+            resp.references.drain(..).map(|r| (r, 0)).collect();
+        let mut seen: HashSet<(String, i64)> = HashSet::new();
+        while let Some((reference, depth)) = pending.pop() {
+            let name = reference.get("name").and_then(|v| v.as_str());
+            let subject = reference.get("subject").and_then(|v| v.as_str());
+            let version = reference.get("version").and_then(|v| v.as_i64());
+            let (Some(name), Some(subject), Some(version)) = (name, subject, version) else {
+                return Err(invalid(format!("malformed schema reference {reference}")));
+            };
+            if depth > MAX_REFERENCE_DEPTH {
+                return Err(invalid(format!("schema references nested deeper than {MAX_REFERENCE_DEPTH}")));
+            }
+            if !seen.insert((subject.to_string(), version)) {
+                continue;
+            }
+            let path = format!("subjects/{}/versions/{version}", encode_segment(subject));
+            let what = format!("reference {name} (subject {subject} version {version}) of schema id {id}");
+            let referenced = match self.get(&path, &what).await {
+                Ok(r) => r,
+                Err(RegistryError::NotFound { .. }) => {
+                    return Err(invalid(format!("{what} does not exist")))
+                }
+                Err(e) => return Err(e),
+            };
+            let json: serde_json::Value = serde_json::from_str(&referenced.schema)
+                .map_err(|e| invalid(format!("{what}: {e}")))?;
+            definitions.insert(name.to_string(), json);
+            pending.extend(referenced.references.into_iter().map(|r| (r, depth + 1)));
+        }
+        let root: serde_json::Value =
+            serde_json::from_str(&resp.schema).map_err(|e| invalid(e.to_string()))?;
+        let mut defined = HashSet::new();
+        let inlined = crate::avro::inline_references(root, &definitions, &mut defined, None);
+        resp.schema = inlined.to_string();
+        Ok(())
     }
 
     fn display_url(&self, i: usize) -> String {
@@ -508,7 +562,7 @@ fn to_registered(
     if !resp.references.is_empty() {
         return Err(RegistryError::Invalid {
             id,
-            reason: "schema references are not resolved yet".into(),
+            reason: "schema references were not resolved".into(),
         });
     }
     let writer =

@@ -133,7 +133,19 @@ impl Registry {
 
     /// Registers a schema under a subject through the Confluent API; its id.
     async fn register(&self, subject: &str, schema: &str, auth: Option<(&str, &str)>) -> i32 {
-        let body = serde_json::json!({ "schema": schema }).to_string();
+        self.register_with_references(subject, schema, serde_json::json!([]), auth).await
+    }
+
+    /// Registers a schema that refers to other subjects' schemas (`references`: Confluent's
+    /// `[{"name", "subject", "version"}]`); its id.
+    async fn register_with_references(
+        &self,
+        subject: &str,
+        schema: &str,
+        references: serde_json::Value,
+        auth: Option<(&str, &str)>,
+    ) -> i32 {
+        let body = serde_json::json!({ "schema": schema, "references": references }).to_string();
         let mut req = reqwest::Client::new()
             .post(format!(
                 "{}{CCOMPAT}/subjects/{subject}/versions",
@@ -431,4 +443,44 @@ async fn registry_down_is_unavailable_within_the_bound() {
     let client = SchemaRegistry::new(config).unwrap();
     let e = client.schema_by_id(3).await.unwrap_err();
     assert!(!e.to_string().contains("TopSecret") && !format!("{e:?}").contains("TopSecret"));
+}
+
+/// What Apicurio's serdes register by default for nested types: the value's schema refers to other
+/// subjects' schemas (which refer on). The client inlines them into one self-contained schema
+/// that parses on its own (the text the sidecar keeps), with each named type defined once.
+#[tokio::test]
+async fn schema_references_are_inlined() {
+    let registry = Registry::start("references", None);
+    let status = r#"{"type":"enum","name":"Status","namespace":"shop","symbols":["NEW","PAID"]}"#;
+    let customer = r#"{"type":"record","name":"Customer","namespace":"shop","fields":[{"name":"name","type":"string"},{"name":"status","type":"shop.Status"}]}"#;
+    let order = r#"{"type":"record","name":"Order","namespace":"shop","fields":[{"name":"id","type":"long"},{"name":"customer","type":"shop.Customer"},{"name":"status","type":"Status"},{"name":"payer","type":["null","Customer"]}]}"#;
+    registry.register("shop.Status", status, None).await;
+    registry
+        .register_with_references(
+            "shop.Customer",
+            customer,
+            serde_json::json!([{"name": "shop.Status", "subject": "shop.Status", "version": 1}]),
+            None,
+        )
+        .await;
+    let id = registry
+        .register_with_references(
+            "orders-value",
+            order,
+            serde_json::json!([
+                {"name": "shop.Customer", "subject": "shop.Customer", "version": 1},
+                {"name": "shop.Status", "subject": "shop.Status", "version": 1}
+            ]),
+            None,
+        )
+        .await;
+    let client = SchemaRegistry::new(RegistryConfig::new(&format!("{}{CCOMPAT}", registry.base)).unwrap()).unwrap();
+    let s = client.schema_by_id(id).await.unwrap().unwrap_or_else(|e| panic!("{e}\n{}", registry.log_text()));
+    assert_eq!(s.writer.column_names().collect::<Vec<_>>(), ["id", "customer", "status", "payer"]);
+    // Self-contained: Avro's own parser takes the kept text alone, and each named type is defined
+    // exactly once in it.
+    apache_avro::Schema::parse_str(&s.text).unwrap_or_else(|e| panic!("{e}: {}", s.text));
+    assert_eq!(s.text.matches(r#""name":"Status""#).count(), 1, "{}", s.text);
+    assert_eq!(s.text.matches(r#""name":"Customer""#).count(), 1, "{}", s.text);
+    calving_schema::avro::WriterSchema::parse(&s.text).unwrap();
 }
