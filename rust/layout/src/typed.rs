@@ -23,6 +23,7 @@
 //! The writer schemas are resolved before the conversion (calving-rsm asks the registry), so this
 //! module stays pure: an id it was not given a decoder for goes to the raw fallback.
 
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -164,9 +165,7 @@ impl TypedValues {
         if let Some((id, (decoder, text))) = id.and_then(|id| self.decoders.get_mut(&id).map(|d| (id, d))) {
             if self.columns.append(decoder, payload).is_ok() {
                 self.schema_ids.append_value(id);
-                if !self.used.contains_key(&id) {
-                    self.used.insert(id, text.clone());
-                }
+                self.used.entry(id).or_insert_with(|| text.clone());
                 self.stats.in_columns += 1;
                 return None;
             }

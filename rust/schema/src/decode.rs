@@ -319,13 +319,8 @@ fn decode<'a>(node: &Node, r: &mut Reader<'a>) -> Result<Value<'a>, Fallback> {
                     entries.push((k, decode(value, r)?));
                 }
             }
-            if entries.len() > 1 {
-                let mut seen = HashSet::with_capacity(entries.len());
-                for (k, _) in &entries {
-                    if !seen.insert(*k) {
-                        return Err(Fallback::DuplicateMapKey((*k).to_string()));
-                    }
-                }
+            if let Some(k) = repeated_key(&entries) {
+                return Err(Fallback::DuplicateMapKey(k.to_string()));
             }
             Value::Map(entries)
         }
@@ -348,6 +343,20 @@ fn decode<'a>(node: &Node, r: &mut Reader<'a>) -> Result<Value<'a>, Fallback> {
             }
         }
     })
+}
+
+/// The first key that repeats an earlier one among a map's entries, if any. Small maps (most) are compared
+/// pairwise, which is cheaper than hashing every key.
+fn repeated_key<'a, T>(entries: &[(&'a str, T)]) -> Option<&'a str> {
+    if entries.len() <= 16 {
+        return entries
+            .iter()
+            .enumerate()
+            .find(|(j, (k, _))| entries[..*j].iter().any(|(o, _)| o == k))
+            .map(|(_, (k, _))| *k);
+    }
+    let mut seen = HashSet::with_capacity(entries.len());
+    entries.iter().map(|(k, _)| *k).find(|k| !seen.insert(*k))
 }
 
 /// Big-endian two's complement → i128 (any length, if the value fits).
@@ -410,6 +419,11 @@ pub(crate) struct Style {
 
 fn write_long(v: i64, out: &mut Vec<u8>, style: Style) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    if z < 0x80 && !style.pad_varints {
+        // Most lengths, counts, indexes and small numbers: one byte.
+        out.push(z as u8);
+        return;
+    }
     loop {
         let b = (z & 0x7f) as u8;
         z >>= 7;
@@ -1122,6 +1136,14 @@ impl ValueColumns {
             })
             .collect::<Result<_, ColumnsError>>()?;
         Ok(Self { columns, rows: 0 })
+    }
+
+    /// Builders for the columns of a table made from `writer` alone (field ids from 1, as
+    /// [`WriterSchema::iceberg_fields`] numbers them): for measuring and testing the decoder
+    /// without a table.
+    pub fn for_writer(writer: &WriterSchema) -> Result<Self, ColumnsError> {
+        let schema = iceberg::spec::Schema::builder().with_fields(writer.iceberg_fields(1)).build()?;
+        Self::new(&schema, &[])
     }
 
     /// The Arrow fields of the value columns, in table order (field ids in their metadata).

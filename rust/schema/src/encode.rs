@@ -63,7 +63,7 @@ pub fn encode_row(
         let column = batch
             .column_by_name(&f.name)
             .ok_or_else(|| err(&f.name, "not in the data file"))?;
-        values.push(value_of(&f.node, column, row, &f.name)?);
+        values.push(value_of(&f.node, column, row, &Path::Root(&f.name))?);
     }
     for (f, v) in writer.fields.iter().zip(&values) {
         encode(&f.node, v, out, Style::default());
@@ -80,12 +80,30 @@ fn no_column_value(node: &Node) -> Value<'static> {
     }
 }
 
-fn value_of<'a>(node: &Node, array: &'a ArrayRef, row: usize, path: &str) -> Result<Value<'a>, EncodeError> {
+/// A column's name path, rendered only for an error (formatting it for every value was a good
+/// part of serving's CPU).
+#[derive(Clone, Copy)]
+enum Path<'p> {
+    Root(&'p str),
+    Child(&'p Path<'p>, &'p str),
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Path::Root(name) => f.write_str(name),
+            Path::Child(parent, name) => write!(f, "{parent}.{name}"),
+        }
+    }
+}
+
+fn value_of<'a>(node: &Node, array: &'a ArrayRef, row: usize, path: &Path<'_>) -> Result<Value<'a>, EncodeError> {
+    let err = |path: &Path<'_>, reason: String| err(&path.to_string(), reason);
     if let Node::Union(u) = node {
         if array.is_null(row) {
             let i = u
                 .null_index
-                .ok_or_else(|| err(path, "null where the writer's union has no null branch"))?;
+                .ok_or_else(|| err(path, "null where the writer's union has no null branch".into()))?;
             return Ok(Value::Union(i, Box::new(Value::Null)));
         }
         if let Some(b) = u.single() {
@@ -97,14 +115,14 @@ fn value_of<'a>(node: &Node, array: &'a ArrayRef, row: usize, path: &str) -> Res
         for b in &u.branches {
             let Some(child) = s.column_by_name(&b.name) else { continue };
             if child.is_valid(row) {
-                let p = format!("{path}.{}", b.name);
+                let p = Path::Child(path, &b.name);
                 return Ok(Value::Union(b.index, Box::new(value_of(&b.node, child, row, &p)?)));
             }
         }
-        return Err(err(path, "no union branch is set"));
+        return Err(err(path, "no union branch is set".into()));
     }
     if array.is_null(row) {
-        return Err(err(path, "null where the writer needs a value"));
+        return Err(err(path, "null where the writer needs a value".into()));
     }
     let mismatch = || err(path, format!("Avro {node:?} cannot be read from a {} column", array.data_type()));
     Ok(match node {
@@ -113,7 +131,7 @@ fn value_of<'a>(node: &Node, array: &'a ArrayRef, row: usize, path: &str) -> Res
         Node::Int => Value::Int(match array.data_type() {
             DataType::Int32 => array.as_primitive::<Int32Type>().value(row),
             DataType::Int64 => i32::try_from(array.as_primitive::<Int64Type>().value(row))
-                .map_err(|_| err(path, "a long beyond the writer's int"))?,
+                .map_err(|_| err(path, "a long beyond the writer's int".into()))?,
             _ => return Err(mismatch()),
         }),
         Node::Long => Value::Long(array.as_primitive_opt::<Int64Type>().ok_or_else(mismatch)?.value(row)),
@@ -123,7 +141,7 @@ fn value_of<'a>(node: &Node, array: &'a ArrayRef, row: usize, path: &str) -> Res
                 let d = array.as_primitive::<Float64Type>().value(row);
                 let f = d as f32;
                 if f64::from(f).to_bits() != d.to_bits() {
-                    return Err(err(path, "a double that is not a float"));
+                    return Err(err(path, "a double that is not a float".into()));
                 }
                 f
             }
@@ -142,7 +160,7 @@ fn value_of<'a>(node: &Node, array: &'a ArrayRef, row: usize, path: &str) -> Res
         }
         Node::Uuid { .. } => {
             let b = fixed(array, row).ok_or_else(mismatch)?;
-            Value::Uuid(b.try_into().map_err(|_| err(path, "a uuid of other than 16 bytes"))?)
+            Value::Uuid(b.try_into().map_err(|_| err(path, "a uuid of other than 16 bytes".into()))?)
         }
         Node::Decimal { .. } => Value::Decimal(array.as_primitive_opt::<Decimal128Type>().ok_or_else(mismatch)?.value(row)),
         Node::Fixed(n) => {
@@ -161,7 +179,7 @@ fn value_of<'a>(node: &Node, array: &'a ArrayRef, row: usize, path: &str) -> Res
             Value::Enum(i as u32)
         }
         Node::Array(item) => {
-            let p = format!("{path}.element");
+            let p = Path::Child(path, "element");
             let (values, range) = match array.data_type() {
                 DataType::List(_) => {
                     let l = array.as_list::<i32>();
@@ -182,10 +200,10 @@ fn value_of<'a>(node: &Node, array: &'a ArrayRef, row: usize, path: &str) -> Res
             let o = m.value_offsets();
             let keys = m.keys();
             let vals = m.values();
-            let p = format!("{path}.value");
+            let p = Path::Child(path, "value");
             let mut entries = Vec::with_capacity((o[row + 1] - o[row]) as usize);
             for i in o[row] as usize..o[row + 1] as usize {
-                let k = string(keys, i).ok_or_else(|| err(path, "map keys are not strings"))?;
+                let k = string(keys, i).ok_or_else(|| err(path, "map keys are not strings".into()))?;
                 entries.push((k, value_of(value, vals, i, &p)?));
             }
             Value::Map(entries)
@@ -198,8 +216,8 @@ fn value_of<'a>(node: &Node, array: &'a ArrayRef, row: usize, path: &str) -> Res
                     vs.push(no_column_value(&f.node));
                     continue;
                 }
-                let p = format!("{path}.{}", f.name);
-                let child = s.column_by_name(&f.name).ok_or_else(|| err(&p, "not in the data file"))?;
+                let p = Path::Child(path, &f.name);
+                let child = s.column_by_name(&f.name).ok_or_else(|| err(&p, "not in the data file".into()))?;
                 vs.push(value_of(&f.node, child, row, &p)?);
             }
             Value::Record(vs)

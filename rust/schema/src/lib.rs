@@ -10,6 +10,7 @@
 //! - [`avro`]: Avro writer schemas → Iceberg types, and [`avro::evolve`]: a writer schema merged
 //!   into a table's schema with field ids stable by name path.
 //! - [`decode`]: Avro binary → Arrow columns, with the lossless check.
+//! - [`synth`]: deterministic ~1 KiB Avro orders written by apache-avro, for benchmarks.
 //! - [`encode`]: Arrow columns → Avro binary, the way back when serving Kafka (byte-identical for
 //!   every value [`decode`] accepted).
 //!
@@ -46,6 +47,7 @@ pub mod avro;
 pub mod decode;
 pub mod encode;
 pub mod registry;
+pub mod synth;
 pub mod wire;
 
 pub use avro::{evolve, Evolution, FieldConflict, SchemaError, WriterSchema};

@@ -1,6 +1,7 @@
 //! Synthetic segments for benchmarks and tests: realistic records (JSON-like values of about
-//! 1 KiB with repeated field names and vocabularies, 16-byte keys, a few headers) framed into v2
-//! batches with any codec.
+//! 1 KiB with repeated field names and vocabularies, or values from a caller's generator such as
+//! Avro in the Confluent wire format; 16-byte keys, a few headers) framed into v2 batches with
+//! any codec.
 //!
 //! Generation is fast enough for 1 GiB files: a set of distinct batches is encoded once and then
 //! repeated with fresh base offsets. The base offset is outside the CRC-32C's coverage, so every
@@ -92,9 +93,18 @@ pub fn json_value(rng: &mut Rng, size: usize, out: &mut Vec<u8>) {
     let _ = write!(out, "],\"status\":\"{}\"}}", WORDS[18 + rng.below(3) as usize]);
 }
 
+/// Writes one value of about `size` bytes into the (cleared) buffer, drawing from the generator.
+pub type ValueFn<'a> = dyn FnMut(&mut Rng, usize, &mut Vec<u8>) + 'a;
+
 /// Encodes the distinct batches of `spec`, each with base offset 0 (rewritten when written out).
 /// Returns the batch bytes and, per batch, (record count, uncompressed record bytes).
 pub fn distinct_batches(spec: &SynthSpec) -> (Vec<Vec<u8>>, Vec<(usize, usize)>) {
+    distinct_batches_with(spec, &mut json_value)
+}
+
+/// [`distinct_batches`] with values from `value` (e.g. Avro in the Confluent wire format)
+/// instead of JSON-like text; keys, headers and timestamps as there.
+pub fn distinct_batches_with(spec: &SynthSpec, value_fn: &mut ValueFn<'_>) -> (Vec<Vec<u8>>, Vec<(usize, usize)>) {
     let mut rng = Rng::new(spec.seed);
     let mut encoder = BatchEncoder::new(CompressionLevels::default());
     let mut batches = Vec::with_capacity(spec.distinct_batches);
@@ -105,7 +115,8 @@ pub fn distinct_batches(spec: &SynthSpec) -> (Vec<Vec<u8>>, Vec<(usize, usize)>)
         records.clear();
         let base_ts = 1_700_000_000_000i64 + (b as i64) * 1000;
         for i in 0..spec.records_per_batch {
-            json_value(&mut rng, spec.value_size, &mut value);
+            value.clear();
+            value_fn(&mut rng, spec.value_size, &mut value);
             let key = format!("{:016x}", rng.next_u64() % 100_000);
             let trace = format!("{:032x}", rng.next_u64());
             let headers = [
@@ -151,7 +162,18 @@ pub struct SynthStats {
 /// Writes at least `target_bytes` of segment to `out`: the distinct batches of `spec`, repeated,
 /// with consecutive offsets starting at `base_offset`.
 pub fn write_segment(spec: &SynthSpec, base_offset: i64, target_bytes: u64, out: &mut impl Write) -> io::Result<SynthStats> {
-    let (batches, facts) = distinct_batches(spec);
+    write_segment_with(spec, base_offset, target_bytes, out, &mut json_value)
+}
+
+/// [`write_segment`] with values from `value_fn` (see [`distinct_batches_with`]).
+pub fn write_segment_with(
+    spec: &SynthSpec,
+    base_offset: i64,
+    target_bytes: u64,
+    out: &mut impl Write,
+    value_fn: &mut ValueFn<'_>,
+) -> io::Result<SynthStats> {
+    let (batches, facts) = distinct_batches_with(spec, value_fn);
     let mut stats = SynthStats::default();
     let mut offset = base_offset;
     let mut i = 0;

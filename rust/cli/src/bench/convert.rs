@@ -64,6 +64,9 @@ pub struct ConvertArgs {
     /// Internal: convert the segment in this directory once and print what it cost.
     #[arg(long, hide = true)]
     child: Option<PathBuf>,
+    /// Internal: a plugin property (KEY=VALUE) of the `--child` convert, beside the warehouse.
+    #[arg(long, hide = true)]
+    child_config: Vec<String>,
 }
 
 const FETCH_BYTES: usize = 1 << 20;
@@ -71,14 +74,14 @@ const FETCH_BYTES: usize = 1 << 20;
 const INDEX_INTERVAL_BYTES: u64 = 4096;
 
 /// A generated segment as the broker hands it to the plugin.
-struct Segment {
-    codec: Compression,
-    dir: PathBuf,
-    stats: SynthStats,
-    metadata: SegmentMetadata,
-    files: LogSegmentFiles,
+pub(super) struct Segment {
+    pub(super) codec: Compression,
+    pub(super) dir: PathBuf,
+    pub(super) stats: SynthStats,
+    pub(super) metadata: SegmentMetadata,
+    pub(super) files: LogSegmentFiles,
     /// Its offset index (Kafka's rule), for plain reads at batch starts.
-    index: Vec<OffsetIndexEntry>,
+    pub(super) index: Vec<OffsetIndexEntry>,
 }
 
 /// Everything measured for one codec.
@@ -102,7 +105,13 @@ struct Figures {
 
 pub fn run(args: ConvertArgs) -> Result<(), BenchError> {
     if let Some(dir) = &args.child {
-        return child(dir);
+        let config = args
+            .child_config
+            .iter()
+            .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| BenchError::Usage(format!("--child-config wants KEY=VALUE, got {:?}", args.child_config)))?;
+        return child(dir, &config);
     }
     let codecs = codecs(&args.codecs, &[])?;
     let target = args.size_mib << 20;
@@ -129,11 +138,16 @@ fn lz4_bytes(batches: u64) -> u64 {
 fn prepare(dir: &Path, codec: Compression, target: u64) -> Result<Segment, BenchError> {
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     let stats = generate(&dir.join(LOG), codec, target)?;
+    described(dir, codec, stats)
+}
+
+/// The segment `LOG` in `dir` (written by the caller), with the side files a broker would have.
+pub(super) fn described(dir: &Path, codec: Compression, stats: SynthStats) -> Result<Segment, BenchError> {
     let (metadata, files, index) = describe(dir)?;
     Ok(Segment { codec, dir: dir.to_path_buf(), stats, metadata, files, index })
 }
 
-const LOG: &str = "00000000000000000000.log";
+pub(super) const LOG: &str = "00000000000000000000.log";
 
 /// The broker's view of the segment in `dir`: its metadata (fixed ids: each convert has a
 /// warehouse of its own) and files; writes its offset and time indexes by Kafka's rule and an
@@ -197,16 +211,20 @@ fn describe(dir: &Path) -> Result<(SegmentMetadata, LogSegmentFiles, Vec<OffsetI
     Ok((metadata, files, offsets))
 }
 
-fn open_warehouse(wh: &Path) -> Result<RemoteStorage, BenchError> {
+/// The plugin on the warehouse `wh` (created if needed), with the properties `config` beside it.
+pub(super) fn open_warehouse(wh: &Path, config: &[(String, String)]) -> Result<RemoteStorage, BenchError> {
     std::fs::create_dir_all(wh).map_err(io_err(wh))?;
-    Ok(RemoteStorage::open(&HashMap::from([("warehouse".to_string(), format!("file://{}", wh.display()))]))?)
+    let mut props = HashMap::from([("warehouse".to_string(), format!("file://{}", wh.display()))]);
+    props.extend(config.iter().cloned());
+    Ok(RemoteStorage::open(&props)?)
 }
 
 /// `--child`: one convert of the segment in `dir` into `dir/warehouse`, in a process of its own;
-/// prints records, CPU seconds, wall seconds and peak bytes (`-` when unknown).
-fn child(dir: &Path) -> Result<(), BenchError> {
+/// prints records, CPU seconds, wall seconds, peak bytes (`-` when unknown) and the values that
+/// went to columns (schema modes).
+fn child(dir: &Path, config: &[(String, String)]) -> Result<(), BenchError> {
     let (md, files, _) = describe(dir)?;
-    let rsm = open_warehouse(&dir.join("warehouse"))?;
+    let rsm = open_warehouse(&dir.join("warehouse"), config)?;
     let rss = status_bytes("VmRSS");
     let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let (outcome, t) = timed(process_cpu_seconds, || rsm.copy_log_segment(&md, &files));
@@ -215,26 +233,34 @@ fn child(dir: &Path) -> Result<(), BenchError> {
         (true, Some(hwm), Some(rss)) => hwm.saturating_sub(rss).to_string(),
         _ => "-".into(),
     };
-    println!("{} {} {} {peak}", outcome.stats.records, t.cpu, t.wall);
+    println!("{} {} {} {peak} {}", outcome.stats.records, t.cpu, t.wall, outcome.stats.values_in_columns);
     Ok(())
 }
 
 /// Runs one convert in a child process; returns its timing and peak memory.
 fn convert_in_child(seg: &Segment) -> Result<(Timing, Option<u64>), BenchError> {
+    convert_in_child_with(seg, &[]).map(|(t, peak, _)| (t, peak))
+}
+
+/// Runs one convert in a child process with the plugin properties `config`; returns its timing,
+/// peak memory and the values that went to columns.
+pub(super) fn convert_in_child_with(seg: &Segment, config: &[(String, String)]) -> Result<(Timing, Option<u64>, u64), BenchError> {
     let exe = std::env::current_exe().map_err(io_err(Path::new("the calving executable")))?;
-    let out = Command::new(&exe)
-        .args(["bench", "convert", "--child"])
-        .arg(&seg.dir)
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(io_err(&exe))?;
+    let mut cmd = Command::new(&exe);
+    cmd.args(["bench", "convert", "--child"]).arg(&seg.dir);
+    for (k, v) in config {
+        cmd.arg(format!("--child-config={k}={v}"));
+    }
+    let out = cmd.stderr(Stdio::inherit()).output().map_err(io_err(&exe))?;
     let line = String::from_utf8_lossy(&out.stdout);
     let f: Vec<&str> = line.split_whitespace().collect();
-    let parsed = (f.len() == 4 && out.status.success())
-        .then(|| Some((f[0].parse::<u64>().ok()?, f[1].parse::<f64>().ok()?, f[2].parse::<f64>().ok()?)))
+    let parsed = (f.len() == 5 && out.status.success())
+        .then(|| Some((f[0].parse::<u64>().ok()?, f[1].parse::<f64>().ok()?, f[2].parse::<f64>().ok()?, f[4].parse::<u64>().ok()?)))
         .flatten();
     match parsed {
-        Some((records, cpu, wall)) if records == seg.stats.records => Ok((Timing { wall, cpu }, f[3].parse().ok())),
+        Some((records, cpu, wall, in_columns)) if records == seg.stats.records => {
+            Ok((Timing { wall, cpu }, f[3].parse().ok(), in_columns))
+        }
         _ => Err(BenchError::Usage(format!("the convert process ({}) printed {line:?}, expected {} records", out.status, seg.stats.records))),
     }
 }
@@ -269,7 +295,7 @@ fn measure(args: &ConvertArgs, seg: &Segment) -> Result<Figures, BenchError> {
         Ok(t)
     })?;
     let warehouse_bytes = data_bytes(&wh)?;
-    let rsm = open_warehouse(&wh)?;
+    let rsm = open_warehouse(&wh, &[])?;
     let md = seg.metadata.clone();
 
     // 4. Serving.
@@ -336,7 +362,7 @@ fn measure(args: &ConvertArgs, seg: &Segment) -> Result<Figures, BenchError> {
 
 /// Reads up to `len` served bytes from `start` through one stream into `buf`, as the broker
 /// does; returns the bytes read.
-fn read_served(rsm: &RemoteStorage, md: &SegmentMetadata, start: u64, len: u64, buf: &mut [u8]) -> Result<u64, BenchError> {
+pub(super) fn read_served(rsm: &RemoteStorage, md: &SegmentMetadata, start: u64, len: u64, buf: &mut [u8]) -> Result<u64, BenchError> {
     let mut stream = rsm.fetch_log_segment(md, start, None)?.take(len);
     let mut total = 0u64;
     loop {
@@ -395,7 +421,7 @@ fn status_bytes(key: &str) -> Option<u64> {
 }
 
 /// Bytes of the data files and sidecars under `dir` (not the catalog and table metadata).
-fn data_bytes(dir: &Path) -> Result<u64, BenchError> {
+pub(super) fn data_bytes(dir: &Path) -> Result<u64, BenchError> {
     let mut total = 0;
     for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
         let entry = entry.map_err(io_err(dir))?;

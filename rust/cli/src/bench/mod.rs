@@ -6,6 +6,8 @@
 //! - `convert`: `copyLogSegmentData` into a fresh embedded-default warehouse against a plain copy
 //!   and a bare Parquet encode of the same rows, then fetches served back from the table against
 //!   plain reads of the original file.
+//! - `typed`: the same Avro segment converted as raw bytes and as Avro columns (schema mode,
+//!   with a real Schema Registry), and where the Avro time goes.
 //!
 //! Rates are MiB per CPU-second (per core), from the kernel's accounting: the calling thread's
 //! (`/proc/thread-self/schedstat`) for single-threaded work, the whole process's (`/proc/self/stat`)
@@ -13,6 +15,7 @@
 
 mod convert;
 mod parse;
+mod typed;
 
 use std::fs::File;
 use std::io::{BufWriter, Read};
@@ -47,12 +50,17 @@ pub enum BenchCommand {
     /// Conversion into the table and fetches back from it, beside a plain copy, a bare Parquet
     /// encode and plain reads of the same segment.
     Convert(convert::ConvertArgs),
+    /// Conversion of Avro values in the Confluent wire format into columns
+    /// (value.mode=value_schema_id_prefix) beside raw mode (key_value), against a real Schema
+    /// Registry.
+    Typed(typed::TypedArgs),
 }
 
 pub fn run(cmd: BenchCommand) -> Result<(), BenchError> {
     match cmd {
         BenchCommand::Parse(args) => parse::run(args),
         BenchCommand::Convert(args) => convert::run(args),
+        BenchCommand::Typed(args) => typed::run(args),
     }
 }
 
