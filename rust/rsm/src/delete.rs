@@ -85,9 +85,8 @@ fn remove_rows(inner: &Inner, segment: &SegmentMetadata, sidecar: &Sidecar) -> R
         .iter()
         .fold((segment.start_offset, segment.end_offset), |(lo, hi), &(s, e)| (lo.min(s), hi.max(e)));
     let table_location = table.metadata().location().trim_end_matches('/');
-    let prefix = Inner::sidecar_prefix(table_location, segment.partition);
     let mut protected: HashSet<String> = HashSet::new();
-    for other in inner.list_sidecars(&prefix, &name)? {
+    for other in inner.list_sidecars(table_location, Some(segment.partition), &name)? {
         if other.segment_id == segment.segment_id || other.end_offset < lo || other.start_offset > hi {
             continue;
         }

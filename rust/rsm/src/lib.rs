@@ -215,8 +215,8 @@ impl RemoteStorage {
     /// The segments of a topic that have a sidecar, by partition and start offset.
     pub fn list_segments(&self, topic: &str) -> Result<Vec<StoredSegment>> {
         let inner = &self.inner;
-        let prefix = format!("{}/calving/sidecars/", inner.table_location(&probe(topic, 0))?);
-        inner.list_sidecars(&prefix, &format!("topic {topic}"))
+        let table_location = inner.table_location(&probe(topic, 0))?;
+        inner.list_sidecars(&table_location, None, &format!("topic {topic}"))
     }
 
     /// Deletes the objects under the topic's table location that nothing refers to and that are
@@ -287,8 +287,13 @@ impl Inner {
         )
     }
 
+    /// Where a table's sidecars live.
+    pub(crate) fn sidecars_root(table_location: &str) -> String {
+        format!("{table_location}/calving/sidecars/")
+    }
+
     pub(crate) fn sidecar_prefix(table_location: &str, partition: i32) -> String {
-        format!("{table_location}/calving/sidecars/{partition}/")
+        format!("{}{partition}/", Self::sidecars_root(table_location))
     }
 
     pub(crate) fn sidecar_location(&self, segment: &SegmentMetadata) -> Result<String> {
@@ -296,14 +301,17 @@ impl Inner {
         Ok(Self::sidecar_location_in(&table, segment))
     }
 
-    /// The sidecars under `prefix` (one partition's, or a whole table's).
-    pub(crate) fn list_sidecars(&self, prefix: &str, what: &str) -> Result<Vec<StoredSegment>> {
+    /// The sidecars of a table, or of one of its partitions.
+    pub(crate) fn list_sidecars(&self, table_location: &str, partition: Option<i32>, what: &str) -> Result<Vec<StoredSegment>> {
+        let sidecars = Self::sidecars_root(table_location);
+        let prefix = match partition {
+            Some(p) => Self::sidecar_prefix(table_location, p),
+            None => sidecars.clone(),
+        };
         let objects = self
             .runtime
-            .block_on(self.storage.list(prefix))
+            .block_on(self.storage.list(&prefix))
             .map_err(|source| RsmError::Storage { segment: what.to_string(), source })?;
-        let table_prefix = prefix.split("/calving/sidecars/").next().unwrap_or(prefix);
-        let sidecars = format!("{table_prefix}/calving/sidecars/");
         let mut out: Vec<StoredSegment> = objects
             .into_iter()
             .filter_map(|o| {

@@ -599,17 +599,15 @@ fn snippet(body: &[u8]) -> String {
     s.replace(['\n', '\r'], " ")
 }
 
-/// Percent-encodes a path segment (subject names may hold '/', ':', spaces…).
+/// Percent-encodes a path segment (subject names may hold '/', ':', spaces…): everything but
+/// RFC 3986's unreserved characters.
 fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    const NOT_UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, NOT_UNRESERVED).to_string()
 }
 
 #[cfg(test)]
