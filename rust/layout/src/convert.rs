@@ -19,7 +19,7 @@ use crate::rows::RowsBuilder;
 use crate::schema::TargetColumns;
 use crate::served::{row_timestamp, served_codec, LAYOUT_VERSION};
 use crate::sidecar::{BatchEntry, BatchKind, RecordException, SegmentIdentity, Sidecar};
-use crate::typed::{TypedStats, TypedValues};
+use crate::typed::TypedValues;
 
 /// When to hand a chunk of rows to the sink.
 #[derive(Clone, Copy, Debug)]
@@ -49,6 +49,9 @@ pub struct ConvertStats {
     /// Schema modes: values in columns, and values kept in the raw fallback.
     pub values_in_columns: u64,
     pub values_raw_fallback: u64,
+    /// Key schema modes: keys in columns, and keys kept raw in `kafka.key`.
+    pub keys_in_columns: u64,
+    pub keys_raw_fallback: u64,
 }
 
 /// The side files of a segment, kept in the sidecar as they came.
@@ -103,13 +106,14 @@ impl SegmentConverter {
         Ok(self)
     }
 
-    pub fn stats(&self) -> ConvertStats {
-        self.stats
+    /// Keys go to columns (key schema modes): see [`crate::typed`].
+    pub fn with_typed_keys(mut self, typed: TypedValues) -> Result<SegmentConverter, LayoutError> {
+        self.rows = self.rows.with_typed_keys(typed)?;
+        Ok(self)
     }
 
-    /// Where values went (schema modes).
-    pub fn typed_stats(&self) -> Option<TypedStats> {
-        self.rows.typed().map(TypedValues::stats)
+    pub fn stats(&self) -> ConvertStats {
+        self.stats
     }
 
     fn maybe_flush<E: From<LayoutError>>(&mut self, sink: &mut impl FnMut(RecordBatch) -> Result<(), E>) -> Result<(), E> {
@@ -120,7 +124,15 @@ impl SegmentConverter {
         Ok(())
     }
 
-    fn push_entry(&mut self, kind: BatchKind, header: calving_segment::BatchHeader, position: u64, bytes: &[u8], codec: Compression, served_size: u32) {
+    fn push_entry(
+        &mut self,
+        kind: BatchKind,
+        header: calving_segment::BatchHeader,
+        position: u64,
+        bytes: &[u8],
+        codec: Compression,
+        served_size: u32,
+    ) {
         let verbatim_offset = if kind == BatchKind::Verbatim {
             let at = self.verbatim.len() as u64;
             self.verbatim.extend_from_slice(bytes);
@@ -214,8 +226,7 @@ impl SegmentConverter {
             for r in records {
                 let r = r?;
                 let offset = h.base_offset + i64::from(r.offset_delta);
-                let (micros, delta_exception) =
-                    row_timestamp(ts_type, h.base_timestamp, h.max_timestamp, r.timestamp_delta);
+                let (micros, delta_exception) = row_timestamp(ts_type, h.base_timestamp, h.max_timestamp, r.timestamp_delta);
                 if let Some(delta) = delta_exception {
                     self.exceptions.push(RecordException::TimestampDelta { offset, delta });
                 }
@@ -224,11 +235,7 @@ impl SegmentConverter {
                 }
                 for (index, header) in r.headers.iter().enumerate() {
                     if std::str::from_utf8(header.key).is_err() {
-                        self.exceptions.push(RecordException::HeaderKey {
-                            offset,
-                            index: index as u32,
-                            key: header.key.to_vec(),
-                        });
+                        self.exceptions.push(RecordException::HeaderKey { offset, index: index as u32, key: header.key.to_vec() });
                     }
                 }
                 self.rows.append(offset, micros, r.key, r.value, r.headers.iter().map(|h| (h.key, h.value)));
@@ -252,10 +259,8 @@ impl SegmentConverter {
             self.encoded.clear();
             self.encoder.encode(&h, codec, &self.records, &mut self.encoded).map_err(LayoutError::from)?
         };
-        let served_size = u32::try_from(served_size).map_err(|_| LayoutError::RowsMismatch {
-            base_offset: h.base_offset,
-            reason: "served batch larger than 4 GiB".into(),
-        })?;
+        let served_size = u32::try_from(served_size)
+            .map_err(|_| LayoutError::RowsMismatch { base_offset: h.base_offset, reason: "served batch larger than 4 GiB".into() })?;
         self.push_entry(BatchKind::Rows, h, batch.position, batch.bytes(), codec, served_size);
         self.maybe_flush(sink)
     }
@@ -283,6 +288,10 @@ impl SegmentConverter {
             self.stats.values_in_columns = t.stats().in_columns;
             self.stats.values_raw_fallback = t.stats().raw;
         }
+        if let Some(t) = self.rows.typed_keys() {
+            self.stats.keys_in_columns = t.stats().in_columns;
+            self.stats.keys_raw_fallback = t.stats().raw;
+        }
         let sidecar = Sidecar {
             layout_version: LAYOUT_VERSION,
             segment: self.identity,
@@ -295,7 +304,8 @@ impl SegmentConverter {
             txn_index: side.txn_index,
             producer_snapshot: side.producer_snapshot,
             leader_epoch: side.leader_epoch,
-            value_schemas: self.rows.typed().map(TypedValues::value_schemas),
+            value_schemas: self.rows.typed().map(TypedValues::writer_schemas),
+            key_schemas: self.rows.typed_keys().map(TypedValues::writer_schemas),
         };
         Ok((sidecar, self.stats))
     }

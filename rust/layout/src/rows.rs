@@ -7,8 +7,10 @@
 //!
 //! In the schema modes a builder also holds [`TypedValues`]: each value goes either to the value
 //! columns (its `value` cell null, `kafka.value_schema_id` set) or to the raw `value` column (see
-//! [`crate::typed`]). A view exposes `kafka.value_schema_id` and the whole batch, from which
-//! [`crate::served`] re-encodes values in columns.
+//! [`crate::typed`]). Keys do the same with the key schema modes: to the top-level `key` struct
+//! (`kafka.key` null, `kafka.key_schema_id` set) or to the raw `kafka.key`. A view exposes the
+//! schema id columns, the whole batch and the `key` struct, from which [`crate::served`]
+//! re-encodes values and keys in columns.
 
 use std::sync::Arc;
 
@@ -16,8 +18,8 @@ use arrow_array::builder::{LargeBinaryBuilder, StringBuilder};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, TimestampMicrosecondType};
 use arrow_array::{
-    new_null_array, Array, ArrayRef, Int32Array, Int64Array, LargeBinaryArray, ListArray, RecordBatch, StringArray,
-    StructArray, TimestampMicrosecondArray,
+    new_null_array, Array, ArrayRef, Int32Array, Int64Array, LargeBinaryArray, ListArray, RecordBatch, StringArray, StructArray,
+    TimestampMicrosecondArray,
 };
 use arrow_buffer::{OffsetBuffer, ScalarBuffer};
 use arrow_schema::DataType;
@@ -41,6 +43,7 @@ pub struct RowsBuilder {
     header_values: LargeBinaryBuilder,
     bytes: usize,
     typed: Option<TypedValues>,
+    typed_keys: Option<TypedValues>,
 }
 
 impl RowsBuilder {
@@ -58,6 +61,7 @@ impl RowsBuilder {
             header_values: LargeBinaryBuilder::new(),
             bytes: 0,
             typed: None,
+            typed_keys: None,
         }
     }
 
@@ -74,9 +78,30 @@ impl RowsBuilder {
         Ok(self)
     }
 
+    /// Keys go through `typed` (key schema modes): to the `key` struct, or to the raw
+    /// `kafka.key`. The target must have `kafka.key_schema_id` and the `key` struct.
+    pub fn with_typed_keys(mut self, typed: TypedValues) -> Result<RowsBuilder, LayoutError> {
+        for (present, column) in [(self.target.key_schema_id.is_some(), "kafka.key_schema_id"), (self.target.key_columns.is_some(), "key")]
+        {
+            if !present {
+                return Err(LayoutError::IncompatibleSchema {
+                    column: column.into(),
+                    reason: "missing (the key schema modes need it)".into(),
+                });
+            }
+        }
+        self.typed_keys = Some(typed);
+        Ok(self)
+    }
+
     /// The typed values, in the schema modes.
     pub fn typed(&self) -> Option<&TypedValues> {
         self.typed.as_ref()
+    }
+
+    /// The typed keys, in the key schema modes.
+    pub fn typed_keys(&self) -> Option<&TypedValues> {
+        self.typed_keys.as_ref()
     }
 
     /// Rows buffered.
@@ -105,7 +130,11 @@ impl RowsBuilder {
     ) {
         self.offsets.push(offset);
         self.timestamps.push(timestamp_micros);
-        self.key.append_option(key);
+        let stored_key = match &mut self.typed_keys {
+            Some(t) => t.append(key),
+            None => key,
+        };
+        self.key.append_option(stored_key);
         let stored = match &mut self.typed {
             Some(t) => t.append(value),
             None => value,
@@ -134,6 +163,13 @@ impl RowsBuilder {
             }
             None => (Vec::new(), None),
         };
+        let (mut key_columns, mut key_schema_ids) = match &mut self.typed_keys {
+            Some(t) => {
+                let (columns, ids) = t.finish()?;
+                (Some(columns), Some(ids))
+            }
+            None => (None, None),
+        };
         let t = &self.target;
         let n = self.offsets.len();
         let headers_struct = StructArray::try_new(
@@ -149,6 +185,8 @@ impl RowsBuilder {
             None,
         )?;
         let mut kafka_columns: Vec<ArrayRef> = Vec::with_capacity(t.kafka_fields.len());
+        // The `key` struct is valid exactly where `kafka.key_schema_id` is set.
+        let mut key_nulls = None;
         for (i, field) in t.kafka_fields.iter().enumerate() {
             let column: ArrayRef = if i == t.topic_id {
                 Arc::new(StringArray::from_iter_values(std::iter::repeat_n(self.topic_id.as_str(), n)))
@@ -164,6 +202,10 @@ impl RowsBuilder {
                 Arc::new(headers.clone())
             } else if Some(i) == t.value_schema_id && schema_ids.is_some() {
                 Arc::new(schema_ids.take().expect("checked"))
+            } else if Some(i) == t.key_schema_id && key_schema_ids.is_some() {
+                let ids = key_schema_ids.take().expect("checked");
+                key_nulls = ids.nulls().cloned();
+                Arc::new(ids)
             } else {
                 new_null_array(field.data_type(), n)
             };
@@ -176,6 +218,17 @@ impl RowsBuilder {
                 Arc::new(kafka.clone())
             } else if i == t.value {
                 Arc::new(self.value.finish())
+            } else if Some(i) == t.key_columns && key_columns.is_some() {
+                let DataType::Struct(fields) = field.data_type() else { unreachable!("checked by TargetColumns") };
+                let mut by_name = key_columns.take().expect("checked");
+                let children = fields
+                    .iter()
+                    .map(|f| match by_name.iter().position(|(k, _)| k.name() == f.name()) {
+                        Some(j) => by_name.swap_remove(j).1,
+                        None => new_null_array(f.data_type(), n),
+                    })
+                    .collect();
+                Arc::new(StructArray::try_new(fields.clone(), children, key_nulls.take())?)
             } else if let Some(j) = value_columns.iter().position(|(f, _)| f.name() == field.name()) {
                 value_columns.swap_remove(j).1
             } else {
@@ -200,7 +253,18 @@ pub struct RowsView {
     header_keys: StringArray,
     header_values: LargeBinaryArray,
     value_schema_ids: Option<Int32Array>,
+    key_schema_ids: Option<Int32Array>,
     batch: RecordBatch,
+    /// The top-level `key` struct's fields as a batch (key schema modes).
+    key_batch: Option<RecordBatch>,
+}
+
+/// A struct column's children as a batch (every field nullable: the children of null rows may
+/// hold nulls where the struct declares a required field).
+fn struct_as_batch(s: &StructArray) -> Result<RecordBatch, LayoutError> {
+    let fields: Vec<_> = s.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(s.len()));
+    Ok(RecordBatch::try_new_with_options(Arc::new(arrow_schema::Schema::new(fields)), s.columns().to_vec(), &options)?)
 }
 
 fn column<'a>(s: &'a StructArray, name: &str) -> Result<&'a ArrayRef, LayoutError> {
@@ -218,9 +282,8 @@ impl RowsView {
         let headers = column(kafka, names::HEADERS)?.as_list_opt::<i32>().ok_or_else(|| missing("kafka.headers"))?;
         let entries = headers.values().as_struct_opt().ok_or_else(|| missing("kafka.headers.element"))?;
         let offsets = column(kafka, names::OFFSET)?.as_primitive_opt::<Int64Type>().ok_or_else(|| missing("kafka.offset"))?;
-        let timestamps = column(kafka, names::TIMESTAMP)?
-            .as_primitive_opt::<TimestampMicrosecondType>()
-            .ok_or_else(|| missing("kafka.timestamp"))?;
+        let timestamps =
+            column(kafka, names::TIMESTAMP)?.as_primitive_opt::<TimestampMicrosecondType>().ok_or_else(|| missing("kafka.timestamp"))?;
         if offsets.null_count() > 0 || timestamps.null_count() > 0 {
             return Err(missing("kafka.offset/timestamp without nulls"));
         }
@@ -230,16 +293,22 @@ impl RowsView {
                 _ => Err(missing(c)),
             }
         };
-        let value_schema_ids = match kafka.column_by_name(names::VALUE_SCHEMA_ID) {
-            Some(c) => Some(
-                c.as_primitive_opt::<arrow_array::types::Int32Type>()
-                    .ok_or_else(|| missing("kafka.value_schema_id (int)"))?
-                    .clone(),
-            ),
+        let ids = |name: &str, what: &str| -> Result<Option<Int32Array>, LayoutError> {
+            kafka
+                .column_by_name(name)
+                .map(|c| c.as_primitive_opt::<arrow_array::types::Int32Type>().cloned().ok_or_else(|| missing(what)))
+                .transpose()
+        };
+        let value_schema_ids = ids(names::VALUE_SCHEMA_ID, "kafka.value_schema_id (int)")?;
+        let key_schema_ids = ids(names::KEY_SCHEMA_ID, "kafka.key_schema_id (int)")?;
+        let key_batch = match batch.column_by_name(names::KEY_COLUMNS) {
+            Some(c) => Some(struct_as_batch(c.as_struct_opt().ok_or_else(|| missing("key (struct)"))?)?),
             None => None,
         };
         Ok(RowsView {
             value_schema_ids,
+            key_schema_ids,
+            key_batch,
             batch: batch.clone(),
             offsets: offsets.values().clone(),
             timestamps: timestamps.values().clone(),
@@ -286,9 +355,19 @@ impl RowsView {
         self.value_schema_ids.as_ref().and_then(|a| a.is_valid(row).then(|| a.value(row)))
     }
 
+    /// `kafka.key_schema_id`: the writer schema of a key in columns (key schema modes).
+    pub fn key_schema_id(&self, row: usize) -> Option<i32> {
+        self.key_schema_ids.as_ref().and_then(|a| a.is_valid(row).then(|| a.value(row)))
+    }
+
     /// The batch the view reads (value columns included).
     pub fn batch(&self) -> &RecordBatch {
         &self.batch
+    }
+
+    /// The `key` struct's fields as a batch, if the view reads it (key schema modes).
+    pub fn key_batch(&self) -> Option<&RecordBatch> {
+        self.key_batch.as_ref()
     }
 
     /// The row's headers as (key, value); a null header list reads as no headers.

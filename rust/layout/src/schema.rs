@@ -34,6 +34,10 @@ pub mod names {
     pub const VALUE: &str = "value";
     /// `kafka.value_schema_id` (schema modes): the writer schema id of a value in columns.
     pub const VALUE_SCHEMA_ID: &str = "value_schema_id";
+    /// `kafka.key_schema_id` (key schema modes): the writer schema id of a key in columns.
+    pub const KEY_SCHEMA_ID: &str = "key_schema_id";
+    /// The top-level struct holding a decoded key's fields (key schema modes).
+    pub const KEY_COLUMNS: &str = "key";
 }
 
 fn with_id(field: Field, id: i32) -> Field {
@@ -83,6 +87,10 @@ pub struct TargetColumns {
     pub value: usize,
     /// Index of `value_schema_id` inside the `kafka` struct (tables of the schema modes).
     pub value_schema_id: Option<usize>,
+    /// Index of `key_schema_id` inside the `kafka` struct (tables of the key schema modes).
+    pub key_schema_id: Option<usize>,
+    /// Index of the top-level `key` struct (the decoded key's fields; key schema modes).
+    pub key_columns: Option<usize>,
 }
 
 fn find(fields: &Fields, name: &str, path: &str) -> Result<usize, LayoutError> {
@@ -136,10 +144,7 @@ impl TargetColumns {
             return Err(LayoutError::IncompatibleSchema { column: "kafka.headers".into(), reason: "not a list".into() });
         };
         let DataType::Struct(header_fields) = element.data_type() else {
-            return Err(LayoutError::IncompatibleSchema {
-                column: "kafka.headers.element".into(),
-                reason: "not a struct".into(),
-            });
+            return Err(LayoutError::IncompatibleSchema { column: "kafka.headers.element".into(), reason: "not a struct".into() });
         };
         let hk = find(header_fields, names::HEADER_KEY, "kafka.headers.element.key")?;
         let hv = find(header_fields, names::HEADER_VALUE, "kafka.headers.element.value")?;
@@ -154,6 +159,14 @@ impl TargetColumns {
         let value_schema_id = kafka_fields.iter().position(|f| f.name() == names::VALUE_SCHEMA_ID);
         if let Some(i) = value_schema_id {
             expect_type(&kafka_fields[i], "kafka.value_schema_id", |t| matches!(t, DataType::Int32), "int")?;
+        }
+        let key_schema_id = kafka_fields.iter().position(|f| f.name() == names::KEY_SCHEMA_ID);
+        if let Some(i) = key_schema_id {
+            expect_type(&kafka_fields[i], "kafka.key_schema_id", |t| matches!(t, DataType::Int32), "int")?;
+        }
+        let key_columns = top.iter().position(|f| f.name() == names::KEY_COLUMNS);
+        if let Some(i) = key_columns {
+            expect_type(&top[i], "key", |t| matches!(t, DataType::Struct(_)), "struct")?;
         }
         for (i, f) in kafka_fields.iter().enumerate() {
             if ![topic_id, partition, offset, timestamp, key, headers].contains(&i) && !f.is_nullable() {
@@ -185,6 +198,8 @@ impl TargetColumns {
             headers,
             value,
             value_schema_id,
+            key_schema_id,
+            key_columns,
         })
     }
 }

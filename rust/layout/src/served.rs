@@ -30,7 +30,9 @@
 //!   (`kafka.value_schema_id` set, `value` null) gets its value re-encoded from the columns with
 //!   the writer schema the sidecar keeps (with the Confluent header for [`Framing::Prefixed`]),
 //!   which gives back the original bytes (the lossless check at conversion guarantees it); a row
-//!   with a `value` cell (raw mode, raw fallback) serves it as it is.
+//!   with a `value` cell (raw mode, raw fallback) serves it as it is. Keys in columns (the top-level
+//!   `key` struct, `kafka.key_schema_id` set) are re-encoded the same way with the sidecar's key
+//!   schemas.
 //!
 //! Brokers cache fetched indexes on disk across restarts, so a layout version never changes once
 //! released: the golden tests in `tests/golden.rs` fail if a served byte of version 1 changes.
@@ -45,7 +47,7 @@ use calving_segment::{BatchEncoder, Compression, TimestampType};
 use crate::error::LayoutError;
 use crate::rows::RowsView;
 use crate::sidecar::{BatchEntry, BatchKind, RecordException, Sidecar};
-use crate::typed::{Framing, WriterCache};
+use crate::typed::{Part, WriterCache};
 
 /// The layout version this module serves.
 pub const LAYOUT_VERSION: u16 = 1;
@@ -81,10 +83,7 @@ pub fn offset_index(batches: &[BatchEntry], base_offset: i64) -> Vec<u8> {
     let entries: Vec<OffsetIndexEntry> = batches
         .iter()
         .skip(1)
-        .map(|b| OffsetIndexEntry {
-            relative_offset: relative(b.header.base_offset, base_offset),
-            position: b.served_position as i32,
-        })
+        .map(|b| OffsetIndexEntry { relative_offset: relative(b.header.base_offset, base_offset), position: b.served_position as i32 })
         .collect();
     let mut out = Vec::with_capacity(entries.len() * offset::ENTRY_LEN);
     offset::encode(&entries, &mut out);
@@ -133,6 +132,7 @@ pub struct Rebuilder {
     encoder: BatchEncoder,
     records: Vec<u8>,
     value: Vec<u8>,
+    key: Vec<u8>,
     writers: WriterCache,
 }
 
@@ -172,8 +172,7 @@ impl Rebuilder {
                     RecordException::HeaderKey { .. } => has_key_exception = true,
                 }
             }
-            let timestamp_delta = timestamp_delta
-                .unwrap_or_else(|| (view.timestamp_micros(row) / 1000).wrapping_sub(h.base_timestamp));
+            let timestamp_delta = timestamp_delta.unwrap_or_else(|| (view.timestamp_micros(row) / 1000).wrapping_sub(h.base_timestamp));
             let offset_delta = (offset - h.base_offset) as i32;
             // Headers go through one reusable buffer, with any non-UTF-8 keys put back.
             substituted.clear();
@@ -190,33 +189,31 @@ impl Rebuilder {
                     }
                 }
             }
+            let at_offset = |e: LayoutError| match e {
+                LayoutError::Typed(reason) => mismatch(format!("{reason}, offset {offset}")),
+                other => other,
+            };
             let value = match (view.value(row), view.value_schema_id(row)) {
                 (Some(raw), _) => Some(raw),
                 (None, Some(id)) => {
-                    let schemas = sidecar.value_schemas.as_ref().ok_or_else(|| LayoutError::Sidecar {
-                        section: "value schemas",
-                        reason: format!("row at offset {offset} has its value in columns, the sidecar has no writer schemas"),
-                    })?;
-                    let writer = self.writers.get(sidecar.segment.segment_id, schemas, id)?;
-                    self.value.clear();
-                    if schemas.framing == Framing::Prefixed {
-                        calving_schema::wire::write(id, &[], &mut self.value);
-                    }
-                    calving_schema::encode_row(&writer, view.batch(), row, &mut self.value)
-                        .map_err(|e| mismatch(format!("value at offset {offset} (writer schema {id}): {e}")))?;
+                    let part = Part::Value(view.batch());
+                    self.writers.encode(sidecar, part, id, row, &mut self.value).map_err(&at_offset)?;
                     Some(&self.value[..])
                 }
                 (None, None) => None,
             };
-            write_record(
-                &mut self.records,
-                attributes,
-                timestamp_delta,
-                offset_delta,
-                view.key(row),
-                value,
-                substituted.iter().copied(),
-            );
+            let key = match (view.key(row), view.key_schema_id(row)) {
+                (Some(raw), _) => Some(raw),
+                (None, Some(id)) => {
+                    let batch = view
+                        .key_batch()
+                        .ok_or_else(|| mismatch(format!("row at offset {offset} has its key in columns, none were read")))?;
+                    self.writers.encode(sidecar, Part::Key(batch), id, row, &mut self.key).map_err(&at_offset)?;
+                    Some(&self.key[..])
+                }
+                (None, None) => None,
+            };
+            write_record(&mut self.records, attributes, timestamp_delta, offset_delta, key, value, substituted.iter().copied());
             count += 1;
         }
         if count != h.records_count {
@@ -261,12 +258,7 @@ impl Rebuilder {
 
 /// The row timestamp (µs, what consumers see) for a record of a v2 batch, and the exception that
 /// keeps its stored delta when the row cannot give it back.
-pub(crate) fn row_timestamp(
-    timestamp_type: TimestampType,
-    base_timestamp: i64,
-    max_timestamp: i64,
-    delta: i64,
-) -> (i64, Option<i64>) {
+pub(crate) fn row_timestamp(timestamp_type: TimestampType, base_timestamp: i64, max_timestamp: i64, delta: i64) -> (i64, Option<i64>) {
     let ms = match timestamp_type {
         TimestampType::LogAppendTime => max_timestamp,
         _ => base_timestamp.wrapping_add(delta),

@@ -25,16 +25,24 @@
 //! re-encodes them without a Schema Registry. Such a sidecar is written as format version 2, so
 //! that a Calving that cannot re-encode refuses it instead of serving null values; a sidecar
 //! without the section is written exactly as before (format version 1, ten sections).
+//!
+//! ## Format version 3: key schemas
+//! A segment copied with a key schema mode (`key.mode`) adds a 12th section, `key schemas`, in the
+//! same form as `value schemas`, for the keys in columns; it is written as format version 3 (a
+//! Calving that only knows version 2 would otherwise serve null keys), with or without the value
+//! schemas section.
 
 use calving_segment::record::batch::{Attributes, BatchHeader};
 use calving_segment::Compression;
 
 use crate::error::LayoutError;
-use crate::typed::{Framing, ValueSchemas};
+use crate::typed::{Framing, WriterSchemas};
 
 pub const MAGIC: &[u8; 8] = b"CALVSIDE";
-/// The highest format version this Calving reads (and writes, for sidecars with value schemas).
-pub const FORMAT_VERSION: u16 = 2;
+/// The highest format version this Calving reads (and writes, for sidecars with key schemas).
+pub const FORMAT_VERSION: u16 = 3;
+/// The format version of sidecars with value schemas and no key schemas.
+pub const FORMAT_VERSION_VALUES: u16 = 2;
 /// The format version of sidecars without value schemas.
 pub const FORMAT_VERSION_RAW: u16 = 1;
 
@@ -54,6 +62,8 @@ pub enum SectionId {
     LeaderEpoch = 10,
     /// Format version 2: the writer schemas of values in columns.
     ValueSchemas = 11,
+    /// Format version 3: the writer schemas of keys in columns.
+    KeySchemas = 12,
 }
 
 impl SectionId {
@@ -70,6 +80,7 @@ impl SectionId {
             SectionId::ProducerSnapshot => "producer snapshot",
             SectionId::LeaderEpoch => "leader-epoch checkpoint",
             SectionId::ValueSchemas => "value schemas",
+            SectionId::KeySchemas => "key schemas",
         }
     }
 
@@ -185,7 +196,9 @@ pub struct Sidecar {
     pub producer_snapshot: Vec<u8>,
     pub leader_epoch: Vec<u8>,
     /// Schema modes: the writer schemas of the values in columns (format version 2).
-    pub value_schemas: Option<ValueSchemas>,
+    pub value_schemas: Option<WriterSchemas>,
+    /// Key schema modes: the writer schemas of the keys in columns (format version 3).
+    pub key_schemas: Option<WriterSchemas>,
 }
 
 #[derive(Default)]
@@ -365,8 +378,9 @@ impl Sidecar {
             }
             SectionId::ProducerSnapshot => w.0.extend_from_slice(&self.producer_snapshot),
             SectionId::LeaderEpoch => w.0.extend_from_slice(&self.leader_epoch),
-            SectionId::ValueSchemas => {
-                if let Some(v) = &self.value_schemas {
+            SectionId::ValueSchemas | SectionId::KeySchemas => {
+                let schemas = if id == SectionId::ValueSchemas { &self.value_schemas } else { &self.key_schemas };
+                if let Some(v) = schemas {
                     w.u8(v.framing.id());
                     w.u32(v.schemas.len() as u32);
                     for (id, text) in &v.schemas {
@@ -382,12 +396,15 @@ impl Sidecar {
     /// Encodes the sidecar.
     pub fn encode(&self) -> Vec<u8> {
         let mut sections: Vec<(SectionId, Vec<u8>)> = SectionId::ALL.iter().map(|&id| (id, self.section(id))).collect();
-        let version = if self.value_schemas.is_some() {
+        let mut version = FORMAT_VERSION_RAW;
+        if self.value_schemas.is_some() {
             sections.push((SectionId::ValueSchemas, self.section(SectionId::ValueSchemas)));
-            FORMAT_VERSION
-        } else {
-            FORMAT_VERSION_RAW
-        };
+            version = FORMAT_VERSION_VALUES;
+        }
+        if self.key_schemas.is_some() {
+            sections.push((SectionId::KeySchemas, self.section(SectionId::KeySchemas)));
+            version = FORMAT_VERSION;
+        }
         let mut w = W::default();
         w.0.extend_from_slice(MAGIC);
         w.u16(version);
@@ -458,8 +475,11 @@ impl Sidecar {
             Some(0) if txn.len() == 1 => None,
             _ => return Err(LayoutError::Sidecar { section: "transaction index", reason: "bad presence flag".into() }),
         };
-        let value_schemas = if dir.format_version >= 2 && dir.range(SectionId::ValueSchemas).is_ok() {
-            let mut r = R { b: get(SectionId::ValueSchemas)?, pos: 0, section: "value schemas" };
+        let writer_schemas = |id: SectionId, since: u16| -> Result<Option<WriterSchemas>, LayoutError> {
+            if dir.format_version < since || dir.range(id).is_err() {
+                return Ok(None);
+            }
+            let mut r = R { b: get(id)?, pos: 0, section: id.name() };
             let framing = Framing::from_id(r.u8()?).ok_or_else(|| r.err("unknown framing"))?;
             let n = r.count(8)?;
             let mut schemas = std::collections::BTreeMap::new();
@@ -468,12 +488,13 @@ impl Sidecar {
                 schemas.insert(id, r.string()?);
             }
             r.end()?;
-            Some(ValueSchemas { framing, schemas })
-        } else {
-            None
+            Ok(Some(WriterSchemas { framing, schemas }))
         };
+        let value_schemas = writer_schemas(SectionId::ValueSchemas, FORMAT_VERSION_VALUES)?;
+        let key_schemas = writer_schemas(SectionId::KeySchemas, FORMAT_VERSION)?;
         Ok(Sidecar {
             value_schemas,
+            key_schemas,
             layout_version: dir.layout_version,
             segment,
             files,
@@ -691,6 +712,7 @@ mod tests {
             producer_snapshot: vec![0, 1, 2],
             leader_epoch: b"0\n1\n2 100\n".to_vec(),
             value_schemas: None,
+            key_schemas: None,
         }
     }
 
@@ -707,13 +729,21 @@ mod tests {
         // Without value schemas: format version 1, ten sections, as before.
         assert_eq!(&bytes[8..10], &1u16.to_le_bytes());
         let mut typed = s.clone();
-        typed.value_schemas = Some(ValueSchemas {
+        typed.value_schemas = Some(WriterSchemas {
             framing: Framing::Prefixed,
             schemas: [(3, r#""string""#.to_string()), (7, "{}".to_string())].into_iter().collect(),
         });
         let bytes = typed.encode();
         assert_eq!(&bytes[8..10], &2u16.to_le_bytes());
         assert_eq!(Sidecar::decode(&bytes).unwrap(), typed);
+        // Key schemas: format version 3, with or without value schemas.
+        let keys = WriterSchemas { framing: Framing::Plain, schemas: [(5, r#""long""#.to_string())].into_iter().collect() };
+        for mut keyed in [typed.clone(), s.clone()] {
+            keyed.key_schemas = Some(keys.clone());
+            let bytes = keyed.encode();
+            assert_eq!(&bytes[8..10], &3u16.to_le_bytes());
+            assert_eq!(Sidecar::decode(&bytes).unwrap(), keyed);
+        }
     }
 
     #[test]

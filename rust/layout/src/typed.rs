@@ -13,7 +13,7 @@
 //! So the three kinds of rows are told apart by the two nullable columns alone, and a consumer is
 //! always served the original bytes: from `value`, or re-encoded from the columns with the writer
 //! schema the row names ([`crate::served`]), whose text the segment's sidecar keeps
-//! ([`ValueSchemas`]): serving never needs the registry.
+//! ([`WriterSchemas`]): serving never needs the registry.
 //!
 //! **Framing.** [`Framing::Prefixed`] (`value_schema_id_prefix`): each value is in the Confluent
 //! wire format (magic byte 0, 4-byte schema id, Avro binary) and is decoded with the writer schema
@@ -23,16 +23,16 @@
 //! The writer schemas are resolved before the conversion (calving-rsm asks the registry), so this
 //! module stays pure: an id it was not given a decoder for goes to the raw fallback.
 
-
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow_array::builder::Int32Builder;
-use arrow_array::{ArrayRef, Int32Array};
+use arrow_array::{ArrayRef, Int32Array, RecordBatch};
 use arrow_schema::FieldRef;
 use calving_schema::{wire, Decoder, SchemaId, ValueColumns, WriterSchema};
 
 use crate::error::LayoutError;
+use crate::sidecar::Sidecar;
 
 /// How values carry their writer schema.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,7 +62,7 @@ impl Framing {
 
 /// The writer schemas a segment's rows use, as the sidecar keeps them.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ValueSchemas {
+pub struct WriterSchemas {
     pub framing: Framing,
     /// Schema id → the schema's text as the registry returned it.
     pub schemas: BTreeMap<SchemaId, String>,
@@ -186,35 +186,73 @@ impl TypedValues {
     }
 
     /// The writer schemas the rows so far use (for the sidecar).
-    pub fn value_schemas(&self) -> ValueSchemas {
-        ValueSchemas { framing: self.framing, schemas: self.used.clone() }
+    pub fn writer_schemas(&self) -> WriterSchemas {
+        WriterSchemas { framing: self.framing, schemas: self.used.clone() }
     }
 }
 
-/// Compiled writer schemas of sidecars, for re-encoding values when serving.
+/// Which part of a record a writer schema encodes, with the columns it reads.
+#[derive(Clone, Copy, Debug)]
+pub enum Part<'a> {
+    /// The value: the batch's top-level value columns.
+    Value(&'a RecordBatch),
+    /// The key: the `key` struct's fields.
+    Key(&'a RecordBatch),
+}
+
+/// Compiled writer schemas of sidecars, for re-encoding values and keys when serving.
 #[derive(Debug, Default)]
 pub struct WriterCache {
-    by_segment: HashMap<([u8; 16], SchemaId), Arc<WriterSchema>>,
+    by_segment: HashMap<([u8; 16], bool, SchemaId), Arc<WriterSchema>>,
 }
 
 impl WriterCache {
-    /// The writer schema `id` of the segment `segment_id` whose value schemas are `schemas`.
-    pub fn get(&mut self, segment_id: [u8; 16], schemas: &ValueSchemas, id: SchemaId) -> Result<Arc<WriterSchema>, LayoutError> {
-        if let Some(w) = self.by_segment.get(&(segment_id, id)) {
+    /// The writer schema `id` of the segment `segment_id` whose writer schemas (of values or of
+    /// keys, as `section` names them) are `schemas`.
+    pub fn get(
+        &mut self,
+        segment_id: [u8; 16],
+        section: &'static str,
+        schemas: &WriterSchemas,
+        id: SchemaId,
+    ) -> Result<Arc<WriterSchema>, LayoutError> {
+        let key = (segment_id, section == KEY_SCHEMAS, id);
+        if let Some(w) = self.by_segment.get(&key) {
             return Ok(w.clone());
         }
         let text = schemas.schemas.get(&id).ok_or_else(|| LayoutError::Sidecar {
-            section: "value schemas",
+            section,
             reason: format!("a row names writer schema {id}, which the sidecar does not hold"),
         })?;
-        let w = Arc::new(WriterSchema::parse(text).map_err(|e| LayoutError::Sidecar {
-            section: "value schemas",
-            reason: format!("writer schema {id}: {e}"),
-        })?);
+        let w =
+            Arc::new(WriterSchema::parse(text).map_err(|e| LayoutError::Sidecar { section, reason: format!("writer schema {id}: {e}") })?);
         if self.by_segment.len() > 4096 {
             self.by_segment.clear();
         }
-        self.by_segment.insert((segment_id, id), w.clone());
+        self.by_segment.insert(key, w.clone());
         Ok(w)
     }
+
+    /// Re-encodes row `row` of `part` with writer schema `id` of the sidecar (with the
+    /// Confluent header for [`Framing::Prefixed`]) into `out`, which is cleared first.
+    pub fn encode(&mut self, sidecar: &Sidecar, part: Part<'_>, id: SchemaId, row: usize, out: &mut Vec<u8>) -> Result<(), LayoutError> {
+        let (section, schemas, batch) = match part {
+            Part::Value(b) => (VALUE_SCHEMAS, &sidecar.value_schemas, b),
+            Part::Key(b) => (KEY_SCHEMAS, &sidecar.key_schemas, b),
+        };
+        let schemas = schemas.as_ref().ok_or_else(|| LayoutError::Sidecar {
+            section,
+            reason: format!("a row is in columns (writer schema {id}), the sidecar has no {section}"),
+        })?;
+        let writer = self.get(sidecar.segment.segment_id, section, schemas, id)?;
+        out.clear();
+        if schemas.framing == Framing::Prefixed {
+            wire::write(id, &[], out);
+        }
+        calving_schema::encode_row(&writer, batch, row, out)
+            .map_err(|e| LayoutError::Typed(format!("re-encoding with writer schema {id} ({section}): {e}")))
+    }
 }
+
+const VALUE_SCHEMAS: &str = "value schemas";
+const KEY_SCHEMAS: &str = "key schemas";

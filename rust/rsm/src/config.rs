@@ -20,6 +20,9 @@ pub const SIDECAR_CACHE_ENTRIES: &str = "sidecar.cache.entries";
 /// `value.mode`: how values become rows, `key_value` (default: the raw `value` column),
 /// `value_schema_id_prefix` or `value_schema_latest`; per topic as `topic.<name>.value.mode`.
 pub const VALUE_MODE: &str = "value.mode";
+/// `key.mode`: how keys become rows, `raw` (default: the `kafka.key` column),
+/// `key_schema_id_prefix` or `key_schema_latest`; per topic as `topic.<name>.key.mode`.
+pub const KEY_MODE: &str = "key.mode";
 /// `schema.registry.url`: the Confluent-compatible Schema Registry (comma-separated URLs); needed
 /// by the schema modes. Also `schema.registry.basic.auth.user.info`,
 /// `schema.registry.request.timeout.ms`, `schema.registry.ssl.ca.location`.
@@ -56,6 +59,37 @@ fn parse_value_mode(key: &str, v: &str) -> Result<ValueMode> {
     }
 }
 
+/// How a topic's keys become rows: the value modes' counterparts for keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyMode {
+    /// `raw`: the key's bytes in `kafka.key`.
+    Raw,
+    /// `key_schema_id_prefix`: Confluent wire format, decoded with the writer schema of each
+    /// key's id; the key's fields become the top-level `key` struct.
+    SchemaIdPrefix,
+    /// `key_schema_latest`: bare Avro binary decoded with the latest schema of the subject
+    /// (`<topic>-key`, or `topic.<name>.key.subject`).
+    SchemaLatest,
+}
+
+impl KeyMode {
+    pub fn is_schema(self) -> bool {
+        self != KeyMode::Raw
+    }
+}
+
+fn parse_key_mode(key: &str, v: &str) -> Result<KeyMode> {
+    match v {
+        "raw" => Ok(KeyMode::Raw),
+        "key_schema_id_prefix" => Ok(KeyMode::SchemaIdPrefix),
+        "key_schema_latest" => Ok(KeyMode::SchemaLatest),
+        other => Err(RsmError::InvalidConfig {
+            key: key.into(),
+            reason: format!("{other:?} is not raw, key_schema_id_prefix or key_schema_latest"),
+        }),
+    }
+}
+
 /// What deleting a segment does to its rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RetentionMode {
@@ -77,6 +111,10 @@ pub struct RsmConfig {
     pub topic_value_mode: HashMap<String, ValueMode>,
     /// `topic.<name>.value.subject`: the subject of `value_schema_latest` (default `<topic>-value`).
     pub topic_value_subject: HashMap<String, String>,
+    pub key_mode: KeyMode,
+    pub topic_key_mode: HashMap<String, KeyMode>,
+    /// `topic.<name>.key.subject`: the subject of `key_schema_latest` (default `<topic>-key`).
+    pub topic_key_subject: HashMap<String, String>,
     /// The Schema Registry, when `schema.registry.url` is set.
     pub registry: Option<calving_schema::RegistryConfig>,
     /// Every property, for the storage and table crates.
@@ -108,6 +146,8 @@ impl RsmConfig {
         let mut topic_retention = HashMap::new();
         let mut topic_value_mode = HashMap::new();
         let mut topic_value_subject = HashMap::new();
+        let mut topic_key_mode = HashMap::new();
+        let mut topic_key_subject = HashMap::new();
         for (k, v) in properties {
             if let Some(topic) = k.strip_prefix("topic.").and_then(|r| r.strip_suffix(".retention.mode")) {
                 topic_retention.insert(topic.to_string(), parse_mode(k, v)?);
@@ -118,7 +158,17 @@ impl RsmConfig {
             if let Some(topic) = k.strip_prefix("topic.").and_then(|r| r.strip_suffix(".value.subject")) {
                 topic_value_subject.insert(topic.to_string(), v.clone());
             }
+            if let Some(topic) = k.strip_prefix("topic.").and_then(|r| r.strip_suffix(".key.mode")) {
+                topic_key_mode.insert(topic.to_string(), parse_key_mode(k, v)?);
+            }
+            if let Some(topic) = k.strip_prefix("topic.").and_then(|r| r.strip_suffix(".key.subject")) {
+                topic_key_subject.insert(topic.to_string(), v.clone());
+            }
         }
+        let key_mode = match properties.get(KEY_MODE) {
+            Some(v) => parse_key_mode(KEY_MODE, v)?,
+            None => KeyMode::Raw,
+        };
         let value_mode = match properties.get(VALUE_MODE) {
             Some(v) => parse_value_mode(VALUE_MODE, v)?,
             None => ValueMode::KeyValue,
@@ -135,6 +185,12 @@ impl RsmConfig {
             return Err(RsmError::InvalidConfig {
                 key: SCHEMA_REGISTRY_URL.into(),
                 reason: "required by value.mode value_schema_id_prefix and value_schema_latest".into(),
+            });
+        }
+        if registry.is_none() && (key_mode.is_schema() || topic_key_mode.values().any(|m| m.is_schema())) {
+            return Err(RsmError::InvalidConfig {
+                key: SCHEMA_REGISTRY_URL.into(),
+                reason: "required by key.mode key_schema_id_prefix and key_schema_latest".into(),
             });
         }
         let fetch_chunk_bytes = match properties.get(FETCH_CHUNK_BYTES) {
@@ -154,6 +210,9 @@ impl RsmConfig {
             value_mode,
             topic_value_mode,
             topic_value_subject,
+            key_mode,
+            topic_key_mode,
+            topic_key_subject,
             registry,
             properties: properties.clone(),
         })
@@ -172,6 +231,16 @@ impl RsmConfig {
     /// The subject whose latest schema `value_schema_latest` decodes a topic's values with.
     pub fn value_subject(&self, topic: &str) -> String {
         self.topic_value_subject.get(topic).cloned().unwrap_or_else(|| format!("{topic}-value"))
+    }
+
+    /// The key mode of a topic.
+    pub fn key_mode(&self, topic: &str) -> KeyMode {
+        self.topic_key_mode.get(topic).copied().unwrap_or(self.key_mode)
+    }
+
+    /// The subject whose latest schema `key_schema_latest` decodes a topic's keys with.
+    pub fn key_subject(&self, topic: &str) -> String {
+        self.topic_key_subject.get(topic).cloned().unwrap_or_else(|| format!("{topic}-key"))
     }
 }
 
@@ -198,10 +267,29 @@ mod tests {
         assert_eq!(c.value_mode("l"), ValueMode::SchemaLatest);
         assert_eq!(c.value_subject("l"), "shop.Order");
         assert_eq!(c.value_subject("orders"), "orders-value");
+        assert_eq!(c.key_mode("orders"), KeyMode::Raw);
         // Defaults: raw, no registry needed.
         let c = RsmConfig::from_properties(&props(&[])).unwrap();
         assert_eq!(c.value_mode("t"), ValueMode::KeyValue);
         assert!(c.registry.is_none());
+        // Key modes, per topic.
+        let c = RsmConfig::from_properties(&props(&[
+            ("schema.registry.url", "http://127.0.0.1:1/apis/ccompat/v7"),
+            ("key.mode", "key_schema_id_prefix"),
+            ("topic.k.key.mode", "key_schema_latest"),
+            ("topic.k.key.subject", "shop.OrderKey"),
+            ("topic.r.key.mode", "raw"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (c.key_mode("orders"), c.key_mode("k"), c.key_mode("r")),
+            (KeyMode::SchemaIdPrefix, KeyMode::SchemaLatest, KeyMode::Raw)
+        );
+        assert_eq!((c.key_subject("k"), c.key_subject("orders")), ("shop.OrderKey".to_string(), "orders-key".to_string()));
+        let e = RsmConfig::from_properties(&props(&[("topic.t.key.mode", "key_schema_id_prefix")])).unwrap_err();
+        assert!(e.to_string().contains("schema.registry.url"), "{e}");
+        let e = RsmConfig::from_properties(&props(&[("key.mode", "avro")])).unwrap_err();
+        assert!(e.to_string().contains("key.mode"), "{e}");
         // A schema mode without a registry, or an unknown mode, is refused at configure.
         let e = RsmConfig::from_properties(&props(&[("topic.t.value.mode", "value_schema_latest")])).unwrap_err();
         assert!(e.to_string().contains("schema.registry.url"), "{e}");

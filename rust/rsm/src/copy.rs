@@ -109,6 +109,8 @@ pub(crate) fn copy(inner: &Inner, seg: &SegmentMetadata, files: &LogSegmentFiles
                     reused_rows = outcome.reused_rows,
                     values_in_columns = outcome.stats.values_in_columns,
                     values_raw_fallback = outcome.stats.values_raw_fallback,
+                    keys_in_columns = outcome.stats.keys_in_columns,
+                    keys_raw_fallback = outcome.stats.keys_raw_fallback,
                     snapshot = ?outcome.snapshot_id,
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "copied segment to the table"
@@ -161,9 +163,10 @@ fn copy_once(inner: &Inner, seg: &SegmentMetadata, files: &LogSegmentFiles) -> R
     let reused = if committed.is_empty() { Vec::new() } else { committed_files(inner, seg, &table, &committed)? };
 
     // Schema modes: writer schemas resolved and the table's schema evolved before any write.
-    let mode = inner.config.value_mode(&seg.topic);
-    let (table, typed) = if mode.is_schema() {
-        let (table, typed) = crate::typed::prepare(inner, seg, files, table, mode)?;
+    let value_mode = inner.config.value_mode(&seg.topic);
+    let key_mode = inner.config.key_mode(&seg.topic);
+    let (table, typed) = if value_mode.is_schema() || key_mode.is_schema() {
+        let (table, typed) = crate::typed::prepare(inner, seg, files, table, value_mode, key_mode)?;
         (table, Some(typed))
     } else {
         (table, None)
@@ -172,8 +175,7 @@ fn copy_once(inner: &Inner, seg: &SegmentMetadata, files: &LogSegmentFiles) -> R
     let mut written: Vec<String> = Vec::new();
     let result = convert_and_commit(inner, seg, files, &table, &committed, reused, &sidecar_location, typed, &mut written);
     if let Err(e) = &result {
-        let unknown =
-            matches!(e, RsmError::Table { source, .. } if matches!(**source, calving_table::Error::CommitStateUnknown { .. }));
+        let unknown = matches!(e, RsmError::Table { source, .. } if matches!(**source, calving_table::Error::CommitStateUnknown { .. }));
         if unknown {
             // The commit may have landed with these files: keep them (a retry finds the commit).
             tracing::warn!(segment = %seg, error = %e, "commit outcome unknown; keeping written files for the retry");
@@ -202,7 +204,9 @@ fn committed_files(inner: &Inner, seg: &SegmentMetadata, table: &Table, committe
     let live = inner.runtime.block_on(calving_table::live_files(table)).map_err(table_err)?;
     let mut refs = Vec::new();
     for f in live {
-        let Some(range) = snapshots.get(&f.snapshot_id) else { continue };
+        let Some(range) = snapshots.get(&f.snapshot_id) else {
+            continue;
+        };
         let file = &f.data_file;
         let min_offset = bound(file.lower_bounds().get(&offset_field)).unwrap_or(range.start_offset);
         let max_offset = bound(file.upper_bounds().get(&offset_field)).unwrap_or(range.end_offset);
@@ -261,7 +265,7 @@ fn convert_and_commit(
     committed: &[CommittedRange],
     reused: Vec<DataFileRef>,
     sidecar_location: &str,
-    typed: Option<calving_layout::typed::TypedValues>,
+    typed: Option<crate::typed::Typed>,
     written: &mut Vec<String>,
 ) -> Result<CopyOutcome> {
     let name = seg.to_string();
@@ -283,16 +287,17 @@ fn convert_and_commit(
         ))
     };
     let unpartitioned = PartitionKey::new(spec.as_ref().clone(), schema.clone(), Struct::empty());
-    let zstd_level = table
-        .metadata()
-        .properties()
-        .get("write.parquet.compression-level")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
+    let zstd_level = table.metadata().properties().get("write.parquet.compression-level").and_then(|v| v.parse().ok()).unwrap_or(1);
     let props = writer_properties(zstd_level);
     let mut converter = SegmentConverter::new(target, seg.identity(), ChunkLimits::default());
     if let Some(typed) = typed {
-        converter = converter.with_typed(typed).map_err(|source| RsmError::Layout { segment: name.clone(), source })?;
+        let layout_err = |source| RsmError::Layout { segment: name.clone(), source };
+        if let Some(values) = typed.values {
+            converter = converter.with_typed(values).map_err(layout_err)?;
+        }
+        if let Some(keys) = typed.keys {
+            converter = converter.with_typed_keys(keys).map_err(layout_err)?;
+        }
     }
     let mut writers: HashMap<String, PartWriter> = HashMap::new();
     let mut reused_rows = 0u64;
@@ -363,10 +368,8 @@ fn convert_and_commit(
         })?;
     }
     let read_side = |p: &std::path::Path| {
-        std::fs::read(p).map_err(|e| RsmError::SegmentRead {
-            segment: name.clone(),
-            source: calving_segment::ReadError::from(e).in_file(p),
-        })
+        std::fs::read(p)
+            .map_err(|e| RsmError::SegmentRead { segment: name.clone(), source: calving_segment::ReadError::from(e).in_file(p) })
     };
     let side = SideFiles {
         offset_index: read_side(&files.offset_index)?,
@@ -389,7 +392,13 @@ fn convert_and_commit(
             calving_table::data_file_from_parquet(table, &w.location, size, &metadata, w.partition)
                 .map_err(|source| RsmError::Table { segment: name.clone(), source: Box::new(source) })?,
         );
-        refs.push(DataFileRef { location: w.location, file_size: size, row_count: w.rows, min_offset: w.min_offset, max_offset: w.max_offset });
+        refs.push(DataFileRef {
+            location: w.location,
+            file_size: size,
+            row_count: w.rows,
+            min_offset: w.min_offset,
+            max_offset: w.max_offset,
+        });
     }
     refs.sort_by_key(|r| r.min_offset);
     let new_files: Vec<String> = refs.iter().map(|r| r.location.clone()).collect();

@@ -108,7 +108,12 @@ impl SegmentStream {
             let batches = self
                 .inner
                 .runtime
-                .block_on(self.inner.rows.read(&f.location, f.file_size, lo..=hi, self.sidecar.value_schemas.is_some()))
+                .block_on(self.inner.rows.read(
+                    &f.location,
+                    f.file_size,
+                    lo..=hi,
+                    self.sidecar.value_schemas.is_some() || self.sidecar.key_schemas.is_some(),
+                ))
                 .map_err(|source| RsmError::from_parquet(format!("{}: {}", self.segment, f.location), source))?;
             for b in batches {
                 views.push(RowsView::new(&b).map_err(|source| RsmError::Layout { segment: self.segment.clone(), source })?);
@@ -121,11 +126,8 @@ impl SegmentStream {
 /// The rows with offsets in `lo..=hi` from views that are each sorted by offset, merged by
 /// offset (one file is the common case: then it is a plain walk).
 fn merged_rows(views: &[RowsView], lo: i64, hi: i64) -> impl Iterator<Item = RowRef<'_>> {
-    let mut cursors: Vec<(usize, usize)> = views
-        .iter()
-        .enumerate()
-        .map(|(v, view)| (v, view.offsets().partition_point(|&o| o < lo)))
-        .collect();
+    let mut cursors: Vec<(usize, usize)> =
+        views.iter().enumerate().map(|(v, view)| (v, view.offsets().partition_point(|&o| o < lo))).collect();
     std::iter::from_fn(move || {
         let mut best: Option<(usize, i64)> = None;
         for (c, &(v, row)) in cursors.iter().enumerate() {

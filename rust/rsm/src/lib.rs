@@ -60,8 +60,8 @@ pub use config::{RetentionMode, RsmConfig, ValueMode};
 pub use copy::CopyOutcome;
 pub use error::{Result, RsmError};
 pub use fetch::SegmentStream;
-pub use sweep::SweepReport;
 pub use metadata::{IndexType, KafkaUuid, LogSegmentFiles, SegmentMetadata};
+pub use sweep::SweepReport;
 
 use crate::parquet_io::RowReader;
 
@@ -84,7 +84,7 @@ pub(crate) struct Inner {
     /// The Schema Registry of the schema modes.
     pub(crate) registry: Option<Arc<calving_schema::SchemaRegistry>>,
     /// (topic, schema id) pairs whose trouble was logged already.
-    warned: Mutex<std::collections::HashSet<(String, i32)>>,
+    warned: Mutex<std::collections::HashSet<(String, &'static str, i32)>>,
 }
 
 impl std::fmt::Debug for RemoteStorage {
@@ -112,8 +112,8 @@ impl RemoteStorage {
             .map_err(|source| RsmError::Storage { segment: "configure".into(), source })?;
         let mut catalog_props = config.properties.clone();
         catalog_props.entry(calving_table::config::WAREHOUSE.to_string()).or_insert_with(|| config.warehouse.clone());
-        let catalog_config =
-            CatalogConfig::from_props(catalog_props).map_err(|source| RsmError::Table { segment: "configure".into(), source: Box::new(source) })?;
+        let catalog_config = CatalogConfig::from_props(catalog_props)
+            .map_err(|source| RsmError::Table { segment: "configure".into(), source: Box::new(source) })?;
         let catalog = runtime
             .block_on(CalvingCatalog::connect(catalog_config))
             .map_err(|source| RsmError::Table { segment: "configure".into(), source: Box::new(source) })?;
@@ -250,9 +250,9 @@ impl RemoteStorage {
 impl Inner {
     /// Logs a writer schema's trouble (`id` -1: the subject's) once per topic for the plugin's
     /// lifetime: a topic's records keep arriving with the same id.
-    pub(crate) fn warn_once(&self, topic: &str, id: i32, message: &str) {
-        if self.warned.lock().expect("warned").insert((topic.to_string(), id)) {
-            tracing::warn!(topic, schema_id = id, "writer schema {id} of topic {topic}: {message}");
+    pub(crate) fn warn_once(&self, topic: &str, part: &'static str, id: i32, message: &str) {
+        if self.warned.lock().expect("warned").insert((topic.to_string(), part, id)) {
+            tracing::warn!(topic, part, schema_id = id, "writer schema {id} of topic {topic} ({part}s): {message}");
         }
     }
 
@@ -308,10 +308,8 @@ impl Inner {
             Some(p) => Self::sidecar_prefix(table_location, p),
             None => sidecars.clone(),
         };
-        let objects = self
-            .runtime
-            .block_on(self.storage.list(&prefix))
-            .map_err(|source| RsmError::Storage { segment: what.to_string(), source })?;
+        let objects =
+            self.runtime.block_on(self.storage.list(&prefix)).map_err(|source| RsmError::Storage { segment: what.to_string(), source })?;
         let mut out: Vec<StoredSegment> = objects
             .into_iter()
             .filter_map(|o| {
@@ -351,9 +349,7 @@ impl Inner {
                 RsmError::Storage { segment: segment.to_string(), source }
             }
         })?;
-        let sidecar = Arc::new(
-            Sidecar::decode(&bytes).map_err(|source| RsmError::Layout { segment: segment.to_string(), source })?,
-        );
+        let sidecar = Arc::new(Sidecar::decode(&bytes).map_err(|source| RsmError::Layout { segment: segment.to_string(), source })?);
         let mut cache = self.sidecars.lock().expect("sidecar cache");
         if cache.len() >= self.sidecar_cache_entries {
             cache.clear();

@@ -107,7 +107,10 @@ fn order(version: u32, i: i64) -> (A, J) {
         ("amount".into(), A::Decimal(apache_avro::Decimal::from(min_be(cents)))),
         ("ref".into(), A::Uuid(uid)),
         ("payment".into(), A::Union(payment.0, Box::new(payment.1))),
-        ("status".into(), if version == 4 { A::Int(i as i32 % 3) } else { A::Enum((i % 3) as u32, ["NEW", "PAID", "SHIPPED"][(i % 3) as usize].into()) }),
+        (
+            "status".into(),
+            if version == 4 { A::Int(i as i32 % 3) } else { A::Enum((i % 3) as u32, ["NEW", "PAID", "SHIPPED"][(i % 3) as usize].into()) },
+        ),
     ];
     let mut expected = json!({
         "id": i,
@@ -184,15 +187,17 @@ fn framed(id: i32, text: &str, v: A) -> Vec<u8> {
 struct Rec {
     value: Option<Vec<u8>>,
     typed: Option<(i32, J)>,
+    /// The record's key, if not the default `k<offset>`.
+    key: Option<Option<Vec<u8>>>,
 }
 
 fn typed(id: i32, version: u32, i: i64) -> Rec {
     let (v, expected) = order(version, i);
-    Rec { value: Some(framed(id, &schema(version), v)), typed: Some((id, expected)) }
+    Rec { value: Some(framed(id, &schema(version), v)), typed: Some((id, expected)), key: None }
 }
 
 fn raw(value: Option<Vec<u8>>) -> Rec {
-    Rec { value, typed: None }
+    Rec { value, typed: None, key: None }
 }
 
 /// Writes a segment of `batches` (codec, records) from `base` into `dir`; the broker's view of it.
@@ -203,8 +208,8 @@ fn write_segment(dir: &Path, topic: &str, base: i64, batches: &[(Compression, &[
     for (codec, recs) in batches {
         let mut records = Vec::new();
         for (d, r) in recs.iter().enumerate() {
-            let key = format!("k{}", offset + d as i64);
-            write_record(&mut records, 0, d as i64, d as i32, Some(key.as_bytes()), r.value.as_deref(), []);
+            let key = r.key.clone().unwrap_or_else(|| Some(format!("k{}", offset + d as i64).into_bytes()));
+            write_record(&mut records, 0, d as i64, d as i32, key.as_deref(), r.value.as_deref(), []);
         }
         let n = recs.len() as i32;
         let header = BatchHeader {
@@ -333,7 +338,9 @@ fn field_ids(rsm: &RemoteStorage, topic: &str) -> BTreeMap<String, i32> {
     let table = rt.block_on(rsm.catalog().load_table(topic)).unwrap();
     let schema = table.metadata().current_schema().clone();
     let mut out = BTreeMap::new();
-    for name in ["id", "customer", "customer.name", "items", "amount", "ref", "note", "discount", "channel", "status", "kafka.value_schema_id"] {
+    for name in
+        ["id", "customer", "customer.name", "items", "amount", "ref", "note", "discount", "channel", "status", "kafka.value_schema_id"]
+    {
         if let Some(f) = schema.field_by_name(name) {
             out.insert(name.to_string(), f.id);
         }
@@ -394,8 +401,10 @@ fn avro_values_become_columns_and_come_back_byte_identical() {
         typed(id1, 1, 3),
     ];
     let seg2: Vec<Rec> = (10..16).map(|i| typed(id2, 2, i)).collect();
-    let seg3: Vec<Rec> = (20..26).map(|i| if i % 2 == 0 { typed(id3, 3, i) } else { raw(Some(framed(id4, &schema(4), order(4, i).0))) }).collect();
-    let seg4: Vec<Rec> = (30..34).map(|i| if i % 2 == 0 { raw(Some(framed(id4, &schema(4), order(4, i).0))) } else { typed(id1, 1, i) }).collect();
+    let seg3: Vec<Rec> =
+        (20..26).map(|i| if i % 2 == 0 { typed(id3, 3, i) } else { raw(Some(framed(id4, &schema(4), order(4, i).0))) }).collect();
+    let seg4: Vec<Rec> =
+        (30..34).map(|i| if i % 2 == 0 { raw(Some(framed(id4, &schema(4), order(4, i).0))) } else { typed(id1, 1, i) }).collect();
 
     let segments = [
         write_segment(dir.path(), topic, 0, &[(Compression::None, &seg1[..6]), (Compression::None, &seg1[6..])]),
@@ -466,7 +475,7 @@ fn avro_values_become_columns_and_come_back_byte_identical() {
         .map(|i| {
             let (v, expected) = order(3, i);
             let s = apache_avro::Schema::parse_str(&schema(3)).unwrap();
-            Rec { value: Some(apache_avro::to_avro_datum(&s, v).unwrap()), typed: Some((id3, expected)) }
+            Rec { value: Some(apache_avro::to_avro_datum(&s, v).unwrap()), typed: Some((id3, expected)), key: None }
         })
         .chain([raw(None), raw(Some(b"plain text".to_vec()))])
         .collect();
@@ -517,4 +526,155 @@ fn registry_down_fails_retriable_and_leaves_nothing() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
     assert_eq!(common::count_rows(&rsm, "down"), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys: `key.mode`
+// ---------------------------------------------------------------------------------------------
+
+fn key_schema(version: u32) -> String {
+    let shard = if version >= 2 { r#",{"name":"shard","type":["null","int"],"default":null}"# } else { "" };
+    format!(
+        r#"{{"type":"record","name":"OrderKey","namespace":"shop","fields":[{{"name":"customer_id","type":"long"}},{{"name":"region","type":"string"}}{shard}]}}"#
+    )
+}
+
+/// A key of schema `version` in the wire format, and what an engine reads from the `key` struct.
+fn order_key(id: i32, version: u32, i: i64) -> (Vec<u8>, J) {
+    let mut fields = vec![("customer_id".to_string(), A::Long(i * 11)), ("region".into(), A::String(format!("eu-{}", i % 4)))];
+    let mut expected = json!({"customer_id": i * 11, "region": format!("eu-{}", i % 4)});
+    if version >= 2 {
+        let shard = (i % 2 == 0).then_some(i as i32);
+        fields.push(("shard".into(), shard.map_or(A::Union(0, Box::new(A::Null)), |v| A::Union(1, Box::new(A::Int(v))))));
+        expected["shard"] = json!(shard);
+    }
+    (framed(id, &key_schema(version), A::Record(fields)), expected)
+}
+
+/// Keys in the Confluent wire format become the fields of the top-level `key` struct (evolved
+/// like values), with `kafka.key_schema_id`; keys that do not decode stay raw in `kafka.key`;
+/// served segments are byte-identical; `key_schema_latest` decodes bare Avro keys (a primitive
+/// schema: the struct's one field is `value`).
+#[test]
+fn avro_keys_become_columns_and_come_back_byte_identical() {
+    let registry = Registry::start("keys");
+    let k1 = registry.register("keyed-key", &key_schema(1));
+    let k2 = registry.register("keyed-key", &key_schema(2));
+    let v1 = registry.register("keyed-value", &schema(1));
+    let plain = registry.register("plainkey-key", r#""string""#);
+    let dir = tempfile::tempdir().unwrap();
+    let url = registry.url();
+    let rsm = open(
+        dir.path(),
+        &[
+            ("schema.registry.url", url.as_str()),
+            ("topic.keyed.key.mode", "key_schema_id_prefix"),
+            ("topic.keyed.value.mode", "value_schema_id_prefix"),
+            ("topic.plainkey.key.mode", "key_schema_latest"),
+        ],
+    );
+    // (record, the key struct an engine reads: Some((id, fields)) or None for a raw/null key)
+    let keyed = |key: Option<Vec<u8>>, i: i64| -> Rec {
+        let mut r = typed(v1, 1, i);
+        r.key = Some(key);
+        r
+    };
+    let mut truncated = order_key(k1, 1, 9).0;
+    truncated.pop();
+    let mut expected_keys: Vec<Option<(i32, J)>> = Vec::new();
+    let mut recs_a = Vec::new();
+    for i in 0..4 {
+        let (k, e) = order_key(k1, 1, i);
+        recs_a.push(keyed(Some(k), i));
+        expected_keys.push(Some((k1, e)));
+    }
+    for key in [None, Some(b"plain-key".to_vec()), Some(order_key(424_242, 1, 5).0), Some(truncated)] {
+        recs_a.push(keyed(key, 10));
+        expected_keys.push(None);
+    }
+    let mut recs_b = Vec::new();
+    for i in 20..24 {
+        let (k, e) = order_key(k2, 2, i);
+        recs_b.push(keyed(Some(k), i));
+        expected_keys.push(Some((k2, e)));
+    }
+    let segments = [
+        write_segment(dir.path(), "keyed", 0, &[(Compression::None, &recs_a[..])]),
+        write_segment(dir.path(), "keyed", 8, &[(Compression::Lz4, &recs_b[..2]), (Compression::None, &recs_b[2..])]),
+    ];
+    let mut key_ids = Vec::new();
+    for ((md, files), recs) in segments.iter().zip([&recs_a, &recs_b]) {
+        let outcome = rsm.copy_log_segment(md, files).unwrap_or_else(|e| panic!("{md}: {e}"));
+        let first = if recs.len() == 8 { 0 } else { 8 };
+        let in_columns = expected_keys[first..first + recs.len()].iter().filter(|k| k.is_some()).count() as u64;
+        let raw_keys = recs.iter().filter(|r| matches!(&r.key, Some(Some(_)))).count() as u64 - in_columns;
+        assert_eq!((outcome.stats.keys_in_columns, outcome.stats.keys_raw_fallback), (in_columns, raw_keys), "{md}");
+        assert_eq!(outcome.stats.values_in_columns, recs.len() as u64, "{md}");
+        check_served(&rsm, md, files);
+        kafka_reads_the_same(dir.path(), md, files, &rsm);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let table = rt.block_on(rsm.catalog().load_table("keyed")).unwrap();
+        let schema = table.metadata().current_schema().clone();
+        key_ids.push(
+            ["key", "key.customer_id", "key.region", "key.shard", "kafka.key_schema_id", "id"]
+                .map(|n| schema.field_by_name(n).map(|f| f.id)),
+        );
+    }
+    assert!(fetch_all(&rsm, &segments[0].0, 0, None) == std::fs::read(&segments[0].1.log).unwrap());
+    // Ids stable by name; the evolved key schema added `key.shard`.
+    let (a, b) = (&key_ids[0], &key_ids[1]);
+    assert!(a.iter().enumerate().all(|(i, id)| i == 3 || (id.is_some() && id == &b[i])), "{a:?} {b:?}");
+    assert!(a[3].is_none() && b[3].is_some(), "{a:?} {b:?}");
+
+    let all: Vec<&Rec> = recs_a.iter().chain(&recs_b).collect();
+    let warehouse = dir.path().join("warehouse");
+    for engine in ["pyiceberg", "duckdb"] {
+        let rows = read_table_all_columns(engine, &warehouse, "kafka.keyed");
+        assert_eq!(rows.len(), all.len(), "{engine}");
+        for (offset, ((row, rec), key)) in rows.iter().zip(&all).zip(&expected_keys).enumerate() {
+            assert_eq!(row["kafka"]["offset"], json!(offset), "{engine}");
+            match key {
+                Some((id, fields)) => {
+                    assert_eq!(row["kafka"]["key_schema_id"], json!(id), "{engine} offset {offset}");
+                    assert_eq!(row["kafka"]["key"], J::Null, "{engine} offset {offset}");
+                    for (k, v) in fields.as_object().unwrap() {
+                        assert_eq!(&row["key"][k.as_str()], v, "{engine} offset {offset} key.{k}: {row}");
+                    }
+                }
+                None => {
+                    assert_eq!(row["kafka"]["key_schema_id"], J::Null, "{engine} offset {offset}");
+                    assert_eq!(row["key"], J::Null, "{engine} offset {offset}");
+                    let raw = rec.key.clone().flatten();
+                    assert_eq!(row["kafka"]["key"], raw.as_deref().map_or(J::Null, |k| json!(hex(k))), "{engine} offset {offset}");
+                }
+            }
+            // The value columns are unaffected.
+            assert_eq!(row["id"], rec.typed.as_ref().unwrap().1["id"], "{engine} offset {offset}");
+        }
+    }
+
+    // key_schema_latest: bare Avro keys with the subject's latest schema, a primitive one.
+    let s = apache_avro::Schema::parse_str(r#""string""#).unwrap();
+    let plain_recs: Vec<Rec> = ["alpha", "beta"]
+        .iter()
+        .map(|k| Rec {
+            value: Some(b"v".to_vec()),
+            typed: None,
+            key: Some(Some(apache_avro::to_avro_datum(&s, A::String(k.to_string())).unwrap())),
+        })
+        .chain([Rec { value: None, typed: None, key: Some(None) }])
+        .collect();
+    let (md, files) = write_segment(dir.path(), "plainkey", 0, &[(Compression::None, &plain_recs[..])]);
+    let outcome = rsm.copy_log_segment(&md, &files).unwrap();
+    assert_eq!((outcome.stats.keys_in_columns, outcome.stats.keys_raw_fallback), (2, 0));
+    assert!(fetch_all(&rsm, &md, 0, None) == std::fs::read(&files.log).unwrap());
+    let rows = read_table_all_columns("pyiceberg", &warehouse, "kafka.plainkey");
+    assert_eq!(rows[0]["key"], json!({"value": "alpha"}));
+    assert_eq!(rows[1]["key"]["value"], json!("beta"));
+    assert_eq!((rows[0]["kafka"]["key_schema_id"].clone(), rows[2]["key"].clone()), (json!(plain), J::Null));
+
+    // Serving keys needs no registry either.
+    drop(registry);
+    let fresh = open(dir.path(), &[]);
+    assert!(fetch_all(&fresh, &segments[0].0, 0, None) == std::fs::read(&segments[0].1.log).unwrap());
 }
