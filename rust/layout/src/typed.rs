@@ -185,6 +185,12 @@ impl TypedValues {
         Ok((fields.into_iter().zip(arrays).collect(), self.schema_ids.finish()))
     }
 
+    /// Keeps writer schema `id` in the sidecar although this conversion may not use it: rows
+    /// that an earlier commit of the same offsets wrote, and that the segment reuses, name it.
+    pub fn keep_schema(&mut self, id: SchemaId, text: String) {
+        self.used.entry(id).or_insert(text);
+    }
+
     /// The writer schemas the rows so far use (for the sidecar).
     pub fn writer_schemas(&self) -> WriterSchemas {
         WriterSchemas { framing: self.framing, schemas: self.used.clone() }

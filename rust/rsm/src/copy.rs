@@ -8,6 +8,7 @@ use arrow_array::{Array, BooleanArray, RecordBatch};
 use arrow_select::filter::filter_record_batch;
 use calving_layout::convert::{ChunkLimits, ConvertStats, SegmentConverter, SideFiles};
 use calving_layout::parquet_props::writer_properties;
+use calving_layout::rows::RowsView;
 use calving_layout::schema::TargetColumns;
 use calving_layout::sidecar::DataFileRef;
 use calving_layout::LayoutError;
@@ -166,7 +167,8 @@ fn copy_once(inner: &Inner, seg: &SegmentMetadata, files: &LogSegmentFiles) -> R
     let value_mode = inner.config.value_mode(&seg.topic);
     let key_mode = inner.config.key_mode(&seg.topic);
     let (table, typed) = if value_mode.is_schema() || key_mode.is_schema() {
-        let (table, typed) = crate::typed::prepare(inner, seg, files, table, value_mode, key_mode)?;
+        let reused_ids = reused_schema_ids(inner, seg, &reused)?;
+        let (table, typed) = crate::typed::prepare(inner, seg, files, table, value_mode, key_mode, &reused_ids)?;
         (table, Some(typed))
     } else {
         (table, None)
@@ -221,6 +223,26 @@ fn committed_files(inner: &Inner, seg: &SegmentMetadata, table: &Table, committe
         }
     }
     Ok(refs)
+}
+
+/// The writer schema ids of the rows of `reused` files that hold offsets of `seg`.
+fn reused_schema_ids(inner: &Inner, seg: &SegmentMetadata, reused: &[DataFileRef]) -> Result<crate::typed::ReusedIds> {
+    let mut ids = crate::typed::ReusedIds::default();
+    for f in reused {
+        let range = f.min_offset.max(seg.start_offset)..=f.max_offset.min(seg.end_offset);
+        let batches = inner
+            .runtime
+            .block_on(inner.rows.read(&f.location, f.file_size, range, false))
+            .map_err(|source| RsmError::from_parquet(seg.to_string(), source))?;
+        for b in &batches {
+            let view = RowsView::new(b).map_err(|source| RsmError::Layout { segment: seg.to_string(), source })?;
+            for row in 0..view.len() {
+                ids.values.extend(view.value_schema_id(row));
+                ids.keys.extend(view.key_schema_id(row));
+            }
+        }
+    }
+    Ok(ids)
 }
 
 /// `splitter.split(chunk)`, without its per-row work (a partition literal per row, hashed) when

@@ -89,6 +89,7 @@ pub(crate) fn prepare(
     mut table: Table,
     value_mode: ValueMode,
     key_mode: KeyMode,
+    reused: &ReusedIds,
 ) -> Result<(Table, Typed)> {
     let name = seg.to_string();
     let (value_part, key_part) = part_modes(inner, &seg.topic, value_mode, key_mode);
@@ -131,7 +132,9 @@ pub(crate) fn prepare(
         Some(p) => {
             let reserved: &[&str] = if key_part.is_some() { &RESERVED_WITH_KEYS } else { &RESERVED };
             let columns = ValueColumns::new(&schema, reserved).map_err(|e| layout_err(e.to_string()))?;
-            Some(typed_part(inner, seg, &p, columns, values_ok))
+            let mut typed = typed_part(inner, seg, &p, columns, values_ok);
+            keep_reused(inner, seg, &p, &reused.values, &mut typed)?;
+            Some(typed)
         }
         None => None,
     };
@@ -142,11 +145,49 @@ pub(crate) fn prepare(
         Some(p) => {
             let key_schema = key_struct_schema(&schema).map_err(layout_err)?;
             let columns = ValueColumns::new(&key_schema, &[]).map_err(|e| layout_err(e.to_string()))?;
-            Some(typed_part(inner, seg, &p, columns, keys_ok))
+            let mut typed = typed_part(inner, seg, &p, columns, keys_ok);
+            keep_reused(inner, seg, &p, &reused.keys, &mut typed)?;
+            Some(typed)
         }
         None => None,
     };
     Ok((table, Typed { values, keys }))
+}
+
+/// The writer schema ids of rows that a segment reuses from earlier commits of its offsets.
+#[derive(Debug, Default)]
+pub(crate) struct ReusedIds {
+    pub values: BTreeSet<SchemaId>,
+    pub keys: BTreeSet<SchemaId>,
+}
+
+/// Puts the writer schemas of reused rows in the sidecar: the rows were decoded when they were
+/// first committed, maybe with a schema this conversion does not use (`value_schema_latest`
+/// after the subject moved on), and serving them needs it. The registry keeps every version, so
+/// it is asked by id; a schema it no longer has fails the copy (its rows could not be served).
+fn keep_reused(inner: &Inner, seg: &SegmentMetadata, p: &PartMode, ids: &BTreeSet<SchemaId>, typed: &mut TypedValues) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let registry = inner.registry.as_ref().ok_or_else(|| RsmError::InvalidConfig {
+        key: crate::config::SCHEMA_REGISTRY_URL.into(),
+        reason: "required by the schema modes".into(),
+    })?;
+    for &id in ids {
+        match inner.runtime.block_on(registry.schema_by_id(id)).map_err(|source| RsmError::SchemaRegistry { segment: seg.to_string(), source })? {
+            Ok(s) => typed.keep_schema(id, s.text.clone()),
+            Err(e) => {
+                return Err(RsmError::Layout {
+                    segment: seg.to_string(),
+                    source: LayoutError::Typed(format!(
+                        "rows committed earlier for these offsets have their {}s in columns with writer schema {id}, which the registry cannot give ({e})",
+                        p.part
+                    )),
+                })
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The writer schemas a part's records use: each id asked of the registry (prefixed), or the

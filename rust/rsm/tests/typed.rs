@@ -678,3 +678,39 @@ fn avro_keys_become_columns_and_come_back_byte_identical() {
     let fresh = open(dir.path(), &[]);
     assert!(fetch_all(&fresh, &segments[0].0, 0, None) == std::fs::read(&segments[0].1.log).unwrap());
 }
+
+/// `value_schema_latest`, and the subject's latest schema changes between a copy and a re-upload
+/// of the same offsets (Kafka re-uploads after a failed copy or a leader change): the re-upload
+/// reuses the committed rows, whose values are in columns with the old schema, and still serves
+/// them byte for byte (its sidecar keeps the old schema too); the table holds each offset once.
+#[test]
+fn reupload_after_the_latest_schema_moved_on_still_serves() {
+    let registry = Registry::start("relatest");
+    let id1 = registry.register("relatest-value", &schema(1));
+    let dir = tempfile::tempdir().unwrap();
+    let url = registry.url();
+    let rsm = open(dir.path(), &[("schema.registry.url", url.as_str()), ("value.mode", "value_schema_latest")]);
+    let s = apache_avro::Schema::parse_str(&schema(1)).unwrap();
+    let recs: Vec<Rec> = (0..4)
+        .map(|i| {
+            let (v, expected) = order(1, i);
+            Rec { value: Some(apache_avro::to_avro_datum(&s, v).unwrap()), typed: Some((id1, expected)), key: None }
+        })
+        .collect();
+    let (md, files) = write_segment(dir.path(), "relatest", 0, &[(Compression::None, &recs[..])]);
+    let first = rsm.copy_log_segment(&md, &files).unwrap();
+    assert_eq!(first.stats.values_in_columns, 4);
+    let id2 = registry.register("relatest-value", &schema(2));
+    assert_ne!(id1, id2);
+    let again = SegmentMetadata { segment_id: KafkaUuid::random(), ..md.clone() };
+    let outcome = rsm.copy_log_segment(&again, &files).unwrap_or_else(|e| panic!("re-upload: {e}"));
+    assert_eq!(outcome.reused_rows, 4);
+    for m in [&md, &again] {
+        assert!(fetch_all(&rsm, m, 0, None) == std::fs::read(&files.log).unwrap(), "{m}");
+    }
+    // A fresh plugin (no cached sidecar), after the first copy's sidecar is gone.
+    rsm.delete_log_segment(&md).unwrap();
+    let fresh = open(dir.path(), &[("schema.registry.url", url.as_str()), ("value.mode", "value_schema_latest")]);
+    assert!(fetch_all(&fresh, &again, 0, None) == std::fs::read(&files.log).unwrap());
+    assert_eq!(common::count_rows(&rsm, "relatest"), 4);
+}
