@@ -1,8 +1,10 @@
-//! Typed values (schema modes): the value's Avro record fields as top-level columns, with the
-//! raw `value` column as the fallback.
+//! Typed values and keys (schema modes): the value's Avro record fields as top-level columns, with
+//! the raw `value` column as the fallback; the key's fields as the top-level `key` struct, with the
+//! raw `kafka.key` as the fallback (the key schema modes).
 //!
-//! [`TypedValues`] sits inside [`crate::rows::RowsBuilder`] and decides, value by value, where a
-//! record's value goes (DESIGN.md "Table layout", issue 4):
+//! [`TypedValues`] sits inside [`crate::rows::RowsBuilder`] (one for values, one for keys) and
+//! decides, value by value, where a record's value (key) goes (DESIGN.md "Table layout", issue 4).
+//! For values:
 //!
 //! | value | value columns | `value` (raw fallback) | `kafka.value_schema_id` |
 //! |---|---|---|---|
