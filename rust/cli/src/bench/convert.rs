@@ -10,7 +10,13 @@
 //!    CPU time covers all its threads and its peak memory (`VmHWM` reset through
 //!    `/proc/self/clear_refs`, minus the RSS before) is not hidden by memory an earlier
 //!    measurement freed but the allocator kept.
-//! 4. **serving**: 1 MiB fetches opened at random served offset-index positions in the middle half
+//! 4. **parts** of the convert that no layout of the rows can avoid, each on one thread over the
+//!    whole segment: reading it (decompressing and parsing every record, as the converter does),
+//!    and re-encoding compressed batches in the served codec (lz4) to learn their served sizes,
+//!    which served layout v1 needs for its exact offset index (DESIGN.md invariant 2). With the
+//!    reference they bound `conv/ref` from above: `ref / (ref + read + sizes)` is the ratio convert
+//!    would reach if building rows, partitioning, writing and committing cost nothing.
+//! 5. **serving**: 1 MiB fetches opened at random served offset-index positions in the middle half
 //!    of the segment (after one warm-up pass), and the whole segment read back in one stream,
 //!    beside the same reads of the original file.
 //!
@@ -27,11 +33,12 @@ use arrow_array::RecordBatch;
 use calving_layout::convert::{ChunkLimits, SegmentConverter, SideFiles};
 use calving_layout::parquet_props::writer_properties;
 use calving_layout::schema::{default_arrow_schema, TargetColumns};
+use calving_layout::served::served_codec;
 use calving_rsm::{IndexType, KafkaUuid, LogSegmentFiles, RemoteStorage, SegmentMetadata};
 use calving_segment::index::offset::{self, OffsetIndexEntry};
 use calving_segment::index::time::{self, TimeIndexEntry};
 use calving_segment::synth::{distinct_batches, Rng, SynthSpec, SynthStats};
-use calving_segment::{Compression, LogEntry, LogReader};
+use calving_segment::{BatchEncoder, Compression, LogEntry, LogReader};
 use clap::Args;
 use parquet::arrow::ArrowWriter;
 
@@ -101,6 +108,10 @@ struct Figures {
     plain_read: Timing,
     fetch_ms: (f64, f64),
     plain_fetch_ms: (f64, f64),
+    /// Reading the segment's records (decompress + parse), one thread.
+    read_records: Timing,
+    /// Re-encoding compressed batches in the served codec for their sizes, one thread.
+    served_sizes: Timing,
 }
 
 pub fn run(args: ConvertArgs) -> Result<(), BenchError> {
@@ -326,6 +337,16 @@ fn measure(args: &ConvertArgs, seg: &Segment) -> Result<Figures, BenchError> {
     drop(rsm);
     std::fs::remove_dir_all(&wh).map_err(io_err(&wh))?;
 
+    // 4. The parts no layout of the rows avoids.
+    let pass = |reencode: bool| {
+        best(args.runs, || {
+            let (r, t) = timed(thread_cpu_seconds, || read_all_records(seg, reencode));
+            r.map(|_| t)
+        })
+    };
+    let read_records = pass(false)?;
+    let with_sizes = pass(true)?;
+    let served_sizes = Timing { wall: with_sizes.wall - read_records.wall, cpu: (with_sizes.cpu - read_records.cpu).max(0.0) };
     // 2. Reference: the bare encode of the same rows, built beforehand.
     let (rows, reference_record_bytes) = reference_rows(seg, args.reference_mib << 20)?;
     let schema = default_arrow_schema();
@@ -357,7 +378,38 @@ fn measure(args: &ConvertArgs, seg: &Segment) -> Result<Figures, BenchError> {
         plain_read: plain,
         fetch_ms,
         plain_fetch_ms,
+        read_records,
+        served_sizes,
     })
+}
+
+/// Walks every record of the segment as the converter does (decompressing and parsing); with
+/// `reencode`, also re-encodes each compressed batch in its served codec, as the converter does
+/// to learn the batch's served size. Returns the value bytes seen.
+fn read_all_records(seg: &Segment, reencode: bool) -> Result<u64, BenchError> {
+    let mut reader = LogReader::open(&seg.files.log)?;
+    let (mut scratch, mut records, mut out) = (Vec::new(), Vec::new(), Vec::new());
+    let mut encoder = BatchEncoder::default();
+    let mut seen = 0u64;
+    while let Some(entry) = reader.next_entry()? {
+        let LogEntry::Batch(b) = entry else { continue };
+        let sizes = reencode && b.compression() != Compression::None;
+        records.clear();
+        for r in b.records(&mut scratch)? {
+            let r = r?;
+            seen += std::hint::black_box(r.value.map_or(0, <[u8]>::len) as u64 + r.headers.iter().count() as u64);
+            if sizes {
+                r.write(&mut records);
+            }
+        }
+        if sizes {
+            out.clear();
+            encoder
+                .encode(&b.header, served_codec(b.compression()), &records, &mut out)
+                .map_err(|e| BenchError::Usage(format!("re-encoding a batch: {e}")))?;
+        }
+    }
+    Ok(seen)
 }
 
 /// Reads up to `len` served bytes from `start` through one stream into `buf`, as the broker
@@ -505,7 +557,6 @@ fn print(args: &ConvertArgs, all: &[Figures], machine: &str) {
         "full read: the whole segment served in one stream; cpu/plain: its CPU per byte / a plain read's; fetch: \
          1 MiB from a random served-index position in the middle half, wall time; plain: the same from the original file"
     );
-    println!("\ntargets:");
     let target = |name: &str, value: &dyn Fn(&Figures) -> f64, pass: &dyn Fn(f64) -> bool, unit: &str| {
         let cells: Vec<String> = all
             .iter()
@@ -516,6 +567,24 @@ fn print(args: &ConvertArgs, all: &[Figures], machine: &str) {
             .collect();
         println!("  {name:<50} {}", cells.join("   "));
     };
+    println!(
+        "\nparts no layout of the rows avoids (one thread, CPU ms per MiB of records), and the conv/ref they allow:\n{:<5} {:>10} {:>13} {:>12} {:>14}",
+        "codec", "reference", "read records", "served sizes", "conv/ref max"
+    );
+    for f in all {
+        let per = |t: &Timing, bytes: u64| 1e3 * t.cpu / mib(bytes);
+        let (r, read, sizes) = (
+            per(&f.reference, f.reference_record_bytes),
+            per(&f.read_records, f.segment.record_bytes),
+            per(&f.served_sizes, f.segment.record_bytes),
+        );
+        println!("{:<5} {r:>10.2} {read:>13.2} {sizes:>12.2} {:>14.2}", f.codec.name(), r / (r + read + sizes));
+    }
+    println!(
+        "read records: decompress + parse, as the converter does; served sizes: compressed batches re-encoded in the served \
+         codec (layout v1's exact offset index needs their sizes); conv/ref max = reference / (reference + read + sizes)"
+    );
+    println!("\ntargets:");
     target("convert >= 150 record MiB/s per core (zstd(1))", &|f| mib(f.segment.record_bytes) / f.convert.cpu, &|v| v >= 150.0, "");
     target("convert >= 0.8 x reference", &|f| f.ratio(), &|v| v >= 0.8, "");
     target("warehouse <= 0.7 x lz4 segment", &|f| f.warehouse_bytes as f64 / f.lz4_bytes as f64, &|v| v <= 0.7, "");
