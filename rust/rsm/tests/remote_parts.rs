@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use calving_rsm::{CopyOutcome, IndexType, KafkaUuid, LogSegmentFiles, RemoteStorage, SegmentMetadata};
 use calving_test_utils::fixture_files;
 use common::{
-    check_served, closed_port, count_rows, fetch_all, segment, walk, CutProxy, RestFixture, S3Server,
+    check_served, closed_port, count_rows, fetch_all, segment, walk, CutProxy, ListObjects, RestFixture, S3Server,
 };
 
 const BUCKET: &str = "calving";

@@ -25,7 +25,7 @@ use calving_test_utils::{kafka_records_dump, read_table_all_columns};
 use serde_json::{json, Value as J};
 
 mod common;
-use common::registry::Registry;
+use calving_test_utils::registry::Registry;
 use common::{check_served, fetch_all, walk};
 
 // ---------------------------------------------------------------------------------------------

@@ -4,172 +4,17 @@
 //! Confluent API (`/apis/ccompat/v7`), as a Confluent serializer would, and read back by our
 //! client. Requests are counted by a loopback proxy in front of the registry.
 
-use std::io::Read;
-use std::net::{SocketAddr, TcpListener as StdListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use calving_schema::registry::{RegistryConfig, RegistryError, SchemaRegistry};
+use calving_test_utils::registry::{Registry, CCOMPAT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const CCOMPAT: &str = "/apis/ccompat/v7";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A running Apicurio Registry; killed when dropped.
-struct Registry {
-    child: Child,
-    /// `http://127.0.0.1:PORT` (no path).
-    base: String,
-    log: PathBuf,
-}
-
 fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Registry {
-    fn start(name: &str, basic_auth: Option<(&str, &str)>) -> Registry {
-        let script = repo_root().join("tests/schema-registry/resolve.sh");
-        let out = Command::new(&script)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {} ({e})", script.display()));
-        assert!(
-            out.status.success(),
-            "{} failed (Apicurio Registry comes from Maven Central):\n{}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let jar = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .unwrap()
-            .to_string();
-        let port = free_port();
-        let log = std::env::temp_dir().join(format!("calving-apicurio-{name}-{port}.log"));
-        let mut cmd = Command::new("java");
-        cmd.args([
-            "-Xmx384m",
-            "-XX:TieredStopAtLevel=1",
-            "-Dquarkus.http.host=127.0.0.1",
-        ])
-        .arg(format!("-Dquarkus.http.port={port}"));
-        if let Some((user, password)) = basic_auth {
-            cmd.args([
-                "-Dquarkus.http.auth.basic=true",
-                "-Dquarkus.security.users.embedded.plain-text=true",
-                "-Dquarkus.http.auth.permission.calving.paths=/apis/*",
-                "-Dquarkus.http.auth.permission.calving.policy=authenticated",
-            ])
-            .arg(format!(
-                "-Dquarkus.security.users.embedded.users.{user}={password}"
-            ));
-        }
-        let child = cmd
-            .arg("-jar")
-            .arg(&jar)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::from(
-                std::fs::File::options().append(true).open(&log).unwrap(),
-            ))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start java ({e}): install a JDK 17"));
-        let mut registry = Registry {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-        };
-        registry.wait_ready(port);
-        registry
-    }
-
-    /// Waits until the HTTP port answers anything (401 counts: the server is up).
-    fn wait_ready(&mut self, port: u16) {
-        let start = Instant::now();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "the registry exited ({status}); its log:\n{}",
-                    self.log_text()
-                );
-            }
-            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-                use std::io::Write;
-                let req = format!(
-                    "GET {CCOMPAT}/subjects HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-                );
-                if s.write_all(req.as_bytes()).is_ok() {
-                    let mut buf = [0u8; 12];
-                    if s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1") {
-                        eprintln!("Apicurio Registry up in {:?}", start.elapsed());
-                        return;
-                    }
-                }
-            }
-            if start.elapsed() > Duration::from_secs(120) {
-                panic!(
-                    "the registry did not answer within 120 s; its log:\n{}",
-                    self.log_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Registers a schema under a subject through the Confluent API; its id.
-    async fn register(&self, subject: &str, schema: &str, auth: Option<(&str, &str)>) -> i32 {
-        self.register_with_references(subject, schema, serde_json::json!([]), auth).await
-    }
-
-    /// Registers a schema that refers to other subjects' schemas (`references`: Confluent's
-    /// `[{"name", "subject", "version"}]`); its id.
-    async fn register_with_references(
-        &self,
-        subject: &str,
-        schema: &str,
-        references: serde_json::Value,
-        auth: Option<(&str, &str)>,
-    ) -> i32 {
-        let body = serde_json::json!({ "schema": schema, "references": references }).to_string();
-        let mut req = reqwest::Client::new()
-            .post(format!(
-                "{}{CCOMPAT}/subjects/{subject}/versions",
-                self.base
-            ))
-            .header("Content-Type", "application/vnd.schemaregistry.v1+json")
-            .body(body);
-        if let Some((u, p)) = auth {
-            req = req.basic_auth(u, Some(p));
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        assert!(status.is_success(), "register {subject}: {status} {text}");
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        v["id"].as_i64().unwrap() as i32
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    calving_test_utils::s3::closed_port()
 }
 
 /// A loopback TCP proxy that records the request line of every HTTP request it forwards.
@@ -251,9 +96,9 @@ const ORDER_V2: &str = r#"{"type":"record","name":"Order","namespace":"shop","fi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetch_by_id_latest_cache_and_not_found() {
-    let registry = Registry::start("plain", None);
-    let id1 = registry.register("orders-value", ORDER_V1, None).await;
-    let id2 = registry.register("orders-value", ORDER_V2, None).await;
+    let registry = Registry::start("plain");
+    let id1 = registry.register("orders-value", ORDER_V1);
+    let id2 = registry.register("orders-value", ORDER_V2);
     assert_ne!(id1, id2);
 
     let proxy = CountingProxy::start(upstream(&registry.base)).await;
@@ -311,7 +156,7 @@ async fn fetch_by_id_latest_cache_and_not_found() {
     // A schema the registry holds (valid Avro: Apicurio refuses text it cannot parse) that no
     // table can hold: a recursive type. Invalid: its records go raw.
     let linked_list = r#"{"type":"record","name":"Node","fields":[{"name":"v","type":"int"},{"name":"next","type":["null","Node"]}]}"#;
-    let bad = registry.register("list-value", linked_list, None).await;
+    let bad = registry.register("list-value", linked_list);
     let e = client.schema_by_id(bad).await.unwrap().unwrap_err();
     assert!(matches!(*e, RegistryError::Invalid { .. }), "{e}");
 }
@@ -319,10 +164,9 @@ async fn fetch_by_id_latest_cache_and_not_found() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_auth() {
     let (user, password) = ("calving", "pa:ss-w0rd");
-    let registry = Registry::start("auth", Some((user, password)));
+    let registry = Registry::start_with_basic_auth("auth", user, password);
     let id = registry
-        .register("auth-value", ORDER_V1, Some((user, password)))
-        .await;
+        .register("auth-value", ORDER_V1);
     let url = format!("{}{CCOMPAT}", registry.base);
 
     // user:password from the Confluent property.
@@ -450,19 +294,16 @@ async fn registry_down_is_unavailable_within_the_bound() {
 /// that parses on its own (the text the sidecar keeps), with each named type defined once.
 #[tokio::test]
 async fn schema_references_are_inlined() {
-    let registry = Registry::start("references", None);
+    let registry = Registry::start("references");
     let status = r#"{"type":"enum","name":"Status","namespace":"shop","symbols":["NEW","PAID"]}"#;
     let customer = r#"{"type":"record","name":"Customer","namespace":"shop","fields":[{"name":"name","type":"string"},{"name":"status","type":"shop.Status"}]}"#;
     let order = r#"{"type":"record","name":"Order","namespace":"shop","fields":[{"name":"id","type":"long"},{"name":"customer","type":"shop.Customer"},{"name":"status","type":"Status"},{"name":"payer","type":["null","Customer"]}]}"#;
-    registry.register("shop.Status", status, None).await;
+    registry.register("shop.Status", status);
     registry
         .register_with_references(
             "shop.Customer",
             customer,
-            serde_json::json!([{"name": "shop.Status", "subject": "shop.Status", "version": 1}]),
-            None,
-        )
-        .await;
+            serde_json::json!([{"name": "shop.Status", "subject": "shop.Status", "version": 1}]));
     let id = registry
         .register_with_references(
             "orders-value",
@@ -470,10 +311,7 @@ async fn schema_references_are_inlined() {
             serde_json::json!([
                 {"name": "shop.Customer", "subject": "shop.Customer", "version": 1},
                 {"name": "shop.Status", "subject": "shop.Status", "version": 1}
-            ]),
-            None,
-        )
-        .await;
+            ]));
     let client = SchemaRegistry::new(RegistryConfig::new(&format!("{}{CCOMPAT}", registry.base)).unwrap()).unwrap();
     let s = client.schema_by_id(id).await.unwrap().unwrap_or_else(|e| panic!("{e}\n{}", registry.log_text()));
     assert_eq!(s.writer.column_names().collect::<Vec<_>>(), ["id", "customer", "status", "payer"]);

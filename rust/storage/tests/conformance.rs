@@ -13,7 +13,7 @@ use calving_storage::conformance::run_all;
 use calving_storage::{
     file_io, iceberg_storage_factory, ObjectStorage, ObjectStoreStorage, StorageConfig,
 };
-use common::{init_logs, props, unique, S3Server, LARGE};
+use common::{init_logs, props, unique, S3Config, S3Server, LARGE};
 use iceberg::io::Storage;
 use iceberg::spec::{NestedField, PrimitiveType, Schema, Type};
 use iceberg::{Catalog, CatalogBuilder, NamespaceIdent, TableCreation, TableIdent};

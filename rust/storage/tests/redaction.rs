@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use calving_storage::{Error, ObjectStorage, StorageConfig};
-use common::{closed_port, props, unique, CapturedLogs, S3Server};
+use common::{closed_port, props, unique, CapturedLogs, S3Config, S3Server};
 
 fn s3_config(endpoint: &str, extra: &[(&str, &str)]) -> StorageConfig {
     let mut p = props(&[

@@ -10,8 +10,15 @@
 //! - [`kafka_records_dump`]: `tests/oracle/KafkaRecordsDump.java`, which reads files with Kafka's
 //!   own record parser (`FileRecords`, `ensureValid()`) and prints JSON lines.
 //!
+//! - [`s3::S3Server`]: moto's S3 server on loopback; [`registry::Registry`]: Apicurio Registry
+//!   (a Confluent-compatible Schema Registry) on loopback: the real parts the storage, rsm and
+//!   schema suites run against.
+//!
 //! A missing piece (no Java, no Maven) fails the test with the reason: an oracle test that
 //! silently skipped would count as coverage it is not.
+
+pub mod registry;
+pub mod s3;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use calving_rsm::{IndexType, KafkaUuid, LogSegmentFiles, RemoteStorage, SegmentMetadata};
 use calving_segment::index::offset;
@@ -20,7 +20,6 @@ use calving_segment::{Compression, LogEntries, LogEntry};
 use calving_storage::{ObjectStorage, StorageConfig};
 use calving_test_utils::{fixture_files, repo_root};
 
-pub mod registry;
 
 // ---------------------------------------------------------------------------------------------
 // Segments as the broker hands them over
@@ -177,149 +176,31 @@ pub fn props(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
-/// A loopback port nothing listens on (bound, then released).
-pub fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 // ---------------------------------------------------------------------------------------------
-// moto's S3 server
+// moto's S3 server (calving-test-utils), listed with calving-storage's own client
 // ---------------------------------------------------------------------------------------------
 
-/// The moto version tests/install-deps.sh installs.
-pub const MOTO_VERSION: &str = "5.2.1";
-pub const ACCESS_KEY: &str = "calving-test-key";
-pub const SECRET_KEY: &str = "calving-test-secret";
+#[allow(unused_imports)]
+pub use calving_test_utils::s3::{closed_port, S3Server, ACCESS_KEY, SECRET_KEY};
 
-/// Runs moto's server; it also exits by itself when this test process is gone, or after 20 minutes.
-const MOTO_LAUNCHER: &str = r#"
-import os, sys, threading, time
-parent = os.getppid()
-started = time.time()
-def watch():
-    while True:
-        if os.getppid() != parent or time.time() - started > 1200:
-            os._exit(0)
-        time.sleep(0.5)
-threading.Thread(target=watch, daemon=True).start()
-from moto.server import main
-main(["-H", "127.0.0.1", "-p", sys.argv[1]])
-"#;
-
-/// moto's S3 server on a free loopback port (started as calving-storage's tests start it),
-/// killed when dropped (also on panic).
-pub struct S3Server {
-    child: Child,
-    pub port: u16,
-    pub endpoint: String,
-    log: tempfile::NamedTempFile,
-}
-
-impl S3Server {
-    /// Starts the server and waits until it answers. Fails (never skips) when moto is missing.
-    pub fn start() -> S3Server {
-        let check = Command::new("python3")
-            .args(["-c", "import moto, moto.server, flask, flask_cors; print(moto.__version__)"])
-            .output();
-        match check {
-            Ok(out) if out.status.success() => {}
-            Ok(out) => panic!(
-                "moto's S3 server is not installed ({}): run tests/install-deps.sh (it installs \"moto[server]=={MOTO_VERSION}\")",
-                String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("import failed")
-            ),
-            Err(e) => panic!("python3 not found ({e}): install Python 3, then run tests/install-deps.sh"),
-        }
-        let port = closed_port();
-        let log = tempfile::NamedTempFile::new().unwrap();
-        let child = Command::new("python3")
-            .args(["-c", MOTO_LAUNCHER, &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(log.reopen().unwrap())
-            .stderr(log.reopen().unwrap())
-            .spawn()
-            .expect("start moto");
-        let mut server = S3Server { child, port, endpoint: format!("http://127.0.0.1:{port}"), log };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!("moto exited ({status}) before answering:\n{}", server.log_text());
-            }
-            if server.request("GET", "/", "").is_ok_and(|(status, _)| status > 0) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "moto did not answer on port {port} within 60 s:\n{}", server.log_text());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    pub fn log_text(&self) -> String {
-        let mut s = String::new();
-        let _ = std::fs::File::open(self.log.path()).and_then(|mut f| f.read_to_string(&mut s));
-        s
-    }
-
-    /// One plain (unsigned) HTTP/1.1 request; returns the status and body.
-    pub fn request(&self, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.port,
-            body.len()
-        )?;
-        let mut reader = BufReader::new(stream);
-        let mut status_line = String::new();
-        reader.read_line(&mut status_line)?;
-        let status = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let mut rest = String::new();
-        let _ = reader.read_to_string(&mut rest);
-        Ok((status, rest))
-    }
-
-    /// Creates a bucket with a path-style PUT.
-    pub fn create_bucket(&self, bucket: &str) {
-        let (status, body) = self.request("PUT", &format!("/{bucket}"), "").expect("create bucket");
-        assert_eq!(status, 200, "create bucket {bucket}: {body}");
-    }
-
-    /// The storage keys reaching this server at `endpoint` (this server's, or a proxy's in
-    /// front of it), as for any S3-compatible store.
-    pub fn s3_props(endpoint: &str) -> Vec<(&'static str, String)> {
-        vec![
-            ("s3.endpoint", endpoint.to_string()),
-            ("s3.region", "us-east-1".into()),
-            ("s3.access-key-id", ACCESS_KEY.into()),
-            ("s3.secret-access-key", SECRET_KEY.into()),
-            ("s3.path-style-access", "true".into()),
-            ("s3.disable-config-load", "true".into()),
-            ("s3.disable-ec2-metadata", "true".into()),
-        ]
-    }
-
+/// Listing a bucket through calving-storage.
+pub trait ListObjects {
     /// Every object under `s3://bucket/prefix`, listed with calving-storage's own client straight
     /// from this server.
-    pub fn list(&self, bucket: &str, prefix: &str) -> Vec<String> {
-        let p: HashMap<String, String> =
-            Self::s3_props(&self.endpoint).into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    fn list(&self, bucket: &str, prefix: &str) -> Vec<String>;
+}
+
+impl ListObjects for S3Server {
+    fn list(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let p: HashMap<String, String> = Self::s3_props(&self.endpoint).into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         let config = StorageConfig::new(&format!("s3://{bucket}/{prefix}"), &p).expect("S3 config");
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let storage = ObjectStorage::new(config).unwrap();
-            let mut out: Vec<String> =
-                storage.list(storage.warehouse()).await.unwrap().into_iter().map(|o| o.location).collect();
+            let mut out: Vec<String> = storage.list(storage.warehouse()).await.unwrap().into_iter().map(|o| o.location).collect();
             out.sort();
             out
         })
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

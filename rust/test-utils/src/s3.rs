@@ -1,0 +1,135 @@
+//! moto's S3 server (Python, `moto[server]` from PyPI, installed by `tests/install-deps.sh`) on a
+//! free loopback port: the real S3-protocol server the storage and rsm suites run against
+//! (DESIGN.md, "Real components in tests"). Killed when dropped, also on panic; it also exits by
+//! itself when the test process is gone, or after 20 minutes.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The moto version `tests/install-deps.sh` installs.
+pub const MOTO_VERSION: &str = "5.2.1";
+/// The credentials tests sign with (moto accepts any).
+pub const ACCESS_KEY: &str = "calving-test-key";
+pub const SECRET_KEY: &str = "calving-test-secret";
+
+const MOTO_LAUNCHER: &str = r#"
+import os, sys, threading, time
+parent = os.getppid()
+started = time.time()
+def watch():
+    while True:
+        if os.getppid() != parent or time.time() - started > 1200:
+            os._exit(0)
+        time.sleep(0.5)
+threading.Thread(target=watch, daemon=True).start()
+from moto.server import main
+main(["-H", "127.0.0.1", "-p", sys.argv[1]])
+"#;
+
+/// A loopback port nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// A running moto S3 server.
+pub struct S3Server {
+    child: Child,
+    pub port: u16,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    log: std::path::PathBuf,
+}
+
+impl S3Server {
+    /// Starts the server and waits until it answers. Fails (never skips) when moto is missing.
+    pub fn start() -> S3Server {
+        let check = Command::new("python3")
+            .args(["-c", "import moto, moto.server, flask, flask_cors; print(moto.__version__)"])
+            .output();
+        match check {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => panic!(
+                "moto's S3 server is not installed ({}): run tests/install-deps.sh (it installs \"moto[server]=={MOTO_VERSION}\")",
+                String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("import failed")
+            ),
+            Err(e) => panic!("python3 not found ({e}): install Python 3, then run tests/install-deps.sh"),
+        }
+        let port = closed_port();
+        let log = std::env::temp_dir().join(format!("calving-moto-{}-{port}.log", std::process::id()));
+        let file = std::fs::File::create(&log).expect("moto log file");
+        let child = Command::new("python3")
+            .args(["-c", MOTO_LAUNCHER, &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("moto log file"))
+            .stderr(file)
+            .spawn()
+            .expect("start moto");
+        let mut server = S3Server { child, port, endpoint: format!("http://127.0.0.1:{port}"), log };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = server.child.try_wait().expect("moto status") {
+                panic!("moto exited ({status}) before answering:\n{}", server.log_text());
+            }
+            if server.request("GET", "/", "").is_ok_and(|(status, _)| status > 0) {
+                return server;
+            }
+            assert!(Instant::now() < deadline, "moto did not answer on port {port} within 60 s:\n{}", server.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// What the server logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// One plain (unsigned) HTTP/1.1 request; returns the status and body.
+    pub fn request(&self, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.port,
+            body.len()
+        )?;
+        let mut reader = BufReader::new(stream);
+        let mut status_line = String::new();
+        reader.read_line(&mut status_line)?;
+        let status = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let mut rest = String::new();
+        let _ = reader.read_to_string(&mut rest);
+        Ok((status, rest))
+    }
+
+    /// Creates a bucket with a path-style PUT.
+    pub fn create_bucket(&self, bucket: &str) {
+        let (status, body) = self.request("PUT", &format!("/{bucket}"), "").expect("create bucket");
+        assert_eq!(status, 200, "create bucket {bucket}: {body}");
+    }
+
+    /// The storage keys (`s3.*`) that reach an S3-compatible store at `endpoint` (this
+    /// server's, or a proxy's in front of it) with the test credentials, path-style.
+    pub fn s3_props(endpoint: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("s3.endpoint", endpoint.to_string()),
+            ("s3.region", "us-east-1".into()),
+            ("s3.access-key-id", ACCESS_KEY.into()),
+            ("s3.secret-access-key", SECRET_KEY.into()),
+            ("s3.path-style-access", "true".into()),
+            ("s3.disable-config-load", "true".into()),
+            ("s3.disable-ec2-metadata", "true".into()),
+        ]
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
