@@ -6,25 +6,37 @@
 // (javac -cp "$KAFKA_LIBS/*:$TYPED/serde/*") and run per step:
 //
 //   produce --bootstrap B --registry <v3 URL> --out-dir D [--records N] [--segment-bytes N]
-//       creates the topics typed_orders (value.mode value_schema_id_prefix) and typed_latest
-//       (value_schema_latest), one partition each, and produces:
+//       creates the topics typed_orders (value.mode value_schema_id_prefix, key.mode
+//       key_schema_id_prefix) and typed_latest (value_schema_latest, raw keys), one partition
+//       each, and produces:
 //       typed_orders: N orders (nested records, arrays, maps, date, timestamp-millis, decimals,
 //         uuid, a three-branch union, an enum, nulls) with the schema evolved twice while
 //         producing (v1; v2 adds `discount`; v3 adds `channel` and drops `note`), tombstones,
 //         and values that must stay raw: not Avro (JSON text, binary, empty), an unknown schema id,
 //         a truncated frame, trailing bytes, a non-canonical (over-long varint) encoding;
+//         keys: Avro OrderKey records written by a second AvroKafkaSerializer configured as a key
+//         serializer (subject typed_orders-key), the key schema evolved once while producing
+//         (v1 {customer_id, region}; v2 adds an optional `shard`), on Avro, raw and tombstone
+//         values alike, and keys that must stay raw: null, plain UTF-8, a truncated Avro key, an
+//         Avro key with an unknown schema id;
 //       typed_latest: N/4 bare Avro values (the serializer's output without its 5-byte prefix) of
 //         one schema, tombstones, truncated and trailing-byte values;
 //       then one end marker per topic that rolls the last data segment (as E2eClient does).
 //       Writes D/oracle.tsv (E2eClient's oracle format, for check.py consumed) and
-//       D/expected.jsonl: per record {topic, partition, offset, timestamp, key, kind, schema_id,
-//       value (hex, expected in the raw column or null), columns (expected typed columns, or null),
-//       avro (what was serialized, as its columns' JSON with map entries in key order, or null)}.
+//       D/expected.jsonl: per record {topic, partition, offset, timestamp, key (hex of the key
+//       bytes as sent, or null), kind, schema_id, value (hex, expected in the raw column or null),
+//       columns (expected typed columns, or null), avro (what was serialized, as its columns' JSON
+//       with map entries in key order, or null), key_kind (avro, null, utf8, truncated,
+//       unknown-id; raw for typed_latest's keys), key_version (1, 2 or null), key_schema_id (the
+//       writer schema id of an Avro key, expected in kafka.key_schema_id, or null), key_avro (the
+//       key record as avro above, which is also what the `key` struct reads, or null)}.
 //   decode  --bootstrap B --registry <v3 URL> --expected D/expected.jsonl
 //       reads both topics from offset 0 with ByteArrayDeserializer and decodes every value that
 //       was written as Avro with Apicurio's AvroKafkaDeserializer (typed_orders) or Avro's
-//       GenericDatumReader with the subject's schema (typed_latest, bare values): the decoded
-//       record must equal the produced one (compared as avro above). Prints PASS/FAIL lines.
+//       GenericDatumReader with the subject's schema (typed_latest, bare values), and every key
+//       of typed_orders written as Avro with a second AvroKafkaDeserializer configured for keys:
+//       the decoded record must equal the produced one (compared as avro above). Prints PASS/FAIL
+//       lines.
 //
 // Exit status 0 on success, 1 on failure (message on stderr).
 
@@ -143,6 +155,21 @@ public class TypedClient {
         if (version >= 2) f.append(",{\"name\":\"discount\",\"type\":[\"null\",\"double\"],\"default\":null}");
         if (version == 3) f.append(",{\"name\":\"channel\",\"type\":[\"null\",\"string\"],\"default\":null}");
         return new Schema.Parser().parse("{\"type\":\"record\",\"name\":\"Order\",\"namespace\":\"shop\",\"fields\":[" + f + "]}");
+    }
+
+    /** The key of typed_orders: OrderKey v1 {customer_id, region}; v2 adds an optional `shard`. */
+    static Schema orderKeySchema(int version) {
+        return new Schema.Parser().parse("{\"type\":\"record\",\"name\":\"OrderKey\",\"namespace\":\"shop\",\"fields\":["
+            + "{\"name\":\"customer_id\",\"type\":\"long\"},{\"name\":\"region\",\"type\":\"string\"}"
+            + (version >= 2 ? ",{\"name\":\"shard\",\"type\":[\"null\",\"int\"],\"default\":null}" : "") + "]}");
+    }
+
+    static GenericRecord orderKey(Schema s, int version, long i) {
+        GenericRecord k = new GenericData.Record(s);
+        k.put("customer_id", (i % 97) * 1_000_003L - 40_000_000L);   // negative and positive
+        k.put("region", new String[] {"eu-north", "us-east", "ap-東京", "sa"}[(int) (i % 4)]);
+        if (version >= 2) k.put("shard", i % 3 == 0 ? null : (Object) ((int) (i % 16) - 4));
+        return k;
     }
 
     static final Schema EVENT = new Schema.Parser().parse("{\"type\":\"record\",\"name\":\"Event\",\"namespace\":\"shop\",\"fields\":["
@@ -334,7 +361,11 @@ public class TypedClient {
     static volatile Exception sendError;
 
     static Sent send(KafkaProducer<byte[], byte[]> p, String topic, long ts, String key, byte[] value, char status) {
-        Sent s = new Sent(topic, ts, key == null ? null : key.getBytes(StandardCharsets.UTF_8), value, status);
+        return send(p, topic, ts, key == null ? null : key.getBytes(StandardCharsets.UTF_8), value, status);
+    }
+
+    static Sent send(KafkaProducer<byte[], byte[]> p, String topic, long ts, byte[] key, byte[] value, char status) {
+        Sent s = new Sent(topic, ts, key, value, status);
         sent.add(s);
         p.send(new ProducerRecord<>(topic, 0, ts, s.key, value), (md, e) -> {
             if (e != null) { sendError = e; return; }
@@ -410,6 +441,9 @@ public class TypedClient {
 
         AvroKafkaSerializer<GenericRecord> ser = new AvroKafkaSerializer<>();
         ser.configure(serdeConfig(), false);
+        // Keys: the same serde as a key serializer (TopicIdStrategy: subject typed_orders-key).
+        AvroKafkaSerializer<GenericRecord> keySer = new AvroKafkaSerializer<>();
+        keySer.configure(serdeConfig(), true);
         Properties pp = new Properties();
         pp.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, opt("bootstrap"));
         pp.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
@@ -419,17 +453,45 @@ public class TypedClient {
         pp.put(ProducerConfig.ACKS_CONFIG, "all");
         pp.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
         int[] ids = new int[4];
+        int[] keyIds = new int[3];
         try (KafkaProducer<byte[], byte[]> p = new KafkaProducer<>(pp)) {
             // typed_orders: the schema evolves at records/3 and 2*records/3.
+            // Its key schema evolves at records/2.
             Schema[] schemas = {null, orderSchema(1), orderSchema(2), orderSchema(3)};
+            Schema[] keySchemas = {null, orderKeySchema(1), orderKeySchema(2)};
             byte[] lastAvro = null;
+            byte[] lastAvroKey = null;
             int rawKind = 0;
             for (long i = 0; i < records; i++) {
                 int version = 1 + (int) (i * 3 / records);
                 long ts = t0 + i * 50;
-                String key = "order-" + i;
+                // The key: Avro, or one that must stay raw (the key expectations go in with keyed()).
+                int keyVersion = i < records / 2 ? 1 : 2;
+                GenericRecord keyRecord = null;
+                String keyKind;
+                byte[] key;
+                int keyCase = (int) (i % 41);
+                if (keyCase == 3) {
+                    keyKind = "null"; key = null;
+                } else if (keyCase == 17) {
+                    keyKind = "utf8"; key = ("order-" + i).getBytes(StandardCharsets.UTF_8);
+                } else if (keyCase == 29 && lastAvroKey != null) {
+                    keyKind = "truncated"; key = Arrays.copyOf(lastAvroKey, lastAvroKey.length - 1);
+                } else if (keyCase == 37 && lastAvroKey != null) {
+                    keyKind = "unknown-id"; key = lastAvroKey.clone(); ByteBuffer.wrap(key).putInt(1, 876_543);
+                } else {
+                    keyKind = "avro";
+                    keyRecord = orderKey(keySchemas[keyVersion], keyVersion, i);
+                    RecordHeaders kh = new RecordHeaders();
+                    key = keySer.serialize(ORDERS, kh, keyRecord);
+                    if (kh.toArray().length != 0) throw new IllegalStateException("the key serializer wrote headers");
+                    int kid = schemaId(key);
+                    if (keyIds[keyVersion] == 0) keyIds[keyVersion] = kid;
+                    else if (keyIds[keyVersion] != kid) throw new IllegalStateException("key schema v" + keyVersion + " got ids " + keyIds[keyVersion] + " and " + kid);
+                    lastAvroKey = key;
+                }
                 if (i % 37 == 5) {                                   // tombstone
-                    send(p, ORDERS, ts, key, null, 'N').expected.put("kind", "tombstone");
+                    keyed(send(p, ORDERS, ts, key, null, 'N'), keyKind, keyVersion, keyRecord).expected.put("kind", "tombstone");
                     continue;
                 }
                 if (i % 29 == 11 && lastAvro != null) {              // a value that must stay raw
@@ -444,7 +506,7 @@ public class TypedClient {
                         case 5: kind = "empty"; v = new byte[0]; break;
                         default: kind = "noncanonical"; v = overlongFirstVarint(lastAvro); break;
                     }
-                    Sent s = send(p, ORDERS, ts, key, v, 'N');
+                    Sent s = keyed(send(p, ORDERS, ts, key, v, 'N'), keyKind, keyVersion, keyRecord);
                     s.expected.put("kind", kind).put("value", hex(v));
                     if (kind.equals("noncanonical")) s.expected.put("avro", avroText(lastRecord));
                     continue;
@@ -456,7 +518,7 @@ public class TypedClient {
                 int id = schemaId(v);
                 if (ids[version] == 0) ids[version] = id;
                 else if (ids[version] != id) throw new IllegalStateException("schema v" + version + " got ids " + ids[version] + " and " + id);
-                Sent s = send(p, ORDERS, ts, key, v, 'N');
+                Sent s = keyed(send(p, ORDERS, ts, key, v, 'N'), keyKind, keyVersion, keyRecord);
                 s.expected.put("kind", "avro").put("version", version).put("schema_id", id)
                     .put("avro", avroText(r)).set("columns", columns(r));
                 lastAvro = v;
@@ -465,7 +527,8 @@ public class TypedClient {
             }
             p.flush();
             check();
-            System.err.println("produced " + ORDERS + ": schema ids v1 " + ids[1] + ", v2 " + ids[2] + ", v3 " + ids[3]);
+            System.err.println("produced " + ORDERS + ": schema ids v1 " + ids[1] + ", v2 " + ids[2] + ", v3 " + ids[3]
+                + "; key schema ids v1 " + keyIds[1] + ", v2 " + keyIds[2]);
 
             // typed_latest: bare Avro (value_schema_latest), one schema.
             int latestRecords = Math.max(40, records / 4);
@@ -498,14 +561,17 @@ public class TypedClient {
             for (String t : List.of(ORDERS, LATEST))
                 {
                 byte[] v = "end marker".getBytes(StandardCharsets.UTF_8);
-                send(p, t, markerTs, null, v, 'M').expected.put("kind", "marker").put("value", hex(v));
+                send(p, t, markerTs, (byte[]) null, v, 'M').expected.put("kind", "marker").put("value", hex(v));
             }
             p.flush();
         }
         ser.close();
+        keySer.close();
         check();
         if (ids[1] == 0 || ids[2] == 0 || ids[3] == 0 || ids[1] == ids[2] || ids[2] == ids[3] || ids[1] == ids[3])
             throw new IllegalStateException("expected three distinct schema ids, got " + Arrays.toString(ids));
+        if (keyIds[1] == 0 || keyIds[2] == 0 || keyIds[1] == keyIds[2])
+            throw new IllegalStateException("expected two distinct key schema ids, got " + Arrays.toString(keyIds));
 
         List<Sent> all = new ArrayList<>(sent);
         all.sort((a, b) -> a.topic.equals(b.topic) ? Long.compare(a.offset, b.offset) : a.topic.compareTo(b.topic));
@@ -522,6 +588,10 @@ public class TypedClient {
                 if (!x.has("value")) x.putNull("value");
                 if (!x.has("columns")) x.putNull("columns");
                 if (!x.has("avro")) x.putNull("avro");
+                if (!x.has("key_kind")) x.put("key_kind", s.key == null ? "null" : "raw");
+                if (!x.has("key_version")) x.putNull("key_version");
+                if (!x.has("key_schema_id")) x.putNull("key_schema_id");
+                if (!x.has("key_avro")) x.putNull("key_avro");
                 e.write(JSON.writeValueAsString(x));
                 e.write('\n');
             }
@@ -530,6 +600,15 @@ public class TypedClient {
     }
 
     static GenericRecord lastRecord;
+
+    /** Records what the key columns of a sent typed_orders record must read. */
+    static Sent keyed(Sent s, String keyKind, int keyVersion, GenericRecord keyRecord) {
+        s.expected.put("key_kind", keyKind);
+        if (keyRecord != null) {
+            s.expected.put("key_version", keyVersion).put("key_schema_id", schemaId(s.key)).put("key_avro", avroText(keyRecord));
+        }
+        return s;
+    }
 
     static void check() {
         if (sendError != null) throw new IllegalStateException("send failed", sendError);
@@ -547,6 +626,8 @@ public class TypedClient {
         }
         AvroKafkaDeserializer<GenericRecord> de = new AvroKafkaDeserializer<>();
         de.configure(serdeConfig(), false);
+        AvroKafkaDeserializer<GenericRecord> keyDe = new AvroKafkaDeserializer<>();
+        keyDe.configure(serdeConfig(), true);
         GenericDatumReader<GenericRecord> latestReader = new GenericDatumReader<>(EVENT);
         Properties p = new Properties();
         p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, opt("bootstrap"));
@@ -562,13 +643,28 @@ public class TypedClient {
                 c.seek(tp, 0);
                 long end = c.endOffsets(List.of(tp)).get(tp);
                 long deadline = System.currentTimeMillis() + 120_000;
-                int decoded = 0, mismatched = 0;
-                String first = null;
+                int decoded = 0, mismatched = 0, keysDecoded = 0, keysMismatched = 0;
+                String first = null, firstKey = null;
                 while (c.position(tp) < end) {
                     if (System.currentTimeMillis() > deadline) throw new IllegalStateException(topic + ": consume timed out at " + c.position(tp) + "/" + end);
                     for (ConsumerRecord<byte[], byte[]> r : c.poll(Duration.ofMillis(500))) {
                         JsonNode e = expected.getOrDefault(topic, Map.of()).get(r.offset());
-                        if (e == null || e.get("avro").isNull()) continue;
+                        if (e == null) continue;
+                        if (!e.get("key_avro").isNull()) {
+                            String gotKey;
+                            try {
+                                gotKey = avroText(keyDe.deserialize(topic, r.headers(), r.key()));
+                            } catch (RuntimeException ex) {
+                                gotKey = "exception: " + ex;
+                            }
+                            keysDecoded++;
+                            if (!gotKey.equals(e.get("key_avro").asText())) {
+                                keysMismatched++;
+                                if (firstKey == null) firstKey = "offset " + r.offset() + " (key v" + e.get("key_version").asText() + "): expected "
+                                    + e.get("key_avro").asText() + ", decoded " + gotKey;
+                            }
+                        }
+                        if (e.get("avro").isNull()) continue;
                         String got;
                         try {
                             got = topic.equals(ORDERS)
@@ -594,9 +690,20 @@ public class TypedClient {
                     ok = false;
                     System.out.println("FAIL " + name + ": " + decoded + " of " + want + " decoded, " + mismatched + " differ; first: " + first);
                 }
+                if (topic.equals(ORDERS)) {
+                    long wantKeys = expected.getOrDefault(topic, Map.of()).values().stream().filter(n -> !n.get("key_avro").isNull()).count();
+                    String keyName = "Avro key deserializer (Apicurio AvroKafkaDeserializer for keys) decodes " + topic + "' keys";
+                    if (keysMismatched == 0 && keysDecoded == wantKeys && wantKeys > 0) {
+                        System.out.println("PASS " + keyName + " (" + keysDecoded + " keys equal the produced records)");
+                    } else {
+                        ok = false;
+                        System.out.println("FAIL " + keyName + ": " + keysDecoded + " of " + wantKeys + " decoded, " + keysMismatched + " differ; first: " + firstKey);
+                    }
+                }
             }
         }
         de.close();
+        keyDe.close();
         return ok;
     }
 }

@@ -6,18 +6,29 @@ line, `PASS <name>` or `FAIL <name>: <why>`; the exit status is 1 when any check
         every value the serializer wrote for typed_orders is in the Confluent wire format with
         one of the three ids of subject typed_orders-value in the registry's Confluent API, whose
         schema there is the version the record was written with (v1: note; v2: note, discount;
-        v3: discount, channel); typed_latest's values used the subject's latest id
+        v3: discount, channel); typed_latest's values used the subject's latest id; every Avro key
+        of typed_orders is framed with one of the two ids of subject typed_orders-key, whose schema
+        is the key version it was written with (v1: customer_id, region; v2: + shard), and the
+        raw key with an unknown id names no version of it
     check_typed.py table <expected.jsonl> <tiered.tsv> <warehouse> <topic> <engine> <label>
         the topic's table read by pyiceberg, DuckDB or Spark (tests/oracle/read_table.py
-        --all-columns) holds exactly the records of the tiered segments: per row the offset,
-        timestamp and key; Avro values in the typed columns with their writer schema id in
+        --all-columns) holds exactly the records of the tiered segments: per row the offset and
+        timestamp; Avro values in the typed columns with their writer schema id in
         kafka.value_schema_id and `value` null; raw values (not Avro, unknown id, truncated,
         trailing bytes, non-canonical) byte for byte in `value` with every typed column null;
-        tombstones with both null; columns a writer schema lacks read as null
+        tombstones with both null; columns a writer schema lacks read as null. Keys of
+        typed_orders (key.mode key_schema_id_prefix): an Avro key in the `key` struct (its fields,
+        `shard` null for a v1 key), its writer schema id in kafka.key_schema_id and kafka.key
+        null; a raw key (plain UTF-8, truncated Avro, unknown id) byte for byte in kafka.key with
+        the struct and kafka.key_schema_id null; a null key: all three null. typed_latest (raw
+        keys): kafka.key byte for byte, no `key` struct, no kafka.key_schema_id
     check_typed.py schema <warehouse> <topic> <min schemas>
         the table's schema history (pyiceberg): at least <min schemas> schemas (created, then
         evolved), every field id of an earlier schema unchanged in the current one (by name
-        path), and the Iceberg types of the logical types (date, timestamptz, decimal, uuid)
+        path: the `key` struct's fields too), and the Iceberg types of the logical types (date,
+        timestamptz, decimal, uuid); typed_orders: an optional `key` struct {customer_id long,
+        region string, shard int}, the key evolved in the history (an earlier schema's `key` has
+        no `shard`), and an int kafka.key_schema_id; typed_latest: neither
 
 File formats: see TypedClient.java (expected.jsonl) and E2eClient.java (tiered file).
 """
@@ -60,15 +71,22 @@ def get(url):
         return json.load(r)
 
 
+def subject_schemas(ccompat, subject):
+    """{id: parsed schema} of every version of the subject in the registry's Confluent API."""
+    by_id = {}
+    for v in get(f"{ccompat}/subjects/{subject}/versions"):
+        d = get(f"{ccompat}/subjects/{subject}/versions/{v}")
+        by_id[d["id"]] = json.loads(d["schema"])
+    return by_id
+
+
 def cmd_wire(expected_path, ccompat):
     rows = read_expected(expected_path)
     name = "Confluent wire format: typed_orders values carry the ids of subject typed_orders-value"
+    key_name = "Confluent wire format: typed_orders' Avro keys carry the ids of subject typed_orders-key"
     try:
-        versions = get(f"{ccompat}/subjects/typed_orders-value/versions")
-        by_id = {}
-        for v in versions:
-            d = get(f"{ccompat}/subjects/typed_orders-value/versions/{v}")
-            by_id[d["id"]] = json.loads(d["schema"])
+        by_id = subject_schemas(ccompat, "typed_orders-value")
+        key_by_id = subject_schemas(ccompat, "typed_orders-key")
         latest = get(f"{ccompat}/subjects/typed_latest-value/versions/latest")
     except Exception as e:  # noqa: BLE001
         result(False, name, f"registry: {e}")
@@ -94,6 +112,44 @@ def cmd_wire(expected_path, ccompat):
     lat = {r["schema_id"] for r in rows if r["topic"] == "typed_latest" and r["kind"] == "latest"}
     result(lat == {latest["id"]}, f"typed_latest-value's latest schema id {latest['id']} wrote every bare value",
            f"values were written with ids {lat}")
+
+    problems = []
+    seen = {}
+    kinds = {}
+    for r in rows:
+        if r["topic"] != "typed_orders":
+            continue
+        kinds[r["key_kind"]] = kinds.get(r["key_kind"], 0) + 1
+        key = bytes.fromhex(r["key"]) if r["key"] is not None else None
+        if r["key_kind"] == "unknown-id":
+            kid = int.from_bytes(key[1:5], "big")
+            if key[0] != 0 or kid in key_by_id or kid in by_id:
+                problems.append(f"offset {r['offset']}: the unknown-id key {r['key'][:10]} names a known id")
+            continue
+        if r["key_kind"] != "avro":
+            continue
+        sid, version = r["key_schema_id"], r["key_version"]
+        seen.setdefault(version, set()).add(sid)
+        if key is None or len(key) < 6 or key[0] != 0 or int.from_bytes(key[1:5], "big") != sid:
+            problems.append(f"offset {r['offset']}: key {r['key']} is not framed with id {sid}")
+            continue
+        if sid not in key_by_id:
+            problems.append(f"offset {r['offset']}: key id {sid} is not a version of the subject ({sorted(key_by_id)})")
+            continue
+        sch = key_by_id[sid]
+        fields = [f["name"] for f in sch.get("fields", [])]
+        want = ["customer_id", "region"] + (["shard"] if version == 2 else [])
+        if sch.get("name") != "OrderKey" or fields != want:
+            problems.append(f"offset {r['offset']}: key id {sid}'s schema {short(sch, 200)} is not OrderKey v{version}")
+    if sorted(seen) != [1, 2] or any(len(s) != 1 for s in seen.values()) or len(set().union(*seen.values())) != 2:
+        problems.append(f"expected one distinct key id per key schema version, got {seen}")
+    if sorted(key_by_id) != sorted(set().union(*seen.values()) if seen else set()):
+        problems.append(f"the subject's ids {sorted(key_by_id)} are not the ones the keys used {seen}")
+    for k in ("avro", "null", "utf8", "truncated", "unknown-id"):
+        if not kinds.get(k):
+            problems.append(f"no {k} key produced ({kinds})")
+    result(not problems, f"{key_name} ({len(key_by_id)} versions, ids {sorted(key_by_id)}; keys: "
+           + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + ")", "; ".join(problems[:3]))
 
 
 def short(v, n=300):
@@ -166,17 +222,44 @@ def cmd_table(expected_path, tiered_path, warehouse, topic, engine, label):
     if not actual:
         result(False, name, "no rows")
         return
-    typed_columns = sorted(k for k in actual[0] if k not in ("kafka", "value"))
+    typed_keys = topic == "typed_orders"  # key.mode key_schema_id_prefix; typed_latest's keys are raw
+    typed_columns = sorted(k for k in actual[0] if k not in ("kafka", "value", "key"))
     problems = []
     kinds = {}
+    key_kinds = {}
+    if typed_keys != ("key" in actual[0]):
+        problems.append(f"a top-level `key` struct {'expected' if typed_keys else 'not expected'}, columns: {sorted(actual[0])}")
+    if typed_keys != ("key_schema_id" in actual[0]["kafka"]):
+        problems.append(f"kafka.key_schema_id {'expected' if typed_keys else 'not expected'}, kafka: {sorted(actual[0]['kafka'])}")
+    key_fields = ("customer_id", "region", "shard")
     if len(actual) != len(expected):
         problems.append(f"{len(expected)} rows expected (offsets up to {bound}), {len(actual)} read")
     for e, a in zip(expected, actual):
         k = a["kafka"]
-        where = f"offset {e['offset']} ({e['kind']})"
-        if (k["partition"], k["offset"], k["timestamp"], k["key"]) != (0, e["offset"], e["timestamp"] * 1000, e["key"]):
-            problems.append(f"{where}: kafka struct {short(k)} differs from offset {e['offset']} ts {e['timestamp']} key {e['key']}")
+        where = f"offset {e['offset']} ({e['kind']}, key {e['key_kind']})"
+        in_columns = typed_keys and e["key_schema_id"] is not None
+        want_key = None if in_columns else e["key"]
+        if (k["partition"], k["offset"], k["timestamp"], k["key"]) != (0, e["offset"], e["timestamp"] * 1000, want_key):
+            problems.append(f"{where}: kafka struct {short(k)} differs from offset {e['offset']} ts {e['timestamp']} key {want_key}")
             continue
+        if k.get("key_schema_id") != (e["key_schema_id"] if typed_keys else None):
+            problems.append(f"{where}: kafka.key_schema_id {k.get('key_schema_id')}, expected {e['key_schema_id']}")
+        if typed_keys:
+            want = None
+            if in_columns:
+                want = {f: None for f in key_fields}
+                want.update(json.loads(e["key_avro"]))
+            got = a.get("key")
+            if want is None or got is None:
+                if want != got:
+                    problems.append(f"{where}: key struct {short(got, 120)}, expected {short(want, 120)}")
+            elif sorted(got) != sorted(want):
+                problems.append(f"{where}: key struct fields {sorted(got)}, expected {sorted(want)}")
+            else:
+                d = first_difference("key", want, got)
+                if d:
+                    problems.append(f"{where}: {d}")
+        key_kinds[e["key_kind"]] = key_kinds.get(e["key_kind"], 0) + 1
         if k.get("value_schema_id") != e["schema_id"]:
             problems.append(f"{where}: kafka.value_schema_id {k.get('value_schema_id')}, expected {e['schema_id']}")
         if a["value"] != e["value"]:
@@ -193,6 +276,7 @@ def cmd_table(expected_path, tiered_path, warehouse, topic, engine, label):
         if len(problems) > 5:
             break
     summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    summary += "; keys: " + ", ".join(f"{n} {k}" for k, n in sorted(key_kinds.items()))
     if tolerated:
         summary += (f"; {len(tolerated)} null list<struct> cells ({', '.join(sorted(set(tolerated)))}) read as [],"
                     " pyiceberg's known bug iceberg-python#3833")
@@ -236,7 +320,34 @@ def cmd_schema(warehouse, topic, min_schemas):
     sid = current.find_field("kafka.value_schema_id", case_sensitive=True) if "kafka" in types else None
     if sid is None or not isinstance(sid.field_type, T.IntegerType):
         problems.append("no int column kafka.value_schema_id")
-    result(not problems, f"{name} ({len(schemas)} schemas, field ids stable, {len(current.fields)} top-level columns)",
+    kafka_fields = {f.name: f for f in types["kafka"].fields} if isinstance(types.get("kafka"), T.StructType) else {}
+    key_note = ""
+    if topic == "typed_orders":
+        key = current.find_field("key") if "key" in types else None
+        if key is None or not isinstance(key.field_type, T.StructType) or key.required:
+            problems.append(f"key is {key}, expected an optional struct")
+        else:
+            kt = {f.name: f.field_type for f in key.field_type.fields}
+            want_key = {"customer_id": T.LongType(), "region": T.StringType(), "shard": T.IntegerType()}
+            if kt != want_key:
+                problems.append(f"key struct fields {kt}, expected {want_key}")
+            history = [(s.schema_id, ids(s)) for s in schemas]
+            if not any("key" in i and "key.shard" not in i for _, i in history):
+                problems.append("no schema in the history has a `key` without `shard` (the key evolution is not in it)")
+            seen_key = {p: sorted({i[p] for _, i in history if p in i}) for p in ("key", "key.customer_id", "key.region", "key.shard")}
+            unstable = {p: v for p, v in seen_key.items() if len(v) != 1}
+            if unstable:
+                problems.append(f"key field ids differ across the history: {unstable}")
+            first_with_shard = min((sid_ for sid_, i in history if "key.shard" in i), default=None)
+            key_note = (f"; key struct ids {', '.join(f'{p}={v[0]}' for p, v in seen_key.items() if v)}, key.shard from schema"
+                        f" {first_with_shard}")
+        ksid = kafka_fields.get("key_schema_id")
+        if ksid is None or not isinstance(ksid.field_type, T.IntegerType):
+            problems.append("no int column kafka.key_schema_id")
+    elif topic == "typed_latest":
+        if "key" in types or "key_schema_id" in kafka_fields:
+            problems.append("raw keys, yet the table has a `key` struct or kafka.key_schema_id")
+    result(not problems, f"{name} ({len(schemas)} schemas, field ids stable, {len(current.fields)} top-level columns{key_note})",
            "; ".join(problems[:4]))
 
 

@@ -1,30 +1,38 @@
 #!/usr/bin/env bash
-# Calving's typed tables (value.mode value_schema_id_prefix / value_schema_latest) end to end: a
-# real Apache Kafka 4.1.2 broker (single-node KRaft, 127.0.0.1) with the plugin jar, a real Schema
-# Registry (Apicurio Registry 3.0.9, tests/schema-registry) and a real Avro serializer (Apicurio's
-# Kafka serde, io.apicurio:apicurio-registry-avro-serde-kafka 3.0.2, writing the Confluent wire
-# format: magic byte 0, 4-byte id, Avro binary).
+# Calving's typed tables (value.mode value_schema_id_prefix / value_schema_latest, key.mode
+# key_schema_id_prefix) end to end: a real Apache Kafka 4.1.2 broker (single-node KRaft, 127.0.0.1)
+# with the plugin jar, a real Schema Registry (Apicurio Registry 3.0.9, tests/schema-registry) and
+# a real Avro serializer for values and keys (Apicurio's Kafka serde,
+# io.apicurio:apicurio-registry-avro-serde-kafka 3.0.2, writing the Confluent wire format: magic
+# byte 0, 4-byte id, Avro binary).
 #
 #   integration/typed/run.sh        (after tests/install-deps.sh and `gradle --no-daemon -q jar`)
 #
 # Steps, each ending in lines "PASS <name>" or "FAIL <name>: <why>":
 #   1. start the registry, then the broker with rsm.config.schema.registry.url=<registry>/apis/ccompat/v7,
-#      rsm.config.topic.typed_orders.value.mode=value_schema_id_prefix and
-#      rsm.config.topic.typed_latest.value.mode=value_schema_latest;
+#      rsm.config.topic.typed_orders.value.mode=value_schema_id_prefix,
+#      rsm.config.topic.typed_orders.key.mode=key_schema_id_prefix and
+#      rsm.config.topic.typed_latest.value.mode=value_schema_latest (its keys stay raw);
 #   2. produce (TypedClient.java produce): typed_orders, Avro orders with nested records, arrays,
 #      maps, date/timestamp-millis/decimal/uuid, nulls, a three-branch union, an enum, bytes, the
-#      schema evolved twice while producing, tombstones and values that must stay raw;
-#      typed_latest, bare Avro values of one schema (see TypedClient.java); 32 KiB segments;
-#   3. the ids in the values are the subject's versions in the registry's Confluent API (check_typed.py wire);
+#      schema evolved twice while producing, tombstones and values that must stay raw; keys: Avro
+#      OrderKey records from a second serializer configured for keys (subject typed_orders-key),
+#      the key schema evolved once while producing, and keys that must stay raw (null, plain
+#      UTF-8, truncated Avro, an unknown schema id); typed_latest, bare Avro values of one schema
+#      and raw keys (see TypedClient.java); 32 KiB segments;
+#   3. the ids in the values and keys are the versions of subjects typed_orders-value and
+#      typed_orders-key in the registry's Confluent API (check_typed.py wire);
 #   4. wait until every rolled segment was copied and deleted locally (E2eClient wait-tiered);
-#   5. consume from offset 0: every value byte-identical to what the serializer wrote (E2eClient
-#      consume + integration/e2e/check.py consumed), and Apicurio's AvroKafkaDeserializer decodes
-#      them to the produced records (TypedClient decode);
-#   6. the tables: schema history and types (pyiceberg), then every row's typed columns, raw
-#      fallback, schema id and Kafka fields read by pyiceberg, DuckDB and Spark (pyspark with
-#      Iceberg's Spark runtime), compared with the produced values (check_typed.py);
-#   7. stop the registry, restart the broker, consume again: byte-identical values with no
-#      registry (a tiered segment's sidecar keeps its writer schemas);
+#   5. consume from offset 0: every key and value byte-identical to what the serializers wrote
+#      (E2eClient consume + integration/e2e/check.py consumed), and Apicurio's AvroKafkaDeserializer
+#      decodes the values, and a second one configured for keys the Avro keys, to the produced
+#      records (TypedClient decode);
+#   6. the tables: schema history and types, the `key` struct's field ids stable too (pyiceberg),
+#      then every row's typed columns, raw fallback, schema id, key struct, key schema id, raw key
+#      fallback and Kafka fields read by pyiceberg, DuckDB and Spark (pyspark with Iceberg's Spark
+#      runtime), compared with the produced values and keys (check_typed.py);
+#   7. stop the registry, restart the broker, consume again: byte-identical keys and values with
+#      no registry (a tiered segment's sidecar keeps its writer schemas, the keys' too);
 #   8. no ERROR from the remote log subsystem in the broker log; clean shutdown.
 # Ends with "typed: N passed, N failed"; exit status 1 when anything failed. The work directory
 # is kept on failure, or always with CALVING_KEEP_WORK=1.
@@ -132,6 +140,7 @@ rlmm.config.remote.log.metadata.topic.num.partitions=1
 rsm.config.warehouse=file://$warehouse
 rsm.config.schema.registry.url=$ccompat
 rsm.config.topic.typed_orders.value.mode=value_schema_id_prefix
+rsm.config.topic.typed_orders.key.mode=key_schema_id_prefix
 rsm.config.topic.typed_latest.value.mode=value_schema_latest
 remote.log.manager.task.interval.ms=1000
 log.retention.check.interval.ms=1000
@@ -145,12 +154,12 @@ if broker_start; then pass "broker started with the plugin and schema.registry.u
 # ---- 2. produce
 t0=$(date +%s)
 if java_client TypedClient produce --registry "$v3" --out-dir "$work" --records "$records" 2>"$work/produce.err"; then
-  pass "produce with Apicurio's AvroKafkaSerializer ($(wc -l <"$work/oracle.tsv") records: $(grep -c '"kind":"avro"' "$work/expected.jsonl") Avro in 3 schema versions, $(grep -c '"kind":"latest"' "$work/expected.jsonl") bare Avro, $(grep -c '"kind":"tombstone"' "$work/expected.jsonl") tombstones, $(grep -v -c -E '"kind":"(avro|latest|tombstone|marker)"' "$work/expected.jsonl") raw; $(($(date +%s) - t0)) s)"
+  pass "produce with Apicurio's AvroKafkaSerializer ($(wc -l <"$work/oracle.tsv") records: $(grep -c '"kind":"avro"' "$work/expected.jsonl") Avro in 3 schema versions, $(grep -c '"kind":"latest"' "$work/expected.jsonl") bare Avro, $(grep -c '"kind":"tombstone"' "$work/expected.jsonl") tombstones, $(grep -v -c -E '"kind":"(avro|latest|tombstone|marker)"' "$work/expected.jsonl") raw; typed_orders keys: $(grep -c '"key_kind":"avro"' "$work/expected.jsonl") Avro in 2 schema versions, $(grep '"topic":"typed_orders"' "$work/expected.jsonl" | grep -v -c -E '"key_kind":"(avro|null)"') raw, $(grep '"topic":"typed_orders"' "$work/expected.jsonl" | grep -c '"key_kind":"null"') null; $(($(date +%s) - t0)) s)"
 else
   tail -n 30 "$work/produce.err"; fail "produce" "TypedClient produce failed"; exit 1
 fi
 
-# ---- 3. ids in the values = the registry's Confluent ids
+# ---- 3. ids in the values and keys = the registry's Confluent ids
 bg python3 "$here/check_typed.py" wire "$work/expected.jsonl" "$ccompat" | tee_results
 
 # ---- 4. tiered and deleted locally
@@ -167,7 +176,7 @@ fi
 consume_bytes() {   # <label>
   if java_client E2eClient consume --topics "$topics" --isolation read_uncommitted --out "$work/consumed.tsv" 2>"$work/consume.err"; then
     bg python3 "$root/integration/e2e/check.py" consumed "$work/oracle.tsv" "$work/consumed.tsv" read_uncommitted \
-      "$work/tiered.tsv" "$1" | sed 's/ records equal/ values byte-identical to the serializer'"'"'s output/' | tee_results
+      "$work/tiered.tsv" "$1" | sed 's/ records equal/ keys and values byte-identical to the serializers'"'"' output/' | tee_results
   else
     tail -n 5 "$work/consume.err"; fail "$1" "E2eClient consume failed"
   fi
