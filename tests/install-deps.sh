@@ -18,10 +18,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   exit 1
 fi
 
-if ! command -v gradle >/dev/null; then
-  echo "== installing gradle (Debian package)"
+debs=()
+command -v gradle >/dev/null || debs+=(gradle)
+command -v openssl >/dev/null || debs+=(openssl) # a private CA for the Schema Registry HTTPS test
+if [ ${#debs[@]} -gt 0 ]; then
+  echo "== installing ${debs[*]} (Debian packages)"
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends gradle >/dev/null
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${debs[@]}" >/dev/null
 fi
 
 python3 -c 'import moto, moto.server, flask_cors; assert moto.__version__ == "5.2.1"' 2>/dev/null || { echo "== installing moto[server] 5.2.1 (loopback S3 server for calving-storage tests)"; python3 -m pip install -q "moto[server]==5.2.1"; }

@@ -223,6 +223,39 @@ async fn basic_auth() {
     );
 }
 
+/// HTTPS with a private CA: trusted through `schema.registry.ssl.ca.location`; without it, the
+/// certificate is refused and the error is retriable (never a degraded table).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_a_private_ca() {
+    let dir = tempfile_dir("https");
+    let registry = Registry::start_with_tls("https", &dir);
+    let id = registry.register("tls-value", ORDER_V1);
+    let (https, ca) = registry.https.clone().expect("TLS registry");
+    let url = format!("{https}{CCOMPAT}");
+    let config = RegistryConfig::from_properties([
+        ("schema.registry.url", url.as_str()),
+        ("schema.registry.ssl.ca.location", ca.to_str().unwrap()),
+    ])
+    .unwrap();
+    let client = SchemaRegistry::new(config).unwrap();
+    let s = client.schema_by_id(id).await.unwrap().unwrap_or_else(|e| panic!("{e}\n{}", registry.log_text()));
+    assert_eq!(s.text, ORDER_V1);
+    assert_eq!(client.latest("tls-value").await.unwrap().id, id);
+    // Without the CA the server's certificate is not trusted.
+    let client = SchemaRegistry::new(RegistryConfig::new(&url).unwrap()).unwrap();
+    let e = client.schema_by_id(id).await.unwrap_err();
+    assert!(e.is_retriable() && e.to_string().contains("127.0.0.1"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A fresh directory under the system temp dir.
+fn tempfile_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("calving-registry-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
 #[tokio::test]
 async fn registry_down_is_unavailable_within_the_bound() {
     // Nothing listens: connection refused, at once.

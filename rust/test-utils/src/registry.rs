@@ -1,6 +1,7 @@
 //! A real Confluent-compatible Schema Registry for the schema-mode tests: Apicurio Registry 3.0.9
 //! from Maven Central (`tests/schema-registry/resolve.sh`), in-memory storage, on a free loopback
-//! port, optionally behind HTTP basic auth; killed when dropped (also on panic). Schemas are
+//! port, optionally behind HTTP basic auth, or serving HTTPS too with a certificate of a private CA
+//! made for the run (`openssl`); killed when dropped (also on panic). Schemas are
 //! registered through its Confluent API (`/apis/ccompat/v7`), as a Confluent serializer would.
 
 use std::io::{Read, Write};
@@ -23,20 +24,28 @@ pub struct Registry {
     port: u16,
     log: PathBuf,
     auth: Option<(String, String)>,
+    /// With TLS: `https://127.0.0.1:PORT` and the PEM file of the CA that signed its certificate.
+    pub https: Option<(String, PathBuf)>,
 }
 
 impl Registry {
     /// Starts a registry (`name` tells its log file apart) and waits until it answers.
     pub fn start(name: &str) -> Registry {
-        Self::launch(name, None)
+        Self::launch(name, None, None)
     }
 
     /// Starts a registry whose API needs HTTP basic auth as `user`:`password`.
     pub fn start_with_basic_auth(name: &str, user: &str, password: &str) -> Registry {
-        Self::launch(name, Some((user.to_string(), password.to_string())))
+        Self::launch(name, Some((user.to_string(), password.to_string())), None)
     }
 
-    fn launch(name: &str, auth: Option<(String, String)>) -> Registry {
+    /// Starts a registry that also serves HTTPS ([`Registry::https`]) with a certificate for
+    /// 127.0.0.1 signed by a CA made in `dir`.
+    pub fn start_with_tls(name: &str, dir: &std::path::Path) -> Registry {
+        Self::launch(name, None, Some(dir))
+    }
+
+    fn launch(name: &str, auth: Option<(String, String)>, tls: Option<&std::path::Path>) -> Registry {
         let script = repo_root().join("tests/schema-registry/resolve.sh");
         let out = Command::new(&script).output().unwrap_or_else(|e| panic!("cannot run {} ({e})", script.display()));
         assert!(
@@ -59,6 +68,14 @@ impl Registry {
             ])
             .arg(format!("-Dquarkus.security.users.embedded.users.{user}={password}"));
         }
+        let https = tls.map(|dir| {
+            let (cert, key, ca) = certificates(dir);
+            let ssl_port = closed_port();
+            cmd.arg(format!("-Dquarkus.http.ssl-port={ssl_port}"))
+                .arg(format!("-Dquarkus.http.ssl.certificate.files={}", cert.display()))
+                .arg(format!("-Dquarkus.http.ssl.certificate.key-files={}", key.display()));
+            (format!("https://127.0.0.1:{ssl_port}"), ca)
+        });
         let file = std::fs::File::create(&log).expect("registry log file");
         let child = cmd
             .arg("-jar")
@@ -68,7 +85,7 @@ impl Registry {
             .stderr(file)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start java ({e}): install a JDK 17"));
-        let mut r = Registry { child, base: format!("http://127.0.0.1:{port}"), port, log, auth };
+        let mut r = Registry { child, base: format!("http://127.0.0.1:{port}"), port, log, auth, https };
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = r.child.try_wait() {
@@ -142,6 +159,27 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A private CA and a server certificate for 127.0.0.1 it signed, made with `openssl` in `dir`:
+/// (certificate, key, CA certificate), PEM files.
+fn certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run openssl ({e}): run tests/install-deps.sh"));
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    std::fs::write(dir.join("server.ext"), "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\n").expect("write server.ext");
+    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=calving test CA"]);
+    run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
+    run(&[
+        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2",
+        "-extfile", "server.ext",
+    ]);
+    (dir.join("server.pem"), dir.join("server.key"), dir.join("ca.pem"))
 }
 
 /// The body of a chunked HTTP/1.1 response.
