@@ -36,44 +36,21 @@ python3 -m zipfile -l "$jar" | grep -q libcalving || die "$jar holds no native l
 echo "plugin jar: $jar ($(du -h "$jar" | cut -f1))"
 
 LIBS=$("$root/integration/kafka/resolve-jars.sh" | tail -n1)
-# shellcheck source=kafka/broker.sh
-. "$root/integration/kafka/broker.sh"
+# shellcheck source=kafka/harness.sh
+. "$root/integration/kafka/harness.sh"
 
 rm -rf "$demo"
 mkdir -p "$demo"
 warehouse="$demo/warehouse"
-watchdog_pid=""
-cleanup() {
-  local rc=$?
-  broker_kill
-  [ -n "$watchdog_pid" ] && kill -TERM "$watchdog_pid" 2>/dev/null
-  [ "$rc" = 0 ] || echo "demo: failed; broker log: $demo/server.log" >&2
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-main_pid=$$
-( trap 'kill "$sp" 2>/dev/null; exit 0' TERM
-  sleep 900 & sp=$!
-  wait "$sp" && { echo "demo: watchdog: 15 min elapsed, stopping" >&2; kill -TERM "$main_pid"; } ) &
-watchdog_pid=$!
+say_failed() { [ "$1" = 0 ] || echo "demo: failed; broker log: $demo/server.log" >&2; }
+harness_traps demo "" "" say_failed   # the demo directory stays
+start_watchdog 900 demo "15 min"
 
 kafka() { java -Xmx256m -XX:+UseSerialGC -Dlog4j2.configurationFile="$root/integration/kafka/log4j2.xml" \
   -Dcalving.log.file="$demo/tools.log" -cp "$LIBS/*" "$@"; }
 
 step "Starting a Kafka 4.1.2 broker with Calving as its RemoteStorageManager"
-cat >"$demo/calving.properties" <<EOF
-remote.log.storage.system.enable=true
-remote.log.storage.manager.class.name=io.calving.kafka.CalvingRemoteStorageManager
-remote.log.storage.manager.class.path=$jar
-remote.log.metadata.manager.listener.name=PLAINTEXT
-rlmm.config.remote.log.metadata.topic.replication.factor=1
-rlmm.config.remote.log.metadata.topic.num.partitions=1
-rsm.config.warehouse=file://$warehouse
-remote.log.manager.task.interval.ms=1000
-log.retention.check.interval.ms=1000
-EOF
+plugin_properties "$jar" "$warehouse" >"$demo/calving.properties"
 echo "broker properties added for Calving:"
 sed 's/^/    /' "$demo/calving.properties"
 broker_init "$demo" "$LIBS" "$demo/calving.properties"

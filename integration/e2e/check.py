@@ -17,6 +17,9 @@
 
 File formats: see E2eClient.java (oracle/dump lines) and its wait-tiered command (tiered file:
 topic partition earliest earliestLocal latestTiered latest).
+
+integration/typed/check_typed.py imports its helpers: result (and the exit status kept in `failed`),
+read_tiered and read_table.
 """
 import json
 import os
@@ -60,6 +63,18 @@ def read_tiered(path):
                 out[(t, int(p))] = dict(earliest=int(earliest), local=int(local), tiered=int(tiered),
                                         latest=int(latest))
     return out
+
+
+def read_table(name, engine, warehouse, topic, *flags, tail=500):
+    """The lines tests/oracle/read_table.py prints for table kafka.<topic> (one JSON row each), or
+    None after a FAIL <name> line when it fails (the last <tail> characters of its stderr)."""
+    db = os.path.join(warehouse, "calving-catalog.db")
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests/oracle/read_table.py"), engine, db, warehouse,
+                           f"kafka.{topic}", *flags], capture_output=True, text=True)
+    if proc.returncode != 0:
+        result(False, name, f"read_table.py failed: {proc.stderr.strip()[-tail:]}")
+        return None
+    return proc.stdout.splitlines()
 
 
 def by_topic(rows):
@@ -193,15 +208,13 @@ def cmd_table(oracle, tiered_path, warehouse, topic, engine, label):
     if not os.path.exists(db):
         result(False, f"{label} {topic} ({engine})", f"no catalog at {db}: nothing was committed")
         return
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests/oracle/read_table.py"), engine, db, warehouse,
-                           f"kafka.{topic}"], capture_output=True, text=True)
     name = f"{label} {topic} ({engine})"
-    if proc.returncode != 0:
-        result(False, name, f"read_table.py failed: {proc.stderr.strip()[-500:]}")
+    lines = read_table(name, engine, warehouse, topic)
+    if lines is None:
         return
     actual = []
     topic_ids = set()
-    for line in proc.stdout.splitlines():
+    for line in lines:
         d = json.loads(line)
         topic_ids.add(d["topic_id"])
         ts_us = d["timestamp"]
@@ -233,14 +246,11 @@ def cmd_table(oracle, tiered_path, warehouse, topic, engine, label):
 
 def cmd_table_empty(warehouse, topic, engine, label):
     """The topic's table exists and holds no row (retention.mode=delete after the topic was deleted)."""
-    db = os.path.join(warehouse, "calving-catalog.db")
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests/oracle/read_table.py"), engine, db, warehouse,
-                           f"kafka.{topic}"], capture_output=True, text=True)
     name = f"{label} {topic} ({engine})"
-    if proc.returncode != 0:
-        result(False, name, f"read_table.py failed: {proc.stderr.strip()[-500:]}")
+    lines = read_table(name, engine, warehouse, topic)
+    if lines is None:
         return
-    rows = [line for line in proc.stdout.splitlines() if line.strip()]
+    rows = [line for line in lines if line.strip()]
     result(not rows, f"{name} (0 rows)" if not rows else name, f"{len(rows)} rows left")
 
 

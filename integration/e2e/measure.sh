@@ -39,30 +39,18 @@ if [[ " $modes " == *" on "* ]]; then
   python3 -m zipfile -l "$jar" | grep -q libcalving || die "$jar holds no native library (skeleton jar?)"
 fi
 LIBS=$("$root/integration/kafka/resolve-jars.sh" | tail -n1) || die "could not resolve the Kafka jars"
-# shellcheck source=../kafka/broker.sh
-. "$root/integration/kafka/broker.sh"
+# shellcheck source=../kafka/harness.sh
+. "$root/integration/kafka/harness.sh"
 
 base=$(mktemp -d "${TMPDIR:-/tmp}/calving-measure.XXXXXX")
 sampler_pid=""
-watchdog_pid=""
 child_pid=""
-cleanup() {
-  local rc=$?
-  [ -n "$sampler_pid" ] && kill "$sampler_pid" 2>/dev/null
-  [ -n "$child_pid" ] && kill "$child_pid" 2>/dev/null
-  broker_kill
-  [ -n "$watchdog_pid" ] && kill -TERM "$watchdog_pid" 2>/dev/null
-  if [ "$rc" -ne 0 ] || [ "${CALVING_KEEP_WORK:-0}" = 1 ]; then say "work directory kept: $base"; else rm -rf "$base"; fi
-  exit "$rc"
+stop_children() {
+  [ -z "$sampler_pid" ] || kill "$sampler_pid" 2>/dev/null
+  [ -z "$child_pid" ] || kill "$child_pid" 2>/dev/null
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'say "terminated (watchdog after ${timeout} s?)"; exit 143' TERM
-main_pid=$$
-( trap 'kill "$sp" 2>/dev/null; exit 0' TERM
-  sleep "$timeout" & sp=$!
-  wait "$sp" && { echo "measure: watchdog: ${timeout} s elapsed, stopping" >&2; kill -TERM "$main_pid"; } ) &
-watchdog_pid=$!
+harness_traps measure "$base" "" stop_children "" "terminated (watchdog after ${timeout} s?)"
+start_watchdog "$timeout" measure
 
 bg() { "$@" & child_pid=$!; wait "$child_pid"; local rc=$?; child_pid=""; return $rc; }
 tool() { bg java -Xmx512m -XX:+UseSerialGC -Dlog4j2.configurationFile="$root/integration/kafka/log4j2.xml" \
@@ -91,18 +79,7 @@ run() {   # <on|off>
   local extra="$work/extra.properties"
   : >"$extra"
   if [ "$mode" = on ]; then
-    cat >"$extra" <<EOF
-remote.log.storage.system.enable=true
-remote.log.storage.manager.class.name=io.calving.kafka.CalvingRemoteStorageManager
-remote.log.storage.manager.class.path=$jar
-remote.log.metadata.manager.listener.name=PLAINTEXT
-rlmm.config.remote.log.metadata.topic.replication.factor=1
-rlmm.config.remote.log.metadata.topic.num.partitions=1
-rsm.config.warehouse=file://$work/warehouse
-remote.log.manager.task.interval.ms=1000
-log.retention.check.interval.ms=1000
-log.initial.task.delay.ms=500
-EOF
+    plugin_properties "$jar" "$work/warehouse" log.initial.task.delay.ms=500 >"$extra"
   fi
   BROKER_HEAP=768m
   broker_init "$work" "$LIBS" "$extra" || die "broker setup failed"

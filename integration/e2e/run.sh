@@ -47,45 +47,24 @@ say() { echo "e2e: $*" >&2; }
 die() { echo "e2e: error: $*" >&2; exit 2; }
 
 LIBS=$("$root/integration/kafka/resolve-jars.sh" | tail -n1) || die "could not resolve the Kafka jars"
-# shellcheck source=../kafka/broker.sh
-. "$root/integration/kafka/broker.sh"
+# shellcheck source=../kafka/harness.sh
+. "$root/integration/kafka/harness.sh"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/calving-e2e.XXXXXX")
 warehouse="$work/warehouse"
-results="$work/results.txt"
-: >"$results"
+results_init "$work/results.txt"
 client_pid=""
-watchdog_pid=""
 started=$(date +%s)
 
-cleanup() {
-  local rc=$?
-  [ -n "$client_pid" ] && kill -TERM "$client_pid" 2>/dev/null
-  broker_kill
-  [ -n "$watchdog_pid" ] && kill -TERM "$watchdog_pid" 2>/dev/null
-  if [ "$rc" -ne 0 ] || [ "${CALVING_KEEP_WORK:-0}" = 1 ]; then
-    say "work directory kept: $work (broker log: $work/server.log)"
-  else
-    rm -rf "$work"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'say "interrupted"; exit 130' INT
-trap 'say "terminated (watchdog after ${timeout} s?)"; exit 143' TERM
+stop_client() { [ -z "$client_pid" ] || kill -TERM "$client_pid" 2>/dev/null; }
+harness_traps e2e "$work" " (broker log: $work/server.log)" stop_client \
+  "interrupted" "terminated (watchdog after ${timeout} s?)"
+start_watchdog "$timeout" e2e
 
-main_pid=$$
-( trap 'kill "$sp" 2>/dev/null; exit 0' TERM
-  sleep "$timeout" & sp=$!
-  wait "$sp" && { echo "e2e: watchdog: ${timeout} s elapsed, stopping" >&2; kill -TERM "$main_pid"; } ) &
-watchdog_pid=$!
-
-pass() { echo "PASS $*" | tee -a "$results"; }
-fail() { echo "FAIL $1: $2" | tee -a "$results"; }
 # Runs a command in the background (so that signals reach the trap at once), waits for it.
 bg() { "$@" & client_pid=$!; wait "$client_pid"; local rc=$?; client_pid=""; return $rc; }
 # Runs check.py; its PASS/FAIL lines go to the results.
-check() { bg python3 "$here/check.py" "$@" | tee -a "$results"; }
+check() { bg python3 "$here/check.py" "$@" | tee_results; }
 
 client() { bg java -Xmx512m -XX:+UseSerialGC -Dlog4j2.configurationFile="$root/integration/kafka/log4j2.xml" \
   -Dcalving.log.file="$work/clients.log" -cp "$work/classes:$LIBS/*" E2eClient "$1" --bootstrap "$BROKER_BOOTSTRAP" "${@:2}"; }
@@ -106,22 +85,9 @@ javac -nowarn -d "$work/classes" -cp "$LIBS/*" "$here/E2eClient.java" 2>"$work/j
 # ---- 1. broker
 extra="$work/extra.properties"
 if [ "$tiering" = on ]; then
-  cat >"$extra" <<EOF
-remote.log.storage.system.enable=true
-remote.log.storage.manager.class.name=io.calving.kafka.CalvingRemoteStorageManager
-remote.log.storage.manager.class.path=$jar
-remote.log.metadata.manager.listener.name=PLAINTEXT
-rlmm.config.remote.log.metadata.topic.replication.factor=1
-rlmm.config.remote.log.metadata.topic.num.partitions=2
-rsm.config.warehouse=file://$warehouse
-rsm.config.topic.$purged_topic.retention.mode=delete
-remote.log.manager.task.interval.ms=1000
-log.retention.check.interval.ms=1000
-log.initial.task.delay.ms=500
-remote.log.reader.threads=4
-remote.log.manager.copier.thread.pool.size=2
-remote.log.manager.expiration.thread.pool.size=2
-EOF
+  plugin_properties "$jar" "$warehouse" rlmm.config.remote.log.metadata.topic.num.partitions=2 \
+    "rsm.config.topic.$purged_topic.retention.mode=delete" log.initial.task.delay.ms=500 remote.log.reader.threads=4 \
+    remote.log.manager.copier.thread.pool.size=2 remote.log.manager.expiration.thread.pool.size=2 >"$extra"
 else
   : >"$extra"
 fi
@@ -235,14 +201,7 @@ if [ "$tiering" = on ]; then
 fi
 
 # ---- 9. broker log and shutdown
-if [ "$tiering" = on ]; then
-  errors=$(grep -E '^\[[^]]*\] ERROR' "$BROKER_LOG" | grep -i -E 'remote|calving|rsm' || true)
-  if [ -z "$errors" ]; then pass "no ERROR from remote storage in the broker log"
-  else fail "broker log" "$(echo "$errors" | wc -l) ERROR lines, first: $(echo "$errors" | head -n1 | cut -c1-400)"; fi
-fi
+if [ "$tiering" = on ]; then check_broker_log; fi
 if broker_stop; then pass "broker stopped cleanly"; else fail "broker stop" "no clean shutdown"; fi
 
-passed=$(grep -c '^PASS' "$results" || true)
-failed=$(grep -c '^FAIL' "$results" || true)
-echo "e2e: $passed passed, $failed failed ($(($(date +%s) - started)) s)"
-[ "$failed" = 0 ]
+summary e2e "$started"

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# A single-node KRaft Apache Kafka 4.1.2 broker on 127.0.0.1, for scripts that source this file
-# (integration/e2e/run.sh, integration/e2e/measure.sh, integration/demo.sh).
+# A single-node KRaft Apache Kafka 4.1.2 broker on 127.0.0.1, for scripts that source this file,
+# directly or through integration/kafka/harness.sh (integration/e2e/run.sh, integration/e2e/measure.sh,
+# integration/typed/run.sh, integration/demo.sh, tests/fixtures/generate.sh).
 #
 #   . integration/kafka/broker.sh
 #   broker_init <work dir> <kafka libs dir> [file of extra server properties]
@@ -11,10 +12,12 @@
 # broker_init writes <work>/server.properties (process.roles=broker,controller, node.id=1, static
 # quorum, PLAINTEXT and CONTROLLER listeners on free ports of 127.0.0.1, log.dirs=<work>/data, every
 # internal topic with replication factor 1) followed by the extra properties, then formats the log
-# dir with kafka.tools.StorageTool. Afterwards: BROKER_BOOTSTRAP (127.0.0.1:<port>), BROKER_DATA
-# (log dir), BROKER_LOG (<work>/server.log, log4j2 via integration/kafka/log4j2.xml), BROKER_PID
-# (set while it runs), BROKER_JVM (the java command line prefix, heap capped: BROKER_HEAP, default
-# 768m, SerialGC). Functions return non-zero (they do not exit) on failure, with a message on stderr.
+# dir with kafka.tools.StorageTool. Afterwards: BROKER_BOOTSTRAP (127.0.0.1:<port>),
+# BROKER_CONTROLLER_PORT, BROKER_DATA (log dir), BROKER_LOG (<work>/server.log, log4j2 via
+# integration/kafka/log4j2.xml), BROKER_PID (set while it runs), BROKER_STARTS (broker_start calls),
+# BROKER_JVM (the java command line prefix, heap capped: BROKER_HEAP, default 768m; initial heap
+# BROKER_HEAP_MIN, default 128m; SerialGC). Functions return non-zero (they do not exit) on failure,
+# with a message on stderr.
 
 _broker_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -36,6 +39,7 @@ ss = [socket.socket() for _ in range(2)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])') || { echo "broker.sh: no free ports" >&2; return 1; }
   BROKER_PORT=$port
+  BROKER_CONTROLLER_PORT=$controller_port
   BROKER_BOOTSTRAP="127.0.0.1:$port"
   {
     cat <<EOF

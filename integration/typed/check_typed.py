@@ -30,40 +30,22 @@ line, `PASS <name>` or `FAIL <name>: <why>`; the exit status is 1 when any check
         region string, shard int}, the key evolved in the history (an earlier schema's `key` has
         no `shard`), and an int kafka.key_schema_id; typed_latest: neither
 
-File formats: see TypedClient.java (expected.jsonl) and E2eClient.java (tiered file).
+File formats: see TypedClient.java (expected.jsonl) and E2eClient.java (tiered file). result,
+read_tiered and read_table come from integration/e2e/check.py.
 """
 import json
 import os
-import subprocess
 import sys
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-failed = False
-
-
-def result(ok, name, why=""):
-    global failed
-    if ok:
-        print(f"PASS {name}", flush=True)
-    else:
-        failed = True
-        print(f"FAIL {name}: {why}", flush=True)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "e2e"))
+import check  # noqa: E402  integration/e2e/check.py
+from check import read_table, read_tiered, result  # noqa: E402
 
 
 def read_expected(path):
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
-
-
-def read_tiered(path):
-    out = {}
-    with open(path) as f:
-        for line in f:
-            if line.strip():
-                t, p, earliest, local, tiered, latest = line.split()
-                out[(t, int(p))] = dict(earliest=int(earliest), local=int(local), tiered=int(tiered), latest=int(latest))
-    return out
 
 
 def get(url):
@@ -208,12 +190,10 @@ def cmd_table(expected_path, tiered_path, warehouse, topic, engine, label):
     if not os.path.exists(db):
         result(False, name, f"no catalog at {db}")
         return
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests/oracle/read_table.py"), engine, db, warehouse,
-                           f"kafka.{topic}", "--all-columns"], capture_output=True, text=True)
-    if proc.returncode != 0:
-        result(False, name, f"read_table.py failed: {proc.stderr.strip()[-800:]}")
+    lines = read_table(name, engine, warehouse, topic, "--all-columns", tail=800)
+    if lines is None:
         return
-    actual = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    actual = [json.loads(line) for line in lines if line.strip()]
     bound = read_tiered(tiered_path)[(topic, 0)]["tiered"]
     for r in actual:
         bound = max(bound, r["kafka"]["offset"])
@@ -354,7 +334,7 @@ def cmd_schema(warehouse, topic, min_schemas):
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     {"wire": cmd_wire, "table": cmd_table, "schema": cmd_schema}[cmd](*args)
-    sys.exit(1 if failed else 0)
+    sys.exit(1 if check.failed else 0)
 
 
 if __name__ == "__main__":

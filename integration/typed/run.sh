@@ -57,15 +57,13 @@ die() { echo "typed: error: $*" >&2; exit 2; }
 LIBS=$("$root/integration/kafka/resolve-jars.sh" | tail -n1) || die "could not resolve the Kafka jars"
 TYPED=$("$here/resolve-jars.sh" | tail -n1) || die "could not resolve the serde and Spark jars"
 "$root/tests/schema-registry/resolve.sh" >/dev/null || die "could not resolve Apicurio Registry"
-# shellcheck source=../kafka/broker.sh
-. "$root/integration/kafka/broker.sh"
+# shellcheck source=../kafka/harness.sh
+. "$root/integration/kafka/harness.sh"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/calving-typed.XXXXXX")
 warehouse="$work/warehouse"
-results="$work/results.txt"
-: >"$results"
+results_init "$work/results.txt"
 client_pid=""
-watchdog_pid=""
 registry_pid=""
 started=$(date +%s)
 
@@ -78,33 +76,15 @@ stop_registry() {
   registry_pid=""
 }
 
-cleanup() {
-  local rc=$?
-  [ -n "$client_pid" ] && kill -TERM "$client_pid" 2>/dev/null
-  broker_kill
+stop_children() {
+  [ -z "$client_pid" ] || kill -TERM "$client_pid" 2>/dev/null
   stop_registry
-  [ -n "$watchdog_pid" ] && kill -TERM "$watchdog_pid" 2>/dev/null
-  if [ "$rc" -ne 0 ] || [ "${CALVING_KEEP_WORK:-0}" = 1 ]; then
-    say "work directory kept: $work (broker log: $work/server.log, registry log: $work/registry.log)"
-  else
-    rm -rf "$work"
-  fi
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'say "interrupted"; exit 130' INT
-trap 'say "terminated (watchdog after ${timeout} s?)"; exit 143' TERM
+harness_traps typed "$work" " (broker log: $work/server.log, registry log: $work/registry.log)" stop_children \
+  "interrupted" "terminated (watchdog after ${timeout} s?)"
+start_watchdog "$timeout" typed
 
-main_pid=$$
-( trap 'kill "$sp" 2>/dev/null; exit 0' TERM
-  sleep "$timeout" & sp=$!
-  wait "$sp" && { echo "typed: watchdog: ${timeout} s elapsed, stopping" >&2; kill -TERM "$main_pid"; } ) &
-watchdog_pid=$!
-
-pass() { echo "PASS $*" | tee -a "$results"; }
-fail() { echo "FAIL $1: $2" | tee -a "$results"; }
 bg() { "$@" & client_pid=$!; wait "$client_pid"; local rc=$?; client_pid=""; return $rc; }
-tee_results() { tee -a "$results"; }
 java_client() {   # <class> <command> [args]
   bg java -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Dlog4j2.configurationFile="$root/integration/kafka/log4j2.xml" \
     -Dcalving.log.file="$work/clients.log" -cp "$work/classes:$LIBS/*:$TYPED/serde/*" "$1" "$2" --bootstrap "$BROKER_BOOTSTRAP" "${@:3}"
@@ -130,23 +110,10 @@ v3="http://127.0.0.1:$registry_port/apis/registry/v3"
 pass "Apicurio Registry 3.0.9 started on 127.0.0.1:$registry_port in $(($(date +%s) - t0)) s"
 
 extra="$work/extra.properties"
-cat >"$extra" <<EOF
-remote.log.storage.system.enable=true
-remote.log.storage.manager.class.name=io.calving.kafka.CalvingRemoteStorageManager
-remote.log.storage.manager.class.path=$jar
-remote.log.metadata.manager.listener.name=PLAINTEXT
-rlmm.config.remote.log.metadata.topic.replication.factor=1
-rlmm.config.remote.log.metadata.topic.num.partitions=1
-rsm.config.warehouse=file://$warehouse
-rsm.config.schema.registry.url=$ccompat
-rsm.config.topic.typed_orders.value.mode=value_schema_id_prefix
-rsm.config.topic.typed_orders.key.mode=key_schema_id_prefix
-rsm.config.topic.typed_latest.value.mode=value_schema_latest
-remote.log.manager.task.interval.ms=1000
-log.retention.check.interval.ms=1000
-log.initial.task.delay.ms=500
-remote.log.manager.copier.thread.pool.size=2
-EOF
+plugin_properties "$jar" "$warehouse" "rsm.config.schema.registry.url=$ccompat" \
+  rsm.config.topic.typed_orders.value.mode=value_schema_id_prefix rsm.config.topic.typed_orders.key.mode=key_schema_id_prefix \
+  rsm.config.topic.typed_latest.value.mode=value_schema_latest log.initial.task.delay.ms=500 \
+  remote.log.manager.copier.thread.pool.size=2 >"$extra"
 BROKER_HEAP=${BROKER_HEAP:-512m}
 broker_init "$work" "$LIBS" "$extra" || die "broker setup failed"
 if broker_start; then pass "broker started with the plugin and schema.registry.url=$ccompat"; else fail "broker start" "see $BROKER_LOG"; exit 1; fi
@@ -214,12 +181,7 @@ else
 fi
 
 # ---- 8. broker log and shutdown
-errors=$(grep -E '^\[[^]]*\] ERROR' "$BROKER_LOG" | grep -i -E 'remote|calving|rsm' || true)
-if [ -z "$errors" ]; then pass "no ERROR from remote storage in the broker log"
-else fail "broker log" "$(echo "$errors" | wc -l) ERROR lines, first: $(echo "$errors" | head -n1 | cut -c1-400)"; fi
+check_broker_log
 if broker_stop; then pass "broker stopped cleanly"; else fail "broker stop" "no clean shutdown"; fi
 
-passed=$(grep -c '^PASS' "$results" || true)
-failed=$(grep -c '^FAIL' "$results" || true)
-echo "typed: $passed passed, $failed failed ($(($(date +%s) - started)) s)"
-[ "$failed" = 0 ]
+summary typed "$started"
