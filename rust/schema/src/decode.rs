@@ -1,30 +1,48 @@
 //! Avro binary values → Arrow columns, losslessly.
 //!
-//! [`ValueColumns`] holds one Arrow builder per value column of a table schema (the Arrow types
+//! [`ValueColumns`] holds one column builder per value column of a table schema (the Arrow types
 //! iceberg-rust's `schema_to_arrow_schema` gives, field ids included). A [`Decoder`] is a writer
-//! schema planned against those columns; [`ValueColumns::append`] adds one row:
+//! schema planned against those columns (and compiled for decoding); [`ValueColumns::append`] adds
+//! one row:
 //!
-//! 1. decode the Avro binary datum into column values (borrowing the input's bytes);
-//! 2. **re-encode** those column values with the writer schema and compare with the input;
-//! 3. only if the bytes are identical, append the values to the builders. Otherwise the row's
-//!    columns are all null and the caller keeps the original bytes in the raw fallback column.
+//! 1. walk the Avro binary datum once, appending each value straight into its column builder
+//!    (in column units: microseconds, unscaled decimals, 16-byte uuids, enum symbols), and check
+//!    on the way that every part of it is in the **canonical encoding**: the bytes that encoding
+//!    the decoded values again with the writer schema would give (see below);
+//! 2. if the datum is malformed, out of the columns' range, or not canonical, cut every builder
+//!    back to the rows before it: the row's columns are all null and the caller keeps the
+//!    original bytes in the raw fallback column.
 //!
 //! A row is appended either way (every builder grows by one), so rows stay aligned with the
 //! caller's other columns.
 //!
-//! # What the lossless check catches
+//! # The lossless rule
 //!
-//! Avro's binary encoding is not canonical: the same value has many encodings. Serializers
-//! (Java's `BinaryEncoder`, apache-avro, fastavro, confluent-kafka) write one of them; we re-encode
-//! the same way, so anything else is caught by the comparison:
+//! A value goes to the columns only if re-encoding its column values with the writer schema gives
+//! back exactly its bytes. Avro's binary encoding is not canonical: the same value has many
+//! encodings. Serializers (Java's `BinaryEncoder`, apache-avro, fastavro, confluent-kafka) write
+//! one of them, the one [`encode`] writes. A datum's bytes equal that re-encoding exactly when
+//! each of its parts is in canonical form (Avro's decoding is deterministic, so the re-encoding
+//! splits into the same parts), which the decoder checks inline instead of re-encoding:
 //!
-//! - varints longer than needed (zig-zag ints, longs, lengths, counts, union and enum indexes);
-//! - arrays and maps in several blocks, or in blocks with a negative count and a byte size;
-//! - `boolean` bytes other than 0 and 1;
-//! - decimals with redundant sign bytes (Java writes `BigInteger.toByteArray()`: minimal, and one
-//!   byte for zero);
-//! - uuid strings not in `UUID.toString()` form (upper case);
-//! - trailing bytes after the datum.
+//! - varints are minimal: a varint of several bytes whose last byte is 0 is not (zig-zag ints,
+//!   longs, lengths, counts, union and enum indexes);
+//! - arrays and maps are written as Java writes them: an empty one as a single 0 count, any other
+//!   as one block with a positive count (not negated and followed by a byte size), then 0;
+//! - `boolean` bytes are 0 or 1;
+//! - decimals on `bytes` are minimal two's complement (Java writes `BigInteger.toByteArray()`, one
+//!   byte for zero); any `fixed` is its value's only encoding;
+//! - uuid strings are in `UUID.toString()` form (lower case);
+//! - nothing follows the datum.
+//!
+//! Decoding goes on past a non-canonical part: a later malformed or out-of-range part is reported
+//! as such ([`Fallback::NotCanonical`] only if the whole datum decodes), exactly the outcome of
+//! the first implementation, which decoded a value tree, re-encoded it and compared the bytes.
+//! That implementation is kept, compiled for tests only, as the oracle of property tests
+//! (`decode/tests.rs`): on random writer schemas (every node kind and logical type) with
+//! canonical, out-of-range, re-styled (padded varints, split and sized blocks), mutated,
+//! truncated and random bytes, both give the same outcome (the same [`Fallback`], the position of
+//! a `NotCanonical` aside) and equal arrays.
 //!
 //! Some values round-trip byte for byte but are still kept out of the columns, because an engine
 //! reading the column would not give them back (documented in [`Fallback`]): NaNs other than the
@@ -34,7 +52,8 @@
 //!
 //! Values that do not decode (truncated, bad UTF-8, union or enum index out of range, too many
 //! items for the bytes left) are [`Fallback::Malformed`]. Nothing here panics on any input, and
-//! memory is bounded by the input (an item count larger than the bytes left is malformed).
+//! memory is bounded by the input (an item count larger than the bytes left is malformed, and
+//! nothing is allocated from a count).
 
 use std::sync::Arc;
 
@@ -68,9 +87,11 @@ pub enum Fallback {
         kind: Malformed,
     },
     /// The value decodes, but re-encoding it from the column values gives other bytes.
-    #[error("re-encoding differs from byte {position} on")]
+    #[error("not the canonical encoding from byte {position} on")]
     NotCanonical {
-        /// The first differing byte (or the end of the shorter of the two).
+        /// Where the first part that is not in canonical form starts (a varint, a length, an
+        /// array or map block count, a boolean byte…), or the first byte after the datum. It
+        /// can precede the first byte that differs from the re-encoding.
         position: usize,
     },
     /// A float or double NaN other than the canonical quiet NaN: engines do not keep payloads.

@@ -55,8 +55,9 @@ impl<T: ArrowPrimitiveType> Prim<T> {
     }
 
     fn finish(&mut self) -> PrimitiveArray<T> {
+        let n = self.values.len();
         PrimitiveArray::new(
-            ScalarBuffer::from(std::mem::take(&mut self.values)),
+            ScalarBuffer::from(std::mem::replace(&mut self.values, Vec::with_capacity(n))),
             self.nulls.finish(),
         )
     }
@@ -115,14 +116,23 @@ impl<O: OffsetSizeTrait> Var<O> {
         }
     }
 
+    /// The finished parts; the builder starts over with room for as many values and bytes (the
+    /// next batch is most likely alike: no growing and copying again).
     fn parts(&mut self) -> (OffsetBuffer<O>, Buffer, Option<NullBuffer>) {
-        let offsets = OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(
-            &mut self.offsets,
-            vec![O::zero()],
-        )));
-        let data = Buffer::from_vec(std::mem::take(&mut self.data));
+        let mut next = Vec::with_capacity(self.offsets.len());
+        next.push(O::zero());
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(&mut self.offsets, next)));
+        let n = self.data.len();
+        let data = Buffer::from_vec(std::mem::replace(&mut self.data, Vec::with_capacity(n)));
         (offsets, data, self.nulls.finish())
     }
+}
+
+/// Takes a list's offsets, leaving room for as many in the builder.
+fn restart(offsets: &mut Vec<i32>) -> Vec<i32> {
+    let mut next = Vec::with_capacity(offsets.len());
+    next.push(0);
+    std::mem::replace(offsets, next)
 }
 
 /// One column builder (or a nested one): mirrors the Arrow type.
@@ -321,7 +331,9 @@ impl Col {
     pub(super) fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
         Ok(match self {
             Col::Boolean { values, nulls } => {
-                Arc::new(BooleanArray::new(values.finish(), nulls.finish()))
+                let n = values.len();
+                let values = std::mem::replace(values, BooleanBufferBuilder::new(n)).finish();
+                Arc::new(BooleanArray::new(values, nulls.finish()))
             }
             Col::Int(b) => Arc::new(b.finish()),
             Col::Long(b) => Arc::new(b.finish()),
@@ -349,7 +361,7 @@ impl Col {
                     .map_err(|_| ArrowError::InvalidArgumentError("fixed size too large".into()))?;
                 Arc::new(FixedSizeBinaryArray::try_new(
                     size,
-                    Buffer::from_vec(std::mem::take(data)),
+                    Buffer::from_vec(std::mem::replace(data, Vec::with_capacity(data.len()))),
                     n,
                 )?)
             }
@@ -360,8 +372,7 @@ impl Col {
                 nulls,
                 child,
             } => {
-                let offsets =
-                    OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(offsets, vec![0])));
+                let offsets = OffsetBuffer::new(ScalarBuffer::from(restart(offsets)));
                 Arc::new(ListArray::try_new(
                     field.clone(),
                     offsets,
@@ -385,8 +396,7 @@ impl Col {
                 let keys: ArrayRef = Arc::new(GenericStringArray::<i32>::try_new(ko, kd, kn)?);
                 let entry_array =
                     StructArray::try_new(kv.clone(), vec![keys, values.finish()?], None)?;
-                let offsets =
-                    OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(offsets, vec![0])));
+                let offsets = OffsetBuffer::new(ScalarBuffer::from(restart(offsets)));
                 Arc::new(MapArray::try_new(
                     entries.clone(),
                     offsets,
