@@ -38,7 +38,7 @@ impl<T: ArrowPrimitiveType> Prim<T> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn push(&mut self, v: T::Native) {
         self.values.push(v);
         self.nulls.append_non_null();
@@ -80,7 +80,7 @@ impl<O: OffsetSizeTrait> Var<O> {
     }
 
     /// Appends a value. For a string column the caller checked that `b` is UTF-8.
-    #[inline]
+    #[inline(always)]
     pub(super) fn push(&mut self, b: &[u8]) {
         self.data.extend_from_slice(b);
         // Past i32::MAX bytes in one batch Arrow's own StringBuilder panics too.

@@ -180,7 +180,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A zig-zag varint; a non-minimal one (a last byte of 0 after others) is flagged.
-    #[inline]
+    #[inline(always)]
     fn long(&mut self) -> Result<i64, Fallback> {
         if let Some(&b) = self.buf.get(self.pos) {
             if b < 0x80 {
@@ -240,7 +240,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A string's bytes, checked to be UTF-8.
-    #[inline]
+    #[inline(always)]
     fn str(&mut self) -> Result<&'a [u8], Fallback> {
         let start = self.pos;
         let b = self.bytes()?;
@@ -297,7 +297,42 @@ fn minimal_len(v: i128) -> usize {
 
 /// Reads one value of `op` and appends it to `col`. On `Err` the column may hold part of the
 /// value: the caller cuts it back.
+///
+/// The common leaves are handled here, inlined into the loops over record fields and array
+/// items (a call per value was a good part of the cost); the rest in [`read_other`].
+#[inline(always)]
 pub(super) fn read(op: &Op, col: &mut Col, r: &mut Cursor<'_>) -> Result<(), Fallback> {
+    match (op, col) {
+        (Op::String, Col::String(b)) => {
+            let v = r.str()?;
+            b.push(v);
+            Ok(())
+        }
+        (Op::Long, Col::Long(b)) => {
+            let v = r.long()?;
+            b.push(v);
+            Ok(())
+        }
+        (Op::Int, Col::Int(b)) => {
+            let v = r.int()?;
+            b.push(v);
+            Ok(())
+        }
+        (Op::Double, Col::Double(b)) => {
+            let v = r.take(8)?;
+            let v = f64::from_le_bytes([v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]]);
+            if v.is_nan() && v.to_bits() != CANONICAL_NAN_F64 {
+                return Err(Fallback::NanPayload);
+            }
+            b.push(v);
+            Ok(())
+        }
+        (op, col) => read_other(op, col, r),
+    }
+}
+
+#[inline(never)]
+fn read_other(op: &Op, col: &mut Col, r: &mut Cursor<'_>) -> Result<(), Fallback> {
     match op {
         Op::Boolean => {
             let at = r.pos;
