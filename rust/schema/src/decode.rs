@@ -21,9 +21,10 @@
 //! A value goes to the columns only if re-encoding its column values with the writer schema gives
 //! back exactly its bytes. Avro's binary encoding is not canonical: the same value has many
 //! encodings. Serializers (Java's `BinaryEncoder`, apache-avro, fastavro, confluent-kafka) write
-//! one of them, the one [`encode`] writes. A datum's bytes equal that re-encoding exactly when
-//! each of its parts is in canonical form (Avro's decoding is deterministic, so the re-encoding
-//! splits into the same parts), which the decoder checks inline instead of re-encoding:
+//! one of them, the one this module's `encode` writes. A datum's bytes equal that re-encoding
+//! exactly when each of its parts is in canonical form (Avro's decoding is deterministic, so the
+//! re-encoding splits into the same parts), which the decoder checks inline instead of
+//! re-encoding:
 //!
 //! - varints are minimal: a varint of several bytes whose last byte is 0 is not (zig-zag ints,
 //!   longs, lengths, counts, union and enum indexes);

@@ -29,9 +29,12 @@
 //! decimal's bytes as it was given them, minimal or not) instead of re-encoding. The first
 //! implementation (decode a value tree, re-encode it, compare, append) is kept for tests as the
 //! oracle the property tests compare it with; apache-avro writes their inputs, so the
-//! implementations check each other. Measured in a release build (`tests/throughput.rs`):
-//! THROUGHPUT
-
+//! implementations check each other. Measured in a release build (`tests/throughput.rs`, on a
+//! shared 2-vCPU machine, so figures move by a third between runs): the benchmark's ~1 KiB orders
+//! decode into columns at 360–575 MiB/s (about 1.7–2.7 µs a value; the re-encoding
+//! implementation: 77–99 MiB/s, 10–12 µs), 113-byte order-like values about 6 times as fast as
+//! apache-avro's `from_avro_datum` alone (which only builds its `Value`).
+//!
 //! **Errors by what the caller does.** Registry errors separate "the registry says no usable
 //! schema" (raw fallback) from "no answer" (fail the copy retriable): a registry outage never
 //! produces a degraded table. Decode outcomes are a [`decode::Fallback`] reason per value.

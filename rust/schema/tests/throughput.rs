@@ -1,6 +1,6 @@
-//! Decode throughput: this crate's decoder (decode + re-encode check + Arrow append) beside
-//! apache-avro's `from_avro_datum` (decode to its `Value` only). Ignored by default; run with an
-//! optimised build for real figures:
+//! Decode throughput: this crate's decoder (decode + canonical-encoding check + column append, in
+//! one pass) beside apache-avro's `from_avro_datum` (decode to its `Value` only), and on the
+//! benchmark's ~1 KiB orders. Ignored by default; run with an optimised build for real figures:
 //!
 //!   cargo test -p calving-schema --release --test throughput -- --ignored --nocapture
 
