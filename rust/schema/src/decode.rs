@@ -1,30 +1,49 @@
 //! Avro binary values → Arrow columns, losslessly.
 //!
-//! [`ValueColumns`] holds one Arrow builder per value column of a table schema (the Arrow types
+//! [`ValueColumns`] holds one column builder per value column of a table schema (the Arrow types
 //! iceberg-rust's `schema_to_arrow_schema` gives, field ids included). A [`Decoder`] is a writer
-//! schema planned against those columns; [`ValueColumns::append`] adds one row:
+//! schema planned against those columns (and compiled for decoding); [`ValueColumns::append`] adds
+//! one row:
 //!
-//! 1. decode the Avro binary datum into column values (borrowing the input's bytes);
-//! 2. **re-encode** those column values with the writer schema and compare with the input;
-//! 3. only if the bytes are identical, append the values to the builders. Otherwise the row's
-//!    columns are all null and the caller keeps the original bytes in the raw fallback column.
+//! 1. walk the Avro binary datum once, appending each value straight into its column builder
+//!    (in column units: microseconds, unscaled decimals, 16-byte uuids, enum symbols), and check
+//!    on the way that every part of it is in the **canonical encoding**: the bytes that encoding
+//!    the decoded values again with the writer schema would give (see below);
+//! 2. if the datum is malformed, out of the columns' range, or not canonical, cut every builder
+//!    back to the rows before it: the row's columns are all null and the caller keeps the
+//!    original bytes in the raw fallback column.
 //!
 //! A row is appended either way (every builder grows by one), so rows stay aligned with the
 //! caller's other columns.
 //!
-//! # What the lossless check catches
+//! # The lossless rule
 //!
-//! Avro's binary encoding is not canonical: the same value has many encodings. Serializers
-//! (Java's `BinaryEncoder`, apache-avro, fastavro, confluent-kafka) write one of them; we re-encode
-//! the same way, so anything else is caught by the comparison:
+//! A value goes to the columns only if re-encoding its column values with the writer schema gives
+//! back exactly its bytes. Avro's binary encoding is not canonical: the same value has many
+//! encodings. Serializers (Java's `BinaryEncoder`, apache-avro, fastavro, confluent-kafka) write
+//! one of them, the one this module's `encode` writes. A datum's bytes equal that re-encoding
+//! exactly when each of its parts is in canonical form (Avro's decoding is deterministic, so the
+//! re-encoding splits into the same parts), which the decoder checks inline instead of
+//! re-encoding:
 //!
-//! - varints longer than needed (zig-zag ints, longs, lengths, counts, union and enum indexes);
-//! - arrays and maps in several blocks, or in blocks with a negative count and a byte size;
-//! - `boolean` bytes other than 0 and 1;
-//! - decimals with redundant sign bytes (Java writes `BigInteger.toByteArray()`: minimal, and one
-//!   byte for zero);
-//! - uuid strings not in `UUID.toString()` form (upper case);
-//! - trailing bytes after the datum.
+//! - varints are minimal: a varint of several bytes whose last byte is 0 is not (zig-zag ints,
+//!   longs, lengths, counts, union and enum indexes);
+//! - arrays and maps are written as Java writes them: an empty one as a single 0 count, any other
+//!   as one block with a positive count (not negated and followed by a byte size), then 0;
+//! - `boolean` bytes are 0 or 1;
+//! - decimals on `bytes` are minimal two's complement (Java writes `BigInteger.toByteArray()`, one
+//!   byte for zero); any `fixed` is its value's only encoding;
+//! - uuid strings are in `UUID.toString()` form (lower case);
+//! - nothing follows the datum.
+//!
+//! Decoding goes on past a non-canonical part: a later malformed or out-of-range part is reported
+//! as such ([`Fallback::NotCanonical`] only if the whole datum decodes), exactly the outcome of
+//! the first implementation, which decoded a value tree, re-encoded it and compared the bytes.
+//! That implementation is kept, compiled for tests only, as the oracle of property tests
+//! (`decode/tests.rs`): on random writer schemas (every node kind and logical type) with
+//! canonical, out-of-range, re-styled (padded varints, split and sized blocks), mutated,
+//! truncated and random bytes, both give the same outcome (the same [`Fallback`], the position of
+//! a `NotCanonical` aside) and equal arrays.
 //!
 //! Some values round-trip byte for byte but are still kept out of the columns, because an engine
 //! reading the column would not give them back (documented in [`Fallback`]): NaNs other than the
@@ -34,22 +53,25 @@
 //!
 //! Values that do not decode (truncated, bad UTF-8, union or enum index out of range, too many
 //! items for the bytes left) are [`Fallback::Malformed`]. Nothing here panics on any input, and
-//! memory is bounded by the input (an item count larger than the bytes left is malformed).
+//! memory is bounded by the input (an item count larger than the bytes left is malformed, and
+//! nothing is allocated from a count).
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow_array::builder::{
-    BooleanBuilder, Date32Builder, Decimal128Builder, FixedSizeBinaryBuilder, Float32Builder,
-    Float64Builder, Int32Builder, Int64Builder, LargeBinaryBuilder, StringBuilder,
-    Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
-};
-use arrow_array::{ArrayRef, ListArray, MapArray, StructArray};
-use arrow_buffer::{NullBufferBuilder, OffsetBuffer, ScalarBuffer};
+use arrow_array::ArrayRef;
 use arrow_schema::{ArrowError, DataType, FieldRef, Fields, TimeUnit};
 use thiserror::Error;
 
 use crate::avro::{has_column, Node, WriterSchema};
+
+mod columns;
+mod direct;
+#[cfg(test)]
+mod oracle;
+
+use columns::Col;
+#[cfg(test)]
+pub(crate) use oracle::{decode_payload, encode_payload, OracleColumns, Reader};
 
 /// Why a value went to the raw fallback instead of the columns. Its row is still written.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -66,9 +88,11 @@ pub enum Fallback {
         kind: Malformed,
     },
     /// The value decodes, but re-encoding it from the column values gives other bytes.
-    #[error("re-encoding differs from byte {position} on")]
+    #[error("not the canonical encoding from byte {position} on")]
     NotCanonical {
-        /// The first differing byte (or the end of the shorter of the two).
+        /// Where the first part that is not in canonical form starts (a varint, a length, an
+        /// array or map block count, a boolean byte…), or the first byte after the datum. It
+        /// can precede the first byte that differs from the re-encoding.
         position: usize,
     },
     /// A float or double NaN other than the canonical quiet NaN: engines do not keep payloads.
@@ -132,235 +156,12 @@ pub(crate) enum Value<'a> {
     /// Union position and the value (`Null` for the null branch).
     Union(u32, Box<Value<'a>>),
 }
+pub(crate) const CANONICAL_NAN_F32: u32 = 0x7fc0_0000;
+pub(crate) const CANONICAL_NAN_F64: u64 = 0x7ff8_0000_0000_0000;
 
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn err(&self, kind: Malformed) -> Fallback {
-        Fallback::Malformed {
-            position: self.pos,
-            kind,
-        }
-    }
-
-    fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-
-    fn long(&mut self) -> Result<i64, Fallback> {
-        let mut v: u64 = 0;
-        for i in 0..10 {
-            let Some(&b) = self.buf.get(self.pos) else {
-                return Err(self.err(Malformed::Truncated));
-            };
-            self.pos += 1;
-            if i == 9 && b > 1 {
-                return Err(self.err(Malformed::VarintOverflow));
-            }
-            v |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(((v >> 1) as i64) ^ -((v & 1) as i64));
-            }
-        }
-        Err(self.err(Malformed::VarintOverflow))
-    }
-
-    fn int(&mut self) -> Result<i32, Fallback> {
-        let v = self.long()?;
-        i32::try_from(v).map_err(|_| self.err(Malformed::VarintOverflow))
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Fallback> {
-        if n > self.remaining() {
-            return Err(self.err(Malformed::Truncated));
-        }
-        let s = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
-    }
-
-    fn len(&mut self) -> Result<usize, Fallback> {
-        let n = self.long()?;
-        if n < 0 {
-            return Err(self.err(Malformed::NegativeLength));
-        }
-        usize::try_from(n).map_err(|_| self.err(Malformed::Truncated))
-    }
-
-    fn bytes(&mut self) -> Result<&'a [u8], Fallback> {
-        let n = self.len()?;
-        self.take(n)
-    }
-
-    fn str(&mut self) -> Result<&'a str, Fallback> {
-        let start = self.pos;
-        let b = self.bytes()?;
-        std::str::from_utf8(b).map_err(|_| Fallback::Malformed {
-            position: start,
-            kind: Malformed::Utf8,
-        })
-    }
-
-    /// The item count of the next array or map block (0 ends the sequence).
-    fn block_count(&mut self) -> Result<usize, Fallback> {
-        let n = self.long()?;
-        let n = if n < 0 {
-            // A negative count is followed by the block's size in bytes.
-            self.long()?;
-            n.checked_neg()
-                .ok_or_else(|| self.err(Malformed::VarintOverflow))?
-        } else {
-            n
-        };
-        let n = usize::try_from(n).map_err(|_| self.err(Malformed::TooManyItems))?;
-        if n > self.remaining() {
-            return Err(self.err(Malformed::TooManyItems));
-        }
-        Ok(n)
-    }
-}
-
-const CANONICAL_NAN_F32: u32 = 0x7fc0_0000;
-const CANONICAL_NAN_F64: u64 = 0x7ff8_0000_0000_0000;
-
-fn decode<'a>(node: &Node, r: &mut Reader<'a>) -> Result<Value<'a>, Fallback> {
-    Ok(match node {
-        Node::Null => Value::Null,
-        Node::Boolean => {
-            let b = r.take(1)?[0];
-            // Anything but 0 reads as true (Java); re-encoding catches bytes other than 1.
-            Value::Bool(b != 0)
-        }
-        Node::Int | Node::Date => Value::Int(r.int()?),
-        Node::Long => Value::Long(r.long()?),
-        Node::Float => {
-            let v = f32::from_le_bytes(r.take(4)?.try_into().unwrap_or_default());
-            if v.is_nan() && v.to_bits() != CANONICAL_NAN_F32 {
-                return Err(Fallback::NanPayload);
-            }
-            Value::Float(v)
-        }
-        Node::Double => {
-            let v = f64::from_le_bytes(r.take(8)?.try_into().unwrap_or_default());
-            if v.is_nan() && v.to_bits() != CANONICAL_NAN_F64 {
-                return Err(Fallback::NanPayload);
-            }
-            Value::Double(v)
-        }
-        Node::Bytes => Value::Bytes(r.bytes()?),
-        Node::String => Value::Str(r.str()?),
-        Node::Time { millis: true } => Value::Long(i64::from(r.int()?) * 1000),
-        Node::Time { millis: false } => Value::Long(r.long()?),
-        Node::Timestamp { millis: true, .. } => {
-            Value::Long(r.long()?.checked_mul(1000).ok_or(Fallback::OutOfRange)?)
-        }
-        Node::Timestamp { millis: false, .. } => Value::Long(r.long()?),
-        Node::Uuid { fixed: true } => {
-            let mut u = [0u8; 16];
-            u.copy_from_slice(r.take(16)?);
-            Value::Uuid(u)
-        }
-        Node::Uuid { fixed: false } => {
-            let start = r.pos;
-            let s = r.bytes()?;
-            Value::Uuid(parse_uuid(s).ok_or(Fallback::Malformed {
-                position: start,
-                kind: Malformed::Uuid,
-            })?)
-        }
-        Node::Decimal {
-            precision, fixed, ..
-        } => {
-            let b = match fixed {
-                Some(n) => r.take(*n)?,
-                None => r.bytes()?,
-            };
-            let v = decimal_from_be(b).ok_or(Fallback::OutOfRange)?;
-            if v.unsigned_abs() >= 10u128.pow(u32::from(*precision)) {
-                return Err(Fallback::OutOfRange);
-            }
-            Value::Decimal(v)
-        }
-        Node::Fixed(n) => Value::Bytes(r.take(*n)?),
-        Node::Enum(symbols) => {
-            let i = r.int()?;
-            if i < 0 || i as usize >= symbols.len() {
-                return Err(r.err(Malformed::EnumIndex));
-            }
-            Value::Enum(i as u32)
-        }
-        Node::Array(item) => {
-            let mut items = Vec::new();
-            loop {
-                let n = r.block_count()?;
-                if n == 0 {
-                    break;
-                }
-                items.reserve(n);
-                for _ in 0..n {
-                    items.push(decode(item, r)?);
-                }
-            }
-            Value::List(items)
-        }
-        Node::Map(value) => {
-            let mut entries: Vec<(&'a str, Value<'a>)> = Vec::new();
-            loop {
-                let n = r.block_count()?;
-                if n == 0 {
-                    break;
-                }
-                entries.reserve(n);
-                for _ in 0..n {
-                    let k = r.str()?;
-                    entries.push((k, decode(value, r)?));
-                }
-            }
-            if let Some(k) = repeated_key(&entries) {
-                return Err(Fallback::DuplicateMapKey(k.to_string()));
-            }
-            Value::Map(entries)
-        }
-        Node::Record(fields) => {
-            let mut vs = Vec::with_capacity(fields.len());
-            for f in fields {
-                vs.push(decode(&f.node, r)?);
-            }
-            Value::Record(vs)
-        }
-        Node::Union(u) => {
-            let i = r.int()?;
-            let slot = usize::try_from(i)
-                .ok()
-                .and_then(|i| u.by_index.get(i))
-                .ok_or_else(|| r.err(Malformed::UnionIndex))?;
-            match slot {
-                None => Value::Union(i as u32, Box::new(Value::Null)),
-                Some(b) => Value::Union(i as u32, Box::new(decode(&u.branches[*b].node, r)?)),
-            }
-        }
-    })
-}
-
-/// The first key that repeats an earlier one among a map's entries, if any. Small maps (most) are compared
-/// pairwise, which is cheaper than hashing every key.
-fn repeated_key<'a, T>(entries: &[(&'a str, T)]) -> Option<&'a str> {
-    if entries.len() <= 16 {
-        return entries
-            .iter()
-            .enumerate()
-            .find(|(j, (k, _))| entries[..*j].iter().any(|(o, _)| o == k))
-            .map(|(_, (k, _))| *k);
-    }
-    let mut seen = HashSet::with_capacity(entries.len());
-    entries.iter().map(|(k, _)| *k).find(|k| !seen.insert(*k))
-}
 
 /// Big-endian two's complement → i128 (any length, if the value fits).
-fn decimal_from_be(b: &[u8]) -> Option<i128> {
+pub(crate) fn decimal_from_be(b: &[u8]) -> Option<i128> {
     if b.is_empty() {
         return Some(0);
     }
@@ -381,7 +182,7 @@ fn decimal_from_be(b: &[u8]) -> Option<i128> {
     Some(v)
 }
 
-fn parse_uuid(s: &[u8]) -> Option<[u8; 16]> {
+pub(crate) fn parse_uuid(s: &[u8]) -> Option<[u8; 16]> {
     if s.len() != 36 {
         return None;
     }
@@ -405,6 +206,7 @@ fn parse_uuid(s: &[u8]) -> Option<[u8; 16]> {
     Some(out)
 }
 
+
 /// How to encode: canonical (what serializers write), or one of the non-canonical forms tests
 /// feed back to the decoder.
 #[derive(Debug, Clone, Copy, Default)]
@@ -417,7 +219,7 @@ pub(crate) struct Style {
     pub(crate) sized_blocks: bool,
 }
 
-fn write_long(v: i64, out: &mut Vec<u8>, style: Style) {
+pub(crate) fn write_long(v: i64, out: &mut Vec<u8>, style: Style) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
     if z < 0x80 && !style.pad_varints {
         // Most lengths, counts, indexes and small numbers: one byte.
@@ -562,40 +364,9 @@ fn format_uuid(u: &[u8; 16]) -> String {
     s
 }
 
-/// Decodes one payload with a writer schema: the top-level column values.
-pub(crate) fn decode_payload<'a>(
-    writer: &WriterSchema,
-    payload: &'a [u8],
-) -> Result<Vec<Value<'a>>, Fallback> {
-    let mut r = Reader {
-        buf: payload,
-        pos: 0,
-    };
-    let mut values = Vec::with_capacity(writer.fields.len());
-    for f in &writer.fields {
-        values.push(decode(&f.node, &mut r)?);
-    }
-    if r.pos != payload.len() {
-        return Err(Fallback::NotCanonical { position: r.pos });
-    }
-    Ok(values)
-}
-
-/// Re-encodes top-level column values with the writer schema.
-pub(crate) fn encode_payload(
-    writer: &WriterSchema,
-    values: &[Value<'_>],
-    out: &mut Vec<u8>,
-    style: Style,
-) {
-    for (f, v) in writer.fields.iter().zip(values) {
-        encode(&f.node, v, out, style);
-    }
-}
-
 /// How a writer node lands in a column: mirrors [`Node`], with struct child indexes resolved.
 #[derive(Debug, Clone)]
-enum Plan {
+pub(crate) enum Plan {
     Leaf,
     List(Box<Plan>),
     Map(Box<Plan>),
@@ -683,7 +454,7 @@ fn plan(node: &Node, dt: &DataType, path: &str) -> Result<Plan, String> {
 }
 
 /// Per writer field, the child it fills and how; and the children no field fills.
-type FieldPlans = (Vec<Option<(usize, Plan)>>, Vec<usize>);
+pub(crate) type FieldPlans = (Vec<Option<(usize, Plan)>>, Vec<usize>);
 
 /// Plans named writer fields against struct children; also returns the children no field fills.
 fn plan_struct(
@@ -743,40 +514,6 @@ fn node_name(node: &Node) -> &'static str {
     }
 }
 
-/// One Arrow builder per column type iceberg-rust produces.
-enum Builder {
-    Boolean(BooleanBuilder),
-    Int(Int32Builder),
-    Long(Int64Builder),
-    Float(Float32Builder),
-    Double(Float64Builder),
-    Date(Date32Builder),
-    Time(Time64MicrosecondBuilder),
-    Timestamp(TimestampMicrosecondBuilder),
-    String(StringBuilder),
-    Binary(LargeBinaryBuilder),
-    Fixed(FixedSizeBinaryBuilder, usize),
-    Decimal(Decimal128Builder),
-    List {
-        field: FieldRef,
-        offsets: Vec<i32>,
-        nulls: NullBufferBuilder,
-        child: Box<Builder>,
-    },
-    Map {
-        entries: FieldRef,
-        offsets: Vec<i32>,
-        nulls: NullBufferBuilder,
-        keys: StringBuilder,
-        values: Box<Builder>,
-    },
-    Struct {
-        fields: Fields,
-        children: Vec<Builder>,
-        nulls: NullBufferBuilder,
-    },
-}
-
 /// Error building column builders for a table schema.
 #[derive(Debug, Error)]
 pub enum ColumnsError {
@@ -796,301 +533,9 @@ pub enum ColumnsError {
     Finish(#[from] ArrowError),
 }
 
-impl Builder {
-    fn new(dt: &DataType, column: &str) -> Result<Self, ColumnsError> {
-        Ok(match dt {
-            DataType::Boolean => Builder::Boolean(BooleanBuilder::new()),
-            DataType::Int32 => Builder::Int(Int32Builder::new()),
-            DataType::Int64 => Builder::Long(Int64Builder::new()),
-            DataType::Float32 => Builder::Float(Float32Builder::new()),
-            DataType::Float64 => Builder::Double(Float64Builder::new()),
-            DataType::Date32 => Builder::Date(Date32Builder::new()),
-            DataType::Time64(TimeUnit::Microsecond) => {
-                Builder::Time(Time64MicrosecondBuilder::new())
-            }
-            DataType::Timestamp(TimeUnit::Microsecond, tz) => {
-                Builder::Timestamp(TimestampMicrosecondBuilder::new().with_timezone_opt(tz.clone()))
-            }
-            DataType::Utf8 => Builder::String(StringBuilder::new()),
-            DataType::LargeBinary => Builder::Binary(LargeBinaryBuilder::new()),
-            DataType::FixedSizeBinary(n) if *n >= 0 => {
-                Builder::Fixed(FixedSizeBinaryBuilder::new(*n), *n as usize)
-            }
-            DataType::Decimal128(p, s) => {
-                Builder::Decimal(Decimal128Builder::new().with_precision_and_scale(*p, *s)?)
-            }
-            DataType::List(f) => Builder::List {
-                field: f.clone(),
-                offsets: vec![0],
-                nulls: NullBufferBuilder::new(0),
-                child: Box::new(Builder::new(f.data_type(), column)?),
-            },
-            DataType::Map(entries, _) => match entries.data_type() {
-                DataType::Struct(kv) if kv.len() == 2 && kv[0].data_type() == &DataType::Utf8 => {
-                    Builder::Map {
-                        entries: entries.clone(),
-                        offsets: vec![0],
-                        nulls: NullBufferBuilder::new(0),
-                        keys: StringBuilder::new(),
-                        values: Box::new(Builder::new(kv[1].data_type(), column)?),
-                    }
-                }
-                _ => {
-                    return Err(ColumnsError::Unsupported {
-                        column: column.into(),
-                        data_type: dt.clone(),
-                    })
-                }
-            },
-            DataType::Struct(fields) => Builder::Struct {
-                fields: fields.clone(),
-                children: fields
-                    .iter()
-                    .map(|f| Builder::new(f.data_type(), column))
-                    .collect::<Result<_, _>>()?,
-                nulls: NullBufferBuilder::new(0),
-            },
-            _ => {
-                return Err(ColumnsError::Unsupported {
-                    column: column.into(),
-                    data_type: dt.clone(),
-                })
-            }
-        })
-    }
-
-    fn append_null(&mut self) {
-        match self {
-            Builder::Boolean(b) => b.append_null(),
-            Builder::Int(b) => b.append_null(),
-            Builder::Long(b) => b.append_null(),
-            Builder::Float(b) => b.append_null(),
-            Builder::Double(b) => b.append_null(),
-            Builder::Date(b) => b.append_null(),
-            Builder::Time(b) => b.append_null(),
-            Builder::Timestamp(b) => b.append_null(),
-            Builder::String(b) => b.append_null(),
-            Builder::Binary(b) => b.append_null(),
-            Builder::Fixed(b, _) => b.append_null(),
-            Builder::Decimal(b) => b.append_null(),
-            Builder::List { offsets, nulls, .. } | Builder::Map { offsets, nulls, .. } => {
-                offsets.push(*offsets.last().unwrap_or(&0));
-                nulls.append_null();
-            }
-            Builder::Struct {
-                children, nulls, ..
-            } => {
-                children.iter_mut().for_each(Builder::append_null);
-                nulls.append_null();
-            }
-        }
-    }
-
-    /// Appends a decoded value. `plan` was checked against this builder's type, so the shapes
-    /// match; a mismatch (impossible) appends a null rather than panicking.
-    fn append(&mut self, node: &Node, plan: &Plan, v: &Value<'_>) {
-        match (self, node, plan, v) {
-            (b, _, _, Value::Null) => b.append_null(),
-            (Builder::Boolean(b), _, _, Value::Bool(x)) => b.append_value(*x),
-            (Builder::Int(b), _, _, Value::Int(x)) => b.append_value(*x),
-            (Builder::Long(b), _, _, Value::Int(x)) => b.append_value(i64::from(*x)),
-            (Builder::Long(b), _, _, Value::Long(x)) => b.append_value(*x),
-            (Builder::Float(b), _, _, Value::Float(x)) => b.append_value(*x),
-            (Builder::Double(b), _, _, Value::Float(x)) => b.append_value(f64::from(*x)),
-            (Builder::Double(b), _, _, Value::Double(x)) => b.append_value(*x),
-            (Builder::Date(b), _, _, Value::Int(x)) => b.append_value(*x),
-            (Builder::Time(b), _, _, Value::Long(x)) => b.append_value(*x),
-            (Builder::Timestamp(b), _, _, Value::Long(x)) => b.append_value(*x),
-            (Builder::String(b), _, _, Value::Str(s)) => b.append_value(s),
-            (Builder::String(b), Node::Enum(symbols), _, Value::Enum(i)) => {
-                match symbols.get(*i as usize) {
-                    Some(s) => b.append_value(s),
-                    None => b.append_null(),
-                }
-            }
-            (Builder::Binary(b), _, _, Value::Bytes(x)) => b.append_value(x),
-            (Builder::Fixed(b, n), _, _, Value::Bytes(x)) if x.len() == *n => {
-                let _ = b.append_value(x);
-            }
-            (Builder::Fixed(b, 16), _, _, Value::Uuid(u)) => {
-                let _ = b.append_value(u);
-            }
-            (Builder::Decimal(b), _, _, Value::Decimal(d)) => b.append_value(*d),
-            (
-                Builder::List {
-                    offsets,
-                    nulls,
-                    child,
-                    ..
-                },
-                Node::Array(item),
-                Plan::List(p),
-                Value::List(items),
-            ) => {
-                for x in items {
-                    child.append(item, p, x);
-                }
-                offsets.push(offsets.last().unwrap_or(&0) + items.len() as i32);
-                nulls.append_non_null();
-            }
-            (
-                Builder::Map {
-                    offsets,
-                    nulls,
-                    keys,
-                    values,
-                    ..
-                },
-                Node::Map(value),
-                Plan::Map(p),
-                Value::Map(entries),
-            ) => {
-                for (k, x) in entries {
-                    keys.append_value(k);
-                    values.append(value, p, x);
-                }
-                offsets.push(offsets.last().unwrap_or(&0) + entries.len() as i32);
-                nulls.append_non_null();
-            }
-            (
-                Builder::Struct {
-                    children, nulls, ..
-                },
-                Node::Record(fields),
-                Plan::Struct(per_field, missing),
-                Value::Record(vs),
-            ) => {
-                for ((f, p), x) in fields.iter().zip(per_field).zip(vs) {
-                    if let Some((i, p)) = p {
-                        children[*i].append(&f.node, p, x);
-                    }
-                }
-                for &i in missing {
-                    children[i].append_null();
-                }
-                nulls.append_non_null();
-            }
-            (b, Node::Union(u), Plan::Single(p), Value::Union(i, x)) => {
-                match u.by_index.get(*i as usize) {
-                    Some(Some(k)) => b.append(&u.branches[*k].node, p, x),
-                    _ => b.append_null(),
-                }
-            }
-            (
-                Builder::Struct {
-                    children, nulls, ..
-                },
-                Node::Union(u),
-                Plan::UnionStruct(per_branch),
-                Value::Union(i, x),
-            ) => match u.by_index.get(*i as usize) {
-                Some(Some(k)) => {
-                    let (child, p) = &per_branch[*k];
-                    for (j, c) in children.iter_mut().enumerate() {
-                        if j == *child {
-                            c.append(&u.branches[*k].node, p, x);
-                        } else {
-                            c.append_null();
-                        }
-                    }
-                    nulls.append_non_null();
-                }
-                _ => {
-                    children.iter_mut().for_each(Builder::append_null);
-                    nulls.append_null();
-                }
-            },
-            (b, _, _, _) => {
-                debug_assert!(false, "value {v:?} does not fit its column");
-                b.append_null();
-            }
-        }
-    }
-
-    fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
-        Ok(match self {
-            Builder::Boolean(b) => Arc::new(b.finish()),
-            Builder::Int(b) => Arc::new(b.finish()),
-            Builder::Long(b) => Arc::new(b.finish()),
-            Builder::Float(b) => Arc::new(b.finish()),
-            Builder::Double(b) => Arc::new(b.finish()),
-            Builder::Date(b) => Arc::new(b.finish()),
-            Builder::Time(b) => Arc::new(b.finish()),
-            Builder::Timestamp(b) => Arc::new(b.finish()),
-            Builder::String(b) => Arc::new(b.finish()),
-            Builder::Binary(b) => Arc::new(b.finish()),
-            Builder::Fixed(b, _) => Arc::new(b.finish()),
-            Builder::Decimal(b) => Arc::new(b.finish()),
-            Builder::List {
-                field,
-                offsets,
-                nulls,
-                child,
-            } => {
-                let offsets =
-                    OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(offsets, vec![0])));
-                Arc::new(ListArray::try_new(
-                    field.clone(),
-                    offsets,
-                    child.finish()?,
-                    nulls.finish(),
-                )?)
-            }
-            Builder::Map {
-                entries,
-                offsets,
-                nulls,
-                keys,
-                values,
-            } => {
-                let DataType::Struct(kv) = entries.data_type() else {
-                    return Err(ArrowError::SchemaError(
-                        "map entries are not a struct".into(),
-                    ));
-                };
-                let keys: ArrayRef = Arc::new(keys.finish());
-                let entry_array =
-                    StructArray::try_new(kv.clone(), vec![keys, values.finish()?], None)?;
-                let offsets =
-                    OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(offsets, vec![0])));
-                Arc::new(MapArray::try_new(
-                    entries.clone(),
-                    offsets,
-                    entry_array,
-                    nulls.finish(),
-                    false,
-                )?)
-            }
-            Builder::Struct {
-                fields,
-                children,
-                nulls,
-            } => {
-                let arrays = children
-                    .iter_mut()
-                    .map(Builder::finish)
-                    .collect::<Result<Vec<_>, _>>()?;
-                let len = arrays.first().map(|a| a.len());
-                match len {
-                    Some(_) => Arc::new(StructArray::try_new(
-                        fields.clone(),
-                        arrays,
-                        nulls.finish(),
-                    )?),
-                    None => {
-                        let nulls = nulls.finish();
-                        let n = nulls.as_ref().map(|n| n.len()).unwrap_or(0);
-                        Arc::new(StructArray::new_empty_fields(n, nulls))
-                    }
-                }
-            }
-        })
-    }
-}
-
 struct Column {
     field: FieldRef,
-    builder: Builder,
+    builder: Col,
 }
 
 /// Builders for the value columns of a table schema, filled one row at a time.
@@ -1104,7 +549,8 @@ pub struct Decoder {
     writer: Arc<WriterSchema>,
     /// Per top-level writer field: the column it fills; or why the schema does not fit.
     plan: Result<FieldPlans, String>,
-    scratch: Vec<u8>,
+    /// The plan compiled for decoding (`None` if the schema does not fit).
+    program: Option<direct::Program>,
 }
 
 impl Decoder {
@@ -1131,7 +577,7 @@ impl ValueColumns {
             .map(|f| {
                 Ok(Column {
                     field: f.clone(),
-                    builder: Builder::new(f.data_type(), f.name())?,
+                    builder: Col::new(f.data_type(), f.name())?,
                 })
             })
             .collect::<Result<_, ColumnsError>>()?;
@@ -1169,11 +615,21 @@ impl ValueColumns {
             .iter()
             .map(|f| (f.name.as_str(), &f.node))
             .collect();
-        let plan = plan_struct(&named, &children, "");
+        let mut plan = plan_struct(&named, &children, "");
+        let program = match &plan {
+            Ok(p) => match direct::compile(&writer, p) {
+                Ok(program) => Some(program),
+                Err(e) => {
+                    plan = Err(e);
+                    None
+                }
+            },
+            Err(_) => None,
+        };
         Decoder {
             writer,
             plan,
-            scratch: Vec::new(),
+            program,
         }
     }
 
@@ -1188,54 +644,48 @@ impl ValueColumns {
     /// Appends one row from an Avro binary payload (the datum after the 5-byte header). On
     /// `Err`, the row's value columns are null and the caller keeps the payload raw.
     pub fn append(&mut self, decoder: &mut Decoder, payload: &[u8]) -> Result<(), Fallback> {
-        let result = Self::check(decoder, payload);
-        match result {
-            Ok(values) => {
-                let Ok((per_field, missing)) = &decoder.plan else {
-                    // `check` refuses values of a schema without a plan.
-                    self.append_null();
-                    return Err(Fallback::Schema);
-                };
-                for ((f, p), v) in decoder.writer.fields.iter().zip(per_field).zip(&values) {
-                    if let Some((i, p)) = p {
-                        self.columns[*i].builder.append(&f.node, p, v);
-                    }
-                }
-                for &i in missing {
-                    self.columns[i].builder.append_null();
-                }
+        let Some(program) = &decoder.program else {
+            self.append_null();
+            return Err(Fallback::Schema);
+        };
+        match self.read(program, payload) {
+            Ok(()) => {
                 self.rows += 1;
                 Ok(())
             }
             Err(e) => {
+                // Cut every column back to the rows before this one, then a null row.
+                for c in &mut self.columns {
+                    c.builder.truncate(self.rows);
+                }
                 self.append_null();
                 Err(e)
             }
         }
     }
 
-    fn check<'a>(decoder: &mut Decoder, payload: &'a [u8]) -> Result<Vec<Value<'a>>, Fallback> {
-        if decoder.plan.is_err() {
-            return Err(Fallback::Schema);
+    fn read(&mut self, program: &direct::Program, payload: &[u8]) -> Result<(), Fallback> {
+        let mut r = direct::Cursor::new(payload);
+        for (i, op) in &program.fields {
+            let c = self.columns.get_mut(*i).ok_or(Fallback::Schema)?;
+            direct::read(op, &mut c.builder, &mut r)?;
         }
-        let values = decode_payload(&decoder.writer, payload)?;
-        decoder.scratch.clear();
-        encode_payload(
-            &decoder.writer,
-            &values,
-            &mut decoder.scratch,
-            Style::default(),
-        );
-        if decoder.scratch != payload {
-            let position = decoder
-                .scratch
-                .iter()
-                .zip(payload)
-                .position(|(a, b)| a != b)
-                .unwrap_or(decoder.scratch.len().min(payload.len()));
-            return Err(Fallback::NotCanonical { position });
+        if r.not_canonical != usize::MAX {
+            return Err(Fallback::NotCanonical {
+                position: r.not_canonical,
+            });
         }
-        Ok(values)
+        if !r.at_end() {
+            return Err(Fallback::NotCanonical { position: r.pos });
+        }
+        for &i in &program.missing {
+            self.columns
+                .get_mut(i)
+                .ok_or(Fallback::Schema)?
+                .builder
+                .append_null();
+        }
+        Ok(())
     }
 
     /// The arrays of the rows appended so far (one per value column, in [`fields`](Self::fields)

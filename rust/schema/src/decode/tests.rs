@@ -28,9 +28,10 @@ fn columns_for(w: &WriterSchema) -> ValueColumns {
 }
 
 /// The value columns as one batch (what a data file gives back).
-fn columns_batch(fields: Vec<arrow_schema::FieldRef>, arrays: Vec<arrow_array::ArrayRef>) -> arrow_array::RecordBatch {
+fn columns_batch(fields: Vec<arrow_schema::FieldRef>, arrays: Vec<arrow_array::ArrayRef>, rows: usize) -> arrow_array::RecordBatch {
     let schema = Arc::new(arrow_schema::Schema::new(fields));
-    arrow_array::RecordBatch::try_new(schema, arrays).unwrap()
+    let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(rows));
+    arrow_array::RecordBatch::try_new_with_options(schema, arrays, &options).unwrap()
 }
 
 /// Every type, several rows (nulls of optional fields included), through the columns and back.
@@ -44,7 +45,7 @@ fn columns_encode_back_to_the_original_bytes() {
         cols.append(&mut d, b).unwrap();
     }
     cols.append_null();
-    let batch = columns_batch(cols.fields(), cols.finish().unwrap());
+    let batch = columns_batch(cols.fields(), cols.finish().unwrap(), originals.len() + 1);
     for (row, b) in originals.iter().enumerate() {
         let mut out = Vec::new();
         crate::encode::encode_row(&w, &batch, row, &mut out).unwrap();
@@ -522,6 +523,7 @@ fn decimal_bytes_helpers() {
 /// A generated Avro type (rendered to JSON; values generated as apache-avro values).
 #[derive(Debug, Clone)]
 enum G {
+    Null,
     Bool,
     Int,
     Long,
@@ -531,25 +533,45 @@ enum G {
     Str,
     Date,
     TimeMs,
+    TimeUs,
     TsUs,
     TsMs,
+    TsMsUtc,
+    LocalTsUs,
+    TsNanos,
     Uuid,
+    UuidFixed,
     Dec(u8, u8),
+    /// Precision, scale, extra bytes beyond the fewest that hold the precision.
+    DecFixed(u8, u8, usize),
     Fixed(usize),
     Enum(usize),
     Array(Box<G>),
     Map(Box<G>),
     Opt(Box<G>),
+    /// `[T, "null"]`.
+    OptLast(Box<G>),
     Wide(Box<G>),
+    /// `["bytes", record, "null"]`.
+    WideRecord(Vec<G>),
     Record(Vec<G>),
 }
 
-fn render(g: &G, n: &mut usize) -> String {
+/// The fewest bytes of two's complement that hold every value of `p` decimal digits.
+fn decimal_fixed_size(p: u8) -> usize {
+    let max = 10i128.pow(u32::from(p)) - 1;
+    min_be(max).len()
+}
+
+/// The schema's JSON; `avro`: for apache-avro, which writes the values (a uuid `fixed` as a
+/// plain `fixed`: same bytes).
+fn render(g: &G, n: &mut usize, avro: bool) -> String {
     let mut name = || {
         *n += 1;
         format!("N{n}")
     };
     match g {
+        G::Null => r#""null""#.into(),
         G::Bool => r#""boolean""#.into(),
         G::Int => r#""int""#.into(),
         G::Long => r#""long""#.into(),
@@ -559,12 +581,26 @@ fn render(g: &G, n: &mut usize) -> String {
         G::Str => r#""string""#.into(),
         G::Date => r#"{"type":"int","logicalType":"date"}"#.into(),
         G::TimeMs => r#"{"type":"int","logicalType":"time-millis"}"#.into(),
+        G::TimeUs => r#"{"type":"long","logicalType":"time-micros"}"#.into(),
         G::TsUs => r#"{"type":"long","logicalType":"timestamp-micros"}"#.into(),
         G::TsMs => r#"{"type":"long","logicalType":"local-timestamp-millis"}"#.into(),
+        G::TsMsUtc => r#"{"type":"long","logicalType":"timestamp-millis"}"#.into(),
+        G::LocalTsUs => r#"{"type":"long","logicalType":"local-timestamp-micros"}"#.into(),
+        G::TsNanos => r#"{"type":"long","logicalType":"timestamp-nanos"}"#.into(),
         G::Uuid => r#"{"type":"string","logicalType":"uuid"}"#.into(),
+        G::UuidFixed if avro => format!(r#"{{"type":"fixed","name":"{}","size":16}}"#, name()),
+        G::UuidFixed => format!(
+            r#"{{"type":"fixed","name":"{}","size":16,"logicalType":"uuid"}}"#,
+            name()
+        ),
         G::Dec(p, s) => {
             format!(r#"{{"type":"bytes","logicalType":"decimal","precision":{p},"scale":{s}}}"#)
         }
+        G::DecFixed(p, s, extra) => format!(
+            r#"{{"type":"fixed","name":"{}","size":{},"logicalType":"decimal","precision":{p},"scale":{s}}}"#,
+            name(),
+            decimal_fixed_size(*p) + extra
+        ),
         G::Fixed(size) => format!(r#"{{"type":"fixed","name":"{}","size":{size}}}"#, name()),
         G::Enum(k) => {
             let symbols: Vec<String> = (0..*k).map(|i| format!("\"S{i}\"")).collect();
@@ -574,19 +610,24 @@ fn render(g: &G, n: &mut usize) -> String {
                 symbols.join(",")
             )
         }
-        G::Array(i) => format!(r#"{{"type":"array","items":{}}}"#, render(i, n)),
-        G::Map(v) => format!(r#"{{"type":"map","values":{}}}"#, render(v, n)),
-        G::Opt(v) => format!(r#"["null",{}]"#, render(v, n)),
+        G::Array(i) => format!(r#"{{"type":"array","items":{}}}"#, render(i, n, avro)),
+        G::Map(v) => format!(r#"{{"type":"map","values":{}}}"#, render(v, n, avro)),
+        G::Opt(v) => format!(r#"["null",{}]"#, render(v, n, avro)),
+        G::OptLast(v) => format!(r#"[{},"null"]"#, render(v, n, avro)),
         G::Wide(v) => format!(
             r#"["null","int","string",{{"type":"array","items":{}}}]"#,
-            render(v, n)
+            render(v, n, avro)
+        ),
+        G::WideRecord(fields) => format!(
+            r#"["bytes",{},"null"]"#,
+            render(&G::Record(fields.clone()), n, avro)
         ),
         G::Record(fields) => {
             let rn = name();
             let fs: Vec<String> = fields
                 .iter()
                 .enumerate()
-                .map(|(i, f)| format!(r#"{{"name":"f{i}","type":{}}}"#, render(f, n)))
+                .map(|(i, f)| format!(r#"{{"name":"f{i}","type":{}}}"#, render(f, n, avro)))
                 .collect();
             format!(
                 r#"{{"type":"record","name":"{rn}","fields":[{}]}}"#,
@@ -596,8 +637,18 @@ fn render(g: &G, n: &mut usize) -> String {
     }
 }
 
+/// Whether a generated type has a column (what `avro::has_column` says of its node).
+fn g_has_column(g: &G) -> bool {
+    match g {
+        G::Null => false,
+        G::Record(fields) => fields.iter().any(g_has_column),
+        _ => true,
+    }
+}
+
 fn gen_type() -> impl Strategy<Value = G> {
     let leaf = prop_oneof![
+        Just(G::Null),
         Just(G::Bool),
         Just(G::Int),
         Just(G::Long),
@@ -607,25 +658,41 @@ fn gen_type() -> impl Strategy<Value = G> {
         Just(G::Str),
         Just(G::Date),
         Just(G::TimeMs),
+        Just(G::TimeUs),
         Just(G::TsUs),
         Just(G::TsMs),
+        Just(G::TsMsUtc),
+        Just(G::LocalTsUs),
+        Just(G::TsNanos),
         Just(G::Uuid),
+        Just(G::UuidFixed),
         (1u8..=38)
             .prop_flat_map(|p| (Just(p), 0..=p))
             .prop_map(|(p, s)| G::Dec(p, s)),
+        (1u8..=38)
+            .prop_flat_map(|p| (Just(p), 0..=p, 0usize..4))
+            .prop_map(|(p, s, e)| G::DecFixed(p, s, e)),
         (1usize..20).prop_map(G::Fixed),
         (1usize..5).prop_map(G::Enum),
     ];
     leaf.prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
-            inner.clone().prop_map(|g| G::Array(Box::new(g))),
-            inner.clone().prop_map(|g| G::Map(Box::new(g))),
-            inner.clone().prop_map(|g| match g {
+            // Array items, map values and union branches need a column.
+            inner.clone().prop_filter("a column", g_has_column).prop_map(|g| G::Array(Box::new(g))),
+            inner.clone().prop_filter("a column", g_has_column).prop_map(|g| G::Map(Box::new(g))),
+            inner.clone().prop_filter("a column", g_has_column).prop_map(|g| match g {
                 // A union may not directly contain a union.
-                G::Opt(_) | G::Wide(_) => g,
+                G::Opt(_) | G::OptLast(_) | G::Wide(_) | G::WideRecord(_) => g,
                 g => G::Opt(Box::new(g)),
             }),
-            inner.clone().prop_map(|g| G::Wide(Box::new(g))),
+            inner.clone().prop_filter("a column", g_has_column).prop_map(|g| match g {
+                G::Opt(_) | G::OptLast(_) | G::Wide(_) | G::WideRecord(_) => g,
+                g => G::OptLast(Box::new(g)),
+            }),
+            inner.clone().prop_filter("a column", g_has_column).prop_map(|g| G::Wide(Box::new(g))),
+            proptest::collection::vec(inner.clone(), 1..3)
+                .prop_filter("a column", |fs| fs.iter().any(g_has_column))
+                .prop_map(G::WideRecord),
             proptest::collection::vec(inner, 1..4).prop_map(G::Record),
         ]
     })
@@ -666,13 +733,26 @@ fn min_be(v: i128) -> Vec<u8> {
 }
 
 fn gen_value(g: &G) -> BoxedStrategy<A> {
+    gen_value_in(g, false)
+}
+
+/// A value of `g`. Not `wild`: every value fits its column (NaNs canonical, timestamps in range,
+/// decimals minimal and within their precision). `wild`: also values that go to the fallback.
+fn gen_value_in(g: &G, wild: bool) -> BoxedStrategy<A> {
     match g {
+        G::Null => Just(A::Null).boxed(),
         G::Bool => any::<bool>().prop_map(A::Boolean).boxed(),
         G::Int => any::<i32>().prop_map(A::Int).boxed(),
         G::Long => any::<i64>().prop_map(A::Long).boxed(),
+        G::Float if wild => any::<u32>().prop_map(|b| A::Float(f32::from_bits(b))).boxed(),
         G::Float => any::<u32>()
             .prop_map(|b| A::Float(canonical_f32(b)))
             .boxed(),
+        G::Double if wild => prop_oneof![
+            any::<u64>().prop_map(|b| A::Double(f64::from_bits(b))),
+            any::<u64>().prop_map(|b| A::Double(f64::from_bits(b | 0x7ff0_0000_0000_0000))),
+        ]
+        .boxed(),
         G::Double => any::<u64>()
             .prop_map(|b| A::Double(canonical_f64(b)))
             .boxed(),
@@ -682,18 +762,70 @@ fn gen_value(g: &G) -> BoxedStrategy<A> {
         G::Str => ".{0,12}".prop_map(A::String).boxed(),
         G::Date => any::<i32>().prop_map(A::Date).boxed(),
         G::TimeMs => (0..86_400_000i32).prop_map(A::TimeMillis).boxed(),
+        G::TimeUs => (0..86_400_000_000i64).prop_map(A::TimeMicros).boxed(),
         G::TsUs => any::<i64>().prop_map(A::TimestampMicros).boxed(),
+        G::LocalTsUs => any::<i64>().prop_map(A::LocalTimestampMicros).boxed(),
+        G::TsNanos => any::<i64>().prop_map(A::TimestampNanos).boxed(),
+        G::TsMs if wild => any::<i64>().prop_map(A::LocalTimestampMillis).boxed(),
         G::TsMs => (-(i64::MAX / 1000)..=i64::MAX / 1000)
             .prop_map(A::LocalTimestampMillis)
+            .boxed(),
+        G::TsMsUtc if wild => prop_oneof![
+            any::<i64>().prop_map(A::TimestampMillis),
+            (i64::MAX / 1000 - 2..=i64::MAX / 1000 + 2).prop_map(A::TimestampMillis),
+        ]
+        .boxed(),
+        G::TsMsUtc => (-(i64::MAX / 1000)..=i64::MAX / 1000)
+            .prop_map(A::TimestampMillis)
             .boxed(),
         G::Uuid => any::<[u8; 16]>()
             .prop_map(|b| A::Uuid(uuid::Uuid::from_bytes(b)))
             .boxed(),
+        G::UuidFixed => any::<[u8; 16]>()
+            .prop_map(|b| A::Fixed(16, b.to_vec()))
+            .boxed(),
+        G::Dec(p, _) if wild => {
+            let max = 10i128.pow(u32::from(*p));
+            // Near the precision's limit, anywhere, and with redundant sign bytes (apache-avro
+            // writes a decimal's bytes as given).
+            (prop_oneof![-max - 2..=max + 1, any::<i128>(), -300i128..300], 0usize..3, any::<bool>())
+                .prop_map(|(v, extra, empty_zero)| {
+                    let mut b = min_be(v);
+                    if v == 0 && empty_zero {
+                        b.clear();
+                    }
+                    for _ in 0..extra {
+                        b.insert(0, if v < 0 { 0xff } else { 0 });
+                    }
+                    A::Decimal(apache_avro::Decimal::from(b))
+                })
+                .boxed()
+        }
         G::Dec(p, _) => {
             let max = 10i128.pow(u32::from(*p)) - 1;
             (-max..=max)
                 .prop_map(|v| A::Decimal(apache_avro::Decimal::from(min_be(v))))
                 .boxed()
+        }
+        G::DecFixed(p, _, extra) => {
+            let size = decimal_fixed_size(*p) + extra;
+            let max = 10i128.pow(u32::from(*p)) - 1;
+            let fit = (-max..=max).prop_map(move |v| {
+                let b = min_be(v);
+                let mut out = vec![if v < 0 { 0xff } else { 0 }; size - b.len()];
+                out.extend_from_slice(&b);
+                A::Decimal(apache_avro::Decimal::from(out))
+            });
+            if wild {
+                prop_oneof![
+                    fit,
+                    proptest::collection::vec(any::<u8>(), size)
+                        .prop_map(|b| A::Decimal(apache_avro::Decimal::from(b))),
+                ]
+                .boxed()
+            } else {
+                fit.boxed()
+            }
         }
         G::Fixed(n) => {
             let n = *n;
@@ -704,27 +836,39 @@ fn gen_value(g: &G) -> BoxedStrategy<A> {
         G::Enum(k) => (0..*k as u32)
             .prop_map(|i| A::Enum(i, format!("S{i}")))
             .boxed(),
-        G::Array(i) => proptest::collection::vec(gen_value(i), 0..4)
+        G::Array(i) => proptest::collection::vec(gen_value_in(i, wild), 0..4)
             .prop_map(A::Array)
             .boxed(),
-        G::Map(v) => proptest::collection::hash_map("[a-z]{0,3}", gen_value(v), 0..4)
+        G::Map(v) => proptest::collection::hash_map("[a-z]{0,3}", gen_value_in(v, wild), 0..4)
             .prop_map(A::Map)
             .boxed(),
         G::Opt(v) => prop_oneof![
             Just(A::Union(0, Box::new(A::Null))),
-            gen_value(v).prop_map(|x| A::Union(1, Box::new(x))),
+            gen_value_in(v, wild).prop_map(|x| A::Union(1, Box::new(x))),
+        ]
+        .boxed(),
+        G::OptLast(v) => prop_oneof![
+            Just(A::Union(1, Box::new(A::Null))),
+            gen_value_in(v, wild).prop_map(|x| A::Union(0, Box::new(x))),
         ]
         .boxed(),
         G::Wide(v) => prop_oneof![
             Just(A::Union(0, Box::new(A::Null))),
             any::<i32>().prop_map(|x| A::Union(1, Box::new(A::Int(x)))),
             ".{0,4}".prop_map(|x| A::Union(2, Box::new(A::String(x)))),
-            proptest::collection::vec(gen_value(v), 0..3)
+            proptest::collection::vec(gen_value_in(v, wild), 0..3)
                 .prop_map(|x| A::Union(3, Box::new(A::Array(x)))),
         ]
         .boxed(),
+        G::WideRecord(fields) => prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..4).prop_map(|b| A::Union(0, Box::new(A::Bytes(b)))),
+            gen_value_in(&G::Record(fields.clone()), wild).prop_map(|x| A::Union(1, Box::new(x))),
+            Just(A::Union(2, Box::new(A::Null))),
+        ]
+        .boxed(),
         G::Record(fields) => {
-            let strategies: Vec<BoxedStrategy<A>> = fields.iter().map(gen_value).collect();
+            let strategies: Vec<BoxedStrategy<A>> =
+                fields.iter().map(|f| gen_value_in(f, wild)).collect();
             strategies
                 .prop_map(|vs| {
                     A::Record(
@@ -744,9 +888,11 @@ fn schema_and_bytes() -> impl Strategy<Value = (String, Vec<u8>)> {
     proptest::collection::vec(gen_type(), 1..5).prop_flat_map(|fields| {
         let g = G::Record(fields);
         let mut n = 0;
-        let text = render(&g, &mut n);
+        let text = render(&g, &mut n, false);
+        let mut n = 0;
+        let avro_text = render(&g, &mut n, true);
         gen_value(&g).prop_map(move |v| {
-            let bytes = avro_bytes(&text, v);
+            let bytes = avro_bytes(&avro_text, v);
             (text.clone(), bytes)
         })
     })
@@ -770,7 +916,7 @@ proptest! {
             prop_assert_eq!(a.len(), 1);
         }
         // And the way back: the columns re-encode to the serializer's bytes.
-        let batch = columns_batch(fields, arrays);
+        let batch = columns_batch(fields, arrays, 1);
         let mut again = Vec::new();
         crate::encode::encode_row(&w, &batch, 0, &mut again).unwrap();
         prop_assert_eq!(again, bytes);
@@ -828,3 +974,307 @@ proptest! {
         cols.finish().unwrap();
     }
 }
+
+// ---- the direct decoder against the oracle (decode tree + re-encode + Arrow builders) ----
+
+/// Both decoders over the same payloads, row after row into the same columns: the same outcome
+/// per row (the same `Fallback`, a `NotCanonical` position aside) and equal arrays, finished after
+/// the first two rows (the builders then go on from empty) and at the end.
+fn agree_with_oracle(w: &Arc<WriterSchema>, schema: &iceberg::spec::Schema, payloads: &[Vec<u8>]) -> Result<(), TestCaseError> {
+    let mut new = ValueColumns::new(schema, &[]).unwrap();
+    let mut old = OracleColumns::new(schema, &[]).unwrap();
+    let mut d = new.decoder(w.clone());
+    let split = if payloads.len() > 2 { 2 } else { payloads.len() };
+    for batch in [&payloads[..split], &payloads[split..]] {
+        for (row, p) in batch.iter().enumerate() {
+            let a = new.append(&mut d, p);
+            let b = old.append(&d, p);
+            match (&a, &b) {
+                (Err(Fallback::NotCanonical { position }), Err(Fallback::NotCanonical { .. })) => {
+                    prop_assert!(*position <= p.len(), "position {} beyond {} bytes", position, p.len());
+                }
+                _ => prop_assert_eq!(&a, &b, "row {} payload {:?}", row, p),
+            }
+            prop_assert_eq!(new.len(), row + 1);
+        }
+        let fields = new.fields();
+        let x = new.finish().unwrap();
+        let y = old.finish().unwrap();
+        prop_assert_eq!(x.len(), y.len());
+        for ((f, a), b) in fields.iter().zip(&x).zip(&y) {
+            prop_assert_eq!(a.len(), batch.len());
+            prop_assert_eq!(f.data_type(), a.data_type());
+            prop_assert_eq!(a.to_data(), b.to_data(), "column {}", f.name());
+        }
+    }
+    Ok(())
+}
+
+fn table_of(w: &WriterSchema) -> iceberg::spec::Schema {
+    iceberg::spec::Schema::builder()
+        .with_fields(w.iceberg_fields(1))
+        .build()
+        .unwrap()
+}
+
+/// A byte-level change to a payload.
+#[derive(Debug, Clone)]
+enum Mutation {
+    None,
+    Truncate(usize),
+    Replace(usize, u8),
+    Xor(usize, u8),
+    Insert(usize, u8),
+    Delete(usize),
+    Trailing(Vec<u8>),
+    /// Every `a`–`f` upper-cased (uuid strings become non-canonical).
+    Upcase,
+}
+
+fn gen_mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        2 => Just(Mutation::None),
+        1 => any::<usize>().prop_map(Mutation::Truncate),
+        1 => (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Replace(i, b)),
+        1 => (any::<usize>(), 0u8..8).prop_map(|(i, b)| Mutation::Xor(i, 1 << b)),
+        1 => (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Insert(i, b)),
+        1 => any::<usize>().prop_map(Mutation::Delete),
+        1 => proptest::collection::vec(any::<u8>(), 1..3).prop_map(Mutation::Trailing),
+        1 => Just(Mutation::Upcase),
+    ]
+}
+
+fn mutate(mut b: Vec<u8>, m: &Mutation) -> Vec<u8> {
+    let n = b.len();
+    match m {
+        Mutation::None => {}
+        Mutation::Truncate(i) => b.truncate(i % (n + 1)),
+        Mutation::Replace(i, x) if n > 0 => b[i % n] = *x,
+        Mutation::Xor(i, x) if n > 0 => b[i % n] ^= *x,
+        Mutation::Insert(i, x) => b.insert(i % (n + 1), *x),
+        Mutation::Delete(i) if n > 0 => {
+            b.remove(i % n);
+        }
+        Mutation::Trailing(t) => b.extend_from_slice(t),
+        Mutation::Upcase => b.iter_mut().for_each(|c| {
+            if (b'a'..=b'f').contains(c) {
+                c.make_ascii_uppercase()
+            }
+        }),
+        _ => {}
+    }
+    b
+}
+
+/// A payload written canonically (apache-avro), possibly re-written in a non-canonical style by
+/// the oracle's encoder, possibly mutated.
+fn variant(w: &WriterSchema, bytes: &[u8], style: (bool, bool, bool), m: &Mutation) -> Vec<u8> {
+    let (pad_varints, split_blocks, sized_blocks) = style;
+    let styled = match decode_payload(w, bytes) {
+        Ok(values) if pad_varints || split_blocks || sized_blocks => {
+            let mut out = Vec::new();
+            encode_payload(w, &values, &mut out, Style { pad_varints, split_blocks, sized_blocks });
+            out
+        }
+        _ => bytes.to_vec(),
+    };
+    mutate(styled, m)
+}
+
+fn gen_style() -> impl Strategy<Value = (bool, bool, bool)> {
+    prop_oneof![
+        3 => Just((false, false, false)),
+        1 => (any::<bool>(), any::<bool>(), any::<bool>()),
+    ]
+}
+
+/// A schema and several rows of it: canonical (apache-avro, values in or out of the columns'
+/// ranges), restyled and mutated.
+fn schema_and_rows() -> impl Strategy<Value = (String, Vec<Vec<u8>>)> {
+    proptest::collection::vec(gen_type(), 1..5).prop_flat_map(|fields| {
+        let g = G::Record(fields);
+        let mut n = 0;
+        let text = render(&g, &mut n, false);
+        let mut n = 0;
+        let avro_text = render(&g, &mut n, true);
+        let row = (gen_value_in(&g, true), gen_style(), gen_mutation());
+        proptest::collection::vec(row, 1..5).prop_map(move |rows| {
+            let w = writer(&text);
+            let payloads = rows
+                .into_iter()
+                .map(|(v, style, m)| variant(&w, &avro_bytes(&avro_text, v), style, &m))
+                .collect();
+            (text.clone(), payloads)
+        })
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    /// Random writer schemas, canonical and broken values: the direct decoder and the oracle
+    /// agree on every outcome and on the arrays.
+    #[test]
+    fn direct_decoder_equals_the_re_encoding_oracle((text, payloads) in schema_and_rows()) {
+        let w = writer(&text);
+        agree_with_oracle(&w, &table_of(&w), &payloads)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Maps written by hand with repeated keys, in one or several blocks (sized or not).
+    #[test]
+    fn repeated_map_keys_agree(
+        rows in proptest::collection::vec(
+            (proptest::collection::vec(("[ab]{0,2}", any::<i32>()), 0..20), 1usize..4, any::<bool>(), any::<bool>()),
+            1..4),
+    ) {
+        let text = rec(r#"{"type":"map","values":["null","int"]}"#);
+        let w = writer(&text);
+        let payloads: Vec<Vec<u8>> = rows
+            .iter()
+            .map(|(entries, chunk, sized, null_first)| {
+                let mut out = Vec::new();
+                for block in entries.chunks(*chunk) {
+                    let mut body = Vec::new();
+                    for (k, v) in block {
+                        write_long(k.len() as i64, &mut body, Style::default());
+                        body.extend_from_slice(k.as_bytes());
+                        if *null_first && v % 3 == 0 {
+                            write_long(0, &mut body, Style::default());
+                        } else {
+                            write_long(1, &mut body, Style::default());
+                            write_long(i64::from(*v), &mut body, Style::default());
+                        }
+                    }
+                    if *sized {
+                        write_long(-(block.len() as i64), &mut out, Style::default());
+                        write_long(body.len() as i64, &mut out, Style::default());
+                    } else {
+                        write_long(block.len() as i64, &mut out, Style::default());
+                    }
+                    out.extend_from_slice(&body);
+                }
+                write_long(0, &mut out, Style::default());
+                out
+            })
+            .collect();
+        agree_with_oracle(&w, &table_of(&w), &payloads)?;
+    }
+
+    /// Values of older writer schemas into an evolved table (promoted types, columns the writer
+    /// lacks, a conflicting writer), mutated.
+    #[test]
+    fn evolved_tables_agree(
+        rows in proptest::collection::vec((any::<i32>(), ".{0,6}", any::<u32>(), proptest::collection::vec("[a-c]{0,3}", 0..4), gen_mutation(), 0usize..3), 1..6),
+    ) {
+        let v1 = writer(r#"{"type":"record","name":"R","fields":[{"name":"id","type":"int"},{"name":"name","type":"string"},{"name":"f","type":"float"}]}"#);
+        let v2 = writer(r#"{"type":"record","name":"R","fields":[{"name":"id","type":"long"},{"name":"f","type":"double"},{"name":"tags","type":{"type":"array","items":"string"}}]}"#);
+        let v3 = writer(r#"{"type":"record","name":"R","fields":[{"name":"id","type":"string"}]}"#);
+        let base = iceberg::spec::Schema::builder().build().unwrap();
+        let e1 = evolve(&base, 0, &[], &v1).unwrap();
+        let e2 = evolve(&e1.schema, e1.last_column_id, &[], &v2).unwrap();
+        let e3 = evolve(&e2.schema, e2.last_column_id, &[], &v3).unwrap();
+        let mut new = ValueColumns::new(&e3.schema, &[]).unwrap();
+        let mut old = OracleColumns::new(&e3.schema, &[]).unwrap();
+        let mut decoders: Vec<Decoder> = [v1, v2, v3].into_iter().map(|w| new.decoder(w)).collect();
+        for (id, name, f, tags, m, which) in &rows {
+            let mut p = Vec::new();
+            match which {
+                0 => {
+                    write_long(i64::from(*id), &mut p, Style::default());
+                    write_long(name.len() as i64, &mut p, Style::default());
+                    p.extend_from_slice(name.as_bytes());
+                    p.extend_from_slice(&f.to_le_bytes());
+                }
+                1 => {
+                    write_long(i64::from(*id) << 20, &mut p, Style::default());
+                    p.extend_from_slice(&f64::from(*f).to_le_bytes());
+                    if !tags.is_empty() {
+                        write_long(tags.len() as i64, &mut p, Style::default());
+                        for t in tags {
+                            write_long(t.len() as i64, &mut p, Style::default());
+                            p.extend_from_slice(t.as_bytes());
+                        }
+                    }
+                    write_long(0, &mut p, Style::default());
+                }
+                _ => {
+                    write_long(name.len() as i64, &mut p, Style::default());
+                    p.extend_from_slice(name.as_bytes());
+                }
+            }
+            let p = mutate(p, m);
+            let d = &mut decoders[*which];
+            let a = new.append(d, &p);
+            let b = old.append(d, &p);
+            match (&a, &b) {
+                (Err(Fallback::NotCanonical { .. }), Err(Fallback::NotCanonical { .. })) => {}
+                _ => prop_assert_eq!(&a, &b),
+            }
+        }
+        let x = new.finish().unwrap();
+        let y = old.finish().unwrap();
+        for (a, b) in x.iter().zip(&y) {
+            prop_assert_eq!(a.len(), rows.len());
+            prop_assert_eq!(a.to_data(), b.to_data());
+        }
+    }
+}
+
+/// Writer schemas the fuzz test throws bytes at: every type, the benchmark's orders, wide unions.
+fn fuzz_schemas() -> Vec<Arc<WriterSchema>> {
+    let orders = crate::synth::AvroOrders::new();
+    [
+        ALL.to_string(),
+        orders.schema().to_string(),
+        rec(r#"{"type":"array","items":{"type":"map","values":["null","string",{"type":"record","name":"X","fields":[{"name":"b","type":"boolean"},{"name":"d","type":{"type":"fixed","name":"D","size":20,"logicalType":"decimal","precision":38,"scale":4}}]}]}}"#),
+        rec(r#"["null",{"type":"string","logicalType":"uuid"},{"type":"fixed","name":"U","size":16,"logicalType":"uuid"},{"type":"long","logicalType":"timestamp-millis"}]"#),
+        rec(r#"{"type":"bytes","logicalType":"decimal","precision":38,"scale":0}"#),
+    ]
+    .iter()
+    .map(|t| writer(t))
+    .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    /// Random bytes (and random bytes after a valid start) never panic, and both decoders agree.
+    #[test]
+    fn fuzz_random_bytes(
+        which in 0usize..5,
+        rows in proptest::collection::vec(
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..48),
+                proptest::collection::vec(prop_oneof![Just(0u8), Just(2), Just(0x80), Just(1), any::<u8>()], 0..200),
+            ],
+            1..4),
+    ) {
+        let w = fuzz_schemas().swap_remove(which);
+        agree_with_oracle(&w, &table_of(&w), &rows)?;
+    }
+}
+
+/// A row that fails halfway (after appending into nested lists, maps and structs) leaves every
+/// column aligned and null, and the rows around it intact.
+#[test]
+fn a_failed_row_is_rolled_back() {
+    let w = writer(ALL);
+    let good = avro_bytes(ALL, all_value(1));
+    let schema = table_of(&w);
+    let mut rows = vec![good.clone()];
+    for cut in [good.len() - 1, good.len() / 2, 40, 3] {
+        rows.push(good[..cut].to_vec());
+        rows.push(good.clone());
+    }
+    let mut padded = good.clone();
+    padded.push(0);
+    rows.push(padded);
+    proptest::test_runner::TestRunner::default()
+        .run(&Just(rows), |rows| agree_with_oracle(&w, &schema, &rows))
+        .unwrap();
+}
+
