@@ -17,8 +17,8 @@
 //! same bytes and the same records as the original.
 //!
 //! Where the Avro time goes is measured on one thread beside it (best of `--runs` each): the copy's pre-scan for schema
-//! ids (one more parse of the segment), the decode into columns (decode, lossless re-encode
-//! check, Arrow append) and the Parquet encode of the value columns against that of the raw
+//! ids (one more parse of the segment), the decode into columns (one pass, the canonical form that
+//! makes it lossless checked inline) and the Parquet encode of the value columns against that of the raw
 //! `value` column.
 
 use std::fs::File;
@@ -82,7 +82,7 @@ struct Mode {
 struct Split {
     /// Parse + wire header of every value (the copy's pre-scan).
     prescan: f64,
-    /// Parse + decode + re-encode check + Arrow append, minus the parse.
+    /// Parse + decode into columns (canonical form checked in the same pass), minus the parse.
     decode: f64,
     /// Parquet encode of the value columns, scaled to the whole segment.
     parquet_typed: f64,
@@ -289,7 +289,7 @@ fn split(seg: &Segment, writer: &Arc<WriterSchema>, reference_bytes: u64, runs: 
         });
         r.map(|()| t)
     })?;
-    // 2. Decode into columns (decode, lossless re-encode check, Arrow append), arrays finished
+    // 2. Decode into columns (one pass, canonical form checked inline), arrays finished
     //    every 8192 rows and dropped.
     let mut columns = ValueColumns::for_writer(writer).map_err(usage)?;
     let mut decoder = columns.decoder(writer.clone());
@@ -506,8 +506,8 @@ fn print(args: &TypedArgs, all: &[Figures], machine: &str, registry: &Registry, 
         );
     }
     println!(
-        "pre-scan: parse + wire header of every value (the copy's schema-id pass); decode: decode + lossless re-encode \
-         check + Arrow append; parquet: encode of the value columns vs the raw value column (zstd(1), from a prefix, \
+        "pre-scan: parse + wire header of every value (the copy's schema-id pass); decode: one pass into the columns, \
+         canonical form checked inline; parquet: encode of the value columns vs the raw value column (zstd(1), from a prefix, \
          scaled); unexplained = avro-raw - pre-scan - decode - (parquet typed - parquet raw)\n"
     );
     println!("served:");
