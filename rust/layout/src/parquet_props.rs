@@ -7,7 +7,7 @@
 //!   (the page index the fetch path uses to select rows by offset, and time filters).
 //! - `value`, `kafka.key` and header values: no statistics (min/max of opaque bytes helps no
 //!   reader and costs time); no dictionary for `value`.
-//! - Pages of at most 256 KiB, row groups of at most 64 MiB (what keeps a convert under 256 MiB of
+//! - Pages of at most 256 KiB, row groups of at most 48 MiB (what keeps a convert under 256 MiB of
 //!   memory: the writer holds one row group of compressed pages until it is flushed).
 
 use parquet::basic::{Compression as ParquetCompression, Encoding, ZstdLevel};
@@ -17,7 +17,7 @@ use parquet::schema::types::ColumnPath;
 /// Largest data page.
 pub const DATA_PAGE_BYTES: usize = 256 * 1024;
 /// Largest row group.
-pub const ROW_GROUP_BYTES: usize = 64 << 20;
+pub const ROW_GROUP_BYTES: usize = 48 << 20;
 
 fn path(p: &[&str]) -> ColumnPath {
     ColumnPath::new(p.iter().map(|s| s.to_string()).collect())
