@@ -514,7 +514,7 @@ fn registry_down_fails_retriable_and_leaves_nothing() {
         dir.path(),
         &[("schema.registry.url", url.as_str()), ("value.mode", "value_schema_id_prefix"), ("schema.registry.request.timeout.ms", "2000")],
     );
-    let recs = vec![raw(Some(framed(1, &schema(1), order(1, 0).0)))];
+    let recs = [raw(Some(framed(1, &schema(1), order(1, 0).0)))];
     let (md, files) = write_segment(dir.path(), "down", 0, &[(Compression::None, &recs[..])]);
     let e = rsm.copy_log_segment(&md, &files).unwrap_err();
     assert!(e.is_retriable(), "{e}");
