@@ -169,10 +169,7 @@ fn keep_reused(inner: &Inner, seg: &SegmentMetadata, p: &PartMode, ids: &BTreeSe
     if ids.is_empty() {
         return Ok(());
     }
-    let registry = inner.registry.as_ref().ok_or_else(|| RsmError::InvalidConfig {
-        key: crate::config::SCHEMA_REGISTRY_URL.into(),
-        reason: "required by the schema modes".into(),
-    })?;
+    let registry = registry(inner)?;
     for &id in ids {
         match inner.runtime.block_on(registry.schema_by_id(id)).map_err(|source| RsmError::SchemaRegistry { segment: seg.to_string(), source })? {
             Ok(s) => typed.keep_schema(id, s.text.clone()),
@@ -190,13 +187,18 @@ fn keep_reused(inner: &Inner, seg: &SegmentMetadata, p: &PartMode, ids: &BTreeSe
     Ok(())
 }
 
+/// The Schema Registry the schema modes need (configure refuses them without one).
+fn registry(inner: &Inner) -> Result<&calving_schema::SchemaRegistry> {
+    inner.registry.as_deref().ok_or_else(|| RsmError::InvalidConfig {
+        key: crate::config::SCHEMA_REGISTRY_URL.into(),
+        reason: "required by the schema modes".into(),
+    })
+}
+
 /// The writer schemas a part's records use: each id asked of the registry (prefixed), or the
 /// subject's latest (plain).
 fn writers(inner: &Inner, seg: &SegmentMetadata, p: &PartMode, ids: &BTreeSet<SchemaId>) -> Result<Vec<WriterEntry>> {
-    let registry = inner.registry.as_ref().ok_or_else(|| RsmError::InvalidConfig {
-        key: crate::config::SCHEMA_REGISTRY_URL.into(),
-        reason: "required by the schema modes".into(),
-    })?;
+    let registry = registry(inner)?;
     let registry_err = |source| RsmError::SchemaRegistry { segment: seg.to_string(), source };
     let mut writers = Vec::new();
     match p.framing {

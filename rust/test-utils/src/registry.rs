@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::prelude::{Engine as _, BASE64_STANDARD};
+
 use crate::repo_root;
 use crate::s3::closed_port;
 
@@ -135,7 +137,7 @@ impl Registry {
         s.set_read_timeout(Some(Duration::from_secs(30)))?;
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n", self.port);
         if let Some((user, password)) = &self.auth {
-            head.push_str(&format!("Authorization: Basic {}\r\n", base64(&format!("{user}:{password}"))));
+            head.push_str(&format!("Authorization: Basic {}\r\n", BASE64_STANDARD.encode(format!("{user}:{password}"))));
         }
         if let Some(b) = body {
             head.push_str(&format!("Content-Type: application/vnd.schemaregistry.v1+json\r\nContent-Length: {}\r\n", b.len()));
@@ -192,22 +194,6 @@ fn dechunk(mut rest: &str) -> String {
         }
         out.push_str(&after[..n]);
         rest = after[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-fn base64(s: &str) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in s.as_bytes().chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
     }
     out
 }
