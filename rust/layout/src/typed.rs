@@ -211,7 +211,7 @@ pub enum Part<'a> {
 /// Compiled writer schemas of sidecars, for re-encoding values and keys when serving.
 #[derive(Debug, Default)]
 pub struct WriterCache {
-    by_segment: HashMap<([u8; 16], bool, SchemaId), Arc<WriterSchema>>,
+    by_segment: HashMap<([u8; 16], &'static str, SchemaId), Arc<WriterSchema>>,
 }
 
 impl WriterCache {
@@ -224,7 +224,7 @@ impl WriterCache {
         schemas: &WriterSchemas,
         id: SchemaId,
     ) -> Result<Arc<WriterSchema>, LayoutError> {
-        let key = (segment_id, section == KEY_SCHEMAS, id);
+        let key = (segment_id, section, id);
         if let Some(w) = self.by_segment.get(&key) {
             return Ok(w.clone());
         }
