@@ -14,6 +14,9 @@ pub const WAREHOUSE: &str = "warehouse";
 pub const RETENTION_MODE: &str = "retention.mode";
 /// `fetch.chunk.bytes`: served bytes rebuilt per step of a fetch stream (default 1 MiB).
 pub const FETCH_CHUNK_BYTES: &str = "fetch.chunk.bytes";
+/// `sidecar.location`: where segments' sidecars live (default `<warehouse>/calving-sidecars`).
+/// Outside every table's location, so that no engine's orphan-file removal reaches them.
+pub const SIDECAR_LOCATION: &str = "sidecar.location";
 /// `sidecar.cache.entries`: parsed sidecars kept in memory (default 256).
 pub const SIDECAR_CACHE_ENTRIES: &str = "sidecar.cache.entries";
 
@@ -103,6 +106,8 @@ pub enum RetentionMode {
 #[derive(Clone, Debug)]
 pub struct RsmConfig {
     pub warehouse: String,
+    /// `sidecar.location`, without a trailing `/`.
+    pub sidecar_location: String,
     pub retention_mode: RetentionMode,
     pub topic_retention: HashMap<String, RetentionMode>,
     pub fetch_chunk_bytes: usize,
@@ -201,8 +206,15 @@ impl RsmConfig {
             Some(v) => parse_usize(SIDECAR_CACHE_ENTRIES, v)?,
             None => 256,
         };
+        let sidecar_location = properties
+            .get(SIDECAR_LOCATION)
+            .cloned()
+            .unwrap_or_else(|| format!("{}/calving-sidecars", warehouse.trim_end_matches('/')))
+            .trim_end_matches('/')
+            .to_string();
         Ok(RsmConfig {
             warehouse,
+            sidecar_location,
             retention_mode,
             topic_retention,
             fetch_chunk_bytes,

@@ -14,7 +14,7 @@ use calving_layout::sidecar::DataFileRef;
 use calving_layout::LayoutError;
 use calving_segment::LogReader;
 use calving_storage::BlockingObjectWriter;
-use calving_table::{CommittedRange, SegmentCommit};
+use calving_table::SegmentCommit;
 use iceberg::arrow::{schema_to_arrow_schema, PartitionValueCalculator, RecordBatchPartitionSplitter};
 use iceberg::spec::{DataFile, PartitionKey, Struct};
 use iceberg::table::Table;
@@ -129,39 +129,29 @@ fn copy_once(inner: &Inner, seg: &SegmentMetadata, files: &LogSegmentFiles) -> R
     let storage_err = |source| RsmError::Storage { segment: name.clone(), source };
     let rt = &inner.runtime;
     let table = rt.block_on(inner.catalog.ensure_table(&seg.topic)).map_err(table_err)?;
-    let table_location = table.metadata().location().trim_end_matches('/').to_string();
-    inner.remember_table_location(&seg.topic, &table_location);
-    let segment_id = seg.segment_id.to_string();
+    inner.remember_table_location(&seg.topic, table.metadata().location());
     let topic_id = seg.topic_id.to_string();
-    let sidecar_location = Inner::sidecar_location_in(&table_location, seg);
+    let sidecar_location = inner.sidecar_location(seg);
 
-    // A retry of a copy whose commit landed: nothing more to do.
-    if let Some(snapshot) = calving_table::find_segment_commit(&table, &segment_id) {
-        if rt.block_on(inner.storage.exists(&sidecar_location)).map_err(storage_err)? {
-            tracing::info!(segment = %seg, snapshot = snapshot.snapshot_id(), "segment already committed");
-            return Ok(CopyOutcome {
-                custom_metadata: custom_metadata(),
-                snapshot_id: Some(snapshot.snapshot_id()),
-                sidecar_location,
-                ..CopyOutcome::default()
-            });
+    // Plan from the ledger: the offsets of this segment the table already holds.
+    let (ledger, _) = rt.block_on(calving_table::ledger::load(&table)).map_err(table_err)?;
+    let held = ledger.overlapping(&topic_id, seg.partition, seg.start_offset, seg.end_offset);
+    let whole = held.iter().any(|&(s, e)| s <= seg.start_offset && seg.end_offset <= e);
+    if whole {
+        // A retry of a copy whose commit landed (its sidecar is there): nothing more to do.
+        for location in inner.sidecar_locations(seg)? {
+            if rt.block_on(inner.storage.exists(&location)).map_err(storage_err)? {
+                tracing::info!(segment = %seg, %location, "segment already committed");
+                return Ok(CopyOutcome {
+                    custom_metadata: custom_metadata(),
+                    snapshot_id: table.metadata().current_snapshot_id(),
+                    sidecar_location: location,
+                    ..CopyOutcome::default()
+                });
+            }
         }
     }
-
-    // Offsets of this topic id and partition the table already holds.
-    let committed: Vec<CommittedRange> = calving_table::committed_ranges(&table, &topic_id, seg.partition)
-        .into_iter()
-        .filter(|r| r.end_offset >= seg.start_offset && r.start_offset <= seg.end_offset)
-        .collect();
-    if committed.iter().any(|r| r.segment_id == segment_id) {
-        // Committed under this very id, yet its sidecar is gone (deleted after the commit): the
-        // segment was deleted; writing its rows again would duplicate them.
-        return Err(RsmError::NotFound {
-            segment: name.clone(),
-            what: format!("sidecar {sidecar_location} of this already committed segment"),
-        });
-    }
-    let reused = if committed.is_empty() { Vec::new() } else { committed_files(inner, seg, &table, &committed)? };
+    let reused = if held.is_empty() { Vec::new() } else { committed_files(inner, seg, &table)? };
 
     // Schema modes: writer schemas resolved and the table's schema evolved before any write.
     let value_mode = inner.config.value_mode(&seg.topic);
@@ -175,12 +165,13 @@ fn copy_once(inner: &Inner, seg: &SegmentMetadata, files: &LogSegmentFiles) -> R
     };
 
     let mut written: Vec<String> = Vec::new();
-    let result = convert_and_commit(inner, seg, files, &table, &committed, reused, &sidecar_location, typed, &mut written);
+    let result = convert_and_commit(inner, seg, files, &table, &held, reused, &sidecar_location, typed, &mut written);
     if let Err(e) = &result {
         let unknown = matches!(e, RsmError::Table { source, .. } if matches!(**source, calving_table::Error::CommitStateUnknown { .. }));
         if unknown {
-            // The commit may have landed with these files: keep them (a retry finds the commit).
-            tracing::warn!(segment = %seg, error = %e, "commit outcome unknown; keeping written files for the retry");
+            // The commit may have landed with these files: keep them. A retry finds the offsets in
+            // the ledger; the orphan sweep removes the files if the commit never landed.
+            tracing::warn!(segment = %seg, error = %e, "commit outcome unknown; keeping written files");
         } else {
             for location in written.iter().chain(std::iter::once(&sidecar_location)) {
                 if let Err(d) = rt.block_on(inner.storage.delete(location)) {
@@ -192,37 +183,31 @@ fn copy_once(inner: &Inner, seg: &SegmentMetadata, files: &LogSegmentFiles) -> R
     result
 }
 
-/// The data files holding offsets of `seg` that earlier segments committed, found in the table
-/// itself (not in those segments' sidecars, which Kafka may have deleted since).
-fn committed_files(inner: &Inner, seg: &SegmentMetadata, table: &Table, committed: &[CommittedRange]) -> Result<Vec<DataFileRef>> {
+/// The data files holding offsets of `seg` that the table already holds, found by the files'
+/// bounds in the table itself (not in earlier segments' sidecars, which Kafka may have deleted).
+fn committed_files(inner: &Inner, seg: &SegmentMetadata, table: &Table) -> Result<Vec<DataFileRef>> {
     let name = seg.to_string();
     let table_err = |source| RsmError::Table { segment: name.clone(), source: Box::new(source) };
-    let snapshots: HashMap<i64, &CommittedRange> = committed.iter().map(|r| (r.snapshot_id, r)).collect();
-    let offset_field = calving_table::field_id(table, "kafka.offset").map_err(table_err)?;
-    let bound = |d: Option<&iceberg::spec::Datum>| match d.map(|d| d.literal()) {
-        Some(iceberg::spec::PrimitiveLiteral::Long(v)) => Some(*v),
-        _ => None,
-    };
-    let live = inner.runtime.block_on(calving_table::live_files(table)).map_err(table_err)?;
-    let mut refs = Vec::new();
-    for f in live {
-        let Some(range) = snapshots.get(&f.snapshot_id) else {
-            continue;
-        };
-        let file = &f.data_file;
-        let min_offset = bound(file.lower_bounds().get(&offset_field)).unwrap_or(range.start_offset);
-        let max_offset = bound(file.upper_bounds().get(&offset_field)).unwrap_or(range.end_offset);
-        if max_offset >= seg.start_offset && min_offset <= seg.end_offset {
-            refs.push(DataFileRef {
-                location: file.file_path().to_string(),
-                file_size: file.file_size_in_bytes(),
-                row_count: file.record_count(),
-                min_offset,
-                max_offset,
-            });
-        }
-    }
-    Ok(refs)
+    let found = inner
+        .runtime
+        .block_on(calving_table::files_holding(table, &seg.topic_id.to_string(), seg.partition, seg.start_offset, seg.end_offset))
+        .map_err(table_err)?;
+    Ok(found
+        .into_iter()
+        .map(|(f, holding)| {
+            let (lo, hi) = match holding {
+                calving_table::Holding::Only(lo, hi) | calving_table::Holding::Some(lo, hi) => (lo, hi),
+                calving_table::Holding::Nothing => unreachable!("files_holding returns files that hold something"),
+            };
+            DataFileRef {
+                location: f.data_file.file_path().to_string(),
+                file_size: f.data_file.file_size_in_bytes(),
+                row_count: f.data_file.record_count(),
+                min_offset: lo,
+                max_offset: hi,
+            }
+        })
+        .collect())
 }
 
 /// The writer schema ids of the rows of `reused` files that hold offsets of `seg`.
@@ -232,7 +217,7 @@ fn reused_schema_ids(inner: &Inner, seg: &SegmentMetadata, reused: &[DataFileRef
         let range = f.min_offset.max(seg.start_offset)..=f.max_offset.min(seg.end_offset);
         let batches = inner
             .runtime
-            .block_on(inner.rows.read(&f.location, f.file_size, range, false))
+            .block_on(inner.rows.read(&f.location, f.file_size, range, false, Some((&seg.topic_id.to_string(), seg.partition))))
             .map_err(|source| RsmError::from_parquet(seg.to_string(), source))?;
         for b in &batches {
             let view = RowsView::new(b).map_err(|source| RsmError::Layout { segment: seg.to_string(), source })?;
@@ -284,7 +269,7 @@ fn convert_and_commit(
     seg: &SegmentMetadata,
     files: &LogSegmentFiles,
     table: &Table,
-    committed: &[CommittedRange],
+    held: &[(i64, i64)],
     reused: Vec<DataFileRef>,
     sidecar_location: &str,
     typed: Option<crate::typed::Typed>,
@@ -323,11 +308,11 @@ fn convert_and_commit(
     }
     let mut writers: HashMap<String, PartWriter> = HashMap::new();
     let mut reused_rows = 0u64;
-    let covered = |o: i64| committed.iter().any(|r| r.start_offset <= o && o <= r.end_offset);
+    let covered = |o: i64| held.iter().any(|&(s, e)| s <= o && o <= e);
 
     let mut sink = |chunk: RecordBatch| -> Result<(), SinkError> {
         let offsets = offsets_of(&chunk, offset_col);
-        let chunk = if committed.is_empty() {
+        let chunk = if held.is_empty() {
             chunk
         } else {
             let keep: BooleanArray = offsets.iter().map(|o| Some(!covered(o.unwrap_or(-1)))).collect();
@@ -435,36 +420,22 @@ fn convert_and_commit(
     let snapshot_id = if data_files.is_empty() {
         None
     } else {
-        // The commit records the offsets this copy adds; offsets already held stay with the
-        // segments that committed them.
-        let new_min = sidecar.files.iter().filter(|f| new_files.contains(&f.location)).map(|f| f.min_offset).min();
-        let new_max = sidecar.files.iter().filter(|f| new_files.contains(&f.location)).map(|f| f.max_offset).max();
-        let (start_offset, end_offset) = (new_min.unwrap_or(seg.start_offset), new_max.unwrap_or(seg.end_offset));
-        if let Some(r) = committed.iter().find(|r| r.start_offset > start_offset && r.end_offset < end_offset) {
-            return Err(RsmError::Layout {
-                segment: name.clone(),
-                source: LayoutError::RowsMismatch {
-                    base_offset: start_offset,
-                    reason: format!(
-                        "offsets {}..={} committed by segment {} lie inside this segment's new offsets; one commit cannot record two ranges",
-                        r.start_offset, r.end_offset, r.segment_id
-                    ),
-                },
-            });
-        }
+        // The commit records the segment's offsets in the ledger; the ranges it planned around
+        // (rows held already) must still be exactly what the table holds there.
         let commit = SegmentCommit {
             topic_id: seg.topic_id.to_string(),
             partition: seg.partition,
             segment_id: seg.segment_id.to_string(),
-            start_offset,
-            end_offset,
+            start_offset: seg.start_offset,
+            end_offset: seg.end_offset,
+            already_held: held.to_vec(),
             extra: BTreeMap::from([
                 ("calving.layout-version".to_string(), calving_layout::served::LAYOUT_VERSION.to_string()),
                 ("calving.topic".to_string(), seg.topic.clone()),
             ]),
         };
         let outcome = rt
-            .block_on(calving_table::append(inner.catalog.catalog().as_ref(), table, data_files, commit))
+            .block_on(inner.catalog.append(&seg.topic, data_files, commit))
             .map_err(|source| RsmError::Table { segment: name.clone(), source: Box::new(source) })?;
         Some(outcome.snapshot_id())
     };

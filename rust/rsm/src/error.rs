@@ -66,6 +66,10 @@ pub enum RsmError {
         #[source]
         source: calving_schema::RegistryError,
     },
+    /// Rows a segment needs are no longer in the table (someone deleted them): the segment cannot
+    /// be served. Not retriable, and not "not found": Kafka still has the segment's metadata.
+    #[error("{segment}: the rows of offsets {start_offset}..={end_offset} are no longer in the table: {reason}")]
+    RowsMissing { segment: String, start_offset: i64, end_offset: i64, reason: String },
     /// A position outside the served segment.
     #[error("{segment}: position {position} is outside the segment's {size} bytes")]
     BadPosition { segment: String, position: u64, size: u64 },

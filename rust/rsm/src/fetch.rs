@@ -6,16 +6,28 @@
 //! reads about one fetch (1 MiB by default) and closes the stream: the work done matches.
 //! For a segment copied in a schema mode (its sidecar has value schemas), every column is read
 //! and values in columns are re-encoded by `calving_layout::served`.
+//!
+//! **Reads do not depend on file paths** (DESIGN.md invariant 9). The sidecar names the data
+//! files its rows were in when it was written; when one of them is gone (compacted and expired by
+//! Calving's maintenance or by any engine, or removed as an orphan), the stream finds the rows by
+//! (topic id, partition, offsets) among the current table's live files
+//! (`calving_table::files_holding`) and reads them from there: the served bytes are a function of
+//! the rows and the sidecar only, so they are the same. Rows that are no longer in the table at
+//! all (deleted by someone) make the read fail with [`RsmError::RowsMissing`], naming the topic,
+//! partition and offsets: never other data, and never "not found" for a segment Kafka has.
 
 use std::io::{self, Read};
 use std::sync::Arc;
 
+use arrow_array::RecordBatch;
 use calving_layout::rows::RowsView;
 use calving_layout::served::{self, Rebuilder, RowRef};
-use calving_layout::sidecar::{BatchKind, Sidecar};
+use calving_layout::sidecar::{BatchKind, DataFileRef, Sidecar};
+use calving_layout::LayoutError;
+use calving_table::Holding;
 
 use crate::error::{Result, RsmError};
-use crate::metadata::SegmentMetadata;
+use crate::metadata::{KafkaUuid, SegmentMetadata};
 use crate::Inner;
 
 /// The served bytes of a segment from a position, produced as they are read.
@@ -30,6 +42,12 @@ pub struct SegmentStream {
     chunk: Vec<u8>,
     chunk_pos: usize,
     rebuilder: Rebuilder,
+    /// Where the rows are: the sidecar's files, or, once one of them was gone, the table's.
+    files: Vec<DataFileRef>,
+    resolved: bool,
+    topic: String,
+    topic_id: String,
+    partition: i32,
 }
 
 impl std::fmt::Debug for SegmentStream {
@@ -48,6 +66,11 @@ pub(crate) fn open(inner: &Arc<Inner>, seg: &SegmentMetadata, start: u64, end: O
     Ok(SegmentStream {
         inner: inner.clone(),
         segment: seg.to_string(),
+        files: sidecar.files.clone(),
+        resolved: false,
+        topic: seg.topic.clone(),
+        topic_id: KafkaUuid(sidecar.segment.topic_id).to_string(),
+        partition: sidecar.segment.partition,
         sidecar,
         position: start,
         end,
@@ -69,7 +92,8 @@ impl SegmentStream {
 
     /// Produces the next chunk of served bytes into `self.chunk`.
     fn fill(&mut self) -> Result<()> {
-        let batches = &self.sidecar.batches;
+        let sidecar = self.sidecar.clone();
+        let batches = &sidecar.batches;
         let first = served::batch_at(batches, self.position).ok_or_else(|| RsmError::BadPosition {
             segment: self.segment.clone(),
             position: self.position,
@@ -90,9 +114,15 @@ impl SegmentStream {
         let views = if needs_rows { self.read_rows(lo, hi)? } else { Vec::new() };
         let mut rows = merged_rows(&views, lo, hi);
         self.chunk.clear();
-        self.rebuilder
-            .rebuild_range(&self.sidecar, range, &mut rows, &mut self.chunk)
-            .map_err(|source| RsmError::Layout { segment: self.segment.clone(), source })?;
+        self.rebuilder.rebuild_range(&self.sidecar, range, &mut rows, &mut self.chunk).map_err(|source| match source {
+            LayoutError::RowsMismatch { .. } if needs_rows => RsmError::RowsMissing {
+                segment: self.segment.clone(),
+                start_offset: lo,
+                end_offset: hi,
+                reason: format!("{source} (were rows deleted from the table?)"),
+            },
+            source => RsmError::Layout { segment: self.segment.clone(), source },
+        })?;
         let chunk_start = batches[first].served_position;
         let skip = (self.position - chunk_start) as usize;
         let take = ((self.end - chunk_start) as usize).min(self.chunk.len());
@@ -102,25 +132,102 @@ impl SegmentStream {
         Ok(())
     }
 
-    fn read_rows(&self, lo: i64, hi: i64) -> Result<Vec<RowsView>> {
+    /// The rows of offsets `lo..=hi`, one view per batch read, each sorted by offset.
+    fn read_rows(&mut self, lo: i64, hi: i64) -> Result<Vec<RowsView>> {
+        match self.read_files(lo, hi) {
+            Err(e) if e.is_not_found() && !self.resolved => {
+                tracing::info!(segment = %self.segment, error = %e, "a data file the sidecar names is gone; finding the rows in the current table");
+                self.resolve(lo, hi)?;
+                self.read_files(lo, hi)
+            }
+            other => other,
+        }
+    }
+
+    /// Finds the files holding the segment's rows in the table's current snapshot.
+    fn resolve(&mut self, lo: i64, hi: i64) -> Result<()> {
+        let inner = &self.inner;
+        let table_err = |source| RsmError::Table { segment: self.segment.clone(), source: Box::new(source) };
+        let (start, end) = (self.sidecar.segment.start_offset, self.sidecar.segment.end_offset);
+        let table = inner.runtime.block_on(inner.catalog.load_table(&self.topic)).map_err(table_err)?;
+        let found = inner
+            .runtime
+            .block_on(calving_table::files_holding(&table, &self.topic_id, self.partition, start, end))
+            .map_err(table_err)?;
+        if found.is_empty() {
+            return Err(RsmError::RowsMissing {
+                segment: self.segment.clone(),
+                start_offset: lo,
+                end_offset: hi,
+                reason: format!(
+                    "no live data file of table {} holds offsets {start}..={end} of topic id {} partition {} (were they deleted from the table?)",
+                    table.identifier(),
+                    self.topic_id,
+                    self.partition
+                ),
+            });
+        }
+        self.files = found
+            .into_iter()
+            .map(|(f, h)| {
+                let (min_offset, max_offset) = match h {
+                    Holding::Only(lo, hi) | Holding::Some(lo, hi) => (lo, hi),
+                    Holding::Nothing => (i64::MIN, i64::MAX),
+                };
+                DataFileRef {
+                    location: f.data_file.file_path().to_string(),
+                    file_size: f.data_file.file_size_in_bytes(),
+                    row_count: f.data_file.record_count(),
+                    min_offset,
+                    max_offset,
+                }
+            })
+            .collect();
+        self.resolved = true;
+        Ok(())
+    }
+
+    fn read_files(&self, lo: i64, hi: i64) -> Result<Vec<RowsView>> {
         let mut views = Vec::new();
-        for f in self.sidecar.files.iter().filter(|f| f.max_offset >= lo && f.min_offset <= hi) {
+        let all_columns = self.sidecar.value_schemas.is_some() || self.sidecar.key_schemas.is_some();
+        for f in self.files.iter().filter(|f| f.max_offset >= lo && f.min_offset <= hi) {
             let batches = self
                 .inner
                 .runtime
-                .block_on(self.inner.rows.read(
-                    &f.location,
-                    f.file_size,
-                    lo..=hi,
-                    self.sidecar.value_schemas.is_some() || self.sidecar.key_schemas.is_some(),
-                ))
+                .block_on(self.inner.rows.read(&f.location, f.file_size, lo..=hi, all_columns, Some((&self.topic_id, self.partition))))
                 .map_err(|source| RsmError::from_parquet(format!("{}: {}", self.segment, f.location), source))?;
             for b in batches {
+                let b = sorted_by_offset(b).map_err(|source| RsmError::Layout { segment: self.segment.clone(), source })?;
                 views.push(RowsView::new(&b).map_err(|source| RsmError::Layout { segment: self.segment.clone(), source })?);
             }
         }
         Ok(views)
     }
+}
+
+/// `batch` sorted by `kafka.offset` (our files are; a file another engine compacted may not be).
+fn sorted_by_offset(batch: RecordBatch) -> Result<RecordBatch, LayoutError> {
+    use arrow_array::cast::AsArray;
+    let offsets = batch
+        .column_by_name("kafka")
+        .and_then(|k| k.as_struct_opt())
+        .and_then(|k| k.column_by_name("offset"))
+        .and_then(|o| o.as_primitive_opt::<arrow_array::types::Int64Type>())
+        .cloned();
+    let Some(offsets) = offsets else {
+        return Ok(batch); // RowsView reports the missing column
+    };
+    if offsets.values().windows(2).all(|w| w[0] <= w[1]) {
+        return Ok(batch);
+    }
+    let indices = arrow_ord::sort::sort_to_indices(&offsets, None, None).map_err(LayoutError::Arrow)?;
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| arrow_select::take::take(c, &indices, None))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(LayoutError::Arrow)?;
+    RecordBatch::try_new(batch.schema(), columns).map_err(LayoutError::Arrow)
 }
 
 /// The rows with offsets in `lo..=hi` from views that are each sorted by offset, merged by

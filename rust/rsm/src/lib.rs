@@ -31,9 +31,12 @@
 //!
 //! ## Where things are
 //! Data files: the table's data location (`write.data.path` or `<table>/data`), per partition,
-//! with a UUID in the name. Sidecars: `<table location>/calving/sidecars/<partition>/<start offset,
-//! 20 digits>-<segment id>.sidecar`, found from the segment metadata alone, so every broker can
-//! serve every segment.
+//! with a UUID in the name. Sidecars: `<sidecar.location>/<namespace>/<topic>/<partition>/<start
+//! offset>-<end offset>-<segment id>.sidecar` (offsets as 20 digits; `sidecar.location` defaults
+//! to `<warehouse>/calving-sidecars`, outside every table's location, so Iceberg's
+//! `remove_orphan_files` never reaches them), found from the segment metadata alone, so every
+//! broker can serve every segment. Sidecars written before that, under
+//! `<table>/calving/sidecars/`, are still read, listed and deleted there.
 
 pub mod config;
 pub mod error;
@@ -214,9 +217,7 @@ pub struct StoredSegment {
 impl RemoteStorage {
     /// The segments of a topic that have a sidecar, by partition and start offset.
     pub fn list_segments(&self, topic: &str) -> Result<Vec<StoredSegment>> {
-        let inner = &self.inner;
-        let table_location = inner.table_location(&probe(topic, 0))?;
-        inner.list_sidecars(&table_location, None, &format!("topic {topic}"))
+        self.inner.list_sidecars(topic, None, &format!("topic {topic}"))
     }
 
     /// Deletes the objects under the topic's table location that nothing refers to and that are
@@ -274,46 +275,78 @@ impl Inner {
         self.table_locations.lock().expect("locations").insert(topic.to_string(), location.trim_end_matches('/').to_string());
     }
 
-    /// `<table>/calving/sidecars/<partition>/<start offset>-<end offset>-<segment id>.sidecar`
-    /// (offsets as 20 digits, so names sort by offset; the end offset lets a listing tell which
-    /// segments overlap which offsets without reading them).
-    pub(crate) fn sidecar_location_in(table_location: &str, segment: &SegmentMetadata) -> String {
+    /// `<sidecar.location>/<namespace>/<topic>/<partition>/<start offset>-<end offset>-<segment
+    /// id>.sidecar` (offsets as 20 digits, so names sort by offset; the end offset lets a listing
+    /// tell which segments overlap which offsets without reading them). Found from the segment
+    /// metadata alone, without the catalog.
+    pub(crate) fn sidecar_location(&self, segment: &SegmentMetadata) -> String {
         format!(
             "{}{:020}-{:020}-{}.sidecar",
-            Self::sidecar_prefix(table_location, segment.partition),
+            self.sidecar_prefix(&segment.topic, segment.partition),
             segment.start_offset,
             segment.end_offset,
             segment.segment_id
         )
     }
 
-    /// Where a table's sidecars live.
-    pub(crate) fn sidecars_root(table_location: &str) -> String {
+    /// Where the sidecars of a topic live.
+    pub(crate) fn sidecars_root(&self, topic: &str) -> String {
+        format!("{}/{}/{topic}/", self.config.sidecar_location, self.catalog.config().namespace().join("."))
+    }
+
+    fn sidecar_prefix(&self, topic: &str, partition: i32) -> String {
+        format!("{}{partition}/", self.sidecars_root(topic))
+    }
+
+    /// Where sidecars lived before `sidecar.location` (inside the table's location, where other
+    /// engines' orphan removal reaches): still read, listed and deleted there.
+    pub(crate) fn legacy_sidecars_root(table_location: &str) -> String {
         format!("{table_location}/calving/sidecars/")
     }
 
-    pub(crate) fn sidecar_prefix(table_location: &str, partition: i32) -> String {
-        format!("{}{partition}/", Self::sidecars_root(table_location))
+    /// The segment's sidecar in the legacy place, when its table exists.
+    fn legacy_sidecar_location(&self, segment: &SegmentMetadata) -> Result<Option<String>> {
+        match self.table_location(segment) {
+            Ok(table) => Ok(Some(format!(
+                "{}{}/{:020}-{:020}-{}.sidecar",
+                Self::legacy_sidecars_root(&table),
+                segment.partition,
+                segment.start_offset,
+                segment.end_offset,
+                segment.segment_id
+            ))),
+            Err(RsmError::Table { source, .. }) if !source.is_retriable() => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
-    pub(crate) fn sidecar_location(&self, segment: &SegmentMetadata) -> Result<String> {
-        let table = self.table_location(segment)?;
-        Ok(Self::sidecar_location_in(&table, segment))
+    /// Every place the segment's sidecar may be: the configured one, then the legacy one.
+    pub(crate) fn sidecar_locations(&self, segment: &SegmentMetadata) -> Result<Vec<String>> {
+        let mut out = vec![self.sidecar_location(segment)];
+        out.extend(self.legacy_sidecar_location(segment)?);
+        Ok(out)
     }
 
-    /// The sidecars of a table, or of one of its partitions.
-    pub(crate) fn list_sidecars(&self, table_location: &str, partition: Option<i32>, what: &str) -> Result<Vec<StoredSegment>> {
-        let sidecars = Self::sidecars_root(table_location);
-        let prefix = match partition {
-            Some(p) => Self::sidecar_prefix(table_location, p),
-            None => sidecars.clone(),
-        };
-        let objects =
-            self.runtime.block_on(self.storage.list(&prefix)).map_err(|source| RsmError::Storage { segment: what.to_string(), source })?;
-        let mut out: Vec<StoredSegment> = objects
-            .into_iter()
-            .filter_map(|o| {
-                let rest = o.location.strip_prefix(&sidecars)?;
+    /// The sidecars of a topic, or of one of its partitions, in both places.
+    pub(crate) fn list_sidecars(&self, topic: &str, partition: Option<i32>, what: &str) -> Result<Vec<StoredSegment>> {
+        let mut roots = vec![self.sidecars_root(topic)];
+        match self.table_location(&probe(topic, 0)) {
+            Ok(table) => roots.push(Self::legacy_sidecars_root(&table)),
+            Err(RsmError::Table { source, .. }) if !source.is_retriable() => {}
+            Err(e) => return Err(e),
+        }
+        let mut out: Vec<StoredSegment> = Vec::new();
+        for root in roots {
+            let prefix = match partition {
+                Some(p) => format!("{root}{p}/"),
+                None => root.clone(),
+            };
+            let objects = self
+                .runtime
+                .block_on(self.storage.list(&prefix))
+                .map_err(|source| RsmError::Storage { segment: what.to_string(), source })?;
+            out.extend(objects.into_iter().filter_map(|o| {
+                let rest = o.location.strip_prefix(&root)?;
                 let (partition, file) = rest.split_once('/')?;
                 let mut parts = file.strip_suffix(".sidecar")?.splitn(3, '-');
                 let start_offset = parts.next()?.parse().ok()?;
@@ -326,9 +359,10 @@ impl Inner {
                     segment_id,
                     sidecar_location: o.location.clone(),
                 })
-            })
-            .collect();
+            }));
+        }
         out.sort_by_key(|s| (s.partition, s.start_offset, s.end_offset, s.segment_id));
+        out.dedup_by_key(|s| s.segment_id);
         Ok(out)
     }
 
@@ -341,14 +375,23 @@ impl Inner {
         if let Some(s) = self.sidecars.lock().expect("sidecar cache").get(&segment.segment_id) {
             return Ok(s.clone());
         }
-        let location = self.sidecar_location(segment)?;
-        let bytes = self.runtime.block_on(self.storage.get(&location)).map_err(|source| {
-            if source.is_not_found() {
-                RsmError::NotFound { segment: segment.to_string(), what: format!("sidecar {location}") }
-            } else {
-                RsmError::Storage { segment: segment.to_string(), source }
+        let mut bytes = None;
+        let mut tried = Vec::new();
+        let primary = self.sidecar_location(segment);
+        for location in std::iter::once(Ok(Some(primary))).chain(std::iter::once_with(|| self.legacy_sidecar_location(segment))) {
+            let Some(location) = location? else { continue };
+            match self.runtime.block_on(self.storage.get(&location)) {
+                Ok(b) => {
+                    bytes = Some(b);
+                    break;
+                }
+                Err(source) if source.is_not_found() => tried.push(location),
+                Err(source) => return Err(RsmError::Storage { segment: segment.to_string(), source }),
             }
-        })?;
+        }
+        let Some(bytes) = bytes else {
+            return Err(RsmError::NotFound { segment: segment.to_string(), what: format!("sidecar {}", tried.join(" or ")) });
+        };
         let sidecar = Arc::new(Sidecar::decode(&bytes).map_err(|source| RsmError::Layout { segment: segment.to_string(), source })?);
         let mut cache = self.sidecars.lock().expect("sidecar cache");
         if cache.len() >= self.sidecar_cache_entries {

@@ -28,7 +28,7 @@ use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::statistics::Statistics;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::Int64Type;
+use arrow_array::types::{Int32Type, Int64Type};
 use arrow_array::{BooleanArray, RecordBatch};
 
 /// An `AsyncFileReader` over one object of the warehouse.
@@ -95,20 +95,31 @@ impl RowReader {
     }
 
     /// The rows of `location` whose `kafka.offset` lies in `offsets`, in file order: the `kafka`
-    /// and `value` columns, or every column with `all_columns` (values in columns).
+    /// and `value` columns, or every column with `all_columns` (values in columns). With `only`,
+    /// just the rows of that (topic id, partition): a file compacted by maintenance (Calving's or
+    /// another engine's) may hold rows of several partitions.
     pub async fn read(
         &self,
         location: &str,
         size: u64,
         offsets: RangeInclusive<i64>,
         all_columns: bool,
+        only: Option<(&str, i32)>,
     ) -> parquet::errors::Result<Vec<RecordBatch>> {
         let (reader, md) = self.footer(location, size).await?;
         let meta = md.metadata().clone();
         let schema = md.parquet_schema();
-        let offset_col = (0..schema.num_columns())
-            .find(|&i| schema.column(i).path().string() == "kafka.offset")
-            .ok_or_else(|| ParquetError::General(format!("{location}: no kafka.offset column")))?;
+        let column = |name: &str| {
+            (0..schema.num_columns())
+                .find(|&i| schema.column(i).path().string() == name)
+                .ok_or_else(|| ParquetError::General(format!("{location}: no {name} column")))
+        };
+        let offset_col = column("kafka.offset")?;
+        let filter_cols = match only {
+            Some(_) => vec![column("kafka.topic_id")?, column("kafka.partition")?, offset_col],
+            None => vec![offset_col],
+        };
+        let only = only.map(|(t, p)| (t.to_string(), p));
         let roots: Vec<usize> = md
             .schema()
             .fields()
@@ -158,10 +169,23 @@ impl RowReader {
             return Ok(Vec::new());
         }
         let mask = ProjectionMask::roots(md.parquet_schema(), roots);
-        // The predicate reads `kafka.offset` alone: a batch of one struct column of one field.
-        let in_range = ArrowPredicateFn::new(ProjectionMask::leaves(md.parquet_schema(), [offset_col]), move |batch: RecordBatch| {
-            let offsets = batch.column(0).as_struct().column(0).as_primitive::<Int64Type>();
-            Ok(offsets.values().iter().map(|&o| Some(lo <= o && o <= hi)).collect::<BooleanArray>())
+        // The predicate reads `kafka.offset` (and with `only` `kafka.topic_id` and
+        // `kafka.partition`): a batch of one struct column.
+        let in_range = ArrowPredicateFn::new(ProjectionMask::leaves(md.parquet_schema(), filter_cols), move |batch: RecordBatch| {
+            let kafka = batch.column(0).as_struct();
+            let missing = |name: &str| arrow_schema::ArrowError::SchemaError(format!("no kafka.{name} in the predicate's columns"));
+            let offsets = kafka.column_by_name("offset").ok_or_else(|| missing("offset"))?.as_primitive::<Int64Type>();
+            let Some((topic_id, partition)) = &only else {
+                return Ok(offsets.values().iter().map(|&o| Some(lo <= o && o <= hi)).collect::<BooleanArray>());
+            };
+            let topics = kafka.column_by_name("topic_id").ok_or_else(|| missing("topic_id"))?.as_string::<i32>();
+            let partitions = kafka.column_by_name("partition").ok_or_else(|| missing("partition"))?.as_primitive::<Int32Type>();
+            Ok((0..batch.num_rows())
+                .map(|i| {
+                    let o = offsets.value(i);
+                    Some(lo <= o && o <= hi && partitions.value(i) == *partition && topics.value(i) == topic_id.as_str())
+                })
+                .collect::<BooleanArray>())
         });
         let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, md)
             .with_row_groups(row_groups)

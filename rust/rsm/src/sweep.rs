@@ -41,8 +41,8 @@ pub(crate) fn sweep(inner: &Inner, topic: &str, older_than: Duration, dry_run: b
     let table = rt.block_on(inner.catalog.load_table(topic)).map_err(table_err)?;
     let location = table.metadata().location().trim_end_matches('/').to_string();
     let mut referenced = rt.block_on(calving_table::referenced_files(&table)).map_err(table_err)?;
-    let sidecar_prefix = Inner::sidecars_root(&location);
-    for stored in inner.list_sidecars(&location, None, &what)? {
+    let sidecar_prefix = Inner::legacy_sidecars_root(&location);
+    for stored in inner.list_sidecars(topic, None, &what)? {
         let bytes = match rt.block_on(inner.storage.get(&stored.sidecar_location)) {
             Ok(b) => b,
             Err(e) if e.is_not_found() => continue,

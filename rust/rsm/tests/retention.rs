@@ -95,14 +95,16 @@ fn delete_mode_removes_rows_once_no_segment_serves_them() {
     let c_served = fetch_all(&rsm, &c_md, 0, None);
     assert!(!c_served.is_empty());
 
-    // The removal is a `delete` snapshot naming the removed segment; the files stay in storage
-    // (older snapshots still reference them).
+    // The removal is a `delete` snapshot whose ledger no longer holds A's offsets; the files stay
+    // in storage (older snapshots still reference them).
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let table = rt.block_on(rsm.catalog().load_table(&topic)).unwrap();
     let current = table.metadata().current_snapshot().unwrap();
     assert_eq!(current.summary().operation, iceberg::spec::Operation::Delete);
-    let removed = &current.summary().additional_properties[calving_table::REMOVED_SEGMENT_IDS_PROP];
-    assert_eq!(removed, &a_md.segment_id.to_string());
+    let ledger = calving_table::Ledger::decode(&current.summary().additional_properties[calving_table::LEDGER_PROP]).unwrap();
+    let topic_id = a_md.topic_id.to_string();
+    assert_eq!(ledger.overlapping(&topic_id, a_md.partition, a_md.start_offset, a_md.end_offset), vec![]);
+    assert_eq!(ledger.ranges(&topic_id, c_md.partition), &[(c_md.start_offset, c_md.end_offset)]);
     for f in &a.data_files {
         assert!(rt.block_on(rsm.storage().exists(f)).unwrap(), "{f} must stay in storage");
     }

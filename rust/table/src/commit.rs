@@ -1,41 +1,35 @@
-//! Exactly-once commits of a segment's data files, and reconciliation from snapshot summaries.
+//! Exactly-once appends of a segment's data files, checked against the ledger.
 //!
-//! [`append`] fast-appends the data files of one Kafka segment in one snapshot whose summary
-//! carries the segment's identity ([`SEGMENT_ID_PROP`], [`TOPIC_ID_PROP`], [`PARTITION_PROP`],
-//! [`START_OFFSET_PROP`], [`END_OFFSET_PROP`]). Before every attempt — including each of
-//! iceberg's own conflict retries, which reload the table — it looks at the *fresh* table:
+//! [`append`] adds the data files of one Kafka segment in one snapshot whose summary carries the
+//! segment's identity ([`SEGMENT_ID_PROP`], [`TOPIC_ID_PROP`], [`PARTITION_PROP`],
+//! [`START_OFFSET_PROP`], [`END_OFFSET_PROP`]: for people and tools reading the history; nothing
+//! depends on them) and the table's whole ledger with the segment's offsets added
+//! ([`crate::ledger`]). It goes through the commit driver ([`crate::publish`]), which plans every
+//! attempt on the freshly loaded table:
 //!
-//! - the segment id already in the current snapshot's ancestry → [`CommitOutcome::AlreadyCommitted`]
-//!   (an earlier attempt of this very commit landed);
-//! - a different segment already committed overlapping offsets of the same topic id and partition
-//!   → [`Error::OffsetsAlreadyCommitted`] (a re-upload; the caller points at the existing rows).
+//! - the ledger's ranges overlapping the segment's offsets must be exactly those the caller
+//!   planned around ([`SegmentCommit::already_held`]: the rows it did not write again because the
+//!   table held them). Anything else — another copy or broker committed some of the offsets
+//!   meanwhile, or a removal took rows the caller meant to point at — is
+//!   [`Error::OffsetsAlreadyCommitted`]: the caller plans again;
+//! - the new data manifest is written once and reused by every attempt.
 //!
-//! The check and the commit are tied together by the commit's own requirement: a fast append
-//! requires the table's `main` branch to still be at the snapshot the check looked at, so a commit
-//! that slipped in between makes ours conflict, reload and check again.
-//!
-//! A commit call that fails in a way that may have been applied (REST 5xx/timeout, a connection
-//! lost after the request was sent) is reconciled: reload the table and look for the segment id
-//! ([`CommitOutcome::Reconciled`] if found, a retriable error if not).
-//!
-//! Only the **current snapshot's ancestry** counts ([`ancestry`]): snapshots that were rolled back
-//! or expired no longer describe rows of the table. (Expiring the snapshot that carried a segment's
-//! summary therefore also forgets the segment's range; sidecars keep it for Kafka.)
+//! The commit requires `main` to still be at the snapshot the check looked at, so a commit that
+//! slipped in between makes ours conflict, reload and check again. An unknown outcome is
+//! reconciled by the snapshot id (see [`crate::publish`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use iceberg::spec::{DataFile, SnapshotRef};
+use iceberg::spec::{DataFile, ManifestFile, ManifestWriterBuilder, Operation, SnapshotRef};
 use iceberg::table::Table;
-use iceberg::transaction::{ApplyTransactionAction, Transaction};
-use iceberg::{
-    Catalog, ErrorKind, Namespace, NamespaceIdent, Runtime, TableCommit, TableCreation, TableIdent,
-};
+use iceberg::ErrorKind;
 
-use crate::error::{is_transient, Error, Result};
+use crate::error::{Error, Result};
+use crate::ledger::{self, Ledger, LEDGER_PROP};
+use crate::publish::{self, Change, Step};
+use crate::CalvingCatalog;
 
 /// Snapshot summary key: the Kafka remote log segment id (as Kafka prints it).
 pub const SEGMENT_ID_PROP: &str = "calving.segment-id";
@@ -49,7 +43,7 @@ pub const START_OFFSET_PROP: &str = "calving.start-offset";
 pub const END_OFFSET_PROP: &str = "calving.end-offset";
 
 /// The identity of the segment whose data files a commit adds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SegmentCommit {
     /// Kafka's topic id, as Kafka prints it.
     pub topic_id: String,
@@ -61,6 +55,9 @@ pub struct SegmentCommit {
     pub start_offset: i64,
     /// Last offset of the segment (inclusive).
     pub end_offset: i64,
+    /// The ledger's ranges overlapping `start_offset..=end_offset` when the caller planned the
+    /// commit (rows it did not write because the table held them); empty for new offsets.
+    pub already_held: Vec<(i64, i64)>,
     /// More snapshot summary properties. The five `calving.*` keys above are always Calving's own:
     /// entries here with the same keys are ignored.
     pub extra: BTreeMap<String, String>,
@@ -101,39 +98,18 @@ impl SegmentCommit {
     }
 }
 
-/// Offsets of one partition committed by one snapshot of the current ancestry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommittedRange {
-    /// First offset (inclusive).
-    pub start_offset: i64,
-    /// Last offset (inclusive).
-    pub end_offset: i64,
-    /// The segment that committed them.
-    pub segment_id: String,
-    /// The snapshot that committed them.
-    pub snapshot_id: i64,
-}
-
 /// What [`append`] did.
 #[derive(Debug, Clone)]
 pub enum CommitOutcome {
-    /// This call committed the files in a new snapshot; `table` is the table after the commit.
+    /// The files are committed in this snapshot; `table` is the table after the commit.
     Committed { snapshot_id: i64, table: Box<Table> },
-    /// The segment was already committed (by an earlier attempt) in this snapshot of the current
-    /// ancestry; nothing was added.
-    AlreadyCommitted { snapshot_id: i64 },
-    /// The commit call failed in a way that may have been applied, and reloading the table showed
-    /// that it was, in this snapshot.
-    Reconciled { snapshot_id: i64 },
 }
 
 impl CommitOutcome {
     /// The snapshot holding the segment's files.
     pub fn snapshot_id(&self) -> i64 {
         match self {
-            CommitOutcome::Committed { snapshot_id, .. }
-            | CommitOutcome::AlreadyCommitted { snapshot_id }
-            | CommitOutcome::Reconciled { snapshot_id } => *snapshot_id,
+            CommitOutcome::Committed { snapshot_id, .. } => *snapshot_id,
         }
     }
 }
@@ -157,382 +133,120 @@ pub fn ancestry(table: &Table) -> impl Iterator<Item = &SnapshotRef> {
     })
 }
 
-/// The Calving commits of the current ancestry whose rows are still in the table, newest first:
-/// commits whose segment a newer removal ([`crate::remove`]) lists are skipped.
-pub fn live_commits(table: &Table) -> impl Iterator<Item = &SnapshotRef> {
-    let mut removed: HashSet<String> = HashSet::new();
-    ancestry(table).filter(move |s| {
-        let props = &s.summary().additional_properties;
-        let live = props
-            .get(SEGMENT_ID_PROP)
-            .is_some_and(|id| !removed.contains(id));
-        if let Some(ids) = props.get(crate::remove::REMOVED_SEGMENT_IDS_PROP) {
-            removed.extend(ids.split(',').filter(|i| !i.is_empty()).map(str::to_string));
-        }
-        live
-    })
-}
-
-/// The snapshot of the current ancestry that committed `segment_id`, if its rows are still in
-/// the table.
-pub fn find_segment_commit(table: &Table, segment_id: &str) -> Option<SnapshotRef> {
-    live_commits(table)
-        .find(|s| {
-            s.summary()
-                .additional_properties
-                .get(SEGMENT_ID_PROP)
-                .map(String::as_str)
-                == Some(segment_id)
-        })
-        .cloned()
-}
-
-/// The offset ranges of `topic_id`/`partition` committed in the current ancestry and not removed
-/// since, by start offset.
-pub fn committed_ranges(table: &Table, topic_id: &str, partition: i32) -> Vec<CommittedRange> {
-    let partition = partition.to_string();
-    let mut ranges: Vec<CommittedRange> = live_commits(table)
-        .filter_map(|s| {
-            let p = &s.summary().additional_properties;
-            if p.get(TOPIC_ID_PROP)? != topic_id || p.get(PARTITION_PROP)? != &partition {
-                return None;
-            }
-            let parsed = (|| {
-                Some(CommittedRange {
-                    start_offset: p.get(START_OFFSET_PROP)?.parse().ok()?,
-                    end_offset: p.get(END_OFFSET_PROP)?.parse().ok()?,
-                    segment_id: p.get(SEGMENT_ID_PROP)?.clone(),
-                    snapshot_id: s.snapshot_id(),
-                })
-            })();
-            if parsed.is_none() {
-                tracing::warn!(
-                    snapshot_id = s.snapshot_id(),
-                    "snapshot summary has malformed calving.* properties; ignored"
-                );
-            }
-            parsed
-        })
-        .collect();
-    ranges.sort_by_key(|r| (r.start_offset, r.end_offset, r.snapshot_id));
-    ranges
-}
-
-/// Ranges of *other* segments overlapping the commit's offsets.
-fn overlapping(table: &Table, commit: &SegmentCommit) -> Vec<CommittedRange> {
-    committed_ranges(table, &commit.topic_id, commit.partition)
-        .into_iter()
-        .filter(|r| {
-            r.segment_id != commit.segment_id
-                && r.start_offset <= commit.end_offset
-                && commit.start_offset <= r.end_offset
-        })
-        .collect()
-}
-
-/// Commits `data_files` of one segment to `table` (fast append, in one snapshot stamped with the
-/// segment's identity), exactly once; see the module docs. `table` may be stale: the commit is
-/// based on the catalog's current version. Uses the table's `commit.retry.*` properties.
+/// Commits `data_files` of one segment to the topic's table, exactly once against the ledger;
+/// see the module docs.
 pub async fn append(
-    catalog: &dyn Catalog,
-    table: &Table,
+    catalog: &CalvingCatalog,
+    topic: &str,
     data_files: Vec<DataFile>,
     commit: SegmentCommit,
-) -> Result<CommitOutcome> {
-    append_with_retry_defaults(catalog, table, data_files, commit, &BTreeMap::new()).await
-}
-
-/// [`append`], with `commit.retry.*` values for tables that do not set them.
-pub(crate) async fn append_with_retry_defaults(
-    catalog: &dyn Catalog,
-    table: &Table,
-    data_files: Vec<DataFile>,
-    commit: SegmentCommit,
-    retry_defaults: &BTreeMap<String, String>,
 ) -> Result<CommitOutcome> {
     commit.validate()?;
     let started = Instant::now();
-    let ident = table.identifier().clone();
     let files = data_files.len();
     let rows: u64 = data_files.iter().map(|f| f.record_count()).sum();
-
-    // No decision is taken on `table` itself: it may be stale either way (missing a commit, or
-    // still showing one that was rolled back since). The guard checks each freshly loaded base.
-    let base = with_retry_defaults(table, retry_defaults)?;
-    let tx = Transaction::new(&base);
-    let tx = tx
-        .fast_append()
-        .with_check_duplicate(false)
-        .add_data_files(data_files)
-        .set_snapshot_properties(commit.summary_properties())
-        .apply(tx)?;
-    let guard = Guard {
-        inner: catalog,
-        commit: &commit,
-        found: Mutex::new(None),
-        update_sent: AtomicBool::new(false),
-    };
-
-    let err = match tx.commit(&guard).await {
-        Ok(new_table) => {
-            let snapshot_id = find_segment_commit(&new_table, &commit.segment_id)
-                .map(|s| s.snapshot_id())
-                .ok_or_else(|| {
-                    Error::from(iceberg::Error::new(
-                        ErrorKind::Unexpected,
-                        format!(
-                            "the committed table {ident} does not show segment {}",
-                            commit.segment_id
-                        ),
-                    ))
-                })?;
-            tracing::info!(
-                table = %ident,
-                snapshot_id,
-                segment_id = %commit.segment_id,
-                partition = commit.partition,
-                start_offset = commit.start_offset,
-                end_offset = commit.end_offset,
-                files,
-                rows,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "committed segment"
-            );
-            return Ok(CommitOutcome::Committed {
-                snapshot_id,
-                table: Box::new(new_table),
-            });
-        }
-        Err(e) => e,
-    };
-
-    if let Some(found) = guard.found.lock().expect("guard mutex").take() {
-        return found.into_outcome(&ident, &commit, started);
-    }
-    if err.kind() == ErrorKind::CatalogCommitConflicts {
-        tracing::warn!(table = %ident, segment_id = %commit.segment_id, "commit conflicts exhausted the retries");
-        return Err(Error::CommitConflict {
-            table: ident.to_string(),
-            source: Box::new(err),
-        });
-    }
-    if !guard.update_sent.load(Ordering::SeqCst) || err.kind() != ErrorKind::Unexpected {
-        // Failed before anything was sent to the catalog, or rejected outright: not applied.
-        return Err(Error::from_catalog("commit", err));
-    }
-
-    // The commit request went out and failed in a way that may have been applied.
-    tracing::warn!(table = %ident, segment_id = %commit.segment_id, error = %err, "commit state unknown; reconciling");
-    match catalog.load_table(&ident).await {
-        Ok(reloaded) => match find_segment_commit(&reloaded, &commit.segment_id) {
-            Some(snapshot) => {
-                tracing::info!(
-                    table = %ident,
-                    snapshot_id = snapshot.snapshot_id(),
-                    segment_id = %commit.segment_id,
-                    files,
-                    rows,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "commit with unknown state had landed"
-                );
-                Ok(CommitOutcome::Reconciled {
-                    snapshot_id: snapshot.snapshot_id(),
-                })
-            }
-            None if is_transient(&err) => Err(Error::CatalogUnavailable {
-                operation: "commit",
-                source: Box::new(err),
-            }),
-            None => Err(Error::from(err)),
-        },
-        Err(load_err) => {
-            tracing::warn!(table = %ident, error = %load_err, "cannot reload the table to reconcile the commit");
-            Err(Error::CommitStateUnknown {
-                table: ident.to_string(),
-                segment_id: commit.segment_id.clone(),
-                source: Box::new(err),
-            })
-        }
-    }
+    let mut change = Append { commit, data_files, manifest: None };
+    let outcome = publish::publish(catalog, topic, &mut change).await?;
+    let c = &change.commit;
+    tracing::info!(
+        table = %catalog.table_ident(topic),
+        snapshot_id = outcome.snapshot_id(),
+        segment_id = %c.segment_id,
+        partition = c.partition,
+        start_offset = c.start_offset,
+        end_offset = c.end_offset,
+        files,
+        rows,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "committed segment"
+    );
+    Ok(outcome)
 }
 
-/// What the check of a table found.
-#[derive(Debug)]
-enum Found {
-    Segment(i64),
-    Overlap(Vec<CommittedRange>),
-}
-
-impl Found {
-    fn into_outcome(
-        self,
-        ident: &TableIdent,
-        commit: &SegmentCommit,
-        started: Instant,
-    ) -> Result<CommitOutcome> {
-        match self {
-            Found::Segment(snapshot_id) => {
-                tracing::info!(
-                    table = %ident,
-                    snapshot_id,
-                    segment_id = %commit.segment_id,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "segment already committed"
-                );
-                Ok(CommitOutcome::AlreadyCommitted { snapshot_id })
-            }
-            Found::Overlap(existing) => Err(Error::OffsetsAlreadyCommitted {
-                table: ident.to_string(),
-                topic_id: commit.topic_id.clone(),
-                partition: commit.partition,
-                start_offset: commit.start_offset,
-                end_offset: commit.end_offset,
-                existing,
-            }),
-        }
-    }
-}
-
-fn check(table: &Table, commit: &SegmentCommit) -> Option<Found> {
-    if let Some(snapshot) = find_segment_commit(table, &commit.segment_id) {
-        return Some(Found::Segment(snapshot.snapshot_id()));
-    }
-    let existing = overlapping(table, commit);
-    (!existing.is_empty()).then_some(Found::Overlap(existing))
-}
-
-/// The table with `commit.retry.*` defaults filled in where its properties lack them. Only the
-/// in-memory copy changes: iceberg reads its retry policy from the table it starts from, and bases
-/// the commit itself on a freshly loaded table, so nothing of this reaches the catalog.
-fn with_retry_defaults(table: &Table, defaults: &BTreeMap<String, String>) -> Result<Table> {
-    let props = table.metadata().properties();
-    let missing: HashMap<String, String> = defaults
-        .iter()
-        .filter(|(k, _)| !props.contains_key(*k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    if missing.is_empty() {
-        return Ok(table.clone());
-    }
-    let metadata = table
-        .metadata()
-        .clone()
-        .into_builder(None)
-        .set_properties(missing)?
-        .build()?
-        .metadata;
-    let mut builder = Table::builder()
-        .metadata(metadata)
-        .identifier(table.identifier().clone())
-        .file_io(table.file_io().clone())
-        .runtime(Runtime::try_current()?);
-    if let Some(location) = table.metadata_location() {
-        builder = builder.metadata_location(location);
-    }
-    Ok(builder.build()?)
-}
-
-/// The catalog as iceberg's `Transaction::commit` sees it during one [`append`]: every
-/// `load_table` (one per attempt, the base of that attempt) checks the fresh table for the segment
-/// and for overlapping offsets and stops the commit if found; `update_table` records that a request
-/// went out.
-#[derive(Debug)]
-struct Guard<'a> {
-    inner: &'a dyn Catalog,
-    commit: &'a SegmentCommit,
-    found: Mutex<Option<Found>>,
-    update_sent: AtomicBool,
+/// One segment's append, as the commit driver plans it.
+struct Append {
+    commit: SegmentCommit,
+    data_files: Vec<DataFile>,
+    /// The data manifest, written on the first attempt and reused.
+    manifest: Option<ManifestFile>,
 }
 
 #[async_trait]
-impl Catalog for Guard<'_> {
-    async fn list_namespaces(
-        &self,
-        parent: Option<&NamespaceIdent>,
-    ) -> iceberg::Result<Vec<NamespaceIdent>> {
-        self.inner.list_namespaces(parent).await
-    }
+impl Change for Append {
+    type Output = CommitOutcome;
 
-    async fn create_namespace(
-        &self,
-        namespace: &NamespaceIdent,
-        properties: HashMap<String, String>,
-    ) -> iceberg::Result<Namespace> {
-        self.inner.create_namespace(namespace, properties).await
-    }
-
-    async fn get_namespace(&self, namespace: &NamespaceIdent) -> iceberg::Result<Namespace> {
-        self.inner.get_namespace(namespace).await
-    }
-
-    async fn namespace_exists(&self, namespace: &NamespaceIdent) -> iceberg::Result<bool> {
-        self.inner.namespace_exists(namespace).await
-    }
-
-    async fn update_namespace(
-        &self,
-        namespace: &NamespaceIdent,
-        properties: HashMap<String, String>,
-    ) -> iceberg::Result<()> {
-        self.inner.update_namespace(namespace, properties).await
-    }
-
-    async fn drop_namespace(&self, namespace: &NamespaceIdent) -> iceberg::Result<()> {
-        self.inner.drop_namespace(namespace).await
-    }
-
-    async fn list_tables(&self, namespace: &NamespaceIdent) -> iceberg::Result<Vec<TableIdent>> {
-        self.inner.list_tables(namespace).await
-    }
-
-    async fn create_table(
-        &self,
-        namespace: &NamespaceIdent,
-        creation: TableCreation,
-    ) -> iceberg::Result<Table> {
-        self.inner.create_table(namespace, creation).await
-    }
-
-    async fn load_table(&self, ident: &TableIdent) -> iceberg::Result<Table> {
-        // Each attempt of iceberg's retry loop starts here.
-        self.update_sent.store(false, Ordering::SeqCst);
-        let table = self.inner.load_table(ident).await?;
-        if let Some(found) = check(&table, self.commit) {
-            *self.found.lock().expect("guard mutex") = Some(found);
-            return Err(iceberg::Error::new(
-                ErrorKind::PreconditionFailed,
-                "calving: the segment or its offsets are already committed",
-            ));
+    async fn plan(&mut self, table: &Table, snapshot_id: i64) -> Result<Step<CommitOutcome>> {
+        let c = &self.commit;
+        let (mut ledger, _) = ledger::load(table).await?;
+        let held = ledger.overlapping(&c.topic_id, c.partition, c.start_offset, c.end_offset);
+        if clipped(&held, c.start_offset, c.end_offset) != clipped(&c.already_held, c.start_offset, c.end_offset) {
+            return Err(Error::OffsetsAlreadyCommitted {
+                table: table.identifier().to_string(),
+                topic_id: c.topic_id.clone(),
+                partition: c.partition,
+                start_offset: c.start_offset,
+                end_offset: c.end_offset,
+                existing: held,
+            });
         }
-        Ok(table)
+        ledger.add(&c.topic_id, c.partition, c.start_offset, c.end_offset);
+        let metadata = table.metadata();
+        if self.manifest.is_none() {
+            let location = metadata.location().trim_end_matches('/');
+            let path = format!("{location}/metadata/{}-m0.avro", uuid::Uuid::new_v4());
+            let mut writer = ManifestWriterBuilder::new(
+                table.file_io().new_output(&path)?,
+                Some(snapshot_id),
+                metadata.current_schema().clone(),
+                metadata.default_partition_spec().as_ref().clone(),
+            )
+            .build_v2_data();
+            for f in &self.data_files {
+                writer.add_file(f.clone(), -1)?;
+            }
+            self.manifest = Some(writer.write_manifest_file().await?);
+        }
+        let mut manifests = vec![self.manifest.clone().expect("written above")];
+        let parent = metadata.current_snapshot();
+        if let Some(parent) = parent {
+            manifests.extend(table.manifest_list_reader(parent).load().await?.entries().iter().cloned());
+        }
+        let mut summary = c.summary_properties();
+        summary.insert(LEDGER_PROP.to_string(), ledger.encode());
+        let added = self.data_files.iter().fold((0, 0, 0), |(f, r, b), d| (f + 1, r + d.record_count(), b + d.file_size_in_bytes()));
+        publish::totals(parent, added, (0, 0, 0), &mut summary);
+        Ok(Step::Commit { manifests, operation: Operation::Append, summary })
     }
 
-    async fn drop_table(&self, ident: &TableIdent) -> iceberg::Result<()> {
-        self.inner.drop_table(ident).await
+    fn committed(&mut self, table: &Table, snapshot_id: i64) -> CommitOutcome {
+        CommitOutcome::Committed { snapshot_id, table: Box::new(table.clone()) }
     }
 
-    async fn purge_table(&self, ident: &TableIdent) -> iceberg::Result<()> {
-        self.inner.purge_table(ident).await
+    fn written(&self) -> Vec<String> {
+        self.manifest.iter().map(|m| m.manifest_path.clone()).collect()
     }
+}
 
-    async fn table_exists(&self, ident: &TableIdent) -> iceberg::Result<bool> {
-        self.inner.table_exists(ident).await
+/// `ranges` inside `start..=end`, sorted and merged.
+fn clipped(ranges: &[(i64, i64)], start: i64, end: i64) -> Vec<(i64, i64)> {
+    let mut l = Ledger::default();
+    for &(s, e) in ranges {
+        l.add("", 0, s.max(start), e.min(end));
     }
+    l.ranges("", 0).to_vec()
+}
 
-    async fn rename_table(&self, src: &TableIdent, dest: &TableIdent) -> iceberg::Result<()> {
-        self.inner.rename_table(src, dest).await
-    }
+#[cfg(test)]
+mod tests {
+    use super::clipped;
 
-    async fn register_table(
-        &self,
-        ident: &TableIdent,
-        metadata_location: String,
-    ) -> iceberg::Result<Table> {
-        self.inner.register_table(ident, metadata_location).await
-    }
-
-    async fn update_table(&self, commit: TableCommit) -> iceberg::Result<Table> {
-        self.update_sent.store(true, Ordering::SeqCst);
-        self.inner.update_table(commit).await
+    #[test]
+    fn planned_ranges_compare_inside_the_segment() {
+        assert_eq!(clipped(&[(5, 9), (0, 4)], 0, 100), vec![(0, 9)]);
+        // A held range that grew beyond the segment (a commit next to it) compares equal...
+        assert_eq!(clipped(&[(0, 700)], 400, 600), clipped(&[(0, 650)], 400, 600));
+        // ...one that grew into it does not.
+        assert_ne!(clipped(&[(0, 500)], 400, 600), clipped(&[(0, 450)], 400, 600));
+        assert_eq!(clipped(&[(0, 399)], 400, 600), Vec::<(i64, i64)>::new());
     }
 }

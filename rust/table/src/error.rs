@@ -14,8 +14,6 @@
 
 use std::error::Error as StdError;
 
-use crate::commit::CommittedRange;
-
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -45,22 +43,24 @@ pub enum Error {
     },
 
     /// The commit request failed in a way that may have been applied (e.g. REST 5xx/timeout after
-    /// the request was sent) and the table could not be reloaded to find out. Retriable: a later
-    /// [`crate::append`] of the same segment finds the commit if it landed.
-    #[error("state of the commit of segment {segment_id} to {table} is unknown: {source}")]
+    /// the request was sent, an error from the SQL catalog's `UPDATE`) and no reload could tell.
+    /// Retriable: a later [`crate::append`] of the same offsets finds them in the ledger if the
+    /// commit landed. Nothing written for it may be deleted (the orphan sweep does that later).
+    #[error("state of the commit of {what} to {table} is unknown: {source}")]
     CommitStateUnknown {
         table: String,
-        segment_id: String,
+        /// What was being committed (a segment, a snapshot).
+        what: String,
         #[source]
         source: Box<iceberg::Error>,
     },
 
-    /// Rows for some of these offsets were committed by a different segment (an earlier copy
-    /// attempt of the same offsets). Appending would duplicate them; point at those rows instead.
+    /// The table's ledger already holds some of these offsets (an earlier copy attempt of the same
+    /// offsets, another broker). Appending would duplicate them; point at those rows instead.
     #[error(
         "offsets {start_offset}..={end_offset} of topic id {topic_id} partition {partition} in {table} \
-         are already committed by segment(s) {}",
-        existing.iter().map(|r| r.segment_id.as_str()).collect::<Vec<_>>().join(", ")
+         are already committed (the table holds {})",
+        existing.iter().map(|(s, e)| format!("{s}..={e}")).collect::<Vec<_>>().join(", ")
     )]
     OffsetsAlreadyCommitted {
         table: String,
@@ -68,7 +68,8 @@ pub enum Error {
         partition: i32,
         start_offset: i64,
         end_offset: i64,
-        existing: Vec<CommittedRange>,
+        /// The ranges of the table's ledger that overlap.
+        existing: Vec<(i64, i64)>,
     },
 
     /// An existing table lacks a column Calving writes, or has it with an incompatible type.
@@ -215,7 +216,7 @@ mod tests {
         .is_retriable());
         assert!(Error::CommitStateUnknown {
             table: "t".into(),
-            segment_id: "s".into(),
+            what: "s".into(),
             source: Box::new(ice())
         }
         .is_retriable());

@@ -9,43 +9,31 @@
 //!   order, properties) and [`ensure_table`], which adopts a table created ahead of time.
 //! - [`data_file`]: [`data_file_from_parquet`] registers Parquet written elsewhere (counts,
 //!   bounds, split offsets from the footer), and partition values.
-//! - [`commit`]: [`append`] commits one segment's files exactly once; [`find_segment_commit`] and
-//!   [`committed_ranges`] reconcile from snapshot summaries.
+//! - [`ledger`]: which offsets of which (topic id, partition) the table holds, carried forward in
+//!   every Calving snapshot's summary and rebuilt from the rows when history was expired.
+//! - [`commit`]: [`append`] commits one segment's files exactly once against the ledger.
+//! - [`remove`]: [`remove_offsets`] takes offsets' rows out (the `delete` retention mode), found by
+//!   the files' bounds; [`files_holding`] finds the live files that hold given offsets.
+//! - [`publish`]: the commit driver every Calving snapshot goes through (retry policy with
+//!   jitter, per-table serialization in the process, unknown outcomes reconciled by snapshot id).
 //! - [`schema_update`]: [`commit_schema`] makes an evolved schema (field ids chosen by the
-//!   caller) current, through the same own commit path as `remove`.
+//!   caller) current, through the same own commit path.
 //! - [`error`]: one [`Error`] whose variants say what the caller can do; [`Error::is_retriable`].
 //!
-//! ## Why appends are enough for exactly-once
+//! ## Exactly once without overwrite, whatever happens to the history
 //!
 //! DESIGN.md invariant 4: a (topic id, partition, offset) appears at most once in the table's
-//! current snapshot. Kafka never asks to tier the same offsets twice *successfully*; duplicates
-//! could only come from retries: a copy retried after its commit landed, a commit whose answer was
-//! lost, a re-upload of a segment under a new segment id after a failed copy, two brokers racing
-//! after a leader change. None of these needs to replace or delete files — each needs *not
-//! appending again*. So every commit is a plain fast append of one segment's files in one
-//! snapshot, and that snapshot's summary records the segment: `calving.segment-id`,
-//! `calving.topic-id`, `calving.partition`, `calving.start-offset`, `calving.end-offset`. The
-//! table's history is then also the ledger of what was tiered, in the same atomic commit as the
-//! data: no separate state to keep consistent.
-//!
-//! ## How reconciliation works
-//!
-//! Before each commit attempt — including each of iceberg-rust's own optimistic-concurrency
-//! retries, which reload the table — [`append`] walks the *current* snapshot's ancestry (rolled
-//! back or expired snapshots do not count: they are not rows of the table any more):
-//!
-//! - the segment id is there → [`CommitOutcome::AlreadyCommitted`], nothing appended;
-//! - another segment id covers overlapping offsets of the same topic id and partition →
-//!   [`Error::OffsetsAlreadyCommitted`]; the caller (the RemoteStorageManager) points the new
-//!   segment's sidecar at the rows already there instead of appending them again.
-//!
-//! The fast append requires `main` to still be at the snapshot that was checked, so a concurrent
-//! commit makes ours conflict and re-check. When the commit call fails in a way that may have
-//! been applied ("commit state unknown": REST 5xx or timeout, a connection lost after the request
-//! went out), the table is reloaded and searched for the segment id: found → committed
-//! ([`CommitOutcome::Reconciled`]); not found → a retriable error, and retrying is safe for the
-//! same reason.
-//!
+//! current snapshot. Duplicates could only come from retries: a copy retried after its commit
+//! landed, a commit whose answer was lost, a re-upload of a segment under a new segment id after a
+//! failed copy, two brokers racing after a leader change. None of these needs to replace files —
+//! each needs *not appending again*. So every commit is an append checked against the **ledger**
+//! of the table state it is based on ([`ledger`]): offsets the ledger holds are never appended
+//! again, and the caller (the RemoteStorageManager) points a re-uploaded segment at the rows
+//! already there. The ledger travels in the snapshot summary of every Calving commit, so it is
+//! atomic with the data, and it does not depend on the length of the history: expiring snapshots
+//! (by anyone, down to the current one), rewriting data files or rolling back leaves a ledger that
+//! describes the current rows.
+
 //! ## Catalogs and storage
 //!
 //! The default catalog is the SQL catalog on a SQLite file inside a local warehouse
@@ -62,30 +50,33 @@ pub mod commit;
 pub mod config;
 pub mod data_file;
 pub mod error;
+pub mod ledger;
+pub mod publish;
 pub mod remove;
 pub mod schema_update;
 mod snapshot_commit;
 pub mod table;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use iceberg::spec::DataFile;
 use iceberg::{Catalog, TableIdent};
 
 pub use commit::{
-    ancestry, append, committed_ranges, find_segment_commit, live_commits, CommitOutcome, CommittedRange,
-    SegmentCommit, END_OFFSET_PROP, PARTITION_PROP, SEGMENT_ID_PROP, START_OFFSET_PROP,
-    TOPIC_ID_PROP,
+    ancestry, append, CommitOutcome, SegmentCommit, END_OFFSET_PROP, PARTITION_PROP, SEGMENT_ID_PROP,
+    START_OFFSET_PROP, TOPIC_ID_PROP,
 };
 pub use config::{CatalogConfig, CatalogKind};
 pub use data_file::{
     data_file_from_parquet, day_partition_value, new_data_file_location, partition_value,
 };
 pub use error::{Error, Result};
+pub use ledger::{Ledger, LedgerSource, LEDGER_PROP};
+pub use publish::RetryPolicy;
 pub use remove::{
-    live_files, normalize, referenced_files, remove_segments, removed_segment_ids, LiveFile,
+    files_holding, live_files, normalize, referenced_files, remove_offsets, Holding, KafkaFields, LiveFile,
     RemoveOutcome,
-    REMOVED_SEGMENT_IDS_PROP,
 };
 pub use schema_update::commit_schema;
 pub use table::{
@@ -98,18 +89,25 @@ pub use table::{
 pub struct CalvingCatalog {
     catalog: Arc<dyn Catalog>,
     config: CatalogConfig,
+    /// One lock per table: commits of one table inside this process wait for each other.
+    commit_locks: Arc<Mutex<HashMap<TableIdent, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl CalvingCatalog {
     /// Builds the catalog described by `config`.
     pub async fn connect(config: CatalogConfig) -> Result<Self> {
         let catalog = config.build().await?;
-        Ok(CalvingCatalog { catalog, config })
+        Ok(CalvingCatalog::new(catalog, config))
     }
 
     /// Wraps a catalog built elsewhere.
     pub fn new(catalog: Arc<dyn Catalog>, config: CatalogConfig) -> Self {
-        CalvingCatalog { catalog, config }
+        CalvingCatalog { catalog, config, commit_locks: Arc::default() }
+    }
+
+    /// The lock that serializes commits to `ident` in this process.
+    pub(crate) fn commit_lock(&self, ident: &TableIdent) -> Arc<tokio::sync::Mutex<()>> {
+        self.commit_locks.lock().expect("commit locks").entry(ident.clone()).or_default().clone()
     }
 
     /// The iceberg catalog.
@@ -140,20 +138,8 @@ impl CalvingCatalog {
             .map_err(|e| Error::from_catalog("load table", e))
     }
 
-    /// [`append`], with the configured `commit.retry.*` values for tables that do not set them.
-    pub async fn append(
-        &self,
-        table: &iceberg::table::Table,
-        data_files: Vec<DataFile>,
-        commit: SegmentCommit,
-    ) -> Result<CommitOutcome> {
-        commit::append_with_retry_defaults(
-            self.catalog.as_ref(),
-            table,
-            data_files,
-            commit,
-            self.config.commit_retry(),
-        )
-        .await
+    /// [`append`] to the topic's table.
+    pub async fn append(&self, topic: &str, data_files: Vec<DataFile>, commit: SegmentCommit) -> Result<CommitOutcome> {
+        append(self, topic, data_files, commit).await
     }
 }

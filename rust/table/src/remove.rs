@@ -1,49 +1,46 @@
-//! Removing segments' rows from a topic's table (the `delete` retention mode), and finding the
-//! live data files of segment commits.
+//! Removing Kafka offsets' rows from a topic's table (the `delete` retention mode), and finding
+//! live data files by what they hold.
 //!
-//! Rows leave the table a whole segment commit at a time: [`remove_segments`] commits one snapshot
-//! (operation `delete`) in which every live data file added by the given segments' commits is
-//! marked deleted, and whose summary lists the segment ids in [`REMOVED_SEGMENT_IDS_PROP`]. From
-//! then on those commits no longer count as committed offsets ([`crate::committed_ranges`] skips
-//! them), so a later re-upload of the offsets writes them again instead of pointing at removed
-//! files. Files are only dropped from the table's current snapshot, never deleted from storage:
-//! older snapshots (time travel) and in-flight Kafka reads still use them; deleting them belongs to
-//! snapshot expiry and the orphan sweep.
+//! [`remove_offsets`] takes the rows of some offset ranges of one (topic id, partition) out of the
+//! table in one snapshot, found by what the data files hold — never by which commit added them,
+//! which snapshot expiry forgets and compaction by any engine changes:
 //!
-//! iceberg-rust 0.10.1 has no delete action, so the snapshot is built here with its public
-//! manifest and manifest-list writers (affected manifests are rewritten: removed entries
-//! `DELETED`, the others `EXISTING` with their sequence numbers; untouched manifests are carried
-//! over) and committed through [`crate::snapshot_commit`]. Format v2 tables only.
+//! - a live data file whose rows all lie in the ranges (its `kafka.partition` and `kafka.offset`
+//!   bounds say so) is marked deleted;
+//! - a file that also holds other rows (a file compacted by Calving's maintenance or another
+//!   engine) is rewritten without the removed rows (copy-on-write: the new file replaces it in the
+//!   same snapshot);
+//! - the snapshot's ledger ([`crate::ledger`]) no longer holds the ranges, so a later re-upload of
+//!   those offsets writes them again.
+//!
+//! Files are only dropped from the table's current snapshot, never deleted from storage: older
+//! snapshots (time travel) and in-flight Kafka reads still use them; deleting them belongs to
+//! snapshot expiry and the orphan sweep. Committed through the commit driver
+//! ([`crate::publish`]): retried on conflicts, re-planned on the fresh table.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type};
+use arrow_array::{BooleanArray, RecordBatch};
+use async_trait::async_trait;
 use iceberg::spec::{
-    DataFile, FormatVersion, ManifestContentType, ManifestFile, ManifestListWriter,
-    ManifestStatus, ManifestWriterBuilder, Operation, Snapshot, SnapshotReference,
-    SnapshotRetention, Summary, MAIN_BRANCH,
+    DataFile, Datum, ManifestContentType, ManifestFile, ManifestStatus, ManifestWriterBuilder, Operation, PrimitiveLiteral,
 };
 use iceberg::table::Table;
-use iceberg::{ErrorKind, TableRequirement, TableUpdate};
+use iceberg::ErrorKind;
 
-use crate::commit::{ancestry, SEGMENT_ID_PROP};
 use crate::error::{Error, Result};
+use crate::ledger::{self, LEDGER_PROP};
+use crate::publish::{self, Change, Step};
 use crate::CalvingCatalog;
 
-/// Snapshot summary key of a removal: the ids of the segments whose rows it removed, comma-separated.
-pub const REMOVED_SEGMENT_IDS_PROP: &str = "calving.removed-segment-ids";
-
-/// How many times [`remove_segments`] rebuilds its snapshot after losing a race to another writer.
-const CONFLICT_ATTEMPTS: usize = 8;
-
-/// A live data file of the current snapshot and the segment whose commit added it.
+/// A live data file of the current snapshot.
 #[derive(Debug, Clone)]
 pub struct LiveFile {
     pub data_file: DataFile,
     /// The snapshot that added the file.
     pub snapshot_id: i64,
-    /// The segment id in that snapshot's summary, when the snapshot is still in the metadata and
-    /// was a Calving commit.
-    pub segment_id: Option<String>,
 }
 
 /// Every live data file of the table's current snapshot (reads all its manifests).
@@ -52,13 +49,6 @@ pub async fn live_files(table: &Table) -> Result<Vec<LiveFile>> {
     let Some(snapshot) = metadata.current_snapshot() else {
         return Ok(Vec::new());
     };
-    let segment_of: HashMap<i64, String> = metadata
-        .snapshots()
-        .filter_map(|s| {
-            let id = s.summary().additional_properties.get(SEGMENT_ID_PROP)?;
-            Some((s.snapshot_id(), id.clone()))
-        })
-        .collect();
     let list = table.manifest_list_reader(snapshot).load().await?;
     let mut out = Vec::new();
     for manifest_file in list.entries() {
@@ -71,11 +61,7 @@ pub async fn live_files(table: &Table) -> Result<Vec<LiveFile>> {
                 continue;
             }
             let snapshot_id = entry.snapshot_id().unwrap_or(manifest_file.added_snapshot_id);
-            out.push(LiveFile {
-                data_file: entry.data_file().clone(),
-                snapshot_id,
-                segment_id: segment_of.get(&snapshot_id).cloned(),
-            });
+            out.push(LiveFile { data_file: entry.data_file().clone(), snapshot_id });
         }
     }
     Ok(out)
@@ -126,112 +112,211 @@ pub fn normalize(location: &str) -> String {
     }
 }
 
-/// The ids of segments whose rows a removal in the current ancestry took out of the table.
-pub fn removed_segment_ids(table: &Table) -> BTreeSet<String> {
-    ancestry(table)
-        .filter_map(|s| s.summary().additional_properties.get(REMOVED_SEGMENT_IDS_PROP))
-        .flat_map(|ids| ids.split(',').filter(|s| !s.is_empty()).map(str::to_string))
-        .collect()
+
+/// What a live data file holds of one (topic id, partition), by its column bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holding {
+    /// None of its rows.
+    Nothing,
+    /// Rows of that partition only, with offsets from `.0` to `.1`.
+    Only(i64, i64),
+    /// Maybe rows of that partition, with offsets from `.0` to `.1`, beside rows of others.
+    Some(i64, i64),
 }
 
-/// What [`remove_segments`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoveOutcome {
-    /// The snapshot that removed the files; `None` when none of the segments had live files.
-    pub snapshot_id: Option<i64>,
-    pub files: usize,
-    pub rows: u64,
+/// The field ids of `kafka.topic_id`, `kafka.partition`, `kafka.offset`.
+#[derive(Debug, Clone, Copy)]
+pub struct KafkaFields {
+    topic_id: i32,
+    partition: i32,
+    offset: i32,
 }
 
-/// Removes every live data file added by the commits of `segment_ids` from the topic's table, in
-/// one snapshot; see the module docs. Idempotent: segments without live files are a no-op.
-pub async fn remove_segments(
-    catalog: &CalvingCatalog,
-    topic: &str,
-    segment_ids: &BTreeSet<String>,
-) -> Result<RemoveOutcome> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let table = catalog.load_table(topic).await?;
-        match remove_once(catalog, &table, segment_ids).await {
-            Err(Error::CommitConflict { .. }) if attempt < CONFLICT_ATTEMPTS => {
-                tracing::debug!(table = %table.identifier(), attempt, "removal lost a race; retrying on the fresh table");
-                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt as u64)).await;
-            }
-            other => return other,
+impl KafkaFields {
+    pub fn of(table: &Table) -> Result<KafkaFields> {
+        Ok(KafkaFields {
+            topic_id: crate::field_id(table, "kafka.topic_id")?,
+            partition: crate::field_id(table, "kafka.partition")?,
+            offset: crate::field_id(table, "kafka.offset")?,
+        })
+    }
+
+    /// What `file` holds of `topic_id`/`partition`, from its bounds (missing bounds: anything).
+    pub fn holding(&self, file: &DataFile, topic_id: &str, partition: i32) -> Holding {
+        let (lo, hi) = (file.lower_bounds(), file.upper_bounds());
+        let int = |d: Option<&Datum>| match d.map(Datum::literal) {
+            Some(PrimitiveLiteral::Int(v)) => Some(*v),
+            _ => None,
+        };
+        let long = |d: Option<&Datum>| match d.map(Datum::literal) {
+            Some(PrimitiveLiteral::Long(v)) => Some(*v),
+            _ => None,
+        };
+        let string = |d: Option<&Datum>| match d.map(Datum::literal) {
+            Some(PrimitiveLiteral::String(v)) => Some(v.clone()),
+            _ => None,
+        };
+        let (plo, phi) = (int(lo.get(&self.partition)), int(hi.get(&self.partition)));
+        if plo.is_some_and(|v| v > partition) || phi.is_some_and(|v| v < partition) {
+            return Holding::Nothing;
+        }
+        // String bounds may be truncated (Iceberg's default metrics mode): a lower bound is a
+        // prefix-or-less, an upper bound a prefix-or-more.
+        let (tlo, thi) = (string(lo.get(&self.topic_id)), string(hi.get(&self.topic_id)));
+        if tlo.as_deref().is_some_and(|v| v > topic_id) || thi.as_deref().is_some_and(|v| v < topic_id && !topic_id.starts_with(v)) {
+            return Holding::Nothing;
+        }
+        let (olo, ohi) = (long(lo.get(&self.offset)).unwrap_or(i64::MIN), long(hi.get(&self.offset)).unwrap_or(i64::MAX));
+        let one_partition = plo == Some(partition) && phi == Some(partition);
+        let one_topic = tlo.as_deref() == Some(topic_id) && thi.as_deref() == Some(topic_id);
+        if one_partition && one_topic {
+            Holding::Only(olo, ohi)
+        } else {
+            Holding::Some(olo, ohi)
         }
     }
 }
 
-async fn remove_once(
-    catalog: &CalvingCatalog,
+/// The live data files that may hold offsets `start..=end` of `topic_id`/`partition`, with what
+/// their bounds say they hold (reads every manifest of the current snapshot).
+pub async fn files_holding(
     table: &Table,
-    segment_ids: &BTreeSet<String>,
-) -> Result<RemoveOutcome> {
-    let metadata = table.metadata();
-    let ident = table.identifier().to_string();
-    let none = RemoveOutcome { snapshot_id: None, files: 0, rows: 0 };
-    let Some(parent) = metadata.current_snapshot().cloned() else {
-        return Ok(none);
-    };
-    // The snapshots whose files go.
-    let doomed: BTreeSet<i64> = metadata
-        .snapshots()
-        .filter(|s| {
-            s.summary()
-                .additional_properties
-                .get(SEGMENT_ID_PROP)
-                .is_some_and(|id| segment_ids.contains(id))
+    topic_id: &str,
+    partition: i32,
+    start: i64,
+    end: i64,
+) -> Result<Vec<(LiveFile, Holding)>> {
+    let fields = KafkaFields::of(table)?;
+    Ok(live_files(table)
+        .await?
+        .into_iter()
+        .filter_map(|f| {
+            let h = fields.holding(&f.data_file, topic_id, partition);
+            match h {
+                Holding::Only(lo, hi) | Holding::Some(lo, hi) if lo <= end && start <= hi => Some((f, h)),
+                _ => None,
+            }
         })
-        .map(|s| s.snapshot_id())
-        .collect();
-    if doomed.is_empty() {
-        return Ok(none);
+        .collect())
+}
+
+/// What [`remove_offsets`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoveOutcome {
+    /// The snapshot that removed the rows; `None` when the table held none of them.
+    pub snapshot_id: Option<i64>,
+    /// Data files dropped whole.
+    pub files: usize,
+    /// Data files rewritten without the removed rows.
+    pub rewritten: usize,
+    /// Rows removed.
+    pub rows: u64,
+}
+
+/// Removes the rows of `ranges` (inclusive) of `topic_id`/`partition` from the topic's table, in
+/// one snapshot; see the module docs. Idempotent: ranges without rows and not in the ledger are a
+/// no-op.
+pub async fn remove_offsets(
+    catalog: &CalvingCatalog,
+    topic: &str,
+    topic_id: &str,
+    partition: i32,
+    ranges: &[(i64, i64)],
+) -> Result<RemoveOutcome> {
+    let mut change = Remove {
+        target: Target { topic_id: topic_id.to_string(), partition, ranges: ranges.to_vec() },
+        written: Vec::new(),
+        outcome: RemoveOutcome { snapshot_id: None, files: 0, rewritten: 0, rows: 0 },
+    };
+    let outcome = publish::publish(catalog, topic, &mut change).await?;
+    if outcome.snapshot_id.is_some() {
+        tracing::info!(
+            table = %catalog.table_ident(topic),
+            snapshot_id = ?outcome.snapshot_id,
+            partition,
+            ranges = ?ranges,
+            files = outcome.files,
+            rewritten = outcome.rewritten,
+            rows = outcome.rows,
+            "removed rows of deleted segments"
+        );
     }
-    if metadata.format_version() != FormatVersion::V2 {
-        return Err(Error::UnsupportedOperation {
-            table: ident,
-            operation: "removing rows",
-            reason: format!(
-                "Calving removes rows from Iceberg format v2 tables only; this one is {:?}",
-                metadata.format_version()
-            ),
-        });
+    Ok(outcome)
+}
+
+struct Remove {
+    target: Target,
+    /// Files written by attempts (rewritten data files, manifests).
+    written: Vec<String>,
+    outcome: RemoveOutcome,
+}
+
+/// The offsets a removal takes out.
+struct Target {
+    topic_id: String,
+    partition: i32,
+    ranges: Vec<(i64, i64)>,
+}
+
+impl Target {
+    fn doomed(&self, offset: i64) -> bool {
+        self.ranges.iter().any(|&(s, e)| s <= offset && offset <= e)
     }
 
-    let snapshot_id = new_snapshot_id(table);
-    let sequence_number = metadata.next_sequence_number();
-    let location = metadata.location().trim_end_matches('/');
-    let file_io = table.file_io();
-    let list = table.manifest_list_reader(&parent).load().await?;
-    let mut manifests: Vec<ManifestFile> = Vec::new();
-    let mut written: Vec<String> = Vec::new();
-    let (mut files, mut rows, mut bytes) = (0usize, 0u64, 0u64);
+    fn within(&self, lo: i64, hi: i64) -> bool {
+        self.ranges.iter().any(|&(s, e)| s <= lo && hi <= e)
+    }
 
-    let result: Result<()> = async {
+    fn touches(&self, lo: i64, hi: i64) -> bool {
+        self.ranges.iter().any(|&(s, e)| s <= hi && lo <= e)
+    }
+}
+
+#[async_trait]
+impl Change for Remove {
+    type Output = RemoveOutcome;
+
+    async fn plan(&mut self, table: &Table, snapshot_id: i64) -> Result<Step<RemoveOutcome>> {
+        let metadata = table.metadata();
+        let Some(parent) = metadata.current_snapshot().cloned() else {
+            return Ok(Step::Finish(self.outcome.clone()));
+        };
+        let (mut ledger, _) = ledger::load(table).await?;
+        let target = &self.target;
+        let written = &mut self.written;
+        let in_ledger = target.ranges.iter().any(|&(s, e)| !ledger.overlapping(&target.topic_id, target.partition, s, e).is_empty());
+        for &(s, e) in &target.ranges {
+            ledger.remove(&target.topic_id, target.partition, s, e);
+        }
+        let fields = KafkaFields::of(table)?;
+        let file_io = table.file_io();
+        let location = metadata.location().trim_end_matches('/');
+        let list = table.manifest_list_reader(&parent).load().await?;
+        let mut manifests: Vec<ManifestFile> = Vec::new();
+        let (mut files, mut rewritten, mut rows, mut bytes) = (0usize, 0usize, 0u64, 0u64);
+        let (mut added_files, mut added_rows, mut added_bytes) = (0u64, 0u64, 0u64);
+        let mut replacements: Vec<DataFile> = Vec::new();
         for manifest_file in list.entries() {
             if manifest_file.content != ManifestContentType::Data {
                 manifests.push(manifest_file.clone());
                 continue;
             }
             let manifest = manifest_file.load_manifest(file_io).await?;
-            let hit = manifest.entries().iter().any(|e| {
-                e.is_alive()
-                    && doomed.contains(&e.snapshot_id().unwrap_or(manifest_file.added_snapshot_id))
-            });
-            if !hit {
+            let hit = |f: &DataFile| match fields.holding(f, &target.topic_id, target.partition) {
+                Holding::Nothing => None,
+                Holding::Only(lo, hi) if target.within(lo, hi) => Some(true),
+                Holding::Only(lo, hi) | Holding::Some(lo, hi) => target.touches(lo, hi).then_some(false),
+            };
+            if !manifest.entries().iter().any(|e| e.is_alive() && hit(e.data_file()).is_some()) {
                 manifests.push(manifest_file.clone());
                 continue;
             }
-            let spec = metadata
-                .partition_spec_by_id(manifest_file.partition_spec_id)
-                .ok_or_else(|| {
-                    iceberg::Error::new(
-                        ErrorKind::DataInvalid,
-                        format!("manifest {} uses unknown partition spec {}", manifest_file.manifest_path, manifest_file.partition_spec_id),
-                    )
-                })?;
+            let spec = metadata.partition_spec_by_id(manifest_file.partition_spec_id).ok_or_else(|| {
+                iceberg::Error::new(
+                    ErrorKind::DataInvalid,
+                    format!("manifest {} uses unknown partition spec {}", manifest_file.manifest_path, manifest_file.partition_spec_id),
+                )
+            })?;
             let path = format!("{location}/metadata/{}-m{}.avro", uuid::Uuid::new_v4(), written.len());
             written.push(path.clone());
             let mut writer = ManifestWriterBuilder::new(
@@ -248,119 +333,138 @@ async fn remove_once(
                 let added_by = entry.snapshot_id().unwrap_or(manifest_file.added_snapshot_id);
                 let seq = entry.sequence_number().unwrap_or(manifest_file.sequence_number);
                 let data_file = entry.data_file().clone();
-                if doomed.contains(&added_by) {
-                    files += 1;
-                    rows += data_file.record_count();
-                    bytes += data_file.file_size_in_bytes();
-                    writer.add_delete_file(data_file, seq, entry.file_sequence_number)?;
-                } else {
-                    writer.add_existing_file(data_file, added_by, seq, entry.file_sequence_number)?;
+                match hit(&data_file) {
+                    None => writer.add_existing_file(data_file, added_by, seq, entry.file_sequence_number)?,
+                    Some(whole) => {
+                        let replacement = if whole {
+                            None
+                        } else {
+                            rewrite_without(table, &data_file, target)
+                                .await?
+                        };
+                        match replacement {
+                            Some((new_file, kept)) if kept == data_file.record_count() => {
+                                // Nothing of the ranges in it after all.
+                                let _ = file_io.delete(new_file.file_path()).await;
+                                writer.add_existing_file(data_file, added_by, seq, entry.file_sequence_number)?;
+                                continue;
+                            }
+                            Some((new_file, kept)) => {
+                                written.push(new_file.file_path().to_string());
+                                rewritten += 1;
+                                rows += data_file.record_count() - kept;
+                                added_files += 1;
+                                added_rows += new_file.record_count();
+                                added_bytes += new_file.file_size_in_bytes();
+                                replacements.push(new_file);
+                            }
+                            None => {
+                                files += 1;
+                                rows += data_file.record_count();
+                            }
+                        }
+                        bytes += data_file.file_size_in_bytes();
+                        writer.add_delete_file(data_file, seq, entry.file_sequence_number)?;
+                    }
                 }
             }
             manifests.push(writer.write_manifest_file().await?);
         }
-        Ok(())
-    }
-    .await;
-    let cleanup = |written: Vec<String>| async move {
-        for path in written {
-            let _ = file_io.delete(&path).await;
+        if !replacements.is_empty() {
+            let path = format!("{location}/metadata/{}-m{}.avro", uuid::Uuid::new_v4(), written.len());
+            written.push(path.clone());
+            let mut writer = ManifestWriterBuilder::new(
+                file_io.new_output(&path)?,
+                Some(snapshot_id),
+                metadata.current_schema().clone(),
+                metadata.default_partition_spec().as_ref().clone(),
+            )
+            .build_v2_data();
+            for f in replacements {
+                writer.add_file(f, -1)?;
+            }
+            manifests.insert(0, writer.write_manifest_file().await?);
         }
-    };
-    if let Err(e) = result {
-        cleanup(written).await;
-        return Err(e);
-    }
-    if files == 0 {
-        cleanup(written).await;
-        return Ok(none);
-    }
-
-    let list_path = format!("{location}/metadata/snap-{snapshot_id}-1-{}.avro", uuid::Uuid::new_v4());
-    written.push(list_path.clone());
-    let built: Result<Snapshot> = async {
-        let mut list_writer = ManifestListWriter::v2(
-            file_io.new_output(&list_path)?.writer().await?,
-            snapshot_id,
-            Some(parent.snapshot_id()),
-            sequence_number,
+        if files + rewritten == 0 && !in_ledger {
+            return Ok(Step::Finish(self.outcome.clone()));
+        }
+        self.outcome = RemoveOutcome { snapshot_id: Some(snapshot_id), files, rewritten, rows };
+        let mut summary = HashMap::from([(LEDGER_PROP.to_string(), ledger.encode())]);
+        publish::totals(
+            Some(&parent),
+            (added_files, added_rows, added_bytes),
+            ((files + rewritten) as u64, rows + added_rows, bytes),
+            &mut summary,
         );
-        list_writer.add_manifests(manifests.into_iter())?;
-        list_writer.close().await?;
-        let mut props = HashMap::from([
-            (REMOVED_SEGMENT_IDS_PROP.to_string(), segment_ids.iter().cloned().collect::<Vec<_>>().join(",")),
-            ("deleted-data-files".to_string(), files.to_string()),
-            ("deleted-records".to_string(), rows.to_string()),
-            ("removed-files-size".to_string(), bytes.to_string()),
-        ]);
-        let previous = &parent.summary().additional_properties;
-        for (key, minus) in [("total-data-files", files as u64), ("total-records", rows), ("total-files-size", bytes)] {
-            if let Some(total) = previous.get(key).and_then(|v| v.parse::<u64>().ok()) {
-                props.insert(key.to_string(), total.saturating_sub(minus).to_string());
-            }
-        }
-        for key in ["total-delete-files", "total-position-deletes", "total-equality-deletes"] {
-            if let Some(v) = previous.get(key) {
-                props.insert(key.to_string(), v.clone());
-            }
-        }
-        Ok(Snapshot::builder()
-            .with_snapshot_id(snapshot_id)
-            .with_parent_snapshot_id(Some(parent.snapshot_id()))
-            .with_sequence_number(sequence_number)
-            .with_timestamp_ms(now_ms().max(metadata.last_updated_ms() + 1))
-            .with_manifest_list(list_path.clone())
-            .with_summary(Summary { operation: Operation::Delete, additional_properties: props })
-            .with_schema_id(metadata.current_schema_id())
-            .build())
+        let operation = if rewritten > 0 { Operation::Overwrite } else { Operation::Delete };
+        Ok(Step::Commit { manifests, operation, summary })
     }
-    .await;
-    let snapshot = match built {
-        Ok(s) => s,
-        Err(e) => {
-            cleanup(written).await;
-            return Err(e);
-        }
+
+    fn committed(&mut self, _table: &Table, snapshot_id: i64) -> RemoveOutcome {
+        RemoveOutcome { snapshot_id: Some(snapshot_id), ..self.outcome.clone() }
+    }
+
+    fn written(&self) -> Vec<String> {
+        self.written.clone()
+    }
+}
+
+/// A copy of `file` without the rows of the target's ranges, and how many
+/// rows it kept; `None` when it keeps none.
+async fn rewrite_without(table: &Table, file: &DataFile, target: &Target) -> Result<Option<(DataFile, u64)>> {
+    let (topic_id, partition) = (target.topic_id.as_str(), target.partition);
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::arrow::ArrowWriter;
+
+    let bytes = table.file_io().new_input(file.file_path())?.read().await?;
+    let parquet_err = |e: parquet::errors::ParquetError| {
+        Error::from(iceberg::Error::new(ErrorKind::Unexpected, format!("rewriting {}: {e}", file.file_path())))
     };
-    let requirements = vec![
-        TableRequirement::UuidMatch { uuid: metadata.uuid() },
-        TableRequirement::RefSnapshotIdMatch {
-            r#ref: MAIN_BRANCH.to_string(),
-            snapshot_id: Some(parent.snapshot_id()),
-        },
-    ];
-    let updates = vec![
-        TableUpdate::AddSnapshot { snapshot },
-        TableUpdate::SetSnapshotRef {
-            ref_name: MAIN_BRANCH.to_string(),
-            reference: SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)),
-        },
-    ];
-    match crate::snapshot_commit::commit(catalog.config(), table, requirements, updates).await {
-        Ok(()) => {
-            tracing::info!(table = %ident, snapshot_id, files, rows, segments = ?segment_ids, "removed the rows of deleted segments");
-            Ok(RemoveOutcome { snapshot_id: Some(snapshot_id), files, rows })
-        }
-        Err(e @ Error::CommitStateUnknown { .. }) => Err(e), // the files may be referenced now
-        Err(e) => {
-            cleanup(written).await;
-            Err(e)
-        }
-    }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// A positive snapshot id the table does not use.
-fn new_snapshot_id(table: &Table) -> i64 {
-    loop {
-        let id = (uuid::Uuid::new_v4().as_u128() as i64) & i64::MAX;
-        if id != 0 && table.metadata().snapshot_by_id(id).is_none() {
-            return id;
+    let arrow_err = |e: arrow_schema::ArrowError| {
+        Error::from(iceberg::Error::new(ErrorKind::Unexpected, format!("rewriting {}: {e}", file.file_path())))
+    };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet_err)?;
+    let schema = reader.schema().clone();
+    let reader = reader.with_batch_size(8192).build().map_err(parquet_err)?;
+    let mut out = Vec::new();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+        .build();
+    let mut writer = ArrowWriter::try_new(&mut out, schema.clone(), Some(props)).map_err(parquet_err)?;
+    let mut kept = 0u64;
+    for batch in reader {
+        let batch: RecordBatch = batch.map_err(arrow_err)?;
+        let kafka = batch
+            .column_by_name("kafka")
+            .and_then(|c| c.as_struct_opt())
+            .ok_or_else(|| Error::InvalidDataFile { location: file.file_path().to_string(), reason: "no kafka struct".into() })?;
+        let (Some(t), Some(p), Some(o)) = (
+            kafka.column_by_name("topic_id").and_then(|c| c.as_string_opt::<i32>()),
+            kafka.column_by_name("partition").and_then(|c| c.as_primitive_opt::<Int32Type>()),
+            kafka.column_by_name("offset").and_then(|c| c.as_primitive_opt::<Int64Type>()),
+        ) else {
+            return Err(Error::InvalidDataFile {
+                location: file.file_path().to_string(),
+                reason: "kafka.topic_id, kafka.partition or kafka.offset missing or of another type".into(),
+            });
+        };
+        let keep: BooleanArray = (0..batch.num_rows())
+            .map(|i| Some(!(t.value(i) == topic_id && p.value(i) == partition && target.doomed(o.value(i)))))
+            .collect();
+        let filtered = arrow_select::filter::filter_record_batch(&batch, &keep).map_err(arrow_err)?;
+        kept += filtered.num_rows() as u64;
+        if filtered.num_rows() > 0 {
+            writer.write(&filtered).map_err(parquet_err)?;
         }
     }
+    let metadata = writer.close().map_err(parquet_err)?;
+    if kept == 0 {
+        return Ok(None);
+    }
+    let location = crate::new_data_file_location(table, file.partition());
+    let size = out.len() as u64;
+    let output = table.file_io().new_output(&location)?;
+    output.write(bytes::Bytes::from(out)).await?;
+    let data_file = crate::data_file_from_parquet(table, &location, size, &metadata, file.partition().clone())?;
+    Ok(Some((data_file, kept)))
 }

@@ -14,7 +14,10 @@
 //!   REST client reads them.
 //!
 //! A failed requirement or a lost compare-and-set is [`Error::CommitConflict`]: nothing landed;
-//! the caller rebuilds its snapshot on the fresh table and tries again.
+//! the caller rebuilds its snapshot on the fresh table and tries again. A failure after the
+//! request went out (the SQL `UPDATE` sent and no answer, a REST timeout or 5xx) is
+//! [`Error::CommitStateUnknown`]: it may have been applied. Both paths return the table as
+//! committed.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -33,7 +36,7 @@ pub(crate) async fn commit(
     table: &Table,
     requirements: Vec<TableRequirement>,
     updates: Vec<TableUpdate>,
-) -> Result<()> {
+) -> Result<Table> {
     match config.kind() {
         CatalogKind::Sql => commit_sql(config, table, requirements, updates).await,
         CatalogKind::Rest => commit_rest(config, table, requirements, updates).await,
@@ -54,12 +57,31 @@ fn unavailable(operation: &'static str, message: String) -> Error {
     }
 }
 
+fn unknown(table: &Table, message: String) -> Error {
+    Error::CommitStateUnknown {
+        table: table.identifier().to_string(),
+        what: "a snapshot".into(),
+        source: Box::new(iceberg::Error::new(ErrorKind::Unexpected, message)),
+    }
+}
+
+/// The committed table: `metadata` at `location`.
+fn committed(table: &Table, metadata: iceberg::spec::TableMetadata, location: String) -> Result<Table> {
+    Ok(Table::builder()
+        .metadata(metadata)
+        .metadata_location(location)
+        .identifier(table.identifier().clone())
+        .file_io(table.file_io().clone())
+        .runtime(iceberg::Runtime::try_current()?)
+        .build()?)
+}
+
 async fn commit_sql(
     config: &CatalogConfig,
     table: &Table,
     requirements: Vec<TableRequirement>,
     updates: Vec<TableUpdate>,
-) -> Result<()> {
+) -> Result<Table> {
     let current_location = table
         .metadata_location()
         .ok_or_else(|| conflict(table, "the table has no metadata location"))?
@@ -77,11 +99,11 @@ async fn commit_sql(
         builder = update.apply(builder)?;
     }
     let metadata = builder.build()?.metadata;
-    let next = current_location
+    let next_location = current_location
         .parse::<MetadataLocation>()?
         .with_new_metadata(&metadata);
-    metadata.write_to(table.file_io(), &next).await?;
-    let next = next.to_string();
+    metadata.write_to(table.file_io(), &next_location).await?;
+    let next = next_location.to_string();
 
     sqlx::any::install_default_drivers();
     let pool = sqlx::any::AnyPoolOptions::new()
@@ -111,13 +133,14 @@ async fn commit_sql(
         .await;
     pool.close().await;
     match result {
-        Ok(r) if r.rows_affected() == 1 => Ok(()),
+        Ok(r) if r.rows_affected() == 1 => committed(table, metadata, next),
         Ok(_) => {
             // Lost the race: the metadata file written above is referenced by nothing.
             let _ = table.file_io().delete(&next).await;
             Err(conflict(table, "the table's metadata location changed during the commit"))
         }
-        Err(e) => Err(unavailable("commit", format!("the sql catalog update failed: {e}"))),
+        // The UPDATE went out: it may have been applied.
+        Err(e) => Err(unknown(table, format!("the sql catalog update failed: {e}"))),
     }
 }
 
@@ -139,7 +162,7 @@ async fn commit_rest(
     table: &Table,
     requirements: Vec<TableRequirement>,
     updates: Vec<TableUpdate>,
-) -> Result<()> {
+) -> Result<Table> {
     let props = config.catalog_props();
     let base = config.uri().trim_end_matches('/').to_string();
     let client = reqwest::Client::builder()
@@ -214,23 +237,31 @@ async fn commit_rest(
         .json(&body)
         .send()
         .await
-        .map_err(|e| Error::CommitStateUnknown {
-            table: ident.to_string(),
-            segment_id: String::new(),
-            source: Box::new(iceberg::Error::new(ErrorKind::Unexpected, format!("POST {url}: {e}"))),
+        .map_err(|e| {
+            if e.is_connect() {
+                unavailable("commit", format!("POST {url}: {e}")) // never reached the server
+            } else {
+                unknown(table, format!("POST {url}: {e}"))
+            }
         })?;
     let status = response.status();
     if status.is_success() {
-        return Ok(());
+        #[derive(serde::Deserialize)]
+        struct CommitTableResponse {
+            #[serde(rename = "metadata-location")]
+            metadata_location: String,
+            metadata: iceberg::spec::TableMetadata,
+        }
+        let body: CommitTableResponse = response
+            .json()
+            .await
+            .map_err(|e| unknown(table, format!("POST {url}: the answer cannot be read: {e}")))?;
+        return committed(table, body.metadata, body.metadata_location);
     }
     let text = response.text().await.unwrap_or_default();
     match status.as_u16() {
         409 => Err(conflict(table, format!("the REST catalog refused the commit: {text}"))),
-        500 | 502 | 504 => Err(Error::CommitStateUnknown {
-            table: ident.to_string(),
-            segment_id: String::new(),
-            source: Box::new(iceberg::Error::new(ErrorKind::Unexpected, format!("POST {url}: {status}: {text}"))),
-        }),
+        500 | 502 | 504 => Err(unknown(table, format!("POST {url}: {status}: {text}"))),
         503 => Err(unavailable("commit", format!("POST {url}: {status}: {text}"))),
         _ => Err(Error::Iceberg(Box::new(iceberg::Error::new(
             ErrorKind::Unexpected,

@@ -1,0 +1,332 @@
+//! The commit driver: every snapshot Calving adds to a table (appends, removals, maintenance)
+//! goes through [`publish`], one place for the commit policy.
+//!
+//! A change ([`Change`]) is planned on a freshly loaded table: it checks what it must (the ledger,
+//! the files it replaces) and says which manifests the new snapshot lists and what its summary
+//! says. The driver writes the manifest list, commits the snapshot with its requirements (`main`
+//! still at the parent the plan was made on) through [`crate::snapshot_commit`] (SQL
+//! compare-and-set or REST `CommitTableRequest`), and on a conflict plans again on the new table
+//! state after a jittered exponential backoff. Manifests a change wrote once (an append's new data
+//! manifest) are reused by every attempt: a rebase writes only a manifest list and a metadata file.
+//!
+//! - **Retry policy**: the table's `commit.retry.*` properties (or the configured defaults,
+//!   Iceberg's own otherwise): at most `num-retries` retries and `total-timeout-ms`, waits between
+//!   `min-wait-ms` and `max-wait-ms`, doubled per attempt with full jitter so that brokers that
+//!   collided do not collide again in step.
+//! - **Serialized per table in the process**: commits of one table wait for each other on a lock
+//!   of the [`CalvingCatalog`], so copies inside one broker never race each other for the same
+//!   parent.
+//! - **Unknown outcomes**: a commit request that failed after it was sent (a connection lost, a
+//!   5xx, a timeout, an error from the SQL `UPDATE`) may have been applied. The snapshot id is the
+//!   same on every attempt of a change, so a reload tells: the snapshot is in the table →
+//!   committed; not there → planned and tried again (the requirement on the parent makes a late
+//!   landing of the lost request and the retry exclude each other). What was written is **never
+//!   deleted after an unknown outcome** (Iceberg's rule): if the driver gives up, the error is
+//!   [`Error::CommitStateUnknown`] and the orphan sweep removes the files later if nothing refers
+//!   to them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use iceberg::spec::{
+    FormatVersion, ManifestFile, ManifestListWriter, Operation, Snapshot, SnapshotReference, SnapshotRef,
+    SnapshotRetention, Summary, MAIN_BRANCH,
+};
+use iceberg::table::Table;
+use iceberg::{ErrorKind, TableRequirement, TableUpdate};
+
+use crate::error::{Error, Result};
+use crate::CalvingCatalog;
+
+/// The `commit.retry.*` policy of one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub num_retries: u32,
+    pub min_wait: Duration,
+    pub max_wait: Duration,
+    pub total_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// Iceberg's defaults.
+    fn default() -> Self {
+        RetryPolicy {
+            num_retries: 4,
+            min_wait: Duration::from_millis(100),
+            max_wait: Duration::from_millis(60_000),
+            total_timeout: Duration::from_millis(1_800_000),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The table's `commit.retry.*` properties, else `defaults`, else Iceberg's.
+    pub fn for_table(table: &Table, defaults: &BTreeMap<String, String>) -> RetryPolicy {
+        let props = table.metadata().properties();
+        let get = |key: &str, fallback: u64| {
+            props
+                .get(key)
+                .or_else(|| defaults.get(key))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(fallback)
+        };
+        let d = RetryPolicy::default();
+        RetryPolicy {
+            num_retries: get("commit.retry.num-retries", d.num_retries as u64).min(u32::MAX as u64) as u32,
+            min_wait: Duration::from_millis(get("commit.retry.min-wait-ms", d.min_wait.as_millis() as u64)),
+            max_wait: Duration::from_millis(get("commit.retry.max-wait-ms", d.max_wait.as_millis() as u64)),
+            total_timeout: Duration::from_millis(get("commit.retry.total-timeout-ms", d.total_timeout.as_millis() as u64)),
+        }
+    }
+
+    /// The wait before retry `retry` (1-based): a random duration between `min_wait` and
+    /// `min(max_wait, min_wait * 2^(retry-1))` (full jitter).
+    pub fn wait(&self, retry: u32) -> Duration {
+        let ceiling = self
+            .min_wait
+            .saturating_mul(1u32.checked_shl(retry.saturating_sub(1).min(20)).unwrap_or(u32::MAX))
+            .min(self.max_wait)
+            .max(self.min_wait);
+        let span = (ceiling - self.min_wait).as_micros() as u64;
+        let r = (uuid::Uuid::new_v4().as_u128() as u64) % (span + 1);
+        self.min_wait + Duration::from_micros(r)
+    }
+}
+
+/// What a change wants on a given table state.
+#[derive(Debug)]
+pub(crate) enum Step<T> {
+    /// Nothing to commit (already done, or nothing to change): the driver returns this.
+    Finish(T),
+    /// Commit a snapshot listing these manifests, with this operation and summary.
+    Commit { manifests: Vec<ManifestFile>, operation: Operation, summary: HashMap<String, String> },
+}
+
+/// A table change the driver plans and commits; see the module docs.
+#[async_trait]
+pub(crate) trait Change: Send {
+    /// What [`publish`] returns.
+    type Output: Send;
+    /// Plans the change on `table` (freshly loaded; `snapshot_id` is the id of the new snapshot,
+    /// the same on every attempt).
+    async fn plan(&mut self, table: &Table, snapshot_id: i64) -> Result<Step<Self::Output>>;
+    /// The result once the snapshot `snapshot_id` is committed (`table` is the table after it, as
+    /// far as the driver knows it).
+    fn committed(&mut self, table: &Table, snapshot_id: i64) -> Self::Output;
+    /// Files the change wrote that no table refers to when nothing was committed (deleted by the
+    /// driver after a certain failure, never after an unknown outcome).
+    fn written(&self) -> Vec<String>;
+}
+
+/// Commits `change` to the topic's table; see the module docs.
+pub(crate) async fn publish<C: Change>(catalog: &CalvingCatalog, topic: &str, change: &mut C) -> Result<C::Output> {
+    let ident = catalog.table_ident(topic);
+    let lock = catalog.commit_lock(&ident);
+    let _serialized = lock.lock().await;
+    let started = Instant::now();
+    let mut table = catalog.load_table(topic).await?;
+    let policy = RetryPolicy::for_table(&table, catalog.config().commit_retry());
+    let snapshot_id = new_snapshot_id(&table);
+    let mut written: Vec<String> = Vec::new();
+    // Set once an attempt's outcome was unknown: from then on nothing written may be deleted.
+    let mut unknown: Option<Error> = None;
+    let mut retry = 0u32;
+    let err = loop {
+        if table.metadata().snapshot_by_id(snapshot_id).is_some() {
+            tracing::info!(table = %ident, snapshot_id, "a commit whose outcome was unknown had landed");
+            return Ok(change.committed(&table, snapshot_id));
+        }
+        let err = match attempt(catalog, &table, snapshot_id, change, retry, &mut written).await {
+            Ok(output) => return Ok(output),
+            Err(e) => e,
+        };
+        match err {
+            Error::CommitStateUnknown { .. } => {
+                tracing::warn!(table = %ident, snapshot_id, error = %err, "commit outcome unknown; reloading the table to find out");
+                unknown = Some(err);
+            }
+            Error::CommitConflict { .. } | Error::CatalogUnavailable { .. } => {
+                tracing::debug!(table = %ident, snapshot_id, retry, error = %err, "commit did not land; rebasing on the fresh table");
+            }
+            other => break other,
+        }
+        retry += 1;
+        let wait = policy.wait(retry);
+        if retry > policy.num_retries || started.elapsed() + wait > policy.total_timeout {
+            break match unknown.take() {
+                Some(e) => e,
+                None => Error::CommitConflict {
+                    table: ident.to_string(),
+                    source: Box::new(iceberg::Error::new(
+                        ErrorKind::CatalogCommitConflicts,
+                        format!(
+                            "the commit did not land in {retry} attempts over {} ms (commit.retry.num-retries {}, commit.retry.total-timeout-ms {})",
+                            started.elapsed().as_millis(),
+                            policy.num_retries,
+                            policy.total_timeout.as_millis()
+                        ),
+                    )),
+                },
+            };
+        }
+        tokio::time::sleep(wait).await;
+        match catalog.load_table(topic).await {
+            Ok(t) => table = t,
+            Err(e) => break unknown.take().unwrap_or(e),
+        }
+    };
+    let err = match (err, unknown) {
+        (Error::CommitStateUnknown { table, what, source }, _) => Error::CommitStateUnknown { table, what, source },
+        (other, Some(Error::CommitStateUnknown { table, source, .. })) => Error::CommitStateUnknown {
+            table,
+            what: format!("snapshot {snapshot_id} (then: {other})"),
+            source,
+        },
+        (other, _) => other,
+    };
+    if !matches!(err, Error::CommitStateUnknown { .. }) {
+        // Nothing of this change landed: what it wrote is referenced by nothing.
+        for path in written.iter().cloned().chain(change.written()) {
+            if let Err(e) = table.file_io().delete(&path).await {
+                tracing::debug!(%path, error = %e, "could not delete a file of a commit that did not land");
+            }
+        }
+    }
+    Err(err)
+}
+
+/// One attempt: plan on `table`, write the manifest list, commit.
+async fn attempt<C: Change>(
+    catalog: &CalvingCatalog,
+    table: &Table,
+    snapshot_id: i64,
+    change: &mut C,
+    retry: u32,
+    written: &mut Vec<String>,
+) -> Result<C::Output> {
+    let metadata = table.metadata();
+    let (manifests, operation, summary) = match change.plan(table, snapshot_id).await? {
+        Step::Finish(output) => return Ok(output),
+        Step::Commit { manifests, operation, summary } => (manifests, operation, summary),
+    };
+    if metadata.format_version() != FormatVersion::V2 {
+        return Err(Error::UnsupportedOperation {
+            table: table.identifier().to_string(),
+            operation: "Calving's commits",
+            reason: format!("Calving commits to Iceberg format v2 tables only; this one is {:?}", metadata.format_version()),
+        });
+    }
+    let parent: Option<SnapshotRef> = metadata.current_snapshot().cloned();
+    let sequence_number = metadata.next_sequence_number();
+    let location = metadata.location().trim_end_matches('/');
+    let list_path = format!("{location}/metadata/snap-{snapshot_id}-{}-{}.avro", retry + 1, uuid::Uuid::new_v4());
+    written.push(list_path.clone());
+    let mut list_writer = ManifestListWriter::v2(
+        table.file_io().new_output(&list_path)?.writer().await?,
+        snapshot_id,
+        parent.as_ref().map(|p| p.snapshot_id()),
+        sequence_number,
+    );
+    list_writer.add_manifests(manifests.into_iter())?;
+    list_writer.close().await?;
+    let snapshot = Snapshot::builder()
+        .with_snapshot_id(snapshot_id)
+        .with_parent_snapshot_id(parent.as_ref().map(|p| p.snapshot_id()))
+        .with_sequence_number(sequence_number)
+        .with_timestamp_ms(now_ms().max(metadata.last_updated_ms() + 1))
+        .with_manifest_list(list_path)
+        .with_summary(Summary { operation, additional_properties: summary })
+        .with_schema_id(metadata.current_schema_id())
+        .build();
+    let requirements = vec![
+        TableRequirement::UuidMatch { uuid: metadata.uuid() },
+        TableRequirement::RefSnapshotIdMatch {
+            r#ref: MAIN_BRANCH.to_string(),
+            snapshot_id: parent.as_ref().map(|p| p.snapshot_id()),
+        },
+    ];
+    let updates = vec![
+        TableUpdate::AddSnapshot { snapshot },
+        TableUpdate::SetSnapshotRef {
+            ref_name: MAIN_BRANCH.to_string(),
+            reference: SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)),
+        },
+    ];
+    let committed = crate::snapshot_commit::commit(catalog.config(), table, requirements, updates).await?;
+    Ok(change.committed(&committed, snapshot_id))
+}
+
+/// Summary totals (`total-*`) of a snapshot that adds and removes files, from its parent's.
+pub(crate) fn totals(
+    parent: Option<&SnapshotRef>,
+    added: (u64, u64, u64),
+    removed: (u64, u64, u64),
+    summary: &mut HashMap<String, String>,
+) {
+    let previous = parent.map(|p| &p.summary().additional_properties);
+    let total = |key: &str| previous.and_then(|p| p.get(key)).and_then(|v| v.parse::<u64>().ok());
+    let (files, rows, bytes) = added;
+    let (rfiles, rrows, rbytes) = removed;
+    for (key, plus, minus) in [
+        ("total-data-files", files, rfiles),
+        ("total-records", rows, rrows),
+        ("total-files-size", bytes, rbytes),
+    ] {
+        if parent.is_none() || total(key).is_some() {
+            summary.insert(key.to_string(), (total(key).unwrap_or(0) + plus).saturating_sub(minus).to_string());
+        }
+    }
+    for key in ["total-delete-files", "total-position-deletes", "total-equality-deletes"] {
+        summary.insert(key.to_string(), total(key).unwrap_or(0).to_string());
+    }
+    if files > 0 {
+        summary.insert("added-data-files".into(), files.to_string());
+        summary.insert("added-records".into(), rows.to_string());
+        summary.insert("added-files-size".into(), bytes.to_string());
+    }
+    if rfiles > 0 {
+        summary.insert("deleted-data-files".into(), rfiles.to_string());
+        summary.insert("deleted-records".into(), rrows.to_string());
+        summary.insert("removed-files-size".into(), rbytes.to_string());
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A positive snapshot id the table does not use.
+pub(crate) fn new_snapshot_id(table: &Table) -> i64 {
+    loop {
+        let id = (uuid::Uuid::new_v4().as_u128() as i64) & i64::MAX;
+        if id != 0 && table.metadata().snapshot_by_id(id).is_none() {
+            return id;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_grow_with_jitter_within_bounds() {
+        let p = RetryPolicy {
+            num_retries: 10,
+            min_wait: Duration::from_millis(100),
+            max_wait: Duration::from_millis(1000),
+            total_timeout: Duration::from_secs(60),
+        };
+        for retry in 1..12 {
+            let ceiling = Duration::from_millis((100u64 << (retry - 1).min(20)).min(1000));
+            let waits: Vec<Duration> = (0..200).map(|_| p.wait(retry)).collect();
+            assert!(waits.iter().all(|w| *w >= p.min_wait && *w <= ceiling), "retry {retry}: {waits:?}");
+            if retry >= 3 {
+                assert!(waits.iter().any(|w| *w != waits[0]), "jittered");
+            }
+        }
+    }
+}
