@@ -13,9 +13,9 @@
 //! one that stops answering in the middle of a copy (a loopback proxy cutting the sidecar upload,
 //! the multipart parts of a large data file, or the table commit) or of a fetch (the data file
 //! reads): the operation fails retriable, naming the segment and the location, within seconds;
-//! a failed copy leaves no data file, no sidecar and no incomplete upload behind (at most the
-//! manifests iceberg-rust wrote for a commit that never landed, referenced by nothing), and its
-//! retry succeeds once.
+//! a failed copy leaves no data file, no sidecar and no incomplete upload behind — except after
+//! an unknown commit outcome, where nothing may be deleted (the orphan sweep removes it later) —
+//! and its retry succeeds once.
 //!
 //! | test | object store | catalog |
 //! |---|---|---|
@@ -101,9 +101,12 @@ fn rest_catalog_and_s3_warehouse() {
         assert!(outcome.snapshot_id.is_some() && !outcome.data_files.is_empty(), "{md}");
         assert_eq!(outcome.reused_rows, 0);
         let table = format!("{WAREHOUSE}/kafka/{}/", md.topic);
-        for l in outcome.data_files.iter().chain([&outcome.sidecar_location]) {
+        for l in &outcome.data_files {
             assert!(l.starts_with(&table), "{l} is not under {table}");
         }
+        // Sidecars live outside every table's location, where orphan removal does not reach.
+        let sidecars = format!("{WAREHOUSE}/calving-sidecars/kafka/{}/{}/", md.topic, md.partition);
+        assert!(outcome.sidecar_location.starts_with(&sidecars), "{} is not under {sidecars}", outcome.sidecar_location);
         outcomes.push(outcome);
     }
     let copied = started.elapsed();
@@ -142,9 +145,12 @@ fn rest_catalog_and_s3_warehouse() {
     let txn_records: u64 = segments.iter().zip(&outcomes).filter(|((m, _), _)| m.topic == "fx-txn").map(|(_, o)| o.stats.records).sum();
     assert_eq!(count_rows(&rsm, "fx-lz4"), lz4_records);
     let (first, files) = &segments[0];
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let snapshots = |topic: &str| rt.block_on(rsm.catalog().load_table(topic)).unwrap().metadata().snapshots().count();
+    let before_again = snapshots(&first.topic);
     let again = rsm.copy_log_segment(first, files).unwrap();
     assert!(again.data_files.is_empty());
-    assert_eq!(again.snapshot_id, outcomes[0].snapshot_id);
+    assert_eq!(snapshots(&first.topic), before_again, "a retry of a committed copy commits nothing");
     let reupload = SegmentMetadata { segment_id: KafkaUuid::random(), ..first.clone() };
     let b = rsm.copy_log_segment(&reupload, files).unwrap();
     assert_eq!(b.reused_rows, outcomes[0].stats.records);
@@ -240,7 +246,7 @@ fn object_store_failing_mid_copy_leaves_nothing() {
     let started = Instant::now();
     let result = rsm.copy_log_segment(md, files);
     let took = started.elapsed();
-    let sidecar = format!("{WAREHOUSE}/kafka/{}/calving/sidecars/0/{:020}-{:020}-{}.sidecar", md.topic, md.start_offset, md.end_offset, md.segment_id);
+    let sidecar = format!("{WAREHOUSE}/calving-sidecars/kafka/{}/0/{:020}-{:020}-{}.sidecar", md.topic, md.start_offset, md.end_offset, md.segment_id);
     let msg = assert_retriable_failure(result, md, &sidecar, took);
     assert!(proxy.cut_count() >= 1);
     eprintln!("object store failing mid-copy: failed after {took:?} ({} requests cut): {msg}", proxy.cut_count());
@@ -299,10 +305,12 @@ fn unreachable_catalog_is_retriable() {
     assert_eq!(s3.list(BUCKET, ""), Vec::<String>::new(), "nothing in the bucket");
 }
 
-/// The catalog fails in the middle of a copy: (1) the table commit is cut after the data files
-/// and the sidecar were written (the client cannot tell whether it was applied: Calving reloads
-/// the table, sees it was not, and cleans up); (2) the REST server is killed between copies.
-/// Both fail retriable with no data file or sidecar left behind; the retry of (1) succeeds once.
+/// The catalog fails in the middle of a copy: (1) every table commit is cut after the request
+/// went out (the client cannot tell whether it was applied); (2) the REST server is killed
+/// between copies. (1) fails retriable as an unknown outcome and, by Iceberg's rule, deletes
+/// nothing it wrote (the commit might land late); Kafka then deletes the segment and copies it
+/// again under a new id, which lands once, and the orphan sweep removes exactly what the cut
+/// attempts left. (2) fails retriable and writes nothing.
 #[test]
 fn catalog_failing_mid_copy_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -311,7 +319,10 @@ fn catalog_failing_mid_copy_leaves_nothing() {
     let rest = RestFixture::start(dir.path(), &s3, WAREHOUSE);
     // Commits are `POST /v1/namespaces/kafka/tables/<table>` (creation has no table name).
     let proxy = CutProxy::start(rest.port, |line| line.starts_with("POST ") && line.contains("/tables/"));
-    let props = rsm_props(&s3.endpoint, &[("catalog.type", "rest"), ("catalog.uri", &proxy.endpoint)]);
+    let props = rsm_props(
+        &s3.endpoint,
+        &[("catalog.type", "rest"), ("catalog.uri", &proxy.endpoint), ("commit.retry.num-retries", "2")],
+    );
     let rsm = RemoteStorage::open(&props).unwrap();
     let segments = fixture_segments(&["lz4", "txn"]);
     let (a, a_files) = &segments[0];
@@ -324,37 +335,37 @@ fn catalog_failing_mid_copy_leaves_nothing() {
     let result = rsm.copy_log_segment(b, b_files);
     let took = started.elapsed();
     let msg = assert_retriable_failure(result, b, &proxy.endpoint, took);
-    assert_eq!(proxy.cut_count(), 1, "one commit sent and cut");
+    assert!(msg.contains("unknown"), "an unknown outcome: {msg}");
+    assert_eq!(proxy.cut_count(), 3, "one commit and its two retries sent and cut");
     eprintln!("commit cut: failed after {took:?}: {msg}");
     let after = s3.list(BUCKET, "wh");
-    let new: Vec<&String> = after.iter().filter(|l| !before.contains(l)).collect();
-    assert!(!new.iter().any(|l| is_data_or_sidecar(l)), "data files or sidecar left behind: {new:#?}");
-    // What else may remain is what iceberg-rust wrote for the commit that never landed: its
-    // manifest and manifest list, referenced by no table metadata (invisible to every reader).
-    assert!(new.iter().all(|l| l.contains(&format!("/kafka/{}/metadata/", b.topic)) && l.ends_with(".avro")), "{new:#?}");
-    if !new.is_empty() {
-        eprintln!("unreferenced Iceberg manifests left by the failed commit: {new:#?}");
-    }
-    assert_eq!(count_rows(&rsm, &b.topic), first.stats.records);
-    assert!(rsm.fetch_log_segment(b, 0, None).unwrap_err().is_not_found());
+    let new: Vec<String> = after.iter().filter(|l| !before.contains(l)).cloned().collect();
+    // Nothing deleted: the data files and the sidecar of the attempt are still there.
+    assert!(new.iter().any(|l| l.ends_with(".parquet")) && new.iter().any(|l| l.ends_with(".sidecar")), "{new:#?}");
+    assert_eq!(count_rows(&rsm, &b.topic), first.stats.records, "nothing landed");
 
+    // Kafka deletes the failed segment and copies it again under a new segment id.
     proxy.set_cutting(false);
-    let second = rsm.copy_log_segment(b, b_files).unwrap();
+    rsm.delete_log_segment(b).unwrap();
+    assert!(rsm.fetch_log_segment(b, 0, None).unwrap_err().is_not_found());
+    let b2 = SegmentMetadata { segment_id: KafkaUuid::random(), ..b.clone() };
+    let second = rsm.copy_log_segment(&b2, b_files).unwrap();
     assert!(second.snapshot_id.is_some());
     assert_eq!(count_rows(&rsm, &b.topic), first.stats.records + second.stats.records);
-    check_served(&rsm, b, b_files);
+    check_served(&rsm, &b2, b_files);
 
-    // The orphan sweep deletes exactly what the cut commit left, and nothing the table or a
+    // The orphan sweep deletes exactly what the cut attempts left (data files, manifests,
+    // manifest lists: no sidecar, those belong to Kafka's deletes), and nothing the table or a
     // sidecar refers to; a second sweep finds nothing.
     let report = rsm.sweep_orphans(&b.topic, Duration::ZERO, false).unwrap();
-    let mut left: Vec<String> = new.iter().map(|l| l.to_string()).collect();
+    let mut left: Vec<String> = new.iter().filter(|l| !l.ends_with(".sidecar")).cloned().collect();
     left.sort();
     assert_eq!(report.orphans, left, "{report:?}");
     let swept = s3.list(BUCKET, "wh");
     assert!(left.iter().all(|l| !swept.contains(l)), "{swept:#?}");
     assert_eq!(count_rows(&rsm, &b.topic), first.stats.records + second.stats.records);
     check_served(&rsm, a, a_files);
-    check_served(&rsm, b, b_files);
+    check_served(&rsm, &b2, b_files);
     assert!(rsm.sweep_orphans(&b.topic, Duration::ZERO, false).unwrap().orphans.is_empty());
 
     // The REST server dies: the next copy (of a topic whose table does not exist yet) fails
