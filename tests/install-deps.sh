@@ -29,12 +29,13 @@ fi
 
 python3 -c 'import moto, moto.server, flask_cors; assert moto.__version__ == "5.2.1"' 2>/dev/null || { echo "== installing moto[server] 5.2.1 (loopback S3 server for calving-storage tests)"; python3 -m pip install -q "moto[server]==5.2.1"; }
 python3 -c 'import importlib.metadata as m; assert m.version("pyiceberg") == "0.12.0" and m.version("duckdb") == "1.5.5" and m.version("duckdb-extension-iceberg") == "1.5.5" and m.version("duckdb-extension-avro") == "1.5.5"; import pyiceberg.catalog.sql, pyarrow, sqlalchemy, duckdb_extensions' 2>/dev/null || { echo "== installing pyiceberg 0.12.0 and DuckDB 1.5.5 + iceberg/avro extensions (independent readers for calving-table tests)"; python3 -m pip install -q "pyiceberg[sql-sqlite,pyarrow]==0.12.0" duckdb==1.5.5 duckdb-extensions==1.5.5 duckdb-extension-iceberg==1.5.5 duckdb-extension-avro==1.5.5; }
+python3 -c 'import importlib.metadata as m; assert m.version("pyiceberg-core") == "0.11.0"; import pyiceberg_core' 2>/dev/null || { echo "== installing pyiceberg-core 0.11.0 (pyiceberg writes partitioned tables: the foreign maintenance of rust/rsm/tests/maintenance.rs)"; python3 -m pip install -q "pyiceberg-core==0.11.0"; }
 echo "== resolving Apache Iceberg's REST catalog fixture 1.10.1 (calving-table tests)"
 "$root/rust/table/tests/rest-fixture/resolve-rest-fixture.sh" | tail -n1
 echo "== resolving Kafka 4.1.2 jars"
 "$root/integration/kafka/resolve-jars.sh" | tail -n1
 echo "== resolving Apicurio Registry 3.0.9 (a real Schema Registry for calving-schema tests)"
 "$root/tests/schema-registry/resolve.sh" | tail -n1
-python3 -c 'import importlib.metadata as m; assert m.version("pyspark") == "3.5.9"; import pyspark.sql' 2>/dev/null || { echo "== installing pyspark 3.5.9 (Spark reads the typed tables in integration/typed/run.sh)"; python3 -m pip install -q "pyspark==3.5.9"; }
-echo "== resolving Apicurio's Kafka Avro serde 3.0.2, iceberg-spark-runtime-3.5_2.12 1.10.1 and sqlite-jdbc (integration/typed/run.sh)"
+python3 -c 'import importlib.metadata as m; assert m.version("pyspark") == "3.5.9"; import pyspark.sql' 2>/dev/null || { echo "== installing pyspark 3.5.9 (Spark reads the typed tables in integration/typed/run.sh and maintains the tables in integration/maintain/run.sh)"; python3 -m pip install -q "pyspark==3.5.9"; }
+echo "== resolving Apicurio's Kafka Avro serde 3.0.2, iceberg-spark-runtime-3.5_2.12 1.10.1 and sqlite-jdbc (integration/typed/run.sh, integration/maintain/run.sh)"
 "$root/integration/typed/resolve-jars.sh" | tail -n1

@@ -2,7 +2,7 @@
 //! product grows, to convert, verify and maintain Calving tables.
 //!
 //! Modules by what they work on: `segment` (a segment's files: dump), `warehouse` (the table:
-//! convert, cat, verify, segments, sweep) and `bench` (parse and convert benchmarks on generated
+//! convert, cat, verify, segments, sweep, maintain) and `bench` (parse and convert benchmarks on generated
 //! segments).
 //! Output goes to stdout; logs (`RUST_LOG`) and errors to stderr; a failure exits non-zero.
 
@@ -36,6 +36,9 @@ enum Command {
     Segments(warehouse::SegmentsArgs),
     /// Delete what copies that never committed left in a topic's table location.
     Sweep(warehouse::SweepArgs),
+    /// Maintain a topic's table: compact small files, merge manifests, expire snapshots and
+    /// delete the files they alone referenced (Kafka reads survive all of it).
+    Maintain(warehouse::MaintainArgs),
     /// Measure parsing, conversion and serving on generated segments, beside plain copies and
     /// reads of the same files.
     #[command(subcommand)]
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => warehouse::verify::run(args).map_err(Into::into),
         Command::Segments(args) => warehouse::segments(args).map_err(Into::into),
         Command::Sweep(args) => warehouse::sweep(args).map_err(Into::into),
+        Command::Maintain(args) => warehouse::maintain(args).map_err(Into::into),
         Command::Bench(cmd) => bench::run(cmd).map_err(Into::into),
     };
     match result {

@@ -17,6 +17,10 @@ pub const FETCH_CHUNK_BYTES: &str = "fetch.chunk.bytes";
 /// `sidecar.location`: where segments' sidecars live (default `<warehouse>/calving-sidecars`).
 /// Outside every table's location, so that no engine's orphan-file removal reaches them.
 pub const SIDECAR_LOCATION: &str = "sidecar.location";
+/// `maintenance.interval.ms`: run the built-in table maintenance (compaction, manifest rewrite,
+/// snapshot expiry per the tables' `history.expire.*`) in the background this often, on the
+/// tables this broker writes; unset (default): never (run `calving maintain`, or Spark).
+pub const MAINTENANCE_INTERVAL_MS: &str = "maintenance.interval.ms";
 /// `sidecar.cache.entries`: parsed sidecars kept in memory (default 256).
 pub const SIDECAR_CACHE_ENTRIES: &str = "sidecar.cache.entries";
 
@@ -108,6 +112,8 @@ pub struct RsmConfig {
     pub warehouse: String,
     /// `sidecar.location`, without a trailing `/`.
     pub sidecar_location: String,
+    /// `maintenance.interval.ms`.
+    pub maintenance_interval: Option<std::time::Duration>,
     pub retention_mode: RetentionMode,
     pub topic_retention: HashMap<String, RetentionMode>,
     pub fetch_chunk_bytes: usize,
@@ -212,9 +218,14 @@ impl RsmConfig {
             .unwrap_or_else(|| format!("{}/calving-sidecars", warehouse.trim_end_matches('/')))
             .trim_end_matches('/')
             .to_string();
+        let maintenance_interval = match properties.get(MAINTENANCE_INTERVAL_MS) {
+            Some(v) => Some(std::time::Duration::from_millis(parse_usize(MAINTENANCE_INTERVAL_MS, v)?.max(1000) as u64)),
+            None => None,
+        };
         Ok(RsmConfig {
             warehouse,
             sidecar_location,
+            maintenance_interval,
             retention_mode,
             topic_retention,
             fetch_chunk_bytes,

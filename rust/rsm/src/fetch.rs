@@ -48,6 +48,7 @@ pub struct SegmentStream {
     topic: String,
     topic_id: String,
     partition: i32,
+    segment_id: KafkaUuid,
 }
 
 impl std::fmt::Debug for SegmentStream {
@@ -71,6 +72,7 @@ pub(crate) fn open(inner: &Arc<Inner>, seg: &SegmentMetadata, start: u64, end: O
         topic: seg.topic.clone(),
         topic_id: KafkaUuid(sidecar.segment.topic_id).to_string(),
         partition: sidecar.segment.partition,
+        segment_id: seg.segment_id,
         sidecar,
         position: start,
         end,
@@ -184,6 +186,7 @@ impl SegmentStream {
             })
             .collect();
         self.resolved = true;
+        inner.repoint_sidecar(self.segment_id, self.files.clone());
         Ok(())
     }
 

@@ -46,6 +46,7 @@ pub mod parquet_io;
 mod copy;
 mod delete;
 mod fetch;
+mod maintain;
 mod sweep;
 mod typed;
 
@@ -59,6 +60,7 @@ use calving_storage::{ObjectStorage, StorageConfig};
 use calving_table::{CalvingCatalog, CatalogConfig};
 use tokio::runtime::Runtime;
 
+pub use calving_table::maintain::{MaintenanceOptions, MaintenanceReport};
 pub use config::{RetentionMode, RsmConfig, ValueMode};
 pub use copy::CopyOutcome;
 pub use error::{Result, RsmError};
@@ -73,6 +75,19 @@ use crate::parquet_io::RowReader;
 /// CLI's), never from a tokio worker.
 pub struct RemoteStorage {
     inner: Arc<Inner>,
+    /// The background maintenance thread (`maintenance.interval.ms`), stopped on drop.
+    maintenance: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for RemoteStorage {
+    fn drop(&mut self) {
+        let (stopped, wake) = &*self.inner.stop;
+        *stopped.lock().expect("stop flag") = true;
+        wake.notify_all();
+        // Not joined: a maintenance run in progress finishes its current step on its own (every
+        // step is an atomic commit) and then sees the flag.
+        self.maintenance.take();
+    }
 }
 
 pub(crate) struct Inner {
@@ -88,6 +103,8 @@ pub(crate) struct Inner {
     pub(crate) registry: Option<Arc<calving_schema::SchemaRegistry>>,
     /// (topic, schema id) pairs whose trouble was logged already.
     warned: Mutex<std::collections::HashSet<(String, &'static str, i32)>>,
+    /// Set when the plugin closes (wakes the background maintenance).
+    pub(crate) stop: Arc<(Mutex<bool>, std::sync::Condvar)>,
 }
 
 impl std::fmt::Debug for RemoteStorage {
@@ -119,7 +136,8 @@ impl RemoteStorage {
             .map_err(|source| RsmError::Table { segment: "configure".into(), source: Box::new(source) })?;
         let catalog = runtime
             .block_on(CalvingCatalog::connect(catalog_config))
-            .map_err(|source| RsmError::Table { segment: "configure".into(), source: Box::new(source) })?;
+            .map_err(|source| RsmError::Table { segment: "configure".into(), source: Box::new(source) })?
+            .with_writer_properties(calving_layout::parquet_props::writer_properties(1));
         let rows = RowReader::new(storage.clone(), 1024);
         let registry = match &config.registry {
             Some(c) => Some(Arc::new(
@@ -129,8 +147,7 @@ impl RemoteStorage {
             None => None,
         };
         let sidecar_cache_entries = config.sidecar_cache_entries;
-        Ok(RemoteStorage {
-            inner: Arc::new(Inner {
+        let inner = Arc::new(Inner {
                 runtime,
                 config,
                 storage,
@@ -141,8 +158,10 @@ impl RemoteStorage {
                 sidecar_cache_entries,
                 registry,
                 warned: Mutex::default(),
-            }),
-        })
+                stop: Arc::default(),
+            });
+        let maintenance = inner.config.maintenance_interval.map(|every| maintain::spawn_background(inner.clone(), every));
+        Ok(RemoteStorage { inner, maintenance })
     }
 
     /// The object storage of the warehouse.
@@ -224,6 +243,17 @@ impl RemoteStorage {
     /// older than `older_than` (see the `sweep` module); with `dry_run`, only reports them.
     pub fn sweep_orphans(&self, topic: &str, older_than: std::time::Duration, dry_run: bool) -> Result<SweepReport> {
         sweep::sweep(&self.inner, topic, older_than, dry_run)
+    }
+
+    /// Maintains the topic's table (compaction, manifest rewrite, snapshot expiry, deletion of the
+    /// files expiry frees; see `calving_table::maintain`); `progress` gets a line per step.
+    pub fn maintain(
+        &self,
+        topic: &str,
+        options: &calving_table::maintain::MaintenanceOptions,
+        progress: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<calving_table::maintain::MaintenanceReport> {
+        maintain::run(&self.inner, topic, options, progress)
     }
 
     /// The metadata needed to fetch a stored segment (what the broker would pass).
@@ -364,6 +394,22 @@ impl Inner {
         out.sort_by_key(|s| (s.partition, s.start_offset, s.end_offset, s.segment_id));
         out.dedup_by_key(|s| s.segment_id);
         Ok(out)
+    }
+
+    /// Remembers where a cached sidecar's rows are now (after the files it named were compacted
+    /// away), so the next fetches of the segment read them there at once.
+    pub(crate) fn repoint_sidecar(&self, segment_id: KafkaUuid, files: Vec<calving_layout::sidecar::DataFileRef>) {
+        let mut cache = self.sidecars.lock().expect("sidecar cache");
+        if let Some(cached) = cache.get(&segment_id) {
+            let mut moved = Sidecar::clone(cached);
+            moved.files = files;
+            cache.insert(segment_id, Arc::new(moved));
+        }
+    }
+
+    /// The topics whose tables this plugin wrote or read since it started.
+    pub(crate) fn known_topics(&self) -> Vec<String> {
+        self.table_locations.lock().expect("locations").keys().cloned().collect()
     }
 
     pub(crate) fn forget_sidecar(&self, segment: &SegmentMetadata) {

@@ -217,3 +217,82 @@ fn rows_deleted_by_another_engine_fail_the_fetch_naming_them() {
     // The other segments still serve the same bytes.
     assert_eq!(served(&fresh, &segs[1].0), keep);
 }
+
+/// Calving's own maintenance (`calving maintain`, the background task): a dry run changes
+/// nothing; then small files are compacted (rows sorted by partition and offset), manifests
+/// merged, every older snapshot expired and the files only they referenced deleted from storage;
+/// Kafka reads serve the same bytes from the compacted files, exactly once still holds, and the
+/// ledger travelled with every maintenance snapshot.
+#[test]
+fn calvings_own_maintenance_keeps_kafka_reads_and_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let rsm = open(dir.path(), "keep");
+    let segs = segments();
+    let topic = segs[0].0.topic.clone();
+    let mut written = Vec::new();
+    for (md, files) in &segs {
+        written.extend(rsm.copy_log_segment(md, files).unwrap().data_files);
+    }
+    let before: Vec<_> = segs.iter().map(|(md, _)| served(&rsm, md)).collect();
+    let rows = rows_read_by_engines(dir.path(), &topic);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let load = || rt.block_on(rsm.catalog().load_table(&topic)).unwrap();
+    let live = |t: &iceberg::table::Table| rt.block_on(calving_table::live_files(t)).unwrap().len();
+    let table = load();
+    let (files_before, snapshots_before) = (live(&table), table.metadata().snapshots().count());
+    assert!(files_before >= 4, "{files_before}");
+
+    let options = calving_rsm::MaintenanceOptions {
+        small_file_bytes: 1 << 30,
+        min_manifests: 2,
+        max_snapshot_age: Some(std::time::Duration::ZERO),
+        min_snapshots_to_keep: Some(1),
+        dry_run: true,
+        ..Default::default()
+    };
+    let lines = std::sync::Mutex::new(Vec::new());
+    let progress = |l: &str| lines.lock().unwrap().push(l.to_string());
+    let dry = rsm.maintain(&topic, &options, &progress).unwrap();
+    assert_eq!(dry.compact.input_files, files_before, "{dry:?}");
+    assert!(dry.compact.snapshot_id.is_none() && dry.expire.deleted_files.is_empty());
+    let table = load();
+    assert_eq!((live(&table), table.metadata().snapshots().count()), (files_before, snapshots_before), "a dry run changes nothing");
+    assert!(!lines.lock().unwrap().is_empty(), "progress is reported");
+
+    let report = rsm.maintain(&topic, &calving_rsm::MaintenanceOptions { dry_run: false, ..options.clone() }, &progress).unwrap();
+    assert_eq!(report.compact.input_files, files_before, "{report:?}");
+    assert!(report.compact.output_files < files_before, "{report:?}");
+    assert_eq!(report.compact.rows, rows.len() as u64);
+    assert!(report.manifests_merged >= 2, "{report:?}");
+    assert_eq!(report.expire.retained, 1, "{report:?}");
+    let table = load();
+    assert_eq!(live(&table), report.compact.output_files);
+    assert_eq!(table.metadata().snapshots().count(), 1);
+    for f in &written {
+        assert!(!rt.block_on(rsm.storage().exists(f)).unwrap(), "{f}: compacted away and expired, so deleted");
+        assert!(report.expire.deleted_files.iter().any(|d| calving_table::normalize(d) == calving_table::normalize(f)), "{f}");
+    }
+    let (ledger, source) = rt.block_on(calving_table::ledger::load(&table)).unwrap();
+    assert!(matches!(source, calving_table::LedgerSource::Snapshot(_)), "the maintenance snapshots carry the ledger: {source:?}");
+    for (md, _) in &segs {
+        assert!(ledger.covers(&md.topic_id.to_string(), md.partition, md.start_offset), "{md}: {}", ledger.encode());
+    }
+
+    assert_eq!(rows_read_by_engines(dir.path(), &topic), rows);
+    for ((md, _), want) in segs.iter().zip(&before) {
+        assert_eq!(&served(&rsm, md), want, "{md} (the broker that had cached the old files)");
+    }
+    let fresh = open(dir.path(), "keep");
+    for ((md, files), want) in segs.iter().zip(&before) {
+        assert_eq!(&served(&fresh, md), want, "{md}");
+        check_served(&fresh, md, files);
+    }
+    let again = SegmentMetadata { segment_id: KafkaUuid::random(), ..segs[1].0.clone() };
+    let o = fresh.copy_log_segment(&again, &segs[1].1).unwrap();
+    assert!(o.data_files.is_empty() && o.reused_rows > 0, "{o:?}");
+    assert_eq!(served(&fresh, &again), before[1]);
+    assert_eq!(rows_read_by_engines(dir.path(), &topic), rows);
+    // Nothing left to do.
+    let idle = rsm.maintain(&topic, &calving_rsm::MaintenanceOptions { dry_run: false, ..options }, &progress).unwrap();
+    assert_eq!((idle.compact.input_files, idle.manifests_merged), (0, 0), "{idle:?}");
+}

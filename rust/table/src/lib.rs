@@ -16,6 +16,8 @@
 //!   the files' bounds; [`files_holding`] finds the live files that hold given offsets.
 //! - [`publish`]: the commit driver every Calving snapshot goes through (retry policy with
 //!   jitter, per-table serialization in the process, unknown outcomes reconciled by snapshot id).
+//! - [`maintain`]: compaction, manifest rewrite, snapshot expiry and deletion of the files expiry
+//!   frees, all through the commit driver and carrying the ledger forward.
 //! - [`schema_update`]: [`commit_schema`] makes an evolved schema (field ids chosen by the
 //!   caller) current, through the same own commit path.
 //! - [`error`]: one [`Error`] whose variants say what the caller can do; [`Error::is_retriable`].
@@ -51,6 +53,7 @@ pub mod config;
 pub mod data_file;
 pub mod error;
 pub mod ledger;
+pub mod maintain;
 pub mod publish;
 pub mod remove;
 pub mod schema_update;
@@ -91,6 +94,8 @@ pub struct CalvingCatalog {
     config: CatalogConfig,
     /// One lock per table: commits of one table inside this process wait for each other.
     commit_locks: Arc<Mutex<HashMap<TableIdent, Arc<tokio::sync::Mutex<()>>>>>,
+    /// How Calving writes the Parquet files it rewrites (removals, compaction).
+    writer_properties: Option<parquet::file::properties::WriterProperties>,
 }
 
 impl CalvingCatalog {
@@ -102,7 +107,22 @@ impl CalvingCatalog {
 
     /// Wraps a catalog built elsewhere.
     pub fn new(catalog: Arc<dyn Catalog>, config: CatalogConfig) -> Self {
-        CalvingCatalog { catalog, config, commit_locks: Arc::default() }
+        CalvingCatalog { catalog, config, commit_locks: Arc::default(), writer_properties: None }
+    }
+
+    /// Parquet writer settings for files Calving rewrites (the copy path's, from calving-layout).
+    pub fn with_writer_properties(mut self, props: parquet::file::properties::WriterProperties) -> Self {
+        self.writer_properties = Some(props);
+        self
+    }
+
+    /// The Parquet writer settings of rewritten files (zstd otherwise).
+    pub fn writer_properties(&self) -> parquet::file::properties::WriterProperties {
+        self.writer_properties.clone().unwrap_or_else(|| {
+            parquet::file::properties::WriterProperties::builder()
+                .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+                .build()
+        })
     }
 
     /// The lock that serializes commits to `ident` in this process.

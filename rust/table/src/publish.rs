@@ -117,6 +117,11 @@ pub(crate) trait Change: Send {
     /// Files the change wrote that no table refers to when nothing was committed (deleted by the
     /// driver after a certain failure, never after an unknown outcome).
     fn written(&self) -> Vec<String>;
+    /// Files earlier plans wrote that the last plan does not use (deleted by the driver once the
+    /// change is done, unless an outcome was unknown on the way).
+    fn superseded(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Commits `change` to the topic's table; see the module docs.
@@ -137,8 +142,20 @@ pub(crate) async fn publish<C: Change>(catalog: &CalvingCatalog, topic: &str, ch
             tracing::info!(table = %ident, snapshot_id, "a commit whose outcome was unknown had landed");
             return Ok(change.committed(&table, snapshot_id));
         }
+        let before = written.len();
         let err = match attempt(catalog, &table, snapshot_id, change, retry, &mut written).await {
-            Ok(output) => return Ok(output),
+            Ok(output) => {
+                if unknown.is_none() {
+                    // The earlier attempts certainly did not land: their manifest lists (and
+                    // what earlier plans wrote) are referenced by nothing.
+                    for path in written[..before].iter().cloned().chain(change.superseded()) {
+                        if let Err(e) = table.file_io().delete(&path).await {
+                            tracing::debug!(%path, error = %e, "could not delete a file of an attempt that did not land");
+                        }
+                    }
+                }
+                return Ok(output);
+            }
             Err(e) => e,
         };
         match err {
@@ -177,7 +194,9 @@ pub(crate) async fn publish<C: Change>(catalog: &CalvingCatalog, topic: &str, ch
         }
     };
     let err = match (err, unknown) {
-        (Error::CommitStateUnknown { table, what, source }, _) => Error::CommitStateUnknown { table, what, source },
+        (Error::CommitStateUnknown { table, source, .. }, _) => {
+            Error::CommitStateUnknown { table, what: format!("snapshot {snapshot_id}"), source }
+        }
         (other, Some(Error::CommitStateUnknown { table, source, .. })) => Error::CommitStateUnknown {
             table,
             what: format!("snapshot {snapshot_id} (then: {other})"),

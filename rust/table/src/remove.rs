@@ -41,6 +41,8 @@ pub struct LiveFile {
     pub data_file: DataFile,
     /// The snapshot that added the file.
     pub snapshot_id: i64,
+    /// The partition spec of its manifest.
+    pub spec_id: i32,
 }
 
 /// Every live data file of the table's current snapshot (reads all its manifests).
@@ -61,7 +63,7 @@ pub async fn live_files(table: &Table) -> Result<Vec<LiveFile>> {
                 continue;
             }
             let snapshot_id = entry.snapshot_id().unwrap_or(manifest_file.added_snapshot_id);
-            out.push(LiveFile { data_file: entry.data_file().clone(), snapshot_id });
+            out.push(LiveFile { data_file: entry.data_file().clone(), snapshot_id, spec_id: manifest_file.partition_spec_id });
         }
     }
     Ok(out)
@@ -69,34 +71,39 @@ pub async fn live_files(table: &Table) -> Result<Vec<LiveFile>> {
 
 /// Every file the table's metadata refers to: the current and logged metadata files, and for
 /// every snapshot still in the metadata its manifest list, manifests and data and delete files
-/// (including files a later snapshot removed: time travel still reads them). Locations as the
-/// metadata writes them, in [`normalize`]d form.
+/// (including files a later snapshot removed: time travel still reads them). Locations in
+/// [`normalize`]d form.
 pub async fn referenced_files(table: &Table) -> Result<std::collections::HashSet<String>> {
+    Ok(referenced_locations(table).await?.iter().map(|l| normalize(l)).collect())
+}
+
+/// [`referenced_files`], locations as the metadata writes them.
+pub async fn referenced_locations(table: &Table) -> Result<std::collections::HashSet<String>> {
     let metadata = table.metadata();
     let mut out = std::collections::HashSet::new();
     if let Some(l) = table.metadata_location() {
-        out.insert(normalize(l));
+        out.insert(l.to_string());
     }
     for log in metadata.metadata_log() {
-        out.insert(normalize(&log.metadata_file));
+        out.insert(log.metadata_file.clone());
     }
     let mut manifests_seen = std::collections::HashSet::new();
     for snapshot in metadata.snapshots() {
-        out.insert(normalize(snapshot.manifest_list()));
+        out.insert(snapshot.manifest_list().to_string());
         let list = table.manifest_list_reader(snapshot).load().await?;
         for manifest_file in list.entries() {
             if !manifests_seen.insert(manifest_file.manifest_path.clone()) {
                 continue;
             }
-            out.insert(normalize(&manifest_file.manifest_path));
+            out.insert(manifest_file.manifest_path.clone());
             let manifest = manifest_file.load_manifest(table.file_io()).await?;
             for entry in manifest.entries() {
-                out.insert(normalize(entry.data_file().file_path()));
+                out.insert(entry.data_file().file_path().to_string());
             }
         }
     }
     for stats in metadata.statistics_iter() {
-        out.insert(normalize(&stats.statistics_path));
+        out.insert(stats.statistics_path.clone());
     }
     Ok(out)
 }
@@ -224,8 +231,10 @@ pub async fn remove_offsets(
     ranges: &[(i64, i64)],
 ) -> Result<RemoveOutcome> {
     let mut change = Remove {
+        writer_properties: catalog.writer_properties(),
         target: Target { topic_id: topic_id.to_string(), partition, ranges: ranges.to_vec() },
         written: Vec::new(),
+        plan_start: 0,
         outcome: RemoveOutcome { snapshot_id: None, files: 0, rewritten: 0, rows: 0 },
     };
     let outcome = publish::publish(catalog, topic, &mut change).await?;
@@ -246,8 +255,11 @@ pub async fn remove_offsets(
 
 struct Remove {
     target: Target,
+    writer_properties: parquet::file::properties::WriterProperties,
     /// Files written by attempts (rewritten data files, manifests).
     written: Vec<String>,
+    /// Where the last plan's files start in `written`.
+    plan_start: usize,
     outcome: RemoveOutcome,
 }
 
@@ -277,6 +289,7 @@ impl Change for Remove {
     type Output = RemoveOutcome;
 
     async fn plan(&mut self, table: &Table, snapshot_id: i64) -> Result<Step<RemoveOutcome>> {
+        self.plan_start = self.written.len();
         let metadata = table.metadata();
         let Some(parent) = metadata.current_snapshot().cloned() else {
             return Ok(Step::Finish(self.outcome.clone()));
@@ -339,7 +352,7 @@ impl Change for Remove {
                         let replacement = if whole {
                             None
                         } else {
-                            rewrite_without(table, &data_file, target)
+                            rewrite_without(table, &data_file, target, self.writer_properties.clone())
                                 .await?
                         };
                         match replacement {
@@ -407,11 +420,20 @@ impl Change for Remove {
     fn written(&self) -> Vec<String> {
         self.written.clone()
     }
+
+    fn superseded(&self) -> Vec<String> {
+        self.written[..self.plan_start].to_vec()
+    }
 }
 
 /// A copy of `file` without the rows of the target's ranges, and how many
 /// rows it kept; `None` when it keeps none.
-async fn rewrite_without(table: &Table, file: &DataFile, target: &Target) -> Result<Option<(DataFile, u64)>> {
+async fn rewrite_without(
+    table: &Table,
+    file: &DataFile,
+    target: &Target,
+    props: parquet::file::properties::WriterProperties,
+) -> Result<Option<(DataFile, u64)>> {
     let (topic_id, partition) = (target.topic_id.as_str(), target.partition);
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::arrow::ArrowWriter;
@@ -427,9 +449,6 @@ async fn rewrite_without(table: &Table, file: &DataFile, target: &Target) -> Res
     let schema = reader.schema().clone();
     let reader = reader.with_batch_size(8192).build().map_err(parquet_err)?;
     let mut out = Vec::new();
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
-        .build();
     let mut writer = ArrowWriter::try_new(&mut out, schema.clone(), Some(props)).map_err(parquet_err)?;
     let mut kept = 0u64;
     for batch in reader {

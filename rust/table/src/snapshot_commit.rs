@@ -99,8 +99,11 @@ async fn commit_sql(
         builder = update.apply(builder)?;
     }
     let metadata = builder.build()?.metadata;
+    // The next version under a new name, as iceberg's own catalogs do: the compare-and-set below
+    // only excludes concurrent commits if each writes a metadata file of its own.
     let next_location = current_location
         .parse::<MetadataLocation>()?
+        .with_next_version()
         .with_new_metadata(&metadata);
     metadata.write_to(table.file_io(), &next_location).await?;
     let next = next_location.to_string();

@@ -113,6 +113,13 @@ pub fn default_properties() -> HashMap<String, String> {
             "1".to_string(),
         ),
         (LAYOUT_VERSION_PROP.to_string(), LAYOUT_VERSION.to_string()),
+        // Exact topic-id bounds: a Kafka topic id is 22 characters, longer than the default
+        // truncate(16), and only exact bounds show that a file holds one topic id only — what
+        // lets a removal drop a file by its bounds instead of reading it (`remove`).
+        (
+            "write.metadata.metrics.column.kafka.topic_id".to_string(),
+            "full".to_string(),
+        ),
     ])
 }
 

@@ -124,3 +124,64 @@ pub fn sweep(args: SweepArgs) -> Result<(), WarehouseError> {
     );
     Ok(())
 }
+
+#[derive(Debug, clap::Args)]
+pub struct MaintainArgs {
+    #[command(flatten)]
+    pub warehouse: WarehouseArgs,
+    /// The topic.
+    #[arg(long)]
+    pub topic: String,
+    /// Say what would be done without changing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Compact data files smaller than this many bytes (0: no compaction).
+    #[arg(long, default_value_t = 32 << 20)]
+    pub small_file_bytes: u64,
+    /// Size of compacted files (default: the table's write.target-file-size-bytes, else 512 MiB).
+    #[arg(long)]
+    pub target_file_bytes: Option<u64>,
+    /// Merge the data manifests when there are at least this many (0: never).
+    #[arg(long, default_value_t = 16)]
+    pub min_manifests: usize,
+    /// Expire snapshots older than this many seconds (default: the table's
+    /// history.expire.max-snapshot-age-ms, else 5 days).
+    #[arg(long)]
+    pub expire_older_than_secs: Option<u64>,
+    /// Keep at least this many snapshots of the current history (default: the table's
+    /// history.expire.min-snapshots-to-keep, else 1).
+    #[arg(long)]
+    pub retain_last: Option<usize>,
+}
+
+pub fn maintain(args: MaintainArgs) -> Result<(), WarehouseError> {
+    let rsm = args.warehouse.open()?;
+    let options = calving_rsm::MaintenanceOptions {
+        small_file_bytes: args.small_file_bytes,
+        target_file_bytes: args.target_file_bytes,
+        min_manifests: args.min_manifests,
+        max_snapshot_age: args.expire_older_than_secs.map(std::time::Duration::from_secs),
+        min_snapshots_to_keep: args.retain_last,
+        dry_run: args.dry_run,
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let progress = |line: &str| eprintln!("[{:>6.1} s] {line}", started.elapsed().as_secs_f64());
+    let report = rsm.maintain(&args.topic, &options, &progress)?;
+    for f in &report.expire.deleted_files {
+        println!("deleted {f}");
+    }
+    println!(
+        "{}compacted {} files ({} bytes) into {} ({} bytes); merged {} manifests; expired {} snapshots ({} retained); deleted {} files",
+        if args.dry_run { "dry run: would have " } else { "" },
+        report.compact.input_files,
+        report.compact.input_bytes,
+        report.compact.output_files,
+        report.compact.output_bytes,
+        report.manifests_merged,
+        report.expire.expired.len(),
+        report.expire.retained,
+        report.expire.deleted_files.len(),
+    );
+    Ok(())
+}
