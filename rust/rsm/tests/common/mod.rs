@@ -320,6 +320,8 @@ pub struct CutProxy {
     pub port: u16,
     pub endpoint: String,
     cutting: Arc<AtomicBool>,
+    /// Forward matching requests, then drop the connection before the answer comes back.
+    losing: Arc<AtomicBool>,
     cut: Arc<std::sync::Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
 }
@@ -329,22 +331,29 @@ impl CutProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let cutting = Arc::new(AtomicBool::new(false));
+        let losing = Arc::new(AtomicBool::new(false));
         let cut = Arc::new(std::sync::Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (c, n, s) = (cutting.clone(), cut.clone(), stop.clone());
+        let (c, l, n, s) = (cutting.clone(), losing.clone(), cut.clone(), stop.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
                     return;
                 }
                 let Ok(client) = client else { continue };
-                let (c, n) = (c.clone(), n.clone());
+                let (c, l, n) = (c.clone(), l.clone(), n.clone());
                 std::thread::spawn(move || {
-                    let _ = proxy_connection(client, upstream, rule, &c, &n);
+                    let _ = proxy_connection(client, upstream, rule, &c, &l, &n);
                 });
             }
         });
-        CutProxy { port, endpoint: format!("http://127.0.0.1:{port}"), cutting, cut, stop }
+        CutProxy { port, endpoint: format!("http://127.0.0.1:{port}"), cutting, losing, cut, stop }
+    }
+
+    /// While on, a matching request reaches the server (and is applied) but its answer never
+    /// reaches the client: the connection to the client is dropped (counted in `cut_count`).
+    pub fn set_losing_answers(&self, on: bool) {
+        self.losing.store(on, Ordering::SeqCst);
     }
 
     pub fn set_cutting(&self, on: bool) {
@@ -374,13 +383,28 @@ fn proxy_connection(
     upstream: u16,
     rule: fn(&str) -> bool,
     cutting: &AtomicBool,
+    losing: &AtomicBool,
     cut: &std::sync::Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
     let server = TcpStream::connect(("127.0.0.1", upstream))?;
-    // Responses: piped as they come.
+    // Responses: piped as they come, unless an answer is to be lost.
+    let lose_next = Arc::new(AtomicBool::new(false));
     let (mut from_server, mut to_client) = (server.try_clone()?, client.try_clone()?);
+    let lose = lose_next.clone();
     std::thread::spawn(move || {
-        let _ = std::io::copy(&mut from_server, &mut to_client);
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = match from_server.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if lose.load(Ordering::SeqCst) {
+                break;
+            }
+            if to_client.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
         let _ = to_client.shutdown(Shutdown::Write);
     });
     // Requests: one at a time (head, then a Content-Length body), so each can be judged.
@@ -420,6 +444,17 @@ fn proxy_connection(
             cut.lock().unwrap().push(request_line);
             let _ = client.shutdown(Shutdown::Both);
             let _ = server.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+        if losing.load(Ordering::SeqCst) && rule(&request_line) {
+            cut.lock().unwrap().push(request_line);
+            lose_next.store(true, Ordering::SeqCst);
+            to_server.write_all(&head)?;
+            to_server.write_all(&body)?;
+            // The server applies the request and answers into the void; the client sees the
+            // connection end without an answer.
+            std::thread::sleep(Duration::from_millis(1500));
+            let _ = client.shutdown(Shutdown::Both);
             return Ok(());
         }
         to_server.write_all(&head)?;
