@@ -12,11 +12,15 @@
 //! returns, the data is durable, committed and servable. On failure everything it wrote is
 //! deleted before the error is returned.
 //!
-//! **Exactly once** (DESIGN.md invariant 4) without overwrite: before writing, the commits of the
-//! current snapshot's ancestry say which offsets of this (topic id, partition) the table holds;
-//! those rows are not written again, and the new sidecar points at the data files of the earlier
-//! segments that hold them. A retry of a segment whose commit already landed (outcome unknown)
-//! finds it by segment id and commits nothing.
+//! **Exactly once** (DESIGN.md invariant 4) without overwrite: before writing, the table's
+//! ledger (`calving_table::ledger`: carried by every Calving snapshot, rebuilt from the rows when
+//! the history was expired) says which offsets of this (topic id, partition) the table holds;
+//! those rows are not written again, and the new sidecar points at the data files that hold them
+//! (found by their bounds). The commit adds the segment's offsets to the ledger and is refused if
+//! the ledger changed there since the plan (another copy or broker won): the copy plans again.
+//! A retry of a segment whose offsets the ledger holds and whose sidecar exists commits nothing.
+//! When a commit's outcome is unknown, nothing written is deleted (the orphan sweep takes it if
+//! the commit never landed).
 //!
 //! **Schema modes** (`value.mode`, issue 4): before converting, the `typed` module resolves the
 //! segment's writer schemas with the Schema Registry, evolves and commits the table's schema if
