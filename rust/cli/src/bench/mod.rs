@@ -8,11 +8,14 @@
 //!   plain reads of the original file.
 //! - `typed`: the same Avro segment converted as raw bytes and as Avro columns (schema mode,
 //!   with a real Schema Registry), and where the Avro time goes.
+//! - `commits`: thousands of small copies into one table with the built-in maintenance on: the
+//!   last copies against the first (a table that ages must not get slower), metadata bounded.
 //!
 //! Rates are MiB per CPU-second (per core), from the kernel's accounting: the calling thread's
 //! (`/proc/thread-self/schedstat`) for single-threaded work, the whole process's (`/proc/self/stat`)
 //! where several threads take part. Each figure is the best of `--runs`.
 
+mod commits;
 mod convert;
 mod parse;
 mod typed;
@@ -54,6 +57,9 @@ pub enum BenchCommand {
     /// (value.mode=value_schema_id_prefix) beside raw mode (key_value), against a real Schema
     /// Registry.
     Typed(typed::TypedArgs),
+    /// Many small segment copies into one table with the built-in maintenance on: per-copy time
+    /// and CPU, metadata size and manifest count as the table ages.
+    Commits(commits::CommitsArgs),
 }
 
 pub fn run(cmd: BenchCommand) -> Result<(), BenchError> {
@@ -61,6 +67,7 @@ pub fn run(cmd: BenchCommand) -> Result<(), BenchError> {
         BenchCommand::Parse(args) => parse::run(args),
         BenchCommand::Convert(args) => convert::run(args),
         BenchCommand::Typed(args) => typed::run(args),
+        BenchCommand::Commits(args) => commits::run(args),
     }
 }
 
