@@ -193,3 +193,24 @@ fn read_table_rows(dir: &Path, topic: &str) -> Vec<(i64, i64)> {
     }
     seen.unwrap()
 }
+
+/// Tables Calving creates keep 20 previous metadata files and delete older ones on commit
+/// (`write.metadata.delete-after-commit.enabled`), so a topic's metadata does not grow one file
+/// per copy; the table stays readable.
+#[test]
+fn superseded_metadata_files_are_deleted_on_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let props = HashMap::from([("warehouse".to_string(), format!("file://{}/warehouse", dir.path().display()))]);
+    let rsm = RemoteStorage::open(&props).unwrap();
+    let segs = partitions(14);
+    for (md, files) in &segs {
+        rsm.copy_log_segment(md, files).unwrap();
+    }
+    let metadata_dir = dir.path().join("warehouse/kafka").join(&segs[0].0.topic).join("metadata");
+    let json = std::fs::read_dir(&metadata_dir).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".metadata.json")).count();
+    assert!(segs.len() + 1 > 21, "more commits than kept files");
+    assert!(json <= 21, "{json} metadata files for {} commits", segs.len() + 1);
+    let rows = read_table_rows(dir.path(), &segs[0].0.topic);
+    no_duplicates(&rows);
+    assert_eq!(rows.len() as u64, count_rows(&rsm, &segs[0].0.topic));
+}

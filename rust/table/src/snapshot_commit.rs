@@ -136,7 +136,10 @@ async fn commit_sql(
         .await;
     pool.close().await;
     match result {
-        Ok(r) if r.rows_affected() == 1 => committed(table, metadata, next),
+        Ok(r) if r.rows_affected() == 1 => {
+            delete_superseded_metadata(table, &metadata, &current_location, &next).await;
+            committed(table, metadata, next)
+        }
         Ok(_) => {
             // Lost the race: the metadata file written above is referenced by nothing.
             let _ = table.file_io().delete(&next).await;
@@ -144,6 +147,27 @@ async fn commit_sql(
         }
         // The UPDATE went out: it may have been applied.
         Err(e) => Err(unknown(table, format!("the sql catalog update failed: {e}"))),
+    }
+}
+
+/// With `write.metadata.delete-after-commit.enabled=true`, deletes the metadata files the new
+/// metadata's log no longer lists (it keeps `write.metadata.previous-versions-max`), as Iceberg's
+/// own catalogs do after a commit. Best effort: a file left over is an orphan for the sweep.
+async fn delete_superseded_metadata(table: &Table, metadata: &iceberg::spec::TableMetadata, previous: &str, next: &str) {
+    let enabled = metadata
+        .properties()
+        .get("write.metadata.delete-after-commit.enabled")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if !enabled {
+        return;
+    }
+    let kept: std::collections::HashSet<&str> =
+        metadata.metadata_log().iter().map(|l| l.metadata_file.as_str()).chain([next]).collect();
+    let superseded = table.metadata().metadata_log().iter().map(|l| l.metadata_file.as_str()).chain([previous]);
+    for f in superseded.filter(|f| !kept.contains(f)) {
+        if let Err(e) = table.file_io().delete(f).await {
+            tracing::debug!(file = f, error = %e, "could not delete a superseded metadata file");
+        }
     }
 }
 

@@ -120,6 +120,9 @@ pub fn default_properties() -> HashMap<String, String> {
             "write.metadata.metrics.column.kafka.topic_id".to_string(),
             "full".to_string(),
         ),
+        // Every copy commits a metadata file: keep the last 20, delete older ones on commit.
+        ("write.metadata.delete-after-commit.enabled".to_string(), "true".to_string()),
+        ("write.metadata.previous-versions-max".to_string(), "20".to_string()),
     ])
 }
 
