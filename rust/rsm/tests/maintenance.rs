@@ -296,3 +296,47 @@ fn calvings_own_maintenance_keeps_kafka_reads_and_exactly_once() {
     let idle = rsm.maintain(&topic, &calving_rsm::MaintenanceOptions { dry_run: false, ..options }, &progress).unwrap();
     assert_eq!((idle.compact.input_files, idle.manifests_merged), (0, 0), "{idle:?}");
 }
+
+/// The opt-in background maintenance (`maintenance.interval.ms`): with it on, the broker's own
+/// copies get compacted and their manifests merged without anyone asking, and Kafka reads the
+/// same bytes; closing the plugin stops it.
+#[test]
+fn background_maintenance_compacts_what_the_broker_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let props = HashMap::from([
+        ("warehouse".to_string(), format!("file://{}/warehouse", dir.path().display())),
+        ("maintenance.interval.ms".to_string(), "1000".to_string()),
+    ]);
+    let rsm = RemoteStorage::open(&props).unwrap();
+    let mut segs = Vec::new();
+    for partition in 0..9 {
+        for log in fixture_files("lz4", "log") {
+            let (md, files) = segment("lz4", &log);
+            segs.push((SegmentMetadata { partition, ..md }, files));
+        }
+    }
+    let topic = segs[0].0.topic.clone();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    for (md, files) in &segs {
+        rsm.copy_log_segment(md, files).unwrap();
+    }
+    let before: Vec<_> = segs.iter().map(|(md, _)| served(&rsm, md)).collect();
+    let rows = rows_read_by_engines(dir.path(), &topic);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let compacted = loop {
+        let table = rt.block_on(rsm.catalog().load_table(&topic)).unwrap();
+        let maintained = table.metadata().snapshots().any(|s| s.summary().additional_properties.get("calving.maintenance").is_some_and(|m| m == "compact"));
+        if maintained {
+            break rt.block_on(calving_table::live_files(&table)).unwrap().len();
+        }
+        assert!(std::time::Instant::now() < deadline, "no background compaction within 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(compacted < segs.len(), "{compacted} files left of {}", segs.len());
+    assert_eq!(rows_read_by_engines(dir.path(), &topic), rows);
+    drop(rsm);
+    let fresh = open(dir.path(), "keep");
+    for ((md, _), want) in segs.iter().zip(&before) {
+        assert_eq!(&served(&fresh, md), want, "{md}");
+    }
+}
