@@ -84,21 +84,35 @@ fn served(rsm: &RemoteStorage, md: &SegmentMetadata) -> (Vec<u8>, Vec<Vec<u8>>) 
     (fetch_all(rsm, md, 0, None), indexes)
 }
 
+/// What [`copy_all`] copied and what Kafka and the engines read of it.
+struct Copied {
+    segs: Vec<(SegmentMetadata, LogSegmentFiles)>,
+    topic: String,
+    /// Records of each segment, as the copies counted them.
+    records: Vec<u64>,
+    /// What Kafka reads of each segment.
+    before: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
+    /// (partition, offset) of every row, read by pyiceberg and DuckDB.
+    rows: Vec<(i64, i64)>,
+}
+
+/// Copies [`segments`] and records what is read of them before any maintenance (what the copies
+/// wrote is proven by copy_fetch.rs).
+fn copy_all(rsm: &RemoteStorage, dir: &Path) -> Copied {
+    let segs = segments();
+    let topic = segs[0].0.topic.clone();
+    let records: Vec<u64> = segs.iter().map(|(md, files)| rsm.copy_log_segment(md, files).unwrap().stats.records).collect();
+    let before = segs.iter().map(|(md, _)| served(rsm, md)).collect();
+    let rows = rows_read_by_engines(dir, &topic);
+    assert_eq!(rows.len() as u64, records.iter().sum::<u64>());
+    Copied { segs, topic, records, before, rows }
+}
+
 #[test]
 fn kafka_reads_and_exactly_once_survive_another_engines_maintenance() {
     let dir = tempfile::tempdir().unwrap();
     let rsm = open(dir.path(), "keep");
-    let segs = segments();
-    let topic = segs[0].0.topic.clone();
-    let mut copied = Vec::new();
-    for (md, files) in &segs {
-        let o = rsm.copy_log_segment(md, files).unwrap();
-        copied.push((md.clone(), o.stats.records));
-    }
-    let before: Vec<_> = segs.iter().map(|(md, _)| served(&rsm, md)).collect();
-    // The rows before the maintenance (what the copies wrote: copy_fetch.rs proves them).
-    let rows = rows_read_by_engines(dir.path(), &topic);
-    assert_eq!(rows.len() as u64, copied.iter().map(|(_, n)| n).sum::<u64>());
+    let Copied { segs, topic, records, before, rows } = copy_all(&rsm, dir.path());
 
     maintain(dir.path(), &topic, &["rewrite", "expire", "orphans"]);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -124,7 +138,7 @@ fn kafka_reads_and_exactly_once_survive_another_engines_maintenance() {
     let reupload = SegmentMetadata { segment_id: KafkaUuid::random(), ..md0.clone() };
     let again = fresh.copy_log_segment(&reupload, files0).unwrap();
     assert!(again.data_files.is_empty() && again.snapshot_id.is_none(), "{again:?}");
-    assert_eq!(again.reused_rows, copied[0].1);
+    assert_eq!(again.reused_rows, records[0]);
     assert_eq!(served(&fresh, &reupload), before[0]);
     assert_eq!(rows_read_by_engines(dir.path(), &topic), rows, "no row duplicated");
 
@@ -149,16 +163,7 @@ fn kafka_reads_and_exactly_once_survive_another_engines_maintenance() {
 fn delete_mode_removes_rows_after_another_engines_maintenance() {
     let dir = tempfile::tempdir().unwrap();
     let rsm = open(dir.path(), "delete");
-    let segs = segments();
-    let topic = segs[0].0.topic.clone();
-    let mut copied = Vec::new();
-    for (md, files) in &segs {
-        let o = rsm.copy_log_segment(md, files).unwrap();
-        copied.push((md.clone(), o.stats.records));
-    }
-    let before: Vec<_> = segs.iter().map(|(md, _)| served(&rsm, md)).collect();
-    let rows = rows_read_by_engines(dir.path(), &topic);
-    assert_eq!(rows.len() as u64, copied.iter().map(|(_, n)| n).sum::<u64>());
+    let Copied { segs, topic, before, rows, .. } = copy_all(&rsm, dir.path());
     maintain(dir.path(), &topic, &["rewrite", "expire", "orphans"]);
 
     // Kafka deletes partition 0's first segment: its rows leave the rewritten files.
