@@ -2,8 +2,9 @@
 # Runs every test of the project: Rust (unit, property and Kafka-oracle tests, which run Apache
 # Kafka's own DumpLogSegments and record parser on real segment fixtures), then the Java shim
 # (Gradle, JUnit 4), then the end-to-end checks on a real Kafka 4.1.2 broker with the plugin jar
-# (integration/e2e/run.sh, then integration/typed/run.sh for typed tables with a real Schema Registry:
-# each of their PASS/FAIL lines counts as one test). Ends with one summary line "N passed, N failed".
+# (integration/e2e/run.sh, then integration/typed/run.sh for typed tables with a real Schema Registry,
+# then integration/maintain/run.sh for Iceberg maintenance by Spark and pyiceberg: each of their
+# PASS/FAIL lines counts as one test). Ends with one summary line "N passed, N failed".
 #
 # Prerequisites: tests/install-deps.sh (gradle, Kafka jars). Honours CARGO_TARGET_DIR.
 set -euo pipefail
@@ -40,13 +41,20 @@ integration/typed/run.sh 2>&1 | tee "$logs/typed.txt" || typed_rc=$?
 typed_passed=$(grep -c '^PASS' "$logs/typed.txt" || true)
 typed_failed=$(grep -c '^FAIL' "$logs/typed.txt" || true)
 if [ "$typed_rc" != 0 ] && [ "$typed_failed" = 0 ]; then typed_failed=1; fi
-e2e_passed=$((e2e_passed + typed_passed))
-e2e_failed=$((e2e_failed + typed_failed))
+
+echo "== Table maintenance by other engines: integration/maintain/run.sh (Spark's rewrite_data_files, rewrite_manifests, expire_snapshots, remove_orphan_files and pyiceberg's expire_snapshots on a real broker's tables)"
+maint_rc=0
+integration/maintain/run.sh 2>&1 | tee "$logs/maintain.txt" || maint_rc=$?
+maint_passed=$(grep -c '^PASS' "$logs/maintain.txt" || true)
+maint_failed=$(grep -c '^FAIL' "$logs/maintain.txt" || true)
+if [ "$maint_rc" != 0 ] && [ "$maint_failed" = 0 ]; then maint_failed=1; fi
+e2e_passed=$((e2e_passed + typed_passed + maint_passed))
+e2e_failed=$((e2e_failed + typed_failed + maint_failed))
 
 rust_passed=$(grep -Eo '[0-9]+ passed' "$logs/cargo.txt" | awk '{s+=$1} END {print s+0}')
 rust_failed=$(grep -Eo '[0-9]+ failed' "$logs/cargo.txt" | awk '{s+=$1} END {print s+0}')
 java_total=$(cat build/test-results/test/TEST-*.xml 2>/dev/null | grep -Eo '<testsuite [^>]*' | grep -Eo ' tests="[0-9]+"' | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')
 java_failed=$(cat build/test-results/test/TEST-*.xml 2>/dev/null | grep -Eo '<testsuite [^>]*' | grep -Eo ' (failures|errors)="[0-9]+"' | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')
-echo "Rust: $rust_passed passed, $rust_failed failed; Java: $((java_total - java_failed)) passed, $java_failed failed; end to end (incl. typed: $typed_passed passed, $typed_failed failed): $e2e_passed passed, $e2e_failed failed"
+echo "Rust: $rust_passed passed, $rust_failed failed; Java: $((java_total - java_failed)) passed, $java_failed failed; end to end (incl. typed: $typed_passed passed, $typed_failed failed; maintenance: $maint_passed passed, $maint_failed failed): $e2e_passed passed, $e2e_failed failed"
 echo "$((rust_passed + java_total - java_failed + e2e_passed)) passed, $((rust_failed + java_failed + e2e_failed)) failed"
 [ $((rust_failed + java_failed + e2e_failed)) = 0 ]

@@ -197,12 +197,16 @@ public class E2eClient {
     static final class Gen {
         final Random rnd;
         final String tag;
-        final long[] nextTs = new long[PARTITIONS];
+        final long[] nextTs;
         int n;
 
-        Gen(long seed, String tag, long t0) {
+        Gen(long seed, String tag, long t0) { this(seed, tag, t0, PARTITIONS); }
+
+        /** For other workloads (integration/maintain/MaintainClient.java): any number of partitions. */
+        Gen(long seed, String tag, long t0, int partitions) {
             rnd = new Random(seed);
             this.tag = tag;
+            nextTs = new long[partitions];
             Arrays.fill(nextTs, t0);
         }
 
