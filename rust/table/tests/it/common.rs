@@ -15,11 +15,13 @@ use arrow_array::{
 use arrow_schema::DataType;
 use calving_table::table::columns;
 use calving_table::{
-    data_file_from_parquet, field_id, new_data_file_location, partition_value, CalvingCatalog,
-    CatalogConfig,
+    data_file_from_parquet, field_id, new_data_file_location, normalize, partition_value,
+    referenced_files, CalvingCatalog, CatalogConfig, SegmentCommit,
 };
+use futures::TryStreamExt;
 use iceberg::spec::{DataFile, Datum, Struct};
 use iceberg::table::Table;
+use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::ParquetMetaData;
@@ -297,4 +299,89 @@ pub fn scripts_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .join("tests")
+}
+
+/// A segment commit of `TOPIC_ID` for new offsets (nothing already held), with one extra summary
+/// property.
+pub fn segment(id: &str, partition: i32, start: i64, end: i64) -> SegmentCommit {
+    SegmentCommit {
+        topic_id: TOPIC_ID.to_string(),
+        partition,
+        segment_id: id.to_string(),
+        start_offset: start,
+        end_offset: end,
+        extra: BTreeMap::from([("calving.broker-id".to_string(), "1".to_string())]),
+        ..Default::default()
+    }
+}
+
+/// (topic id, partition, offset) of every row of the table's current snapshot, read with
+/// iceberg-rust's scan, sorted (duplicates kept, so that a duplicate shows).
+pub async fn scanned_keys(table: &Table) -> Vec<(String, i32, i64)> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int32Type, Int64Type};
+    if table.metadata().current_snapshot().is_none() {
+        return vec![];
+    }
+    let stream = table.scan().select(["kafka"]).build().unwrap().to_arrow().await.unwrap();
+    let batches: Vec<RecordBatch> = stream.try_collect().await.unwrap();
+    let mut keys = vec![];
+    for b in &batches {
+        let k = b.column_by_name("kafka").unwrap().as_struct();
+        let t = k.column_by_name("topic_id").unwrap().as_string::<i32>().clone();
+        let p = k.column_by_name("partition").unwrap().as_primitive::<Int32Type>().clone();
+        let o = k.column_by_name("offset").unwrap().as_primitive::<Int64Type>().clone();
+        for i in 0..b.num_rows() {
+            keys.push((t.value(i).to_string(), p.value(i), o.value(i)));
+        }
+    }
+    keys.sort();
+    keys
+}
+
+/// The keys of `TOPIC_ID` rows of `partition` with these offsets.
+pub fn keys(partition: i32, offsets: impl IntoIterator<Item = i64>) -> Vec<(String, i32, i64)> {
+    offsets
+        .into_iter()
+        .map(|o| (TOPIC_ID.to_string(), partition, o))
+        .collect()
+}
+
+/// Files under the table's `metadata/` directory that its metadata does not refer to (written
+/// for commits that did not land, and not cleaned up).
+pub async fn unreferenced_metadata_files(table: &Table) -> Vec<String> {
+    let referenced = referenced_files(table).await.unwrap();
+    let dir = local_path(table.metadata().location()).join("metadata");
+    let mut out: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| normalize(&e.unwrap().path().display().to_string()))
+        .filter(|p| !referenced.contains(p))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Whether every file the table's metadata refers to is still in storage.
+pub async fn all_referenced_files_exist(table: &Table) -> bool {
+    referenced_files(table)
+        .await
+        .unwrap()
+        .iter()
+        .all(|p| local_path(p).exists())
+}
+
+/// Expires every snapshot but the current one, with iceberg-rust's `ExpireSnapshots` action
+/// (metadata only, as an engine's `expire_snapshots` does before its file cleanup).
+pub async fn expire_all_but_current(calving: &CalvingCatalog, topic: &str) -> Table {
+    let table = calving.load_table(topic).await.unwrap();
+    let tx = Transaction::new(&table);
+    let tx = tx
+        .expire_snapshots()
+        .expire_older_than_ms(i64::MAX)
+        .retain_last(1)
+        .apply(tx)
+        .unwrap();
+    let table = tx.commit(calving.catalog().as_ref()).await.unwrap();
+    assert_eq!(table.metadata().snapshots().count(), 1, "only the current snapshot is left");
+    table
 }

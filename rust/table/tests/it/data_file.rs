@@ -118,17 +118,31 @@ async fn data_file_matches_the_parquet_file() {
     assert_eq!(upper[&offset], Datum::long(109));
     assert_eq!(lower[&ts], Datum::timestamptz_micros(DAY0_US + 100_000_000));
     assert_eq!(upper[&ts], Datum::timestamptz_micros(DAY0_US + 109_000_000));
-    // truncate(16), Iceberg's default metrics mode: the 22-char topic id's bounds are its first 16
-    // chars, the upper one rounded up.
-    assert_eq!(lower[&topic], Datum::string(&TOPIC_ID[..16]));
+    // Calving's tables keep the topic id's bounds whole (`write.metadata.metrics.column.
+    // kafka.topic_id` = full): a file of one topic id shows it.
+    assert_eq!(lower[&topic], Datum::string(TOPIC_ID));
+    assert_eq!(upper[&topic], Datum::string(TOPIC_ID));
+    assert!(lower.contains_key(&key) && upper.contains_key(&key));
+    assert!(!lower.contains_key(&header_key) && !lower.contains_key(&header_value));
+
+    // Without that property, truncate(16), Iceberg's default metrics mode: the 22-char topic
+    // id's bounds are its first 16 chars, the upper one rounded up.
+    let tx = Transaction::new(&table);
+    let tx = tx
+        .update_table_properties()
+        .remove("write.metadata.metrics.column.kafka.topic_id".into())
+        .apply(tx)
+        .unwrap();
+    let table = tx.commit(cat.calving.catalog().as_ref()).await.unwrap();
+    let (location, size, written) = write_parquet(&table, &rows, 4);
+    let truncated = data_file_from_parquet(&table, &location, size, &written, partition.clone()).unwrap();
+    assert_eq!(truncated.lower_bounds()[&topic], Datum::string(&TOPIC_ID[..16]));
     let mut up: Vec<char> = TOPIC_ID[..16].chars().collect();
     *up.last_mut().unwrap() = char::from_u32(*up.last().unwrap() as u32 + 1).unwrap();
     assert_eq!(
-        upper[&topic],
+        truncated.upper_bounds()[&topic],
         Datum::string(up.into_iter().collect::<String>())
     );
-    assert!(lower.contains_key(&key) && upper.contains_key(&key));
-    assert!(!lower.contains_key(&header_key) && !lower.contains_key(&header_value));
 
     // The same bounds against the statistics read back, for the offset column.
     let offset_stats: Vec<(i64, i64)> = meta
@@ -180,10 +194,10 @@ async fn metrics_modes_from_table_properties() {
     )
     .unwrap();
     let id = |c: &str| field_id(&table, c).unwrap();
-    assert_eq!(
-        df.lower_bounds().keys().copied().collect::<Vec<_>>(),
-        vec![id(columns::OFFSET)]
-    );
+    // kafka.topic_id keeps the full bounds of Calving's default properties.
+    let mut bounded: Vec<i32> = df.lower_bounds().keys().copied().collect();
+    bounded.sort();
+    assert_eq!(bounded, vec![id(columns::TOPIC_ID), id(columns::OFFSET)]);
     assert!(df.value_counts().contains_key(&id(columns::PARTITION)));
     assert!(
         !df.value_counts().contains_key(&id(columns::VALUE)),

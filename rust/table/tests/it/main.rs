@@ -1,14 +1,21 @@
 //! Integration tests of calving-table, in one test binary (iceberg and its catalogs link once).
 //!
 //! - `data_file`: DataFiles built from ArrowWriter footers match the Parquet read back.
-//! - `sql_catalog`: table creation/adoption, exactly-once appends, reconciliation, concurrency,
-//!   "commit state unknown", on the SQLite SQL catalog.
+//! - `sql_catalog`: table creation/adoption, exactly-once appends against the ledger, concurrent
+//!   brokers, the retry policy, "commit state unknown", on the SQLite SQL catalog.
+//! - `ledger`: the ledger is compact, survives snapshot expiry, and is rebuilt from the rows when
+//!   no snapshot carries it.
+//! - `remove`: removing offsets' rows by what the files hold (rewrite shared files, drop whole
+//!   ones).
+//! - `faults`: failure injection (catalog loads, SQLite triggers, an HTTP proxy for REST).
 //! - `readers`: pyiceberg and DuckDB read what we committed (invariant 8).
 //! - `rest_catalog`: the same operations through Apache Iceberg's REST fixture.
 
 mod common;
 mod data_file;
 mod faults;
+mod ledger;
 mod readers;
+mod remove;
 mod rest_catalog;
 mod sql_catalog;

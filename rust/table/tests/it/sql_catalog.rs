@@ -1,16 +1,17 @@
-//! The SQLite SQL catalog: default table, adoption, exactly-once appends and reconciliation.
+//! The SQLite SQL catalog: default table, adoption, exactly-once appends against the ledger,
+//! concurrent brokers, the retry policy, and commits whose outcome is unknown.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
+use calving_table::ledger::{self, Ledger, LedgerSource};
 use calving_table::table::{columns, default_schema};
 use calving_table::{
-    ancestry, append, committed_ranges, day_partition_value, ensure_table, field_id,
-    find_segment_commit, partition_value, CalvingCatalog, CommitOutcome, CommittedRange, Error,
-    SegmentCommit, END_OFFSET_PROP, PARTITION_PROP, SEGMENT_ID_PROP, START_OFFSET_PROP,
-    TOPIC_ID_PROP,
+    ancestry, append, day_partition_value, ensure_table, field_id, partition_value,
+    CalvingCatalog, CommitOutcome, Error, RetryPolicy, END_OFFSET_PROP, LEDGER_PROP,
+    PARTITION_PROP, SEGMENT_ID_PROP, START_OFFSET_PROP, TOPIC_ID_PROP,
 };
-use futures::TryStreamExt;
 use iceberg::spec::{
     Datum, NestedField, PrimitiveType, Schema, Transform, Type, UnboundPartitionSpec,
 };
@@ -18,26 +19,12 @@ use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::{NamespaceIdent, TableCreation};
 
-use crate::common::{data_file, rows, TempCatalog, DAY0_US, TOPIC_ID};
-use crate::faults::{Fault, FaultyCatalog};
-
-pub fn segment(id: &str, partition: i32, start: i64, end: i64) -> SegmentCommit {
-    SegmentCommit {
-        topic_id: TOPIC_ID.to_string(),
-        partition,
-        segment_id: id.to_string(),
-        start_offset: start,
-        end_offset: end,
-        extra: BTreeMap::from([("calving.broker-id".to_string(), "1".to_string())]),
-    }
-}
-
-/// Rows in the table's current snapshot, read with iceberg-rust's scan.
-pub async fn scanned_rows(table: &Table) -> usize {
-    let stream = table.scan().build().unwrap().to_arrow().await.unwrap();
-    let batches: Vec<_> = stream.try_collect().await.unwrap();
-    batches.iter().map(|b| b.num_rows()).sum()
-}
+pub use crate::common::segment;
+use crate::common::{
+    all_referenced_files_exist, data_file, keys, rows, scanned_keys, unreferenced_metadata_files,
+    TempCatalog, DAY0_US, TOPIC_ID,
+};
+use crate::faults::{Fault, FaultyCatalog, SqlFaults};
 
 fn total_records(table: &Table) -> u64 {
     table
@@ -49,6 +36,33 @@ fn total_records(table: &Table) -> u64 {
                 .unwrap()
         })
         .unwrap_or(0)
+}
+
+/// One partition's entry of a ledger: (topic id, partition, ranges).
+pub type LedgerEntry = (String, i32, Vec<(i64, i64)>);
+
+/// The entries of a ledger, in its order.
+pub fn ledger_entries(ledger: &Ledger) -> Vec<LedgerEntry> {
+    ledger
+        .iter()
+        .map(|(t, p, r)| (t.to_string(), p, r.to_vec()))
+        .collect()
+}
+
+/// `n` brokers (catalog instances on the same SQLite file) whose first table load meets the
+/// others' at a barrier, so that they all plan their first commit on the same table state.
+async fn brokers_meeting(cat: &TempCatalog, n: usize) -> Vec<(CalvingCatalog, Arc<FaultyCatalog>)> {
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let mut out = vec![];
+    for _ in 0..n {
+        let inner = cat.calving.config().build().await.unwrap();
+        let faulty = Arc::new(FaultyCatalog::new(inner).with_barrier(barrier.clone()));
+        out.push((
+            CalvingCatalog::new(faulty.clone(), cat.calving.config().clone()),
+            faulty,
+        ));
+    }
+    out
 }
 
 #[tokio::test]
@@ -109,6 +123,7 @@ async fn creates_the_default_table_then_adopts_it() {
     assert_eq!(props["write.parquet.compression-codec"], "zstd");
     assert_eq!(props["write.parquet.compression-level"], "1");
     assert_eq!(props["calving.layout-version"], "1");
+    assert_eq!(props["write.metadata.metrics.column.kafka.topic_id"], "full");
 
     // A second broker adopts the same table.
     let other = cat.second_instance().await;
@@ -177,13 +192,13 @@ async fn adopts_a_table_created_ahead_with_its_own_spec_and_properties() {
         .unwrap();
     let out = cat
         .calving
-        .append(&table, vec![df], segment("seg-custom", 2, 0, 3))
+        .append("custom", vec![df], segment("seg-custom", 2, 0, 3))
         .await
         .unwrap();
-    let CommitOutcome::Committed { table, .. } = out else {
-        panic!("{out:?}")
-    };
-    assert_eq!(scanned_rows(&table).await, 4);
+    let CommitOutcome::Committed { table, .. } = out;
+    assert_eq!(scanned_keys(&table).await, keys(2, 0..4));
+    let (ledger, _) = ledger::load(&table).await.unwrap();
+    assert_eq!(ledger.ranges(TOPIC_ID, 2), &[(0, 3)]);
 }
 
 #[tokio::test]
@@ -283,33 +298,29 @@ async fn rejects_incompatible_tables_naming_the_column() {
 }
 
 #[tokio::test]
-async fn appends_exactly_once_and_reconciles_from_snapshot_summaries() {
+async fn appends_exactly_once_against_the_ledger() {
     let cat = TempCatalog::new().await;
     let table = cat.calving.ensure_table("events").await.unwrap();
-    let stale = table.clone();
+    assert_eq!(
+        ledger::load(&table).await.unwrap(),
+        (Ledger::default(), LedgerSource::Empty)
+    );
 
     let a = rows(0, 0, 6);
     let out = cat
         .calving
-        .append(
-            &table,
-            vec![data_file(&table, &a)],
-            segment("seg-a", 0, 0, 5),
-        )
+        .append("events", vec![data_file(&table, &a)], segment("seg-a", 0, 0, 5))
         .await
         .unwrap();
     let CommitOutcome::Committed {
         snapshot_id: snap_a,
         table,
-    } = out
-    else {
-        panic!("{out:?}")
-    };
+    } = out;
     let b = rows(0, 6, 5);
     let out = cat
         .calving
         .append(
-            &table,
+            "events",
             vec![data_file(&table, &b[..3]), data_file(&table, &b[3..])],
             segment("seg-b", 0, 6, 10),
         )
@@ -318,16 +329,17 @@ async fn appends_exactly_once_and_reconciles_from_snapshot_summaries() {
     let CommitOutcome::Committed {
         snapshot_id: snap_b,
         table,
-    } = out
-    else {
-        panic!("{out:?}")
-    };
+    } = out;
     assert_ne!(snap_a, snap_b);
+    assert_eq!(table.metadata().current_snapshot_id(), Some(snap_b));
 
-    // The summary carries the segment's identity and the extra properties.
-    let s = find_segment_commit(&table, "seg-b").unwrap();
-    assert_eq!(s.snapshot_id(), snap_b);
-    let p = &s.summary().additional_properties;
+    // The summary carries the segment's identity, the extra properties and the whole ledger.
+    let p = &table
+        .metadata()
+        .snapshot_by_id(snap_b)
+        .unwrap()
+        .summary()
+        .additional_properties;
     assert_eq!(p[SEGMENT_ID_PROP], "seg-b");
     assert_eq!(p[TOPIC_ID_PROP], TOPIC_ID);
     assert_eq!(p[PARTITION_PROP], "0");
@@ -335,75 +347,64 @@ async fn appends_exactly_once_and_reconciles_from_snapshot_summaries() {
     assert_eq!(p[END_OFFSET_PROP], "10");
     assert_eq!(p["calving.broker-id"], "1");
     assert_eq!(p["added-data-files"], "2");
-    assert_eq!(
-        find_segment_commit(&table, "seg-a").unwrap().snapshot_id(),
-        snap_a
-    );
-    assert!(find_segment_commit(&table, "seg-x").is_none());
-    assert_eq!(
-        committed_ranges(&table, TOPIC_ID, 0),
-        vec![
-            CommittedRange {
-                start_offset: 0,
-                end_offset: 5,
-                segment_id: "seg-a".into(),
-                snapshot_id: snap_a
-            },
-            CommittedRange {
-                start_offset: 6,
-                end_offset: 10,
-                segment_id: "seg-b".into(),
-                snapshot_id: snap_b
-            },
-        ]
-    );
-    assert!(committed_ranges(&table, TOPIC_ID, 1).is_empty());
-    assert!(committed_ranges(&table, "another-topic-id", 0).is_empty());
+    assert_eq!(p[LEDGER_PROP], format!(r#"{{"{TOPIC_ID}":{{"0":[[0,10]]}}}}"#));
+    let first = &table
+        .metadata()
+        .snapshot_by_id(snap_a)
+        .unwrap()
+        .summary()
+        .additional_properties;
+    assert_eq!(Ledger::decode(&first[LEDGER_PROP]).unwrap().ranges(TOPIC_ID, 0), &[(0, 5)]);
 
-    // A retry of seg-a, from a stale handle that has never seen it: nothing is appended.
+    // The ledger: one merged range, found in the current snapshot.
+    let (ledger, source) = ledger::load(&table).await.unwrap();
+    assert_eq!(source, LedgerSource::Snapshot(snap_b));
+    assert_eq!(ledger.ranges(TOPIC_ID, 0), &[(0, 10)]);
+    assert!(ledger.ranges(TOPIC_ID, 1).is_empty());
+    assert!(ledger.ranges("another-topic-id", 0).is_empty());
+    assert!(ledger.covers(TOPIC_ID, 0, 7) && !ledger.covers(TOPIC_ID, 0, 11));
+
+    // A retry of seg-a from another broker (a catalog instance that never saw the table): the
+    // commit driver checks the fresh table and refuses, naming what the table holds.
+    let other = cat.second_instance().await;
     let before = table.metadata().snapshots().count();
-    let out = cat
-        .calving
-        .append(
-            &stale,
-            vec![data_file(&stale, &a)],
-            segment("seg-a", 0, 0, 5),
-        )
-        .await
-        .unwrap();
-    assert!(
-        matches!(out, CommitOutcome::AlreadyCommitted { snapshot_id } if snapshot_id == snap_a),
-        "{out:?}"
-    );
-    // A re-upload of offsets 3..=8 under a new segment id: refused, naming both segments.
-    let e = cat
-        .calving
-        .append(
-            &stale,
-            vec![data_file(&stale, &a[3..])],
-            segment("seg-a2", 0, 3, 8),
-        )
+    let e = other
+        .append("events", vec![data_file(&table, &a)], segment("seg-a", 0, 0, 5))
         .await
         .unwrap_err();
     match &e {
         Error::OffsetsAlreadyCommitted {
-            existing,
+            table,
+            topic_id,
             partition: 0,
-            start_offset: 3,
-            end_offset: 8,
-            ..
+            start_offset: 0,
+            end_offset: 5,
+            existing,
         } => {
-            assert_eq!(
-                existing
-                    .iter()
-                    .map(|r| r.segment_id.as_str())
-                    .collect::<Vec<_>>(),
-                vec!["seg-a", "seg-b"]
-            );
+            assert_eq!(table, "kafka.events");
+            assert_eq!(topic_id, TOPIC_ID);
+            assert_eq!(existing, &vec![(0, 10)]);
         }
         other => panic!("{other}"),
     }
     assert!(!e.is_retriable());
+    // A re-upload of offsets 3..=8 under a new segment id: refused as well.
+    let e = other
+        .append("events", vec![data_file(&table, &a[3..])], segment("seg-a2", 0, 3, 8))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::OffsetsAlreadyCommitted { existing, start_offset: 3, end_offset: 8, .. } if existing == &vec![(0, 10)]),
+        "{e}"
+    );
+    // A plan made on an older view of the table (it saw only seg-a) is refused too.
+    let mut stale_plan = segment("seg-c", 0, 3, 12);
+    stale_plan.already_held = vec![(0, 5)];
+    let e = other
+        .append("events", vec![data_file(&table, &rows(0, 6, 7))], stale_plan)
+        .await
+        .unwrap_err();
+    assert!(matches!(&e, Error::OffsetsAlreadyCommitted { existing, .. } if existing == &vec![(0, 10)]), "{e}");
     let table = cat.calving.load_table("events").await.unwrap();
     assert_eq!(
         table.metadata().snapshots().count(),
@@ -411,132 +412,117 @@ async fn appends_exactly_once_and_reconciles_from_snapshot_summaries() {
         "no snapshot added by the refused commits"
     );
     assert_eq!(total_records(&table), 11);
-    assert_eq!(scanned_rows(&table).await, 11);
+    assert_eq!(scanned_keys(&table).await, keys(0, 0..11));
+    assert!(unreferenced_metadata_files(&table).await.is_empty());
+
+    // A re-upload of 3..=12 planned around what the table holds writes only 11..=12: it lands.
+    let mut planned = segment("seg-c", 0, 3, 12);
+    planned.already_held = vec![(0, 10)];
+    other
+        .append("events", vec![data_file(&table, &rows(0, 11, 2))], planned.clone())
+        .await
+        .unwrap();
+    // The same plan once more (a retry after it landed) no longer matches the ledger.
+    let e = other
+        .append("events", vec![data_file(&table, &rows(0, 11, 2))], planned)
+        .await
+        .unwrap_err();
+    assert!(matches!(&e, Error::OffsetsAlreadyCommitted { existing, .. } if existing == &vec![(0, 12)]), "{e}");
 
     // The same offsets in another partition, or under another topic id (a re-created topic), land.
+    let table = cat.calving.load_table("events").await.unwrap();
     let out = cat
         .calving
-        .append(
-            &table,
-            vec![data_file(&table, &rows(1, 0, 6))],
-            segment("seg-p1", 1, 0, 5),
-        )
+        .append("events", vec![data_file(&table, &rows(1, 0, 6))], segment("seg-p1", 1, 0, 5))
         .await
         .unwrap();
-    let CommitOutcome::Committed { table, .. } = out else {
-        panic!("{out:?}")
-    };
+    let CommitOutcome::Committed { table, .. } = out;
     let mut recreated = segment("seg-new-topic", 0, 0, 5);
     recreated.topic_id = "Zm9vYmFyYmF6cXV4cXV1eA".into();
-    let out = append(
-        cat.calving.catalog().as_ref(),
-        &table,
-        vec![data_file(&table, &a)],
-        recreated,
-    )
-    .await
-    .unwrap();
-    let CommitOutcome::Committed { table, .. } = out else {
-        panic!("{out:?}")
-    };
-
-    // A segment without records (e.g. only control batches) is still recorded.
-    let out = cat
-        .calving
-        .append(&table, vec![], segment("seg-empty", 0, 11, 12))
+    let mut moved = a.clone();
+    for r in &mut moved {
+        r.topic_id = recreated.topic_id.clone();
+    }
+    append(&cat.calving, "events", vec![data_file(&table, &moved)], recreated)
         .await
         .unwrap();
-    let CommitOutcome::Committed { table, .. } = out else {
-        panic!("{out:?}")
-    };
+
+    // A segment without records (e.g. only control batches) is still recorded in the ledger.
+    let out = cat
+        .calving
+        .append("events", vec![], segment("seg-empty", 0, 13, 14))
+        .await
+        .unwrap();
+    let CommitOutcome::Committed { snapshot_id, table } = out;
     assert_eq!(
-        committed_ranges(&table, TOPIC_ID, 0)
-            .last()
-            .unwrap()
-            .segment_id,
-        "seg-empty"
+        ledger::load(&table).await.unwrap(),
+        (
+            {
+                let mut l = Ledger::default();
+                l.add(TOPIC_ID, 0, 0, 14);
+                l.add(TOPIC_ID, 1, 0, 5);
+                l.add("Zm9vYmFyYmF6cXV4cXV1eA", 0, 0, 5);
+                l
+            },
+            LedgerSource::Snapshot(snapshot_id)
+        )
     );
-    assert_eq!(total_records(&table), 23);
-    assert_eq!(scanned_rows(&table).await, 23);
-    assert_eq!(ancestry(&table).count(), 5);
+    assert_eq!(total_records(&table), 11 + 2 + 6 + 6);
+    let mut expected = keys(0, 0..13);
+    expected.extend(keys(1, 0..6));
+    expected.extend((0..6).map(|o| ("Zm9vYmFyYmF6cXV4cXV1eA".to_string(), 0, o)));
+    expected.sort();
+    assert_eq!(scanned_keys(&table).await, expected);
+    assert_eq!(ancestry(&table).count(), 6);
 }
 
 #[tokio::test]
 async fn invalid_segment_commits_are_rejected() {
     let cat = TempCatalog::new().await;
-    let table = cat.calving.ensure_table("invalid").await.unwrap();
+    cat.calving.ensure_table("invalid").await.unwrap();
+    let mut no_topic = segment("s", 0, 0, 1);
+    no_topic.topic_id.clear();
     for bad in [
         segment("", 0, 0, 1),
+        no_topic,
         segment("s", 0, 5, 4),
         segment("s", -1, 0, 1),
+        segment("s", 0, -1, 1),
     ] {
-        let e = cat.calving.append(&table, vec![], bad).await.unwrap_err();
+        let e = cat.calving.append("invalid", vec![], bad).await.unwrap_err();
         assert!(!e.is_retriable(), "{e}");
     }
+    let table = cat.calving.load_table("invalid").await.unwrap();
+    assert!(table.metadata().current_snapshot().is_none());
 }
 
 /// Two brokers (two catalog instances on the same SQLite file) append different segments at the
-/// same time from the same stale table handle. A barrier makes both send their first commit only
-/// when both have prepared it on the same base, so exactly one of them conflicts; iceberg's own
-/// retry reloads and re-applies it. Both land, once each, in a linear history.
+/// same time. A barrier makes both plan their first commit on the same table state, so exactly
+/// one of them conflicts; the commit driver reloads, checks the ledger again and re-commits.
+/// Both land, once each, in a linear history, and nothing the lost attempt wrote is left over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_appends_from_stale_handles_both_land_exactly_once() {
+async fn concurrent_appends_on_the_same_base_both_land_exactly_once() {
     let cat = TempCatalog::with_props(&[
         ("commit.retry.min-wait-ms", "10"),
         ("commit.retry.max-wait-ms", "100"),
     ])
     .await;
     let table = cat.calving.ensure_table("busy").await.unwrap();
-    let seed = cat
-        .calving
-        .append(
-            &table,
-            vec![data_file(&table, &rows(0, 0, 3))],
-            segment("seg-0", 0, 0, 2),
-        )
+    cat.calving
+        .append("busy", vec![data_file(&table, &rows(0, 0, 3))], segment("seg-0", 0, 0, 2))
         .await
         .unwrap();
-    let stale = table; // does not even know seg-0
 
-    let barrier = Arc::new(tokio::sync::Barrier::new(2));
-    let broker = |barrier: Arc<tokio::sync::Barrier>| {
-        let config = cat.calving.config().clone();
-        async move {
-            let inner = calving_table::CatalogConfig::build(&config).await.unwrap();
-            let faulty = Arc::new(FaultyCatalog::new(inner).with_barrier(barrier));
-            (CalvingCatalog::new(faulty.clone(), config), faulty)
-        }
-    };
-    let (one, one_faults) = broker(barrier.clone()).await;
-    let (two, two_faults) = broker(barrier).await;
-    let (f1, f2) = (
-        data_file(&stale, &rows(1, 0, 4)),
-        data_file(&stale, &rows(2, 0, 5)),
-    );
+    let brokers = brokers_meeting(&cat, 2).await;
+    let (f1, f2) = (data_file(&table, &rows(1, 0, 4)), data_file(&table, &rows(2, 0, 5)));
     let (r1, r2) = tokio::join!(
-        one.append(&stale, vec![f1], segment("seg-p1", 1, 0, 3)),
-        two.append(&stale, vec![f2], segment("seg-p2", 2, 0, 4)),
+        brokers[0].0.append("busy", vec![f1], segment("seg-p1", 1, 0, 3)),
+        brokers[1].0.append("busy", vec![f2], segment("seg-p2", 2, 0, 4)),
     );
     let (r1, r2) = (r1.unwrap(), r2.unwrap());
-    assert!(
-        matches!(r1, CommitOutcome::Committed { .. })
-            && matches!(r2, CommitOutcome::Committed { .. }),
-        "{r1:?} {r2:?}"
-    );
-    let conflicts = one_faults
-        .conflicts
-        .load(std::sync::atomic::Ordering::SeqCst)
-        + two_faults
-            .conflicts
-            .load(std::sync::atomic::Ordering::SeqCst);
-    let calls = one_faults
-        .update_calls
-        .load(std::sync::atomic::Ordering::SeqCst)
-        + two_faults
-            .update_calls
-            .load(std::sync::atomic::Ordering::SeqCst);
-    assert_eq!(conflicts, 1, "exactly one of the two commits conflicted");
-    assert_eq!(calls, 3, "and was retried once");
+    assert_ne!(r1.snapshot_id(), r2.snapshot_id());
+    let loads: usize = brokers.iter().map(|(_, f)| f.loads()).sum();
+    assert_eq!(loads, 3, "exactly one of the two commits conflicted, and was re-planned once");
 
     let table = cat.calving.load_table("busy").await.unwrap();
     let ids: Vec<String> = ancestry(&table)
@@ -544,58 +530,60 @@ async fn concurrent_appends_from_stale_handles_both_land_exactly_once() {
         .collect();
     let mut sorted = ids.clone();
     sorted.sort();
-    assert_eq!(
-        sorted,
-        vec!["seg-0", "seg-p1", "seg-p2"],
-        "each segment once, in one linear history"
-    );
+    assert_eq!(sorted, vec!["seg-0", "seg-p1", "seg-p2"], "each segment once, in one linear history");
     assert_eq!(ids.last().unwrap(), "seg-0");
     assert_eq!(table.metadata().snapshots().count(), 3);
+    // The re-planned commit carried the winner's ledger forward.
+    let (ledger, _) = ledger::load(&table).await.unwrap();
+    assert_eq!(
+        ledger_entries(&ledger),
+        vec![
+            (TOPIC_ID.to_string(), 0, vec![(0, 2)]),
+            (TOPIC_ID.to_string(), 1, vec![(0, 3)]),
+            (TOPIC_ID.to_string(), 2, vec![(0, 4)]),
+        ]
+    );
     assert_eq!(total_records(&table), 3 + 4 + 5);
-    assert_eq!(scanned_rows(&table).await, 12);
-    assert!(matches!(seed, CommitOutcome::Committed { .. }));
+    let mut expected = keys(0, 0..3);
+    expected.extend(keys(1, 0..4));
+    expected.extend(keys(2, 0..5));
+    assert_eq!(scanned_keys(&table).await, expected);
+    assert_eq!(
+        unreferenced_metadata_files(&table).await,
+        Vec::<String>::new(),
+        "the conflicting attempt's manifest list and metadata file are cleaned up"
+    );
 }
 
-/// Two brokers commit the *same* segment at the same time (e.g. around a leader change): the one
-/// that conflicts re-checks the reloaded table inside iceberg's retry and finds the segment.
+/// Two brokers commit the *same* offsets at the same time (e.g. around a leader change): the one
+/// that conflicts re-plans on the reloaded table, finds the offsets in the ledger and refuses.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_commits_of_the_same_segment_land_once() {
+async fn concurrent_commits_of_the_same_offsets_land_once() {
     let cat = TempCatalog::with_props(&[("commit.retry.min-wait-ms", "10")]).await;
     let table = cat.calving.ensure_table("twice").await.unwrap();
-    let barrier = Arc::new(tokio::sync::Barrier::new(2));
-    let mut brokers = vec![];
-    for _ in 0..2 {
-        let inner = cat.calving.config().build().await.unwrap();
-        let faulty = Arc::new(FaultyCatalog::new(inner).with_barrier(barrier.clone()));
-        brokers.push(CalvingCatalog::new(faulty, cat.calving.config().clone()));
-    }
+    let brokers = brokers_meeting(&cat, 2).await;
     let rs = rows(0, 0, 5);
     let (f1, f2) = (data_file(&table, &rs), data_file(&table, &rs));
     let (r1, r2) = tokio::join!(
-        brokers[0].append(&table, vec![f1], segment("seg-same", 0, 0, 4)),
-        brokers[1].append(&table, vec![f2], segment("seg-same", 0, 0, 4)),
+        brokers[0].0.append("twice", vec![f1], segment("seg-same", 0, 0, 4)),
+        brokers[1].0.append("twice", vec![f2], segment("seg-same", 0, 0, 4)),
     );
-    let outcomes = [r1.unwrap(), r2.unwrap()];
-    assert_eq!(
-        outcomes
-            .iter()
-            .filter(|o| matches!(o, CommitOutcome::Committed { .. }))
-            .count(),
-        1,
-        "{outcomes:?}"
+    let (ok, err) = match (r1, r2) {
+        (Ok(o), Err(e)) | (Err(e), Ok(o)) => (o, e),
+        other => panic!("expected one commit and one refusal: {other:?}"),
+    };
+    assert!(
+        matches!(&err, Error::OffsetsAlreadyCommitted { existing, .. } if existing == &vec![(0, 4)]),
+        "{err}"
     );
-    assert_eq!(
-        outcomes
-            .iter()
-            .filter(|o| matches!(o, CommitOutcome::AlreadyCommitted { .. }))
-            .count(),
-        1,
-        "{outcomes:?}"
-    );
-    assert_eq!(outcomes[0].snapshot_id(), outcomes[1].snapshot_id());
     let table = cat.calving.load_table("twice").await.unwrap();
     assert_eq!(table.metadata().snapshots().count(), 1);
-    assert_eq!(scanned_rows(&table).await, 5);
+    assert_eq!(table.metadata().current_snapshot_id(), Some(ok.snapshot_id()));
+    assert_eq!(scanned_keys(&table).await, keys(0, 0..5));
+    assert!(
+        unreferenced_metadata_files(&table).await.is_empty(),
+        "the refused commit's manifest and manifest list are cleaned up"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -603,44 +591,35 @@ async fn commit_retry_settings_from_the_config_are_respected() {
     // No retries: the commit that loses the race fails with a retriable CommitConflict.
     let cat = TempCatalog::with_props(&[("commit.retry.num-retries", "0")]).await;
     let table = cat.calving.ensure_table("strict").await.unwrap();
-    let barrier = Arc::new(tokio::sync::Barrier::new(2));
-    let mut brokers = vec![];
-    for _ in 0..2 {
-        let inner = cat.calving.config().build().await.unwrap();
-        brokers.push(CalvingCatalog::new(
-            Arc::new(FaultyCatalog::new(inner).with_barrier(barrier.clone())),
-            cat.calving.config().clone(),
-        ));
-    }
-    let (f1, f2) = (
-        data_file(&table, &rows(1, 0, 2)),
-        data_file(&table, &rows(2, 0, 2)),
+    assert_eq!(
+        RetryPolicy::for_table(&table, cat.calving.config().commit_retry()),
+        RetryPolicy { num_retries: 0, ..RetryPolicy::default() }
     );
+    let brokers = brokers_meeting(&cat, 2).await;
+    let (f1, f2) = (data_file(&table, &rows(1, 0, 2)), data_file(&table, &rows(2, 0, 2)));
     let (r1, r2) = tokio::join!(
-        brokers[0].append(&table, vec![f1.clone()], segment("s1", 1, 0, 1)),
-        brokers[1].append(&table, vec![f2.clone()], segment("s2", 2, 0, 1)),
+        brokers[0].0.append("strict", vec![f1.clone()], segment("s1", 1, 0, 1)),
+        brokers[1].0.append("strict", vec![f2.clone()], segment("s2", 2, 0, 1)),
     );
     let (ok, err) = match (r1, r2) {
         (Ok(o), Err(e)) => (o, (e, f2, segment("s2", 2, 0, 1))),
         (Err(e), Ok(o)) => (o, (e, f1, segment("s1", 1, 0, 1))),
         other => panic!("expected one conflict: {other:?}"),
     };
-    assert!(matches!(ok, CommitOutcome::Committed { .. }));
     assert!(matches!(err.0, Error::CommitConflict { .. }), "{}", err.0);
     assert!(err.0.is_retriable());
+    let loads: usize = brokers.iter().map(|(_, f)| f.loads()).sum();
+    assert_eq!(loads, 2, "no retry");
     let table = cat.calving.load_table("strict").await.unwrap();
+    assert_eq!(table.metadata().snapshots().count(), 1, "the conflicting commit left nothing");
+    assert_eq!(table.metadata().current_snapshot_id(), Some(ok.snapshot_id()));
     assert_eq!(
-        table.metadata().snapshots().count(),
-        1,
-        "the conflicting commit left nothing"
+        unreferenced_metadata_files(&table).await,
+        Vec::<String>::new(),
+        "what the failed commit wrote (manifest, manifest list, metadata file) is deleted"
     );
     // Retrying it later succeeds.
-    let out = cat
-        .calving
-        .append(&table, vec![err.1], err.2)
-        .await
-        .unwrap();
-    assert!(matches!(out, CommitOutcome::Committed { .. }));
+    cat.calving.append("strict", vec![err.1], err.2).await.unwrap();
 
     // A table's own commit.retry.* properties win over the configuration.
     let table = cat.calving.load_table("strict").await.unwrap();
@@ -649,158 +628,224 @@ async fn commit_retry_settings_from_the_config_are_respected() {
         .update_table_properties()
         .set("commit.retry.num-retries".into(), "3".into())
         .set("commit.retry.min-wait-ms".into(), "10".into())
+        .set("commit.retry.max-wait-ms".into(), "50".into())
+        .set("commit.retry.total-timeout-ms".into(), "60000".into())
         .apply(tx)
         .unwrap();
     let table = tx.commit(cat.calving.catalog().as_ref()).await.unwrap();
-    let barrier = Arc::new(tokio::sync::Barrier::new(2));
-    let mut brokers = vec![];
-    for _ in 0..2 {
-        let inner = cat.calving.config().build().await.unwrap();
-        brokers.push(CalvingCatalog::new(
-            Arc::new(FaultyCatalog::new(inner).with_barrier(barrier.clone())),
-            cat.calving.config().clone(),
-        ));
-    }
-    let (f3, f4) = (
-        data_file(&table, &rows(3, 0, 2)),
-        data_file(&table, &rows(4, 0, 2)),
+    assert_eq!(
+        RetryPolicy::for_table(&table, cat.calving.config().commit_retry()),
+        RetryPolicy {
+            num_retries: 3,
+            min_wait: Duration::from_millis(10),
+            max_wait: Duration::from_millis(50),
+            total_timeout: Duration::from_millis(60_000),
+        }
     );
+    let brokers = brokers_meeting(&cat, 2).await;
+    let (f3, f4) = (data_file(&table, &rows(3, 0, 2)), data_file(&table, &rows(4, 0, 2)));
     let (r3, r4) = tokio::join!(
-        brokers[0].append(&table, vec![f3], segment("s3", 3, 0, 1)),
-        brokers[1].append(&table, vec![f4], segment("s4", 4, 0, 1)),
+        brokers[0].0.append("strict", vec![f3], segment("s3", 3, 0, 1)),
+        brokers[1].0.append("strict", vec![f4], segment("s4", 4, 0, 1)),
     );
     assert!(r3.is_ok() && r4.is_ok(), "{r3:?} {r4:?}");
+    let loads: usize = brokers.iter().map(|(_, f)| f.loads()).sum();
+    assert_eq!(loads, 3, "the conflict was retried once");
+
+    // A total timeout shorter than the first wait: no retry either.
+    let table = cat.calving.load_table("strict").await.unwrap();
+    let tx = Transaction::new(&table);
+    let tx = tx
+        .update_table_properties()
+        .set("commit.retry.min-wait-ms".into(), "5000".into())
+        .set("commit.retry.total-timeout-ms".into(), "1000".into())
+        .apply(tx)
+        .unwrap();
+    let table = tx.commit(cat.calving.catalog().as_ref()).await.unwrap();
+    let brokers = brokers_meeting(&cat, 2).await;
+    let (f5, f6) = (data_file(&table, &rows(5, 0, 2)), data_file(&table, &rows(6, 0, 2)));
+    let started = std::time::Instant::now();
+    let (r5, r6) = tokio::join!(
+        brokers[0].0.append("strict", vec![f5], segment("s5", 5, 0, 1)),
+        brokers[1].0.append("strict", vec![f6], segment("s6", 6, 0, 1)),
+    );
+    assert!(
+        matches!((&r5, &r6), (Ok(_), Err(Error::CommitConflict { .. })) | (Err(Error::CommitConflict { .. }), Ok(_))),
+        "{r5:?} {r6:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "gave up without waiting");
 }
 
+/// Commits whose answer is lost, injected in the SQLite catalog itself (see `SqlFaults`): the
+/// commit driver reloads and tells by its snapshot id whether the commit landed.
 #[tokio::test]
 async fn lost_commit_answers_are_reconciled() {
-    let cat = TempCatalog::new().await;
+    let cat = TempCatalog::with_props(&[("commit.retry.min-wait-ms", "10")]).await;
     let faulty = Arc::new(FaultyCatalog::new(cat.calving.catalog().clone()));
     let broker = CalvingCatalog::new(faulty.clone(), cat.calving.config().clone());
     let table = broker.ensure_table("flaky").await.unwrap();
+    let sql = SqlFaults::install(cat.calving.config().uri()).await;
 
-    // Applied, answer lost (REST 504): reconciled by reloading and finding the segment id.
-    faulty.inject(Fault::ApplyThenLoseAnswer);
+    // Applied, answer lost: the driver reloads, finds its snapshot and reports it committed.
+    sql.inject(Fault::ApplyThenLoseAnswer).await;
     let out = broker
-        .append(
-            &table,
-            vec![data_file(&table, &rows(0, 0, 4))],
-            segment("seg-1", 0, 0, 3),
-        )
+        .append("flaky", vec![data_file(&table, &rows(0, 0, 4))], segment("seg-1", 0, 0, 3))
         .await
         .unwrap();
-    let CommitOutcome::Reconciled { snapshot_id } = out else {
-        panic!("{out:?}")
-    };
+    assert_eq!(sql.fired().await, (1, false), "the fault fired");
     let reloaded = broker.load_table("flaky").await.unwrap();
-    assert_eq!(
-        find_segment_commit(&reloaded, "seg-1")
-            .unwrap()
-            .snapshot_id(),
-        snapshot_id
-    );
-    assert_eq!(reloaded.metadata().snapshots().count(), 1);
+    assert_eq!(reloaded.metadata().current_snapshot_id(), Some(out.snapshot_id()));
+    assert_eq!(reloaded.metadata().snapshots().count(), 1, "committed once");
+    assert_eq!(scanned_keys(&reloaded).await, keys(0, 0..4));
 
-    // Not applied (REST 500): a retriable error; the retry commits once.
-    faulty.inject(Fault::FailWithoutApplying);
-    let df = data_file(&table, &rows(0, 4, 4));
-    let e = broker
-        .append(&table, vec![df.clone()], segment("seg-2", 0, 4, 7))
-        .await
-        .unwrap_err();
-    assert!(e.is_retriable(), "{e}");
-    assert!(matches!(e, Error::CatalogUnavailable { .. }), "{e}");
-    assert!(find_segment_commit(&broker.load_table("flaky").await.unwrap(), "seg-2").is_none());
+    // Not applied: the driver reloads, does not find it, plans again and commits, once.
+    sql.inject(Fault::FailWithoutApplying).await;
     let out = broker
-        .append(&table, vec![df], segment("seg-2", 0, 4, 7))
+        .append("flaky", vec![data_file(&table, &rows(0, 4, 4))], segment("seg-2", 0, 4, 7))
         .await
         .unwrap();
-    assert!(matches!(out, CommitOutcome::Committed { .. }), "{out:?}");
+    assert_eq!(sql.fired().await, (2, false), "the fault fired");
+    let reloaded = broker.load_table("flaky").await.unwrap();
+    assert_eq!(reloaded.metadata().current_snapshot_id(), Some(out.snapshot_id()));
+    assert_eq!(reloaded.metadata().snapshots().count(), 2);
+    assert_eq!(scanned_keys(&reloaded).await, keys(0, 0..8));
 
     // Applied, answer lost, and the catalog is gone when reconciling: CommitStateUnknown
-    // (retriable); once the catalog is back, the retry finds the earlier commit.
-    faulty.inject(Fault::ApplyThenGoAway);
-    let df = data_file(&table, &rows(0, 8, 4));
+    // (retriable) naming the snapshot; nothing it wrote is deleted. Once the catalog is back,
+    // the snapshot is there, and a retry of the same offsets is refused by the ledger.
+    sql.inject(Fault::ApplyThenLoseAnswer).await;
+    faulty.go_away_after_loads(1);
     let e = broker
-        .append(&table, vec![df.clone()], segment("seg-3", 0, 8, 11))
+        .append("flaky", vec![data_file(&table, &rows(0, 8, 4))], segment("seg-3", 0, 8, 11))
         .await
         .unwrap_err();
-    assert!(
-        matches!(e, Error::CommitStateUnknown { ref segment_id, .. } if segment_id == "seg-3"),
-        "{e}"
-    );
+    assert_eq!(sql.fired().await, (3, false), "the fault fired");
+    let Error::CommitStateUnknown { table: t, what, .. } = &e else {
+        panic!("{e}")
+    };
+    assert_eq!(t, "kafka.flaky");
     assert!(e.is_retriable());
     faulty.heal();
-    let out = broker
-        .append(&table, vec![df], segment("seg-3", 0, 8, 11))
+    let reloaded = broker.load_table("flaky").await.unwrap();
+    let landed = reloaded.metadata().current_snapshot_id().unwrap();
+    assert!(what.contains(&landed.to_string()), "the error names the snapshot: {e}");
+    assert_eq!(reloaded.metadata().snapshots().count(), 3);
+    assert!(all_referenced_files_exist(&reloaded).await);
+    let e = broker
+        .append("flaky", vec![data_file(&table, &rows(0, 8, 4))], segment("seg-3", 0, 8, 11))
+        .await
+        .unwrap_err();
+    assert!(matches!(&e, Error::OffsetsAlreadyCommitted { existing, .. } if existing == &vec![(0, 11)]), "{e}");
+
+    // Not applied, and the catalog is gone when reconciling: CommitStateUnknown too; what it
+    // wrote stays (the orphan sweep's business: it cannot know), nothing landed, and the retry
+    // commits once.
+    let before = unreferenced_metadata_files(&broker.load_table("flaky").await.unwrap()).await;
+    sql.inject(Fault::FailWithoutApplying).await;
+    faulty.go_away_after_loads(1);
+    let df = data_file(&table, &rows(0, 12, 4));
+    let e = broker
+        .append("flaky", vec![df.clone()], segment("seg-4", 0, 12, 15))
+        .await
+        .unwrap_err();
+    assert_eq!(sql.fired().await, (4, false), "the fault fired");
+    assert!(matches!(e, Error::CommitStateUnknown { .. }), "{e}");
+    faulty.heal();
+    let reloaded = broker.load_table("flaky").await.unwrap();
+    assert_eq!(reloaded.metadata().snapshots().count(), 3, "nothing landed");
+    let left = unreferenced_metadata_files(&reloaded).await;
+    let kept: Vec<&String> = left.iter().filter(|p| !before.contains(p)).collect();
+    assert!(
+        kept.iter().any(|p| p.contains("/snap-")) && kept.iter().any(|p| p.ends_with("-m0.avro")),
+        "its manifest and manifest list are kept: {kept:?}"
+    );
+    broker
+        .append("flaky", vec![df], segment("seg-4", 0, 12, 15))
         .await
         .unwrap();
-    assert!(
-        matches!(out, CommitOutcome::AlreadyCommitted { .. }),
-        "{out:?}"
-    );
+
+    // The catalog is unavailable from the start: CatalogUnavailable (retriable), nothing written.
+    faulty.go_away_after_loads(0);
+    let e = broker
+        .append("flaky", vec![data_file(&table, &rows(0, 16, 1))], segment("seg-5", 0, 16, 16))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::CatalogUnavailable { .. }), "{e}");
+    assert!(e.is_retriable());
+    faulty.heal();
 
     let table = broker.load_table("flaky").await.unwrap();
-    let ranges = committed_ranges(&table, TOPIC_ID, 0);
+    assert_eq!(table.metadata().snapshots().count(), 4);
+    assert_eq!(ledger::load(&table).await.unwrap().0.ranges(TOPIC_ID, 0), &[(0, 15)]);
+    assert_eq!(scanned_keys(&table).await, keys(0, 0..16));
+    assert_eq!(unreferenced_metadata_files(&table).await, left, "nothing else left over");
+}
+
+/// Several brokers (catalog instances on the same SQLite file), each appending segments of its
+/// own partitions, all at once, with the default retry policy: every commit lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn brokers_appending_different_partitions_all_land() {
+    let cat = TempCatalog::new().await;
+    let table = cat.calving.ensure_table("shared").await.unwrap();
+    const BROKERS: i32 = 4;
+    const PARTITIONS_PER_BROKER: i32 = 2;
+    const SEGMENTS: i64 = 3;
+    const ROWS: i64 = 3;
+    let mut brokers = vec![];
+    for _ in 0..BROKERS {
+        brokers.push(cat.second_instance().await);
+    }
+    let mut tasks = vec![];
+    for (b, broker) in brokers.iter().enumerate() {
+        for k in 0..PARTITIONS_PER_BROKER {
+            let partition = b as i32 * PARTITIONS_PER_BROKER + k;
+            let (broker, table) = (broker.clone(), table.clone());
+            tasks.push(tokio::spawn(async move {
+                for s in 0..SEGMENTS {
+                    let first = s * ROWS;
+                    let df = data_file(&table, &rows(partition, first, ROWS as usize));
+                    broker
+                        .append("shared", vec![df], segment(&format!("p{partition}-s{s}"), partition, first, first + ROWS - 1))
+                        .await
+                        .unwrap_or_else(|e| panic!("partition {partition} segment {s}: {e}"));
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let table = cat.calving.load_table("shared").await.unwrap();
+    let partitions = BROKERS * PARTITIONS_PER_BROKER;
     assert_eq!(
-        ranges
-            .iter()
-            .map(|r| r.segment_id.as_str())
-            .collect::<Vec<_>>(),
-        vec!["seg-1", "seg-2", "seg-3"]
+        table.metadata().snapshots().count() as i64,
+        partitions as i64 * SEGMENTS
     );
-    assert_eq!(table.metadata().snapshots().count(), 3);
-    assert_eq!(scanned_rows(&table).await, 12);
+    assert_eq!(ancestry(&table).count() as i64, partitions as i64 * SEGMENTS, "one linear history");
+    let (ledger, _) = ledger::load(&table).await.unwrap();
+    assert_eq!(
+        ledger_entries(&ledger),
+        (0..partitions)
+            .map(|p| (TOPIC_ID.to_string(), p, vec![(0, SEGMENTS * ROWS - 1)]))
+            .collect::<Vec<_>>()
+    );
+    let expected: Vec<_> = (0..partitions).flat_map(|p| keys(p, 0..SEGMENTS * ROWS)).collect();
+    assert_eq!(scanned_keys(&table).await, expected);
 }
 
 #[tokio::test]
-async fn expired_snapshots_no_longer_count() {
+async fn the_free_ensure_table_adopts_the_table_as_it_is() {
     let cat = TempCatalog::new().await;
-    let table = cat.calving.ensure_table("expiring").await.unwrap();
-    let out = cat
-        .calving
-        .append(
-            &table,
-            vec![data_file(&table, &rows(0, 0, 2))],
-            segment("seg-old", 0, 0, 1),
-        )
+    let table = cat.calving.ensure_table("adopted").await.unwrap();
+    cat.calving
+        .append("adopted", vec![data_file(&table, &rows(0, 0, 2))], segment("s", 0, 0, 1))
         .await
         .unwrap();
-    let old = out.snapshot_id();
-    let out = cat
-        .calving
-        .append(
-            &table,
-            vec![data_file(&table, &rows(0, 2, 2))],
-            segment("seg-new", 0, 2, 3),
-        )
-        .await
-        .unwrap();
-    let CommitOutcome::Committed { table, .. } = out else {
-        panic!()
-    };
-    let tx = Transaction::new(&table);
-    let tx = tx
-        .expire_snapshots()
-        .expire_snapshot_ids([old])
-        .apply(tx)
-        .unwrap();
-    let table = tx.commit(cat.calving.catalog().as_ref()).await.unwrap();
-    assert!(find_segment_commit(&table, "seg-old").is_none());
-    assert_eq!(
-        committed_ranges(&table, TOPIC_ID, 0)
-            .iter()
-            .map(|r| r.segment_id.as_str())
-            .collect::<Vec<_>>(),
-        vec!["seg-new"]
-    );
-    // The rows of the expired snapshot are still in the current one.
-    assert_eq!(scanned_rows(&table).await, 4);
-    // The free function adopts the table as it is now.
+    let table = cat.calving.load_table("adopted").await.unwrap();
     let again = ensure_table(
         cat.calving.catalog().as_ref(),
         &NamespaceIdent::new("kafka".into()),
-        "expiring",
+        "adopted",
     )
     .await
     .unwrap();

@@ -8,6 +8,9 @@ Used by calving-table's integration tests (DESIGN.md invariant 8: any engine rea
       [--reader pyiceberg] [--reader duckdb]
   read_table.py --table kafka.events --rest-uri http://127.0.0.1:PORT --warehouse file:///abs/wh ...
   read_table.py ... --rollback-to SNAPSHOT_ID     (pyiceberg: set main back to that snapshot, print nothing)
+  read_table.py ... --rewrite                     (pyiceberg: overwrite the table with its own rows, as
+                                                   another engine's compaction does; prints the new
+                                                   snapshot ids and the data files as JSON)
 
 Readers:
   pyiceberg  pyiceberg's SqlCatalog (the same SQLite file) or RestCatalog; scans all rows and lists
@@ -119,6 +122,7 @@ def main():
     ap.add_argument("--metadata")
     ap.add_argument("--reader", action="append", choices=["pyiceberg", "duckdb"])
     ap.add_argument("--rollback-to", type=int)
+    ap.add_argument("--rewrite", action="store_true")
     args = ap.parse_args()
     if not (args.sql_uri or args.rest_uri):
         ap.error("one of --sql-uri or --rest-uri is required")
@@ -126,6 +130,20 @@ def main():
     if args.rollback_to is not None:
         table = load_pyiceberg_catalog(args).load_table(args.table)
         table.manage_snapshots().set_current_snapshot(snapshot_id=args.rollback_to).commit()
+        return
+
+    if args.rewrite:
+        table = load_pyiceberg_catalog(args).load_table(args.table)
+        before = {s.snapshot_id for s in table.snapshots()}
+        rows = table.scan().to_arrow()
+        table.overwrite(rows)
+        table = table.refresh()
+        files = [
+            {"path": t.file.file_path, "records": t.file.record_count}
+            for t in table.scan().plan_files()
+        ]
+        new = [s.snapshot_id for s in table.snapshots() if s.snapshot_id not in before]
+        json.dump({"snapshots": new, "files": files}, sys.stdout)
         return
 
     readers = {"pyiceberg": read_pyiceberg, "duckdb": read_duckdb}
