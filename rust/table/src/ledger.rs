@@ -138,10 +138,10 @@ impl Ledger {
 
     /// The summary value.
     pub fn encode(&self) -> String {
-        let json: BTreeMap<&str, BTreeMap<String, &Vec<(i64, i64)>>> = self
+        let json: BTreeMap<&str, PartitionsJson<'_>> = self
             .topics
             .iter()
-            .map(|(t, ps)| (t.as_str(), ps.iter().map(|(p, r)| (p.to_string(), r)).collect()))
+            .map(|(t, ps)| (t.as_str(), ps.iter().map(|(p, r)| (p.to_string(), r.as_slice())).collect()))
             .collect();
         serde_json::to_string(&json).expect("a map of numbers serialises")
     }
@@ -164,6 +164,9 @@ impl Ledger {
         Ok(ledger)
     }
 }
+
+/// One topic's partitions in the summary's JSON: `{"<partition>": [[start, end], ...]}`.
+type PartitionsJson<'a> = BTreeMap<String, &'a [(i64, i64)]>;
 
 fn invalid(message: String) -> Error {
     Error::from(iceberg::Error::new(ErrorKind::DataInvalid, message))

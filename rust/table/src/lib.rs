@@ -96,6 +96,8 @@ pub struct CalvingCatalog {
     commit_locks: Arc<Mutex<HashMap<TableIdent, Arc<tokio::sync::Mutex<()>>>>>,
     /// How Calving writes the Parquet files it rewrites (removals, compaction).
     writer_properties: Option<parquet::file::properties::WriterProperties>,
+    /// The own commit path's connections, kept between commits.
+    connections: Arc<snapshot_commit::Connections>,
 }
 
 impl CalvingCatalog {
@@ -107,7 +109,7 @@ impl CalvingCatalog {
 
     /// Wraps a catalog built elsewhere.
     pub fn new(catalog: Arc<dyn Catalog>, config: CatalogConfig) -> Self {
-        CalvingCatalog { catalog, config, commit_locks: Arc::default(), writer_properties: None }
+        CalvingCatalog { catalog, config, commit_locks: Arc::default(), writer_properties: None, connections: Arc::default() }
     }
 
     /// Parquet writer settings for files Calving rewrites (the copy path's, from calving-layout).
@@ -123,6 +125,10 @@ impl CalvingCatalog {
                 .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
                 .build()
         })
+    }
+
+    pub(crate) fn connections(&self) -> &snapshot_commit::Connections {
+        &self.connections
     }
 
     /// The lock that serializes commits to `ident` in this process.

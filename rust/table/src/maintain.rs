@@ -497,7 +497,7 @@ pub async fn expire_snapshots(catalog: &CalvingCatalog, topic: &str, options: &M
             },
         ];
         let updates = vec![TableUpdate::RemoveSnapshots { snapshot_ids: expired.clone() }];
-        match crate::snapshot_commit::commit(catalog.config(), &table, requirements, updates).await {
+        match crate::snapshot_commit::commit(catalog, &table, requirements, updates).await {
             Ok(after) => {
                 let deleted_files = delete_unreferenced(&after, &before).await?;
                 tracing::info!(table = %after.identifier(), expired = expired.len(), retained, deleted = deleted_files.len(), "expired snapshots");

@@ -273,7 +273,7 @@ async fn attempt<C: Change>(
             reference: SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)),
         },
     ];
-    let committed = crate::snapshot_commit::commit(catalog.config(), table, requirements, updates).await?;
+    let committed = crate::snapshot_commit::commit(catalog, table, requirements, updates).await?;
     Ok(change.committed(&committed, snapshot_id))
 }
 

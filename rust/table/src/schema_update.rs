@@ -17,18 +17,12 @@ use iceberg::spec::Schema;
 use iceberg::table::Table;
 use iceberg::{TableRequirement, TableUpdate};
 
-use crate::config::CatalogConfig;
 use crate::error::Result;
 use crate::CalvingCatalog;
 
 /// Makes `schema` (field ids as given) the current schema of `table`, if the table's current
 /// schema is still the one it was evolved from. Returns the table as committed.
 pub async fn commit_schema(catalog: &CalvingCatalog, table: &Table, schema: Schema) -> Result<Table> {
-    commit_schema_with(catalog.config(), table, schema).await
-}
-
-/// [`commit_schema`] with a catalog configuration.
-pub async fn commit_schema_with(config: &CatalogConfig, table: &Table, schema: Schema) -> Result<Table> {
     let metadata = table.metadata();
     let requirements = vec![
         TableRequirement::UuidMatch { uuid: metadata.uuid() },
@@ -37,7 +31,7 @@ pub async fn commit_schema_with(config: &CatalogConfig, table: &Table, schema: S
     ];
     let fields = schema.highest_field_id();
     let updates = vec![TableUpdate::AddSchema { schema }, TableUpdate::SetCurrentSchema { schema_id: -1 }];
-    let committed = crate::snapshot_commit::commit(config, table, requirements, updates).await?;
+    let committed = crate::snapshot_commit::commit(catalog, table, requirements, updates).await?;
     tracing::info!(table = %table.identifier(), highest_field_id = fields, "committed an evolved schema");
     Ok(committed)
 }

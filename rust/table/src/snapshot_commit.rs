@@ -30,16 +30,28 @@ use serde::Serialize;
 use crate::config::{CatalogConfig, CatalogKind};
 use crate::error::{Error, Result};
 
-/// Commits `updates` under `requirements` to `table` in the catalog of `config`.
+/// The own commit path's connections to the catalog, made on first use and kept for the
+/// catalog's lifetime (one per [`crate::CalvingCatalog`]): building an HTTP client and asking
+/// `/v1/config`, or opening a SQL connection, cost more than the commit itself.
+#[derive(Debug, Default)]
+pub(crate) struct Connections {
+    http: tokio::sync::OnceCell<reqwest::Client>,
+    /// The REST prefix (configured, or from `/v1/config`).
+    prefix: tokio::sync::OnceCell<Option<String>>,
+    sql: tokio::sync::OnceCell<sqlx::AnyPool>,
+}
+
+/// Commits `updates` under `requirements` to `table` in `catalog`.
 pub(crate) async fn commit(
-    config: &CatalogConfig,
+    catalog: &crate::CalvingCatalog,
     table: &Table,
     requirements: Vec<TableRequirement>,
     updates: Vec<TableUpdate>,
 ) -> Result<Table> {
+    let (config, connections) = (catalog.config(), catalog.connections());
     match config.kind() {
-        CatalogKind::Sql => commit_sql(config, table, requirements, updates).await,
-        CatalogKind::Rest => commit_rest(config, table, requirements, updates).await,
+        CatalogKind::Sql => commit_sql(config, connections, table, requirements, updates).await,
+        CatalogKind::Rest => commit_rest(config, connections, table, requirements, updates).await,
     }
 }
 
@@ -78,6 +90,7 @@ fn committed(table: &Table, metadata: iceberg::spec::TableMetadata, location: St
 
 async fn commit_sql(
     config: &CatalogConfig,
+    connections: &Connections,
     table: &Table,
     requirements: Vec<TableRequirement>,
     updates: Vec<TableUpdate>,
@@ -108,11 +121,16 @@ async fn commit_sql(
     metadata.write_to(table.file_io(), &next_location).await?;
     let next = next_location.to_string();
 
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(30))
-        .connect(config.uri())
+    let pool = connections
+        .sql
+        .get_or_try_init(|| async {
+            sqlx::any::install_default_drivers();
+            sqlx::any::AnyPoolOptions::new()
+                .max_connections(2)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect(config.uri())
+                .await
+        })
         .await
         .map_err(|e| unavailable("commit", format!("cannot connect to the sql catalog: {e}")))?;
     let sql = if config.uri().starts_with("sqlite:") {
@@ -132,9 +150,8 @@ async fn commit_sql(
         .bind(ident.namespace().join("."))
         .bind(ident.name())
         .bind(&current_location)
-        .execute(&pool)
+        .execute(pool)
         .await;
-    pool.close().await;
     match result {
         Ok(r) if r.rows_affected() == 1 => {
             delete_superseded_metadata(table, &metadata, &current_location, &next).await;
@@ -186,15 +203,17 @@ struct TableIdentJson<'a> {
 
 async fn commit_rest(
     config: &CatalogConfig,
+    connections: &Connections,
     table: &Table,
     requirements: Vec<TableRequirement>,
     updates: Vec<TableUpdate>,
 ) -> Result<Table> {
     let props = config.catalog_props();
     let base = config.uri().trim_end_matches('/').to_string();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
+    let client = connections
+        .http
+        .get_or_try_init(|| async { reqwest::Client::builder().timeout(Duration::from_secs(60)).build() })
+        .await
         .map_err(|e| unavailable("commit", format!("cannot build an http client: {e}")))?;
     let mut headers = reqwest::header::HeaderMap::new();
     for (k, v) in props.iter().filter_map(|(k, v)| Some((k.strip_prefix("header.")?, v))) {
@@ -207,7 +226,7 @@ async fn commit_rest(
     }
     let token = match (props.get("token"), props.get("credential")) {
         (Some(t), _) => Some(t.clone()),
-        (None, Some(credential)) => Some(oauth_token(&client, &base, props, credential).await?),
+        (None, Some(credential)) => Some(oauth_token(client, &base, props, credential).await?),
         (None, None) => None,
     };
     if let Some(t) = token {
@@ -216,10 +235,13 @@ async fn commit_rest(
         headers.insert(reqwest::header::AUTHORIZATION, value);
     }
 
-    // The prefix: configured, or the server's answer to GET /v1/config.
-    let prefix = match props.get("prefix") {
-        Some(p) => Some(p.clone()),
-        None => {
+    // The prefix: configured, or the server's answer to GET /v1/config (asked once).
+    let prefix = connections
+        .prefix
+        .get_or_try_init(|| async {
+            if let Some(p) = props.get("prefix") {
+                return Ok(Some(p.clone()));
+            }
             let mut request = client.get(format!("{base}/v1/config")).headers(headers.clone());
             if let Some(w) = config.rest_warehouse() {
                 request = request.query(&[("warehouse", w)]);
@@ -242,9 +264,10 @@ async fn commit_rest(
                 .json()
                 .await
                 .map_err(|e| unavailable("commit", format!("GET {base}/v1/config: {e}")))?;
-            c.overrides.get("prefix").or(c.defaults.get("prefix")).cloned()
-        }
-    };
+            Ok(c.overrides.get("prefix").or(c.defaults.get("prefix")).cloned())
+        })
+        .await?
+        .clone();
     let ident = table.identifier();
     let namespace = ident.namespace().clone().inner();
     let url = format!(
