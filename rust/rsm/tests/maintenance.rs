@@ -249,6 +249,7 @@ fn calvings_own_maintenance_keeps_kafka_reads_and_exactly_once() {
 
     let options = calving_rsm::MaintenanceOptions {
         small_file_bytes: 1 << 30,
+        min_input_files: 2,
         min_manifests: 2,
         max_snapshot_age: Some(std::time::Duration::ZERO),
         min_snapshots_to_keep: Some(1),
@@ -345,3 +346,4 @@ fn background_maintenance_compacts_what_the_broker_wrote() {
         assert_eq!(&served(&fresh, md), want, "{md}");
     }
 }
+

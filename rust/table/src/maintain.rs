@@ -9,9 +9,11 @@
 //! holds. Kafka reads do not depend on the files compaction replaces: a fetch whose file is gone
 //! finds the rows by (topic id, partition, offsets) in the current table (calving-rsm's fetch).
 //!
-//! - [`compact`]: live data files smaller than `small_file_bytes`, per table partition, read and
-//!   written again into files of about `target_file_bytes`, rows sorted by (topic id, partition,
-//!   offset); one `replace` snapshot. At most `max_input_bytes` of input per run (memory bound).
+//! - [`compact`]: live data files smaller than `small_file_bytes`, per table partition and size
+//!   class (a factor of 4; at least `min_input_files` of a class), read and written again into files of
+//!   about `target_file_bytes`, rows sorted by (topic id, partition, offset); one `replace`
+//!   snapshot. At most `max_input_bytes` of input per run (memory bound). Size tiers keep the
+//!   rewrite cost of a row at about log4(table / segment) rewrites over its life.
 //! - [`rewrite_manifests`]: when the current snapshot lists at least `min_manifests` data
 //!   manifests, their live entries go into one manifest (a `replace` snapshot with no file
 //!   change): fast appends add one manifest per commit.
@@ -55,6 +57,8 @@ pub struct MaintenanceOptions {
     pub target_file_bytes: Option<u64>,
     /// Input bytes one compaction reads at most.
     pub max_input_bytes: u64,
+    /// Files of one size class (a factor of 4) of one partition merged at once, at least (2 or more).
+    pub min_input_files: usize,
     /// Merge the data manifests when there are at least this many (0: never).
     pub min_manifests: usize,
     /// Expire snapshots older than this (the table's `history.expire.max-snapshot-age-ms` if `None`).
@@ -72,12 +76,24 @@ impl Default for MaintenanceOptions {
             small_file_bytes: 32 << 20,
             target_file_bytes: None,
             max_input_bytes: 256 << 20,
+            min_input_files: 4,
             min_manifests: 16,
             max_snapshot_age: None,
             min_snapshots_to_keep: None,
             dry_run: false,
         }
     }
+}
+
+/// The size class of a data file: 0 below 64 KiB, then one class per factor of 4.
+fn size_class(bytes: u64) -> u32 {
+    let mut class = 0;
+    let mut bound = 64u64 << 10;
+    while bytes >= bound && class < 31 {
+        class += 1;
+        bound = bound.saturating_mul(4);
+    }
+    class
 }
 
 /// What [`compact`] did (or would do).
@@ -115,23 +131,33 @@ pub async fn compact(
             groups.entry(format!("{:?}", d.partition())).or_default().push(d);
         }
     }
+    // Size-tiered: within a partition, files of one size class (a factor of 4 apart) are merged
+    // once there are `min_input_files` of them, so a row is rewritten about log4(table / segment)
+    // times in its life, not at every run (a compacted file below `small_file_bytes` would
+    // otherwise be read and written again each time).
     let mut chosen: Vec<Vec<DataFile>> = Vec::new();
     let mut budget = options.max_input_bytes;
-    for (_, mut files) in groups {
-        if files.len() < 2 {
-            continue;
-        }
-        files.sort_by_key(|f| f.file_path().to_string());
-        let mut take = Vec::new();
+    for (_, files) in groups {
+        let mut classes: BTreeMap<u32, Vec<DataFile>> = BTreeMap::new();
         for f in files {
-            if f.file_size_in_bytes() > budget {
-                break;
-            }
-            budget -= f.file_size_in_bytes();
-            take.push(f);
+            classes.entry(size_class(f.file_size_in_bytes())).or_default().push(f);
         }
-        if take.len() >= 2 {
-            chosen.push(take);
+        for (_, mut files) in classes {
+            if files.len() < options.min_input_files.max(2) {
+                continue;
+            }
+            files.sort_by_key(|f| f.file_path().to_string());
+            let mut take = Vec::new();
+            for f in files {
+                if f.file_size_in_bytes() > budget {
+                    break;
+                }
+                budget -= f.file_size_in_bytes();
+                take.push(f);
+            }
+            if take.len() >= 2 {
+                chosen.push(take);
+            }
         }
     }
     let input_files: usize = chosen.iter().map(Vec::len).sum();
@@ -564,4 +590,19 @@ pub async fn maintain(
         if options.dry_run { " (dry run)" } else { "" }
     ));
     Ok(MaintenanceReport { compact, manifests_merged, expire })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size_class;
+
+    #[test]
+    fn size_classes_are_factors_of_four() {
+        assert_eq!(size_class(0), 0);
+        assert_eq!(size_class((64 << 10) - 1), 0);
+        assert_eq!(size_class(64 << 10), 1);
+        assert_eq!(size_class((256 << 10) - 1), 1);
+        assert_eq!(size_class(256 << 10), 2);
+        assert_eq!(size_class(u64::MAX), 31, "capped");
+    }
 }

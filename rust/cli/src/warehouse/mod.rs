@@ -138,6 +138,9 @@ pub struct MaintainArgs {
     /// Compact data files smaller than this many bytes (0: no compaction).
     #[arg(long, default_value_t = 32 << 20)]
     pub small_file_bytes: u64,
+    /// Merge the small files of one partition once this many are of one size class (a factor of 4).
+    #[arg(long, default_value_t = 4)]
+    pub min_input_files: usize,
     /// Size of compacted files (default: the table's write.target-file-size-bytes, else 512 MiB).
     #[arg(long)]
     pub target_file_bytes: Option<u64>,
@@ -158,6 +161,7 @@ pub fn maintain(args: MaintainArgs) -> Result<(), WarehouseError> {
     let rsm = args.warehouse.open()?;
     let options = calving_rsm::MaintenanceOptions {
         small_file_bytes: args.small_file_bytes,
+        min_input_files: args.min_input_files,
         target_file_bytes: args.target_file_bytes,
         min_manifests: args.min_manifests,
         max_snapshot_age: args.expire_older_than_secs.map(std::time::Duration::from_secs),
