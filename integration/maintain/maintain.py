@@ -193,8 +193,8 @@ def cmd_spark(warehouse, *topics):
                 log(f"{ident}: remove_orphan_files deleted {len(orphans)} files: {dict(kinds)}")
                 for o in orphans[:5]:
                     log(f"  {o}")
-                done.append(f"remove_orphan_files deleted {len(orphans)} files ("
-                            + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + ")")
+                done.append(f"remove_orphan_files deleted {len(orphans)} files" + (
+                    " (" + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + ")" if kinds else ""))
             except Exception as e:  # noqa: BLE001  a failed procedure is a FAIL line, the run goes on
                 result(False, name, f"{step} failed: {str(e).strip().splitlines()[0][:400]}")
                 continue

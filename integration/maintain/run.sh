@@ -40,8 +40,9 @@
 # is kept on failure, or always with CALVING_KEEP_WORK=1.
 #
 # Env: CALVING_JAR (default build/libs/calving-0.1.0-SNAPSHOT.jar), CALVING_CLI (the `calving`
-# binary; default: `cargo build --release --locked -p calving-cli` into $CARGO_TARGET_DIR, default
-# ~/.cache/calving/target), CALVING_MAINT_RECORDS / CALVING_MAINT_RECORDS2 (records per partition
+# binary; default: release/calving or debug/calving under $CARGO_TARGET_DIR, default
+# ~/.cache/calving/target, when newer than every Rust source, else `cargo build --release --locked
+# -p calving-cli`), CALVING_MAINT_RECORDS / CALVING_MAINT_RECORDS2 (records per partition
 # per topic in rounds 1 and 2, default 250 / 80), CALVING_MAINT_STALL (seconds without a record
 # before a consumer gives up, default 12), CALVING_MAINT_TIMEOUT (watchdog, default 900 s),
 # CALVING_KAFKA_LIBS, CALVING_TYPED_LIBS (the Spark jars, integration/typed/resolve-jars.sh).
@@ -99,8 +100,15 @@ CALVING_SPARK_JARS=$(ls "$TYPED"/spark/*.jar | paste -sd, -)
 [ -f "$jar" ] || die "no plugin jar at $jar (run: gradle --no-daemon -q jar)"
 python3 -m zipfile -l "$jar" | grep -q 'libcalving' || die "$jar holds no libcalving native library"
 cli=${CALVING_CLI:-}
+target=${CARGO_TARGET_DIR:-$HOME/.cache/calving/target}
 if [ -z "$cli" ]; then
-  target=${CARGO_TARGET_DIR:-$HOME/.cache/calving/target}
+  # A binary newer than every Rust source (tests/run-all.sh's cargo test has just built the debug
+  # one), else a release build.
+  for b in "$target/release/calving" "$target/debug/calving"; do
+    if [ -x "$b" ] && [ -z "$(cd "$root" && find rust Cargo.toml Cargo.lock -newer "$b" -print -quit)" ]; then cli=$b; break; fi
+  done
+fi
+if [ -z "$cli" ]; then
   t0=$(date +%s)
   if (cd "$root" && CARGO_TARGET_DIR=$target cargo build --release --locked -q -p calving-cli) >"$work/cargo.out" 2>&1; then
     cli=$target/release/calving
@@ -109,6 +117,7 @@ if [ -z "$cli" ]; then
     say "cargo build -p calving-cli failed (see $work/cargo.out): the re-upload step will fail"
   fi
 fi
+[ -z "$cli" ] || say "calving CLI: $cli"
 mkdir -p "$work/classes" "$work/spark"
 javac -nowarn -d "$work/classes" -cp "$LIBS/*" "$root/integration/e2e/E2eClient.java" "$here/MaintainClient.java" \
   2>"$work/javac.out" || { cat "$work/javac.out" >&2; die "E2eClient.java / MaintainClient.java do not compile"; }
