@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use iceberg::spec::{DataFile, ManifestFile, ManifestWriterBuilder, Operation, SnapshotRef};
+use iceberg::spec::{DataFile, ManifestFile, Operation, SnapshotRef};
 use iceberg::table::Table;
 use iceberg::ErrorKind;
 
@@ -192,19 +192,8 @@ impl Change for Append {
         ledger.add(&c.topic_id, c.partition, c.start_offset, c.end_offset);
         let metadata = table.metadata();
         if self.manifest.is_none() {
-            let location = metadata.location().trim_end_matches('/');
-            let path = format!("{location}/metadata/{}-m0.avro", uuid::Uuid::new_v4());
-            let mut writer = ManifestWriterBuilder::new(
-                table.file_io().new_output(&path)?,
-                Some(snapshot_id),
-                metadata.current_schema().clone(),
-                metadata.default_partition_spec().as_ref().clone(),
-            )
-            .build_v2_data();
-            for f in &self.data_files {
-                writer.add_file(f.clone(), -1)?;
-            }
-            self.manifest = Some(writer.write_manifest_file().await?);
+            let mut written = Vec::new();
+            self.manifest = Some(crate::manifests::added(table, snapshot_id, &self.data_files, &mut written).await?);
         }
         let mut manifests = vec![self.manifest.clone().expect("written above")];
         let parent = metadata.current_snapshot();

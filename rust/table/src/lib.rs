@@ -54,6 +54,7 @@ pub mod data_file;
 pub mod error;
 pub mod ledger;
 pub mod maintain;
+mod manifests;
 pub mod publish;
 pub mod remove;
 pub mod schema_update;

@@ -31,7 +31,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::RecordBatch;
 use async_trait::async_trait;
 use iceberg::spec::{
-    DataFile, ManifestContentType, ManifestFile, ManifestStatus, ManifestWriterBuilder, Operation, Struct, MAIN_BRANCH,
+    DataFile, ManifestContentType, ManifestFile, Operation, Struct, MAIN_BRANCH,
 };
 use iceberg::table::Table;
 use iceberg::{ErrorKind, TableRequirement, TableUpdate};
@@ -298,47 +298,27 @@ impl Change for Replace {
         let mut manifests = Vec::new();
         let mut found = 0usize;
         let (mut rfiles, mut rrows, mut rbytes) = (0u64, 0u64, 0u64);
-        let location = metadata.location().trim_end_matches('/').to_string();
         for manifest_file in list.entries() {
             if manifest_file.content != ManifestContentType::Data {
                 manifests.push(manifest_file.clone());
                 continue;
             }
             let manifest = manifest_file.load_manifest(table.file_io()).await?;
-            if !manifest.entries().iter().any(|e| e.is_alive() && self.inputs.contains(e.data_file().file_path())) {
-                manifests.push(manifest_file.clone());
-                continue;
-            }
-            let spec = metadata.partition_spec_by_id(manifest_file.partition_spec_id).ok_or_else(|| {
-                iceberg::Error::new(ErrorKind::DataInvalid, format!("manifest {} uses an unknown partition spec", manifest_file.manifest_path))
-            })?;
-            let path = format!("{location}/metadata/{}-m{}.avro", uuid::Uuid::new_v4(), self.written.len());
-            self.written.push(path.clone());
-            let mut writer = ManifestWriterBuilder::new(
-                table.file_io().new_output(&path)?,
-                Some(snapshot_id),
-                metadata.current_schema().clone(),
-                spec.as_ref().clone(),
-            )
-            .build_v2_data();
-            for entry in manifest.entries() {
-                if entry.status() == ManifestStatus::Deleted {
-                    continue;
-                }
-                let added_by = entry.snapshot_id().unwrap_or(manifest_file.added_snapshot_id);
-                let seq = entry.sequence_number().unwrap_or(manifest_file.sequence_number);
-                let d = entry.data_file().clone();
+            let mut hit = false;
+            for d in manifest.entries().iter().filter(|e| e.is_alive()).map(|e| e.data_file()) {
                 if self.inputs.contains(d.file_path()) {
+                    hit = true;
                     found += 1;
                     rfiles += 1;
                     rrows += d.record_count();
                     rbytes += d.file_size_in_bytes();
-                    writer.add_delete_file(d, seq, entry.file_sequence_number)?;
-                } else {
-                    writer.add_existing_file(d, added_by, seq, entry.file_sequence_number)?;
                 }
             }
-            manifests.push(writer.write_manifest_file().await?);
+            if hit {
+                manifests.push(crate::manifests::without(table, manifest_file, snapshot_id, &self.inputs, &mut self.written).await?);
+            } else {
+                manifests.push(manifest_file.clone());
+            }
         }
         if found != self.inputs.len() {
             // Another writer removed or replaced some inputs meanwhile: give up this compaction.
@@ -347,18 +327,8 @@ impl Change for Replace {
             return Ok(Step::Finish(None));
         }
         if self.manifest.is_none() {
-            let path = format!("{location}/metadata/{}-m-compacted.avro", uuid::Uuid::new_v4());
-            let mut writer = ManifestWriterBuilder::new(
-                table.file_io().new_output(&path)?,
-                Some(snapshot_id),
-                metadata.current_schema().clone(),
-                metadata.default_partition_spec().as_ref().clone(),
-            )
-            .build_v2_data();
-            for f in &self.outputs {
-                writer.add_file(f.clone(), -1)?;
-            }
-            self.manifest = Some(writer.write_manifest_file().await?);
+            let mut written = Vec::new();
+            self.manifest = Some(crate::manifests::added(table, snapshot_id, &self.outputs, &mut written).await?);
         }
         manifests.insert(0, self.manifest.clone().expect("written above"));
         let added = self.outputs.iter().fold((0, 0, 0), |(f, r, b), d| (f + 1, r + d.record_count(), b + d.file_size_in_bytes()));
@@ -428,21 +398,9 @@ impl Change for MergeManifests {
         for m in &data {
             by_spec.entry(m.partition_spec_id).or_default().push(m);
         }
-        let location = metadata.location().trim_end_matches('/').to_string();
         let mut manifests: Vec<ManifestFile> = Vec::new();
         for (spec_id, group) in by_spec {
-            let spec = metadata.partition_spec_by_id(spec_id).ok_or_else(|| {
-                iceberg::Error::new(ErrorKind::DataInvalid, format!("manifests use unknown partition spec {spec_id}"))
-            })?;
-            let path = format!("{location}/metadata/{}-m-merged.avro", uuid::Uuid::new_v4());
-            self.written.push(path.clone());
-            let mut writer = ManifestWriterBuilder::new(
-                table.file_io().new_output(&path)?,
-                Some(snapshot_id),
-                metadata.current_schema().clone(),
-                spec.as_ref().clone(),
-            )
-            .build_v2_data();
+            let mut writer = crate::manifests::writer(table, snapshot_id, spec_id, &mut self.written)?;
             for manifest_file in group {
                 let manifest = manifest_file.load_manifest(table.file_io()).await?;
                 for entry in manifest.entries().iter().filter(|e| e.is_alive()) {

@@ -18,20 +18,21 @@
 //! snapshot expiry and the orphan sweep. Committed through the commit driver
 //! ([`crate::publish`]): retried on conflicts, re-planned on the fresh table.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type};
 use arrow_array::{BooleanArray, RecordBatch};
 use async_trait::async_trait;
 use iceberg::spec::{
-    DataFile, Datum, ManifestContentType, ManifestFile, ManifestStatus, ManifestWriterBuilder, Operation, PrimitiveLiteral,
+    DataFile, Datum, ManifestContentType, ManifestFile, Operation, PrimitiveLiteral,
 };
 use iceberg::table::Table;
 use iceberg::ErrorKind;
 
 use crate::error::{Error, Result};
 use crate::ledger::{self, LEDGER_PROP};
+use crate::manifests;
 use crate::publish::{self, Change, Step};
 use crate::CalvingCatalog;
 
@@ -303,100 +304,62 @@ impl Change for Remove {
         }
         let fields = KafkaFields::of(table)?;
         let file_io = table.file_io();
-        let location = metadata.location().trim_end_matches('/');
         let list = table.manifest_list_reader(&parent).load().await?;
         let mut manifests: Vec<ManifestFile> = Vec::new();
         let (mut files, mut rewritten, mut rows, mut bytes) = (0usize, 0usize, 0u64, 0u64);
         let (mut added_files, mut added_rows, mut added_bytes) = (0u64, 0u64, 0u64);
         let mut replacements: Vec<DataFile> = Vec::new();
+        let hit = |f: &DataFile| match fields.holding(f, &target.topic_id, target.partition) {
+            Holding::Nothing => None,
+            Holding::Only(lo, hi) if target.within(lo, hi) => Some(true),
+            Holding::Only(lo, hi) | Holding::Some(lo, hi) => target.touches(lo, hi).then_some(false),
+        };
         for manifest_file in list.entries() {
             if manifest_file.content != ManifestContentType::Data {
                 manifests.push(manifest_file.clone());
                 continue;
             }
             let manifest = manifest_file.load_manifest(file_io).await?;
-            let hit = |f: &DataFile| match fields.holding(f, &target.topic_id, target.partition) {
-                Holding::Nothing => None,
-                Holding::Only(lo, hi) if target.within(lo, hi) => Some(true),
-                Holding::Only(lo, hi) | Holding::Some(lo, hi) => target.touches(lo, hi).then_some(false),
-            };
-            if !manifest.entries().iter().any(|e| e.is_alive() && hit(e.data_file()).is_some()) {
-                manifests.push(manifest_file.clone());
-                continue;
-            }
-            let spec = metadata.partition_spec_by_id(manifest_file.partition_spec_id).ok_or_else(|| {
-                iceberg::Error::new(
-                    ErrorKind::DataInvalid,
-                    format!("manifest {} uses unknown partition spec {}", manifest_file.manifest_path, manifest_file.partition_spec_id),
-                )
-            })?;
-            let path = format!("{location}/metadata/{}-m{}.avro", uuid::Uuid::new_v4(), written.len());
-            written.push(path.clone());
-            let mut writer = ManifestWriterBuilder::new(
-                file_io.new_output(&path)?,
-                Some(snapshot_id),
-                metadata.current_schema().clone(),
-                spec.as_ref().clone(),
-            )
-            .build_v2_data();
-            for entry in manifest.entries() {
-                if entry.status() == ManifestStatus::Deleted {
-                    continue; // deletions of earlier snapshots are not carried over
-                }
-                let added_by = entry.snapshot_id().unwrap_or(manifest_file.added_snapshot_id);
-                let seq = entry.sequence_number().unwrap_or(manifest_file.sequence_number);
-                let data_file = entry.data_file().clone();
-                match hit(&data_file) {
-                    None => writer.add_existing_file(data_file, added_by, seq, entry.file_sequence_number)?,
-                    Some(whole) => {
-                        let replacement = if whole {
-                            None
-                        } else {
-                            rewrite_without(table, &data_file, target, self.writer_properties.clone())
-                                .await?
-                        };
-                        match replacement {
-                            Some((new_file, kept)) if kept == data_file.record_count() => {
-                                // Nothing of the ranges in it after all.
-                                let _ = file_io.delete(new_file.file_path()).await;
-                                writer.add_existing_file(data_file, added_by, seq, entry.file_sequence_number)?;
-                                continue;
-                            }
-                            Some((new_file, kept)) => {
-                                written.push(new_file.file_path().to_string());
-                                rewritten += 1;
-                                rows += data_file.record_count() - kept;
-                                added_files += 1;
-                                added_rows += new_file.record_count();
-                                added_bytes += new_file.file_size_in_bytes();
-                                replacements.push(new_file);
-                            }
-                            None => {
-                                files += 1;
-                                rows += data_file.record_count();
-                            }
-                        }
-                        bytes += data_file.file_size_in_bytes();
-                        writer.add_delete_file(data_file, seq, entry.file_sequence_number)?;
+            let mut dropped: HashSet<String> = HashSet::new();
+            for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
+                let data_file = entry.data_file();
+                let Some(whole) = hit(data_file) else { continue };
+                let replacement = if whole {
+                    None
+                } else {
+                    rewrite_without(table, data_file, target, self.writer_properties.clone()).await?
+                };
+                match replacement {
+                    Some((new_file, kept)) if kept == data_file.record_count() => {
+                        // Nothing of the ranges in it after all.
+                        let _ = file_io.delete(new_file.file_path()).await;
+                        continue;
+                    }
+                    Some((new_file, kept)) => {
+                        written.push(new_file.file_path().to_string());
+                        rewritten += 1;
+                        rows += data_file.record_count() - kept;
+                        added_files += 1;
+                        added_rows += new_file.record_count();
+                        added_bytes += new_file.file_size_in_bytes();
+                        replacements.push(new_file);
+                    }
+                    None => {
+                        files += 1;
+                        rows += data_file.record_count();
                     }
                 }
+                bytes += data_file.file_size_in_bytes();
+                dropped.insert(data_file.file_path().to_string());
             }
-            manifests.push(writer.write_manifest_file().await?);
+            if dropped.is_empty() {
+                manifests.push(manifest_file.clone());
+            } else {
+                manifests.push(manifests::without(table, manifest_file, snapshot_id, &dropped, written).await?);
+            }
         }
         if !replacements.is_empty() {
-            let path = format!("{location}/metadata/{}-m{}.avro", uuid::Uuid::new_v4(), written.len());
-            written.push(path.clone());
-            let mut writer = ManifestWriterBuilder::new(
-                file_io.new_output(&path)?,
-                Some(snapshot_id),
-                metadata.current_schema().clone(),
-                metadata.default_partition_spec().as_ref().clone(),
-            )
-            .build_v2_data();
-            for f in replacements {
-                writer.add_file(f, -1)?;
-            }
-            manifests.insert(0, writer.write_manifest_file().await?);
+            manifests.insert(0, manifests::added(table, snapshot_id, &replacements, written).await?);
         }
         if files + rewritten == 0 && !in_ledger {
             return Ok(Step::Finish(self.outcome.clone()));
