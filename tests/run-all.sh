@@ -44,7 +44,10 @@ if [ "$typed_rc" != 0 ] && [ "$typed_failed" = 0 ]; then typed_failed=1; fi
 
 echo "== Table maintenance by other engines: integration/maintain/run.sh (Spark's rewrite_data_files, rewrite_manifests, expire_snapshots, remove_orphan_files and pyiceberg's expire_snapshots on a real broker's tables)"
 maint_rc=0
-integration/maintain/run.sh 2>&1 | tee "$logs/maintain.txt" || maint_rc=$?
+# The `calving` binary cargo test has just built (for the re-upload through `calving convert`).
+cli="${CARGO_TARGET_DIR:-$root/target}/debug/calving"
+[ -x "$cli" ] || cli=""
+CALVING_CLI=$cli integration/maintain/run.sh 2>&1 | tee "$logs/maintain.txt" || maint_rc=$?
 maint_passed=$(grep -c '^PASS' "$logs/maintain.txt" || true)
 maint_failed=$(grep -c '^FAIL' "$logs/maintain.txt" || true)
 if [ "$maint_rc" != 0 ] && [ "$maint_failed" = 0 ]; then maint_failed=1; fi

@@ -40,9 +40,9 @@
 # is kept on failure, or always with CALVING_KEEP_WORK=1.
 #
 # Env: CALVING_JAR (default build/libs/calving-0.1.0-SNAPSHOT.jar), CALVING_CLI (the `calving`
-# binary; default: release/calving or debug/calving under $CARGO_TARGET_DIR, default
-# ~/.cache/calving/target, when newer than every Rust source, else `cargo build --release --locked
-# -p calving-cli`), CALVING_MAINT_RECORDS / CALVING_MAINT_RECORDS2 (records per partition
+# binary; tests/run-all.sh passes the debug one its cargo test built; default: release/calving or
+# debug/calving under $CARGO_TARGET_DIR, default ~/.cache/calving/target, when newer than every
+# Rust source, else `cargo build --release --locked -p calving-cli`), CALVING_MAINT_RECORDS / CALVING_MAINT_RECORDS2 (records per partition
 # per topic in rounds 1 and 2, default 250 / 80), CALVING_MAINT_STALL (seconds without a record
 # before a consumer gives up, default 12), CALVING_MAINT_TIMEOUT (watchdog, default 900 s),
 # CALVING_KAFKA_LIBS, CALVING_TYPED_LIBS (the Spark jars, integration/typed/resolve-jars.sh).
@@ -102,10 +102,10 @@ python3 -m zipfile -l "$jar" | grep -q 'libcalving' || die "$jar holds no libcal
 cli=${CALVING_CLI:-}
 target=${CARGO_TARGET_DIR:-$HOME/.cache/calving/target}
 if [ -z "$cli" ]; then
-  # A binary newer than every Rust source (tests/run-all.sh's cargo test has just built the debug
-  # one), else a release build.
+  # A binary newer than every Rust source (tests and fuzz targets aside), else a release build.
   for b in "$target/release/calving" "$target/debug/calving"; do
-    if [ -x "$b" ] && [ -z "$(cd "$root" && find rust Cargo.toml Cargo.lock -newer "$b" -print -quit)" ]; then cli=$b; break; fi
+    if [ -x "$b" ] && [ -z "$(cd "$root" && find rust Cargo.toml Cargo.lock \( -path '*/tests' -o -path '*/fuzz' -o -path '*/benches' \) \
+         -prune -o -newer "$b" -type f -print -quit)" ]; then cli=$b; break; fi
   done
 fi
 if [ -z "$cli" ]; then
