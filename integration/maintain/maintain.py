@@ -123,6 +123,7 @@ def spark_session(warehouse):
         .config("spark.driver.memory", "768m")
         .config("spark.driver.extraJavaOptions", "-XX:+UseSerialGC -XX:TieredStopAtLevel=1")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.local.dir", os.environ.get("CALVING_SPARK_LOCAL_DIR", "/tmp"))
