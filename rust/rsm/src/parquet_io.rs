@@ -85,7 +85,12 @@ impl RowReader {
             return Ok((reader, md));
         }
         let options = ArrowReaderOptions::new().with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Required);
-        let md = ArrowReaderMetadata::load_async(&mut reader, options).await?;
+        let md = ArrowReaderMetadata::load_async(&mut reader, options.clone()).await?;
+        // Files other engines wrote (compaction by Spark…) read in Calving's Arrow types.
+        let md = match calving_table::calving_arrow_schema(md.schema()) {
+            Some(schema) => ArrowReaderMetadata::try_new(md.metadata().clone(), options.with_schema(Arc::new(schema)))?,
+            None => md,
+        };
         let mut cache = self.footers.lock().expect("footer cache");
         if cache.len() >= self.max_footers {
             cache.clear(); // simple bound; footers are cheap to reload

@@ -502,3 +502,69 @@ mod tests {
         );
     }
 }
+
+/// The Arrow schema Calving reads data files in, from a file's own: byte arrays as
+/// `LargeBinary`, strings as `Utf8`, lists as `List`, whatever the writer chose (Calving's files
+/// carry their Arrow schema; Spark's and other Parquet writers' do not, or choose other widths),
+/// so rows read the same from any engine's files. `None` when the schema is already so.
+pub fn calving_arrow_schema(schema: &arrow_schema::Schema) -> Option<arrow_schema::Schema> {
+    use arrow_schema::{DataType, Field};
+    fn field(f: &Field) -> Field {
+        f.clone().with_data_type(data_type(f.data_type()))
+    }
+    fn data_type(t: &DataType) -> DataType {
+        match t {
+            DataType::Binary | DataType::BinaryView => DataType::LargeBinary,
+            DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
+            DataType::List(f) | DataType::LargeList(f) | DataType::ListView(f) | DataType::LargeListView(f) => {
+                DataType::List(std::sync::Arc::new(field(f)))
+            }
+            DataType::Struct(fields) => DataType::Struct(fields.iter().map(|f| field(f)).collect()),
+            DataType::Map(f, sorted) => DataType::Map(std::sync::Arc::new(field(f)), *sorted),
+            other => other.clone(),
+        }
+    }
+    let mapped = arrow_schema::Schema::new_with_metadata(
+        schema.fields().iter().map(|f| field(f)).collect::<Vec<_>>(),
+        schema.metadata().clone(),
+    );
+    (mapped != *schema).then_some(mapped)
+}
+
+/// A Parquet reader over a data file's bytes that yields [`calving_arrow_schema`]'s types.
+pub(crate) fn data_file_reader(
+    bytes: bytes::Bytes,
+) -> parquet::errors::Result<parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder<bytes::Bytes>> {
+    use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+    let md = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new())?;
+    let md = match calving_arrow_schema(md.schema()) {
+        Some(schema) => ArrowReaderMetadata::try_new(md.metadata().clone(), ArrowReaderOptions::new().with_schema(std::sync::Arc::new(schema)))?,
+        None => md,
+    };
+    Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, md))
+}
+
+#[cfg(test)]
+mod arrow_types {
+    use arrow_schema::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    use super::calving_arrow_schema;
+
+    #[test]
+    fn other_writers_types_read_as_calvings() {
+        let header = Field::new("element", DataType::Struct(vec![Field::new("key", DataType::LargeUtf8, false), Field::new("value", DataType::Binary, true)].into()), true);
+        let spark = Schema::new(vec![
+            Field::new("kafka", DataType::Struct(vec![Field::new("key", DataType::Binary, true), Field::new("headers", DataType::LargeList(Arc::new(header)), true)].into()), false),
+            Field::new("value", DataType::BinaryView, true),
+        ]);
+        let calving = calving_arrow_schema(&spark).expect("mapped");
+        let header = Field::new("element", DataType::Struct(vec![Field::new("key", DataType::Utf8, false), Field::new("value", DataType::LargeBinary, true)].into()), true);
+        let want = Schema::new(vec![
+            Field::new("kafka", DataType::Struct(vec![Field::new("key", DataType::LargeBinary, true), Field::new("headers", DataType::List(Arc::new(header)), true)].into()), false),
+            Field::new("value", DataType::LargeBinary, true),
+        ]);
+        assert_eq!(calving, want);
+        assert_eq!(calving_arrow_schema(&want), None, "already Calving's types");
+    }
+}

@@ -73,7 +73,7 @@ pub use commit::{
 };
 pub use config::{CatalogConfig, CatalogKind};
 pub use data_file::{
-    data_file_from_parquet, day_partition_value, new_data_file_location, partition_value,
+    calving_arrow_schema, data_file_from_parquet, day_partition_value, new_data_file_location, partition_value,
 };
 pub use error::{Error, Result};
 pub use ledger::{Ledger, LedgerSource, LEDGER_PROP};

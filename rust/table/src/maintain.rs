@@ -174,14 +174,23 @@ pub async fn compact(
     let mut written: Vec<String> = Vec::new();
     let result: Result<()> = async {
         for group in &chosen {
-            let mut batches = Vec::new();
+            // Files written with different schemas (a table whose schema evolved, another engine's
+            // files) are compacted apart: one output per schema.
+            let mut by_schema: Vec<(arrow_schema::SchemaRef, Vec<RecordBatch>)> = Vec::new();
             for f in group {
-                batches.extend(read_data_file(&table, f).await?);
+                for b in read_data_file(&table, f).await? {
+                    match by_schema.iter_mut().find(|(s, _)| *s == b.schema()) {
+                        Some((_, batches)) => batches.push(b),
+                        None => by_schema.push((b.schema(), vec![b])),
+                    }
+                }
             }
-            let sorted = sort_rows(&batches)?;
-            for (location, file) in write_data_files(catalog, &table, group[0].partition(), &sorted, target).await? {
-                written.push(location);
-                outputs.push(file);
+            for (_, batches) in by_schema {
+                let sorted = sort_rows(&batches)?;
+                for (location, file) in write_data_files(catalog, &table, group[0].partition(), &sorted, target).await? {
+                    written.push(location);
+                    outputs.push(file);
+                }
             }
             progress(&format!("compact: {} files -> {} written", group.len(), outputs.len()));
         }
@@ -205,10 +214,9 @@ pub async fn compact(
 
 /// Reads every row of a data file (all columns).
 pub(crate) async fn read_data_file(table: &Table, file: &DataFile) -> Result<Vec<RecordBatch>> {
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let bytes = table.file_io().new_input(file.file_path())?.read().await?;
     let err = |e: String| Error::from(iceberg::Error::new(ErrorKind::Unexpected, format!("reading {}: {e}", file.file_path())));
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+    let reader = crate::data_file::data_file_reader(bytes)
         .map_err(|e| err(e.to_string()))?
         .with_batch_size(8192)
         .build()

@@ -398,7 +398,6 @@ async fn rewrite_without(
     props: parquet::file::properties::WriterProperties,
 ) -> Result<Option<(DataFile, u64)>> {
     let (topic_id, partition) = (target.topic_id.as_str(), target.partition);
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::arrow::ArrowWriter;
 
     let bytes = table.file_io().new_input(file.file_path())?.read().await?;
@@ -408,7 +407,7 @@ async fn rewrite_without(
     let arrow_err = |e: arrow_schema::ArrowError| {
         Error::from(iceberg::Error::new(ErrorKind::Unexpected, format!("rewriting {}: {e}", file.file_path())))
     };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet_err)?;
+    let reader = crate::data_file::data_file_reader(bytes).map_err(parquet_err)?;
     let schema = reader.schema().clone();
     let reader = reader.with_batch_size(8192).build().map_err(parquet_err)?;
     let mut out = Vec::new();
