@@ -41,6 +41,9 @@ pub const PARTITION_PROP: &str = "calving.partition";
 pub const START_OFFSET_PROP: &str = "calving.start-offset";
 /// Snapshot summary key: the segment's last offset (inclusive).
 pub const END_OFFSET_PROP: &str = "calving.end-offset";
+/// Snapshot summary key of a group commit: how many segments it committed (the `calving.*`
+/// segment keys above name the first).
+pub const SEGMENTS_PROP: &str = "calving.segments";
 
 /// The identity of the segment whose data files a commit adds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -133,8 +136,33 @@ pub fn ancestry(table: &Table) -> impl Iterator<Item = &SnapshotRef> {
     })
 }
 
+/// Most segments one group commit takes.
+const GROUP_MAX_SEGMENTS: usize = 64;
+/// Most data file bytes one group commit takes (beyond its first member).
+const GROUP_MAX_BYTES: u64 = 1 << 30;
+
+/// An append waiting for its table's commit (group commit).
+pub(crate) struct Pending {
+    commit: SegmentCommit,
+    data_files: Vec<DataFile>,
+    reply: tokio::sync::oneshot::Sender<Result<CommitOutcome>>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").field("commit", &self.commit).field("files", &self.data_files.len()).finish()
+    }
+}
+
 /// Commits `data_files` of one segment to the topic's table, exactly once against the ledger;
-/// see the module docs.
+/// see the module docs. Returns once the segment is durably committed.
+///
+/// **Group commit**: appends to one table that arrive while a commit of that table is in flight
+/// in this process wait for it, then go together in the next commit — one snapshot, one
+/// manifest, every member's ledger entries — taken by whichever of them gets the table's commit
+/// lock first (at most [`GROUP_MAX_SEGMENTS`] segments and [`GROUP_MAX_BYTES`] of files). An
+/// idle table commits the first append at once. Every member is checked against the ledger on
+/// its own (and against the members before it): one that fails the check fails alone.
 pub async fn append(
     catalog: &CalvingCatalog,
     topic: &str,
@@ -142,77 +170,166 @@ pub async fn append(
     commit: SegmentCommit,
 ) -> Result<CommitOutcome> {
     commit.validate()?;
-    let started = Instant::now();
-    let files = data_files.len();
-    let rows: u64 = data_files.iter().map(|f| f.record_count()).sum();
-    let mut change = Append { commit, data_files, manifest: None };
-    let outcome = publish::publish(catalog, topic, &mut change).await?;
-    let c = &change.commit;
-    tracing::info!(
-        table = %catalog.table_ident(topic),
-        snapshot_id = outcome.snapshot_id(),
-        segment_id = %c.segment_id,
-        partition = c.partition,
-        start_offset = c.start_offset,
-        end_offset = c.end_offset,
-        files,
-        rows,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "committed segment"
-    );
-    Ok(outcome)
+    let ident = catalog.table_ident(topic);
+    let (reply, mut answer) = tokio::sync::oneshot::channel();
+    let queue = catalog.append_queue(&ident);
+    queue.lock().expect("append queue").push(Pending { commit, data_files, reply });
+    let lock = catalog.commit_lock(&ident);
+    loop {
+        let serialized = lock.lock().await;
+        // A group committed while we waited may have taken this append.
+        if let Ok(outcome) = answer.try_recv() {
+            return outcome;
+        }
+        let group = take_group(&queue);
+        commit_group(catalog, topic, group).await;
+        drop(serialized);
+        if let Ok(outcome) = answer.try_recv() {
+            return outcome;
+        }
+    }
 }
 
-/// One segment's append, as the commit driver plans it.
-struct Append {
+/// The oldest waiting appends, within the group bounds (at least one).
+fn take_group(queue: &std::sync::Mutex<Vec<Pending>>) -> Vec<Pending> {
+    let mut queue = queue.lock().expect("append queue");
+    let (mut n, mut bytes) = (0usize, 0u64);
+    while n < queue.len() && n < GROUP_MAX_SEGMENTS {
+        let b: u64 = queue[n].data_files.iter().map(DataFile::file_size_in_bytes).sum();
+        if n > 0 && bytes + b > GROUP_MAX_BYTES {
+            break;
+        }
+        bytes += b;
+        n += 1;
+    }
+    queue.drain(..n).collect()
+}
+
+/// Commits a group (the caller holds the table's commit lock) and answers every member.
+async fn commit_group(catalog: &CalvingCatalog, topic: &str, group: Vec<Pending>) {
+    if group.is_empty() {
+        return;
+    }
+    let started = Instant::now();
+    let (mut members, replies): (Vec<Member>, Vec<_>) = group
+        .into_iter()
+        .map(|p| (Member { commit: p.commit, data_files: p.data_files, refused: None }, p.reply))
+        .unzip();
+    let size = members.len();
+    let mut change = GroupAppend { members: std::mem::take(&mut members), manifest: None, written: Vec::new() };
+    let result = publish::publish_locked(catalog, topic, &mut change).await;
+    let table = catalog.table_ident(topic);
+    for (i, (member, reply)) in change.members.iter_mut().zip(replies).enumerate() {
+        let outcome = match (&result, member.refused.take()) {
+            (_, Some(refused)) => Err(refused),
+            (Ok(Some((snapshot_id, committed))), None) => {
+                let c = &member.commit;
+                tracing::info!(
+                    %table,
+                    snapshot_id,
+                    segment_id = %c.segment_id,
+                    partition = c.partition,
+                    start_offset = c.start_offset,
+                    end_offset = c.end_offset,
+                    files = member.data_files.len(),
+                    rows = member.data_files.iter().map(|f| f.record_count()).sum::<u64>(),
+                    group = size,
+                    member = i,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "committed segment"
+                );
+                Ok(CommitOutcome::Committed { snapshot_id: *snapshot_id, table: committed.clone() })
+            }
+            (Ok(None), None) => Err(Error::from(iceberg::Error::new(ErrorKind::Unexpected, "the group commit committed nothing"))),
+            (Err(e), None) => Err(e.for_another_caller()),
+        };
+        let _ = reply.send(outcome); // a caller that gave up (dropped) needs no answer
+    }
+}
+
+/// One member of a group commit.
+struct Member {
     commit: SegmentCommit,
     data_files: Vec<DataFile>,
-    /// The data manifest, written on the first attempt and reused.
-    manifest: Option<ManifestFile>,
+    /// Why the last plan left it out (offsets the ledger holds since its caller planned).
+    refused: Option<Error>,
+}
+
+/// Several segments' appends in one snapshot, as the commit driver plans it.
+struct GroupAppend {
+    members: Vec<Member>,
+    /// The data manifest of the members it lists (reused while the same members go in).
+    manifest: Option<(Vec<usize>, ManifestFile)>,
+    written: Vec<String>,
 }
 
 #[async_trait]
-impl Change for Append {
-    type Output = CommitOutcome;
+impl Change for GroupAppend {
+    type Output = Option<(i64, Box<Table>)>;
 
-    async fn plan(&mut self, table: &Table, snapshot_id: i64) -> Result<Step<CommitOutcome>> {
-        let c = &self.commit;
+    async fn plan(&mut self, table: &Table, snapshot_id: i64) -> Result<Step<Self::Output>> {
         let (mut ledger, _) = ledger::load(table).await?;
-        let held = ledger.overlapping(&c.topic_id, c.partition, c.start_offset, c.end_offset);
-        if clipped(&held, c.start_offset, c.end_offset) != clipped(&c.already_held, c.start_offset, c.end_offset) {
-            return Err(Error::OffsetsAlreadyCommitted {
-                table: table.identifier().to_string(),
-                topic_id: c.topic_id.clone(),
-                partition: c.partition,
-                start_offset: c.start_offset,
-                end_offset: c.end_offset,
-                existing: held,
-            });
+        let mut accepted = Vec::new();
+        for (i, m) in self.members.iter_mut().enumerate() {
+            let c = &m.commit;
+            let held = ledger.overlapping(&c.topic_id, c.partition, c.start_offset, c.end_offset);
+            m.refused = (clipped(&held, c.start_offset, c.end_offset) != clipped(&c.already_held, c.start_offset, c.end_offset))
+                .then(|| Error::OffsetsAlreadyCommitted {
+                    table: table.identifier().to_string(),
+                    topic_id: c.topic_id.clone(),
+                    partition: c.partition,
+                    start_offset: c.start_offset,
+                    end_offset: c.end_offset,
+                    existing: held,
+                });
+            if m.refused.is_none() {
+                // Members after this one see its offsets as held (a retry and a re-upload of the
+                // same offsets in one group).
+                ledger.add(&c.topic_id, c.partition, c.start_offset, c.end_offset);
+                accepted.push(i);
+            }
         }
-        ledger.add(&c.topic_id, c.partition, c.start_offset, c.end_offset);
+        if accepted.is_empty() {
+            self.manifest = None; // what earlier plans wrote is superseded
+            return Ok(Step::Finish(None));
+        }
+        if self.manifest.as_ref().is_none_or(|(members, _)| *members != accepted) {
+            let files: Vec<DataFile> = accepted.iter().flat_map(|&i| self.members[i].data_files.iter().cloned()).collect();
+            let manifest = crate::manifests::added(table, snapshot_id, &files, &mut self.written).await?;
+            self.manifest = Some((accepted.clone(), manifest));
+        }
         let metadata = table.metadata();
-        if self.manifest.is_none() {
-            let mut written = Vec::new();
-            self.manifest = Some(crate::manifests::added(table, snapshot_id, &self.data_files, &mut written).await?);
-        }
-        let mut manifests = vec![self.manifest.clone().expect("written above")];
+        let mut manifests = vec![self.manifest.as_ref().expect("written above").1.clone()];
         let parent = metadata.current_snapshot();
         if let Some(parent) = parent {
             manifests.extend(table.manifest_list_reader(parent).load().await?.entries().iter().cloned());
         }
-        let mut summary = c.summary_properties();
+        // The summary names the first member's segment (one segment: the common case) and how
+        // many went in; the ledger holds them all.
+        let mut summary = self.members[accepted[0]].commit.summary_properties();
+        if accepted.len() > 1 {
+            summary.insert(SEGMENTS_PROP.to_string(), accepted.len().to_string());
+        }
         summary.insert(LEDGER_PROP.to_string(), ledger.encode());
-        let added = self.data_files.iter().fold((0, 0, 0), |(f, r, b), d| (f + 1, r + d.record_count(), b + d.file_size_in_bytes()));
+        let added = accepted
+            .iter()
+            .flat_map(|&i| self.members[i].data_files.iter())
+            .fold((0, 0, 0), |(f, r, b), d| (f + 1, r + d.record_count(), b + d.file_size_in_bytes()));
         publish::totals(parent, added, (0, 0, 0), &mut summary);
         Ok(Step::Commit { manifests, operation: Operation::Append, summary })
     }
 
-    fn committed(&mut self, table: &Table, snapshot_id: i64) -> CommitOutcome {
-        CommitOutcome::Committed { snapshot_id, table: Box::new(table.clone()) }
+    fn committed(&mut self, table: &Table, snapshot_id: i64) -> Self::Output {
+        Some((snapshot_id, Box::new(table.clone())))
     }
 
     fn written(&self) -> Vec<String> {
-        self.manifest.iter().map(|m| m.manifest_path.clone()).collect()
+        self.written.clone()
+    }
+
+    fn superseded(&self) -> Vec<String> {
+        let current = self.manifest.as_ref().map(|(_, m)| m.manifest_path.as_str());
+        self.written.iter().filter(|w| Some(w.as_str()) != current).cloned().collect()
     }
 }
 

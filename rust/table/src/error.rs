@@ -119,6 +119,23 @@ impl Error {
         }
     }
 
+    /// The same failure for another caller that shared the operation (a member of a group
+    /// commit): same variant and retriability, the message as text.
+    pub(crate) fn for_another_caller(&self) -> Self {
+        let text = |e: &dyn std::fmt::Display, kind| Box::new(iceberg::Error::new(kind, e.to_string()));
+        match self {
+            Error::CatalogUnavailable { operation, source } => Error::CatalogUnavailable { operation, source: text(source, source.kind()) },
+            Error::CommitConflict { table, source } => Error::CommitConflict { table: table.clone(), source: text(source, source.kind()) },
+            Error::CommitStateUnknown { table, what, source } => {
+                Error::CommitStateUnknown { table: table.clone(), what: what.clone(), source: text(source, source.kind()) }
+            }
+            Error::InvalidConfig { key, reason } => Error::InvalidConfig { key: key.clone(), reason: reason.clone() },
+            other => Error::Iceberg(Box::new(
+                iceberg::Error::new(iceberg::ErrorKind::Unexpected, other.to_string()).with_retryable(other.is_retriable()),
+            )),
+        }
+    }
+
     pub(crate) fn config(key: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::InvalidConfig {
             key: key.into(),

@@ -68,7 +68,7 @@ use iceberg::spec::DataFile;
 use iceberg::{Catalog, TableIdent};
 
 pub use commit::{
-    ancestry, append, CommitOutcome, SegmentCommit, END_OFFSET_PROP, PARTITION_PROP, SEGMENT_ID_PROP,
+    ancestry, append, CommitOutcome, SegmentCommit, END_OFFSET_PROP, PARTITION_PROP, SEGMENTS_PROP, SEGMENT_ID_PROP,
     START_OFFSET_PROP, TOPIC_ID_PROP,
 };
 pub use config::{CatalogConfig, CatalogKind};
@@ -99,6 +99,8 @@ pub struct CalvingCatalog {
     writer_properties: Option<parquet::file::properties::WriterProperties>,
     /// The own commit path's connections, kept between commits.
     connections: Arc<snapshot_commit::Connections>,
+    /// Appends waiting for their table's commit, per table (group commit).
+    append_queues: Arc<Mutex<HashMap<TableIdent, Arc<Mutex<Vec<commit::Pending>>>>>>,
 }
 
 impl CalvingCatalog {
@@ -110,7 +112,7 @@ impl CalvingCatalog {
 
     /// Wraps a catalog built elsewhere.
     pub fn new(catalog: Arc<dyn Catalog>, config: CatalogConfig) -> Self {
-        CalvingCatalog { catalog, config, commit_locks: Arc::default(), writer_properties: None, connections: Arc::default() }
+        CalvingCatalog { catalog, config, commit_locks: Arc::default(), writer_properties: None, connections: Arc::default(), append_queues: Arc::default() }
     }
 
     /// Parquet writer settings for files Calving rewrites (the copy path's, from calving-layout).
@@ -130,6 +132,11 @@ impl CalvingCatalog {
 
     pub(crate) fn connections(&self) -> &snapshot_commit::Connections {
         &self.connections
+    }
+
+    /// The appends waiting for `ident`'s next commit.
+    pub(crate) fn append_queue(&self, ident: &TableIdent) -> Arc<Mutex<Vec<commit::Pending>>> {
+        self.append_queues.lock().expect("append queues").entry(ident.clone()).or_default().clone()
     }
 
     /// The lock that serializes commits to `ident` in this process.

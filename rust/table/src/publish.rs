@@ -127,9 +127,14 @@ pub(crate) trait Change: Send {
 
 /// Commits `change` to the topic's table; see the module docs.
 pub(crate) async fn publish<C: Change>(catalog: &CalvingCatalog, topic: &str, change: &mut C) -> Result<C::Output> {
-    let ident = catalog.table_ident(topic);
-    let lock = catalog.commit_lock(&ident);
+    let lock = catalog.commit_lock(&catalog.table_ident(topic));
     let _serialized = lock.lock().await;
+    publish_locked(catalog, topic, change).await
+}
+
+/// [`publish`] for a caller that holds the table's commit lock.
+pub(crate) async fn publish_locked<C: Change>(catalog: &CalvingCatalog, topic: &str, change: &mut C) -> Result<C::Output> {
+    let ident = catalog.table_ident(topic);
     let started = Instant::now();
     let mut table = catalog.load_table(topic).await?;
     let policy = RetryPolicy::for_table(&table, catalog.config().commit_retry());
