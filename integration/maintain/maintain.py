@@ -33,6 +33,13 @@ what a procedure did goes to stderr. The exit status is 1 when any check failed.
     maintain.py files <warehouse dir> <topic>
         prints "<data files> <sidecars> <metadata files>" under the table's location (the
         sidecars wherever they are under the warehouse)
+    maintain.py live <warehouse dir> <topic> [<paths out>]
+        prints "<snapshots> <live data files> <rows>" of the table (pyiceberg: the snapshots in its
+        metadata, the data files of the current snapshot and their record counts); writes the live
+        data files' local paths to <paths out>, one a line
+    maintain.py gone <before paths> <after paths> <label>
+        the data files live before (maintain.py live's paths) that are not live afterwards are gone
+        from storage (a later read cannot have used them)
 
 check.py (integration/e2e) does the comparisons with what was produced.
 """
@@ -92,13 +99,37 @@ def file_counts(warehouse, topic):
     files = walk(tdir)
     data = sum(1 for f in files if f.endswith(".parquet"))
     meta = sum(1 for f in files if "/metadata/" in f)
-    # Sidecars: wherever they are under the warehouse (today: <table>/calving/sidecars/...).
+    # Sidecars: wherever they are under the warehouse (by default <warehouse>/calving-sidecars/kafka/<topic>/...).
     sidecars = sum(1 for f in walk(warehouse) if f.endswith(".sidecar") and f"/{topic}/" in f)
     return data, sidecars, meta
 
 
 def cmd_files(warehouse, topic):
     print(*file_counts(warehouse, topic))
+
+
+def cmd_live(warehouse, topic, paths_out=None):
+    tbl = catalog(warehouse).load_table(f"kafka.{topic}")
+    files = [t.file for t in tbl.scan().plan_files()]
+    if paths_out:
+        with open(paths_out, "w") as f:
+            f.writelines(strip_file(d.file_path) + "\n" for d in files)
+    print(len(tbl.snapshots()), len(files), sum(d.record_count for d in files))
+
+
+def cmd_gone(before_path, after_path, label):
+    def paths(p):
+        with open(p) as f:
+            return {line.strip() for line in f if line.strip()}
+
+    replaced = sorted(paths(before_path) - paths(after_path))
+    left = [f for f in replaced if os.path.exists(f)]
+    if not replaced:
+        result(False, label, "no data file live before is gone from the current snapshot (nothing was compacted)")
+    elif left:
+        result(False, label, f"{len(left)} of the {len(replaced)} replaced data files still exist (e.g. {left[0]})")
+    else:
+        result(True, f"{label}: the {len(replaced)} data files compaction replaced are gone from storage")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -341,7 +372,7 @@ def cmd_wait_empty(warehouse, topic, timeout_s):
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     {"spark": cmd_spark, "pyiceberg-expire": cmd_pyiceberg_expire, "dups": cmd_dups, "rows-kept": cmd_rows_kept,
-     "files": cmd_files, "wait-empty": cmd_wait_empty}[cmd](*args)
+     "files": cmd_files, "live": cmd_live, "gone": cmd_gone, "wait-empty": cmd_wait_empty}[cmd](*args)
     sys.exit(1 if check.failed else 0)
 
 

@@ -35,7 +35,15 @@
 #      offsets move, and the rows Kafka deleted stay in the table;
 #   7. pyiceberg's own expire_snapshots (Table.maintenance, pyiceberg 0.12) on both tables, then
 #      consume maint_keep from its earliest offset and compare;
-#   8. no ERROR from the remote log subsystem in the broker log; clean shutdown.
+#   8. Calving's own maintenance, the broker running: `calving maintain --warehouse <the broker's
+#      warehouse> --topic maint_keep --min-input-files 2 --expire-older-than-secs 0 --retain-last 1`
+#      (the same SQLite catalog) succeeds and prints its progress; it compacted small files (round
+#      2's and the re-upload's), the table has 1 snapshot and fewer live data files, the files it
+#      replaced are gone from storage, the sidecars stay; the table still holds every tiered record
+#      once and no (topic id, partition, offset) twice (pyiceberg, DuckDB); consume maint_keep from
+#      its earliest offset (the broker remembered where step 7's fetches found their rows: those
+#      files are gone now) and compare;
+#   9. no ERROR from the remote log subsystem in the broker log; clean shutdown.
 # Ends with "maintain: N passed, N failed"; exit status 1 when anything failed. The work directory
 # is kept on failure, or always with CALVING_KEEP_WORK=1.
 #
@@ -176,12 +184,13 @@ else
   fail "round 1 segments" "fewer than 8 segments tiered in some partition: $(echo "$per_partition" | awk '{printf "%s %s, ", $2, $1}')"
 fi
 
-# Consumers of every (topic, isolation) at once; their dumps compared with <oracle>.
-consume_and_compare() {   # <label> <oracle> <tiered> <topics>
-  local topic iso pids=() names=() i=0 rc name out
+# Consumers of every (topic, isolation) at once; their dumps compared with <oracle>, kept as
+# $work/<stem>-<topic>-<isolation>.* (stem: consumed unless given).
+consume_and_compare() {   # <label> <oracle> <tiered> <topics> [<stem>]
+  local topic iso pids=() names=() i=0 rc name out stem=${5:-consumed}
   for topic in ${4//,/ }; do
     for iso in read_uncommitted read_committed; do
-      out="$work/consumed-$topic-$iso"
+      out="$work/$stem-$topic-$iso"
       "${jvm[@]}" MaintainClient consume --bootstrap "$BROKER_BOOTSTRAP" --topics "$topic" --isolation "$iso" \
         --out "$out.tsv" --stall-s "$stall" 2>"$out.err" &
       pids+=($!); names+=("$topic $iso")
@@ -191,7 +200,7 @@ consume_and_compare() {   # <label> <oracle> <tiered> <topics>
   for i in "${!pids[@]}"; do
     wait "${pids[$i]}"; rc=$?
     topic=${names[$i]% *}; iso=${names[$i]#* }
-    out="$work/consumed-$topic-$iso"
+    out="$work/$stem-$topic-$iso"
     name="$1 $iso"
     if [ "$rc" = 0 ]; then
       awk -F'\t' -v t="$topic" '$1 == t' "$2" >"$out.oracle"
@@ -325,8 +334,62 @@ awk -F'\t' 'NR == FNR {e[$1 "\t" $2] = $3; next} ($1 "\t" $2) in e && $3 >= e[$1
 consume_and_compare "after pyiceberg expire_snapshots: consume from the earliest offset" \
   "$work/oracle-retained.tsv" "$work/tiered2.tsv" "$keep_topic"
 
-# ---- 8. broker log and shutdown
-say "8. broker log"
+# ---- 8. Calving's own maintenance (calving maintain), the broker running
+say "8. calving maintain"
+read -r snaps_before live_before rows_before < <(python3 "$here/maintain.py" live "$warehouse" "$keep_topic" "$work/live-before.txt")
+read -r _ sidecars_before_cm _ < <(python3 "$here/maintain.py" files "$warehouse" "$keep_topic")
+say "kafka.$keep_topic before calving maintain: ${snaps_before:-?} snapshots, ${live_before:-?} live data files, ${rows_before:-?} rows, ${sidecars_before_cm:-?} sidecars"
+cm_out="$work/calving-maintain.out"; cm_err="$work/calving-maintain.err"
+if [ -z "$cli" ] || [ ! -x "$cli" ]; then
+  fail "calving maintain" "no calving CLI (see $work/cargo.out)"
+else
+  t0=$(date +%s)
+  if bg "$cli" maintain --warehouse "$warehouse" --topic "$keep_topic" --min-input-files 2 --expire-older-than-secs 0 \
+       --retain-last 1 >"$cm_out" 2>"$cm_err"; then
+    summary_line=$(grep -E '^compacted [0-9]+ files' "$cm_out" | tail -n1)
+    progress_lines=$(grep -cE '^\[ *[0-9.]+ s\] ' "$cm_err")
+    if [ -n "$summary_line" ] && [ "$progress_lines" -ge 3 ]; then
+      pass "calving maintain on the broker's warehouse ($(($(date +%s) - t0)) s, broker running): $summary_line; progress: $(grep -E '^\[ *[0-9.]+ s\] ' "$cm_err" | sed 's/^\[ *\([0-9.]*\) s\] /\1 s: /' | paste -sd'|' - | sed 's/|/; /g' | cut -c1-600)"
+    else
+      fail "calving maintain output" "no summary line or fewer than 3 progress lines (stdout: $(tail -n1 "$cm_out" | cut -c1-200); stderr: $(tail -n3 "$cm_err" | tr '\n' ' ' | cut -c1-300))"
+    fi
+  else
+    fail "calving maintain" "exit status $?: $(grep -v '^\s*$' "$cm_err" | tail -n 3 | tr '\n' ' ' | cut -c1-500)"
+  fi
+  compacted=$(sed -n 's/^compacted \([0-9]*\) files.*/\1/p' "$cm_out" | tail -n1)
+  written=$(sed -n 's/^compacted [0-9]* files ([0-9]* bytes) into \([0-9]*\) .*/\1/p' "$cm_out" | tail -n1)
+  read -r snaps_after live_after rows_after < <(python3 "$here/maintain.py" live "$warehouse" "$keep_topic" "$work/live-after.txt")
+  say "kafka.$keep_topic after calving maintain: ${snaps_after:-?} snapshots, ${live_after:-?} live data files, ${rows_after:-?} rows"
+  if [ "${snaps_after:-}" = 1 ]; then
+    pass "after calving maintain: kafka.$keep_topic has 1 snapshot (${snaps_before:-?} before, --expire-older-than-secs 0 --retain-last 1)"
+  else
+    fail "after calving maintain: snapshots of kafka.$keep_topic" "${snaps_after:-?} snapshots (${snaps_before:-?} before), expected 1"
+  fi
+  if [ "${compacted:-0}" -gt 0 ] && [ -n "${live_after:-}" ] && [ "$live_after" -lt "${live_before:-0}" ] \
+     && [ "$live_after" = $((live_before - compacted + ${written:-0})) ] && [ "${rows_after:-}" = "${rows_before:-}" ]; then
+    pass "after calving maintain: kafka.$keep_topic has fewer live data files ($live_before -> $live_after: $compacted compacted into ${written:-?}), the same $rows_after rows"
+  elif [ "${compacted:-0}" = 0 ]; then
+    fail "calving maintain compaction" "nothing compacted ($live_before live data files; the step would not test reads of compacted rows): $(grep -E '^\[' "$cm_err" | head -n2 | tr '\n' ' ' | cut -c1-300)"
+  else
+    fail "after calving maintain: live data files of kafka.$keep_topic" "$live_before -> ${live_after:-?} live data files ($compacted compacted into ${written:-?}), rows ${rows_before:-?} -> ${rows_after:-?}"
+  fi
+  python3 "$here/maintain.py" gone "$work/live-before.txt" "$work/live-after.txt" "after calving maintain: kafka.$keep_topic" | tee_results
+  read -r _ sidecars_after_cm _ < <(python3 "$here/maintain.py" files "$warehouse" "$keep_topic")
+  if [ "${sidecars_before_cm:-0}" -gt 0 ] && [ "${sidecars_after_cm:-}" = "$sidecars_before_cm" ]; then
+    pass "after calving maintain: the $sidecars_before_cm sidecars of $keep_topic stay"
+  else
+    fail "after calving maintain: sidecars of $keep_topic" "${sidecars_before_cm:-?} before, ${sidecars_after_cm:-?} after"
+  fi
+fi
+for engine in pyiceberg duckdb; do
+  maint dups "$warehouse" "$keep_topic" "$engine" "exactly once after calving maintain:"
+  check table "$work/oracle.tsv" "$work/tiered2.tsv" "$warehouse" "$keep_topic" "$engine" "after calving maintain: every tiered record in the table once,"
+done
+consume_and_compare "after calving maintain: consume from the earliest offset" \
+  "$work/oracle-retained.tsv" "$work/tiered2.tsv" "$keep_topic" consumed-calving-maintain
+
+# ---- 9. broker log and shutdown
+say "9. broker log"
 check_broker_log
 if broker_stop; then pass "broker stopped cleanly"; else fail "broker stop" "no clean shutdown"; fi
 
