@@ -144,7 +144,9 @@ python3 "$here/check.py" queries "$work/oracle.tsv" "$work/tiered.tsv" "$work/qu
 offsets_by_timestamp ""
 
 # ---- 6. the tables, read by independent engines
-sidecars() { find "$warehouse" -path "*$1*/calving/sidecars/*" -name '*.sidecar' 2>/dev/null | wc -l; }
+# A topic's sidecars, wherever sidecar.location puts them under the warehouse (by default
+# <warehouse>/calving-sidecars/<namespace>/<topic>/<partition>/).
+sidecars() { find "$warehouse" -path "*/$1/*" -name '*.sidecar' 2>/dev/null | wc -l; }
 if [ "$tiering" = on ]; then
   for topic in ${topics//,/ }; do
     for engine in pyiceberg duckdb; do
