@@ -347,3 +347,33 @@ fn background_maintenance_compacts_what_the_broker_wrote() {
     }
 }
 
+
+/// Expiry deletes the files compaction replaced even when the kept snapshot is the compaction
+/// itself (whose manifest lists them as deleted, no manifest merge after it); Kafka then reads
+/// the compacted files.
+#[test]
+fn compacted_files_are_deleted_by_the_expiry_that_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let rsm = open(dir.path(), "keep");
+    let Copied { segs, topic, before, rows, .. } = copy_all(&rsm, dir.path());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let table = rt.block_on(rsm.catalog().load_table(&topic)).unwrap();
+    let old: Vec<String> = rt.block_on(calving_table::live_files(&table)).unwrap().into_iter().map(|f| f.data_file.file_path().to_string()).collect();
+    let options = calving_rsm::MaintenanceOptions {
+        small_file_bytes: 1 << 30,
+        min_input_files: 2,
+        min_manifests: 0,
+        max_snapshot_age: Some(std::time::Duration::ZERO),
+        min_snapshots_to_keep: Some(1),
+        ..Default::default()
+    };
+    let report = rsm.maintain(&topic, &options, &|_| {}).unwrap();
+    assert_eq!((report.compact.input_files, report.manifests_merged), (old.len(), 0), "{report:?}");
+    for f in &old {
+        assert!(!rt.block_on(rsm.storage().exists(f)).unwrap(), "{f} was replaced and its snapshots expired: deleted");
+    }
+    assert_eq!(rows_read_by_engines(dir.path(), &topic), rows);
+    for ((md, _), want) in segs.iter().zip(&before) {
+        assert_eq!(&served(&rsm, md), want, "{md}");
+    }
+}

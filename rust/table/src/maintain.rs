@@ -192,7 +192,7 @@ pub async fn compact(
                     outputs.push(file);
                 }
             }
-            progress(&format!("compact: {} files -> {} written", group.len(), outputs.len()));
+            progress(&format!("compact: {} files of partition {:?} read, {} files written so far", group.len(), group[0].partition(), outputs.len()));
         }
         Ok(())
     }
@@ -480,7 +480,7 @@ pub async fn expire_snapshots(catalog: &CalvingCatalog, topic: &str, options: &M
         if expired.is_empty() || options.dry_run {
             return Ok(ExpireOutcome { expired, retained, deleted_files: Vec::new() });
         }
-        let before = crate::remove::referenced_locations(&table).await?;
+        let before = crate::remove::referenced_locations(&table, true).await?;
         let requirements = vec![
             TableRequirement::UuidMatch { uuid: metadata.uuid() },
             TableRequirement::RefSnapshotIdMatch {
@@ -508,7 +508,8 @@ pub async fn expire_snapshots(catalog: &CalvingCatalog, topic: &str, options: &M
 /// Deletes the files `before` (what a table state referenced, [`crate::remove::referenced_locations`])
 /// holds and `table` (a later state) no longer references. Returns them.
 pub async fn delete_unreferenced(table: &Table, before: &HashSet<String>) -> Result<Vec<String>> {
-    let now = crate::remove::referenced_locations(table).await?;
+    // Live entries only: a file the kept snapshots list as deleted is needed by none of them.
+    let now = crate::remove::referenced_locations(table, false).await?;
     let mut gone: Vec<String> = before.iter().filter(|f| !now.contains(*f)).cloned().collect();
     gone.sort();
     for f in &gone {

@@ -75,11 +75,13 @@ pub async fn live_files(table: &Table) -> Result<Vec<LiveFile>> {
 /// (including files a later snapshot removed: time travel still reads them). Locations in
 /// [`normalize`]d form.
 pub async fn referenced_files(table: &Table) -> Result<std::collections::HashSet<String>> {
-    Ok(referenced_locations(table).await?.iter().map(|l| normalize(l)).collect())
+    Ok(referenced_locations(table, true).await?.iter().map(|l| normalize(l)).collect())
 }
 
-/// [`referenced_files`], locations as the metadata writes them.
-pub async fn referenced_locations(table: &Table) -> Result<std::collections::HashSet<String>> {
+/// [`referenced_files`], locations as the metadata writes them. With `deleted_entries` false, a
+/// data file only some snapshot's manifest lists as deleted does not count (what snapshot expiry
+/// may delete: a retained snapshot that still reads the file lists it as live).
+pub async fn referenced_locations(table: &Table, deleted_entries: bool) -> Result<std::collections::HashSet<String>> {
     let metadata = table.metadata();
     let mut out = std::collections::HashSet::new();
     if let Some(l) = table.metadata_location() {
@@ -98,7 +100,7 @@ pub async fn referenced_locations(table: &Table) -> Result<std::collections::Has
             }
             out.insert(manifest_file.manifest_path.clone());
             let manifest = manifest_file.load_manifest(table.file_io()).await?;
-            for entry in manifest.entries() {
+            for entry in manifest.entries().iter().filter(|e| deleted_entries || e.is_alive()) {
                 out.insert(entry.data_file().file_path().to_string());
             }
         }
