@@ -151,7 +151,13 @@ fn copy_once(inner: &Inner, seg: &SegmentMetadata, files: &LogSegmentFiles) -> R
             }
         }
     }
-    let reused = if held.is_empty() { Vec::new() } else { committed_files(inner, seg, &table)? };
+    // The files holding them, found by their bounds in the table itself (not in earlier
+    // segments' sidecars, which Kafka may have deleted).
+    let reused = if held.is_empty() {
+        Vec::new()
+    } else {
+        inner.files_holding(&table, &topic_id, seg.partition, (seg.start_offset, seg.end_offset), &name)?
+    };
 
     // Schema modes: writer schemas resolved and the table's schema evolved before any write.
     let value_mode = inner.config.value_mode(&seg.topic);
@@ -181,33 +187,6 @@ fn copy_once(inner: &Inner, seg: &SegmentMetadata, files: &LogSegmentFiles) -> R
         }
     }
     result
-}
-
-/// The data files holding offsets of `seg` that the table already holds, found by the files'
-/// bounds in the table itself (not in earlier segments' sidecars, which Kafka may have deleted).
-fn committed_files(inner: &Inner, seg: &SegmentMetadata, table: &Table) -> Result<Vec<DataFileRef>> {
-    let name = seg.to_string();
-    let table_err = |source| RsmError::Table { segment: name.clone(), source: Box::new(source) };
-    let found = inner
-        .runtime
-        .block_on(calving_table::files_holding(table, &seg.topic_id.to_string(), seg.partition, seg.start_offset, seg.end_offset))
-        .map_err(table_err)?;
-    Ok(found
-        .into_iter()
-        .map(|(f, holding)| {
-            let (lo, hi) = match holding {
-                calving_table::Holding::Only(lo, hi) | calving_table::Holding::Some(lo, hi) => (lo, hi),
-                calving_table::Holding::Nothing => unreachable!("files_holding returns files that hold something"),
-            };
-            DataFileRef {
-                location: f.data_file.file_path().to_string(),
-                file_size: f.data_file.file_size_in_bytes(),
-                row_count: f.data_file.record_count(),
-                min_offset: lo,
-                max_offset: hi,
-            }
-        })
-        .collect())
 }
 
 /// The writer schema ids of the rows of `reused` files that hold offsets of `seg`.

@@ -24,7 +24,6 @@ use calving_layout::rows::RowsView;
 use calving_layout::served::{self, Rebuilder, RowRef};
 use calving_layout::sidecar::{BatchKind, DataFileRef, Sidecar};
 use calving_layout::LayoutError;
-use calving_table::Holding;
 
 use crate::error::{Result, RsmError};
 use crate::metadata::{KafkaUuid, SegmentMetadata};
@@ -152,10 +151,7 @@ impl SegmentStream {
         let table_err = |source| RsmError::Table { segment: self.segment.clone(), source: Box::new(source) };
         let (start, end) = (self.sidecar.segment.start_offset, self.sidecar.segment.end_offset);
         let table = inner.runtime.block_on(inner.catalog.load_table(&self.topic)).map_err(table_err)?;
-        let found = inner
-            .runtime
-            .block_on(calving_table::files_holding(&table, &self.topic_id, self.partition, start, end))
-            .map_err(table_err)?;
+        let found = inner.files_holding(&table, &self.topic_id, self.partition, (start, end), &self.segment)?;
         if found.is_empty() {
             return Err(RsmError::RowsMissing {
                 segment: self.segment.clone(),
@@ -169,22 +165,7 @@ impl SegmentStream {
                 ),
             });
         }
-        self.files = found
-            .into_iter()
-            .map(|(f, h)| {
-                let (min_offset, max_offset) = match h {
-                    Holding::Only(lo, hi) | Holding::Some(lo, hi) => (lo, hi),
-                    Holding::Nothing => (i64::MIN, i64::MAX),
-                };
-                DataFileRef {
-                    location: f.data_file.file_path().to_string(),
-                    file_size: f.data_file.file_size_in_bytes(),
-                    row_count: f.data_file.record_count(),
-                    min_offset,
-                    max_offset,
-                }
-            })
-            .collect();
+        self.files = found;
         self.resolved = true;
         inner.repoint_sidecar(self.segment_id, self.files.clone());
         Ok(())

@@ -411,6 +411,35 @@ impl Inner {
         }
     }
 
+    /// The live data files of `table` that hold offsets `start..=end` of `topic_id`/`partition`,
+    /// as a sidecar names them (offset bounds from the files' metrics).
+    pub(crate) fn files_holding(
+        &self,
+        table: &iceberg::table::Table,
+        topic_id: &str,
+        partition: i32,
+        (start, end): (i64, i64),
+        what: &str,
+    ) -> Result<Vec<calving_layout::sidecar::DataFileRef>> {
+        let found = self
+            .runtime
+            .block_on(calving_table::files_holding(table, topic_id, partition, start, end))
+            .map_err(|source| RsmError::Table { segment: what.to_string(), source: Box::new(source) })?;
+        Ok(found
+            .into_iter()
+            .map(|(f, holding)| {
+                let (min_offset, max_offset) = holding.offsets().unwrap_or((i64::MIN, i64::MAX));
+                calving_layout::sidecar::DataFileRef {
+                    location: f.data_file.file_path().to_string(),
+                    file_size: f.data_file.file_size_in_bytes(),
+                    row_count: f.data_file.record_count(),
+                    min_offset,
+                    max_offset,
+                }
+            })
+            .collect())
+    }
+
     /// The topics whose tables this plugin wrote or read since it started.
     pub(crate) fn known_topics(&self) -> Vec<String> {
         self.table_locations.lock().expect("locations").keys().cloned().collect()

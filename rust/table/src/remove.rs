@@ -134,6 +134,16 @@ pub enum Holding {
     Some(i64, i64),
 }
 
+impl Holding {
+    /// The offset bounds, unless it holds nothing.
+    pub fn offsets(self) -> Option<(i64, i64)> {
+        match self {
+            Holding::Nothing => None,
+            Holding::Only(lo, hi) | Holding::Some(lo, hi) => Some((lo, hi)),
+        }
+    }
+}
+
 /// The field ids of `kafka.topic_id`, `kafka.partition`, `kafka.offset`.
 #[derive(Debug, Clone, Copy)]
 pub struct KafkaFields {
@@ -202,10 +212,8 @@ pub async fn files_holding(
         .into_iter()
         .filter_map(|f| {
             let h = fields.holding(&f.data_file, topic_id, partition);
-            match h {
-                Holding::Only(lo, hi) | Holding::Some(lo, hi) if lo <= end && start <= hi => Some((f, h)),
-                _ => None,
-            }
+            let (lo, hi) = h.offsets()?;
+            (lo <= end && start <= hi).then_some((f, h))
         })
         .collect())
 }
