@@ -27,6 +27,10 @@ for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$s3_port/" && bre
 curl -s -X PUT "http://127.0.0.1:$s3_port/calving" >/dev/null
 
 classpath=$("$root/rust/table/tests/rest-fixture/resolve-rest-fixture.sh" | tail -n1)
+# The fixture stops when its stdin reaches end of file: a FIFO this script holds open for writing,
+# closed when the script exits (even if killed).
+mkfifo "$work/stdin"
+exec 3<>"$work/stdin"
 CATALOG_CATALOG__IMPL=org.apache.iceberg.jdbc.JdbcCatalog \
 CATALOG_URI="jdbc:sqlite:$work/rest-catalog.db" \
 CATALOG_WAREHOUSE=s3://calving/wh \
@@ -38,7 +42,7 @@ CATALOG_S3_SECRET__ACCESS__KEY=calving-test-secret \
 CATALOG_CLIENT_REGION=us-east-1 \
 CATALOG_REST_PORT=0 \
 AWS_EC2_METADATA_DISABLED=true \
-  java -cp "$classpath" org.apache.iceberg.rest.CalvingRestFixture >"$work/rest.out" 2>"$work/rest.log" </dev/null &
+  java -cp "$classpath" org.apache.iceberg.rest.CalvingRestFixture >"$work/rest.out" 2>"$work/rest.log" <"$work/stdin" &
 pids+=($!)
 rest_port=
 for _ in $(seq 450); do
