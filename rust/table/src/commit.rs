@@ -141,6 +141,14 @@ const GROUP_MAX_SEGMENTS: usize = 64;
 /// Most data file bytes one group commit takes (beyond its first member).
 const GROUP_MAX_BYTES: u64 = 1 << 30;
 
+/// One table's commits in this process: the lock that serializes them, and the appends waiting
+/// for the next one (group commit).
+#[derive(Debug, Default)]
+pub(crate) struct TableCommits {
+    pub(crate) lock: tokio::sync::Mutex<()>,
+    queue: std::sync::Mutex<Vec<Pending>>,
+}
+
 /// An append waiting for its table's commit (group commit).
 pub(crate) struct Pending {
     commit: SegmentCommit,
@@ -172,16 +180,15 @@ pub async fn append(
     commit.validate()?;
     let ident = catalog.table_ident(topic);
     let (reply, mut answer) = tokio::sync::oneshot::channel();
-    let queue = catalog.append_queue(&ident);
-    queue.lock().expect("append queue").push(Pending { commit, data_files, reply });
-    let lock = catalog.commit_lock(&ident);
+    let table = catalog.table_commits(&ident);
+    table.queue.lock().expect("append queue").push(Pending { commit, data_files, reply });
     loop {
-        let serialized = lock.lock().await;
+        let serialized = table.lock.lock().await;
         // A group committed while we waited may have taken this append.
         if let Ok(outcome) = answer.try_recv() {
             return outcome;
         }
-        let group = take_group(&queue);
+        let group = take_group(&table.queue);
         commit_group(catalog, topic, group).await;
         drop(serialized);
         if let Ok(outcome) = answer.try_recv() {

@@ -93,14 +93,13 @@ pub use table::{
 pub struct CalvingCatalog {
     catalog: Arc<dyn Catalog>,
     config: CatalogConfig,
-    /// One lock per table: commits of one table inside this process wait for each other.
-    commit_locks: Arc<Mutex<HashMap<TableIdent, Arc<tokio::sync::Mutex<()>>>>>,
+    /// Per table: the lock that serializes its commits in this process, and the appends waiting
+    /// for its next commit (group commit).
+    table_commits: Arc<Mutex<HashMap<TableIdent, Arc<commit::TableCommits>>>>,
     /// How Calving writes the Parquet files it rewrites (removals, compaction).
     writer_properties: Option<parquet::file::properties::WriterProperties>,
     /// The own commit path's connections, kept between commits.
     connections: Arc<snapshot_commit::Connections>,
-    /// Appends waiting for their table's commit, per table (group commit).
-    append_queues: Arc<Mutex<HashMap<TableIdent, Arc<Mutex<Vec<commit::Pending>>>>>>,
 }
 
 impl CalvingCatalog {
@@ -112,7 +111,7 @@ impl CalvingCatalog {
 
     /// Wraps a catalog built elsewhere.
     pub fn new(catalog: Arc<dyn Catalog>, config: CatalogConfig) -> Self {
-        CalvingCatalog { catalog, config, commit_locks: Arc::default(), writer_properties: None, connections: Arc::default(), append_queues: Arc::default() }
+        CalvingCatalog { catalog, config, table_commits: Arc::default(), writer_properties: None, connections: Arc::default() }
     }
 
     /// Parquet writer settings for files Calving rewrites (the copy path's, from calving-layout).
@@ -134,14 +133,9 @@ impl CalvingCatalog {
         &self.connections
     }
 
-    /// The appends waiting for `ident`'s next commit.
-    pub(crate) fn append_queue(&self, ident: &TableIdent) -> Arc<Mutex<Vec<commit::Pending>>> {
-        self.append_queues.lock().expect("append queues").entry(ident.clone()).or_default().clone()
-    }
-
-    /// The lock that serializes commits to `ident` in this process.
-    pub(crate) fn commit_lock(&self, ident: &TableIdent) -> Arc<tokio::sync::Mutex<()>> {
-        self.commit_locks.lock().expect("commit locks").entry(ident.clone()).or_default().clone()
+    /// The commit lock and append queue of `ident` in this process.
+    pub(crate) fn table_commits(&self, ident: &TableIdent) -> Arc<commit::TableCommits> {
+        self.table_commits.lock().expect("table commits").entry(ident.clone()).or_default().clone()
     }
 
     /// The iceberg catalog.

@@ -127,8 +127,8 @@ pub(crate) trait Change: Send {
 
 /// Commits `change` to the topic's table; see the module docs.
 pub(crate) async fn publish<C: Change>(catalog: &CalvingCatalog, topic: &str, change: &mut C) -> Result<C::Output> {
-    let lock = catalog.commit_lock(&catalog.table_ident(topic));
-    let _serialized = lock.lock().await;
+    let table = catalog.table_commits(&catalog.table_ident(topic));
+    let _serialized = table.lock.lock().await;
     publish_locked(catalog, topic, change).await
 }
 
