@@ -128,14 +128,26 @@ fn copy_once(inner: &Inner, seg: &SegmentMetadata, files: &LogSegmentFiles) -> R
     let table_err = |source| RsmError::Table { segment: name.clone(), source: Box::new(source) };
     let storage_err = |source| RsmError::Storage { segment: name.clone(), source };
     let rt = &inner.runtime;
-    let table = rt.block_on(inner.catalog.ensure_table(&seg.topic)).map_err(table_err)?;
+    // The state this process last committed while it is the table's only writer (the commit
+    // checks the plan against the table it lands on), else a fresh load.
+    let table = rt.block_on(inner.catalog.ensure_table_for_commit(&seg.topic)).map_err(table_err)?;
     inner.remember_table_location(&seg.topic, table.metadata().location());
     let topic_id = seg.topic_id.to_string();
     let sidecar_location = inner.sidecar_location(seg);
 
     // Plan from the ledger: the offsets of this segment the table already holds.
     let (ledger, _) = rt.block_on(calving_table::ledger::load(&table)).map_err(table_err)?;
-    let held = ledger.overlapping(&topic_id, seg.partition, seg.start_offset, seg.end_offset);
+    let mut held = ledger.overlapping(&topic_id, seg.partition, seg.start_offset, seg.end_offset);
+    let table = if held.is_empty() {
+        table
+    } else {
+        // A re-upload (rare): plan it on a fresh load, since it points at files the table holds
+        // now, which another engine may have rewritten since the state this process knows.
+        let table = rt.block_on(inner.catalog.load_table(&seg.topic)).map_err(table_err)?;
+        let (ledger, _) = rt.block_on(calving_table::ledger::load(&table)).map_err(table_err)?;
+        held = ledger.overlapping(&topic_id, seg.partition, seg.start_offset, seg.end_offset);
+        table
+    };
     let whole = held.iter().any(|&(s, e)| s <= seg.start_offset && seg.end_offset <= e);
     if whole {
         // A retry of a copy whose commit landed (its sidecar is there): nothing more to do.
@@ -173,6 +185,8 @@ fn copy_once(inner: &Inner, seg: &SegmentMetadata, files: &LogSegmentFiles) -> R
     let mut written: Vec<String> = Vec::new();
     let result = convert_and_commit(inner, seg, files, &table, &held, reused, &sidecar_location, typed, &mut written);
     if let Err(e) = &result {
+        // The next attempt plans on a fresh load, whatever went wrong.
+        inner.catalog.forget_table_state(&seg.topic);
         let unknown = matches!(e, RsmError::Table { source, .. } if matches!(**source, calving_table::Error::CommitStateUnknown { .. }));
         if unknown {
             // The commit may have landed with these files: keep them. A retry finds the offsets in

@@ -141,12 +141,14 @@ const GROUP_MAX_SEGMENTS: usize = 64;
 /// Most data file bytes one group commit takes (beyond its first member).
 const GROUP_MAX_BYTES: u64 = 1 << 30;
 
-/// One table's commits in this process: the lock that serializes them, and the appends waiting
-/// for the next one (group commit).
+/// One table's commits in this process: the lock that serializes them, the appends waiting for
+/// the next one (group commit), and the newest table state it knows.
 #[derive(Debug, Default)]
 pub(crate) struct TableCommits {
     pub(crate) lock: tokio::sync::Mutex<()>,
     queue: std::sync::Mutex<Vec<Pending>>,
+    /// The newest state of the table this process knows (see [`crate::known`]).
+    pub(crate) known: std::sync::Mutex<crate::known::Known>,
 }
 
 /// An append waiting for its table's commit (group commit).

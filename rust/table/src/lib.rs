@@ -54,6 +54,7 @@ pub mod data_file;
 pub mod error;
 pub mod ledger;
 pub mod maintain;
+mod known;
 mod manifests;
 pub mod publish;
 pub mod remove;
@@ -86,6 +87,30 @@ pub use schema_update::commit_schema;
 pub use table::{
     check_compatible, default_schema, ensure_table, field_id, LAYOUT_VERSION, LAYOUT_VERSION_PROP,
 };
+
+/// The newest known state of one table (see the `known` module), locked while used.
+pub(crate) struct KnownGuard(Arc<commit::TableCommits>);
+
+impl KnownGuard {
+    fn with<T>(&self, f: impl FnOnce(&mut known::Known) -> T) -> T {
+        f(&mut self.0.known.lock().expect("known table state"))
+    }
+    pub(crate) fn reusable(&self) -> Option<iceberg::table::Table> {
+        self.with(|k| k.reusable())
+    }
+    pub(crate) fn loaded(&self, table: &iceberg::table::Table) {
+        self.with(|k| k.loaded(table))
+    }
+    pub(crate) fn committed(&self, table: &iceberg::table::Table) {
+        self.with(|k| k.committed(table))
+    }
+    pub(crate) fn conflicted(&self) {
+        self.with(|k| k.conflicted())
+    }
+    pub(crate) fn forget(&self) {
+        self.with(|k| k.forget())
+    }
+}
 
 /// A catalog with Calving's configuration: the namespace of the topic tables and the
 /// `commit.retry.*` defaults. A thin convenience over the free functions of this crate.
@@ -155,15 +180,37 @@ impl CalvingCatalog {
 
     /// [`ensure_table`] in the configured namespace.
     pub async fn ensure_table(&self, topic: &str) -> Result<iceberg::table::Table> {
-        ensure_table(self.catalog.as_ref(), self.config.namespace(), topic).await
+        let table = ensure_table(self.catalog.as_ref(), self.config.namespace(), topic).await?;
+        self.known(&self.table_ident(topic)).loaded(&table);
+        Ok(table)
     }
 
     /// Loads the topic's table.
     pub async fn load_table(&self, topic: &str) -> Result<iceberg::table::Table> {
-        self.catalog
-            .load_table(&self.table_ident(topic))
-            .await
-            .map_err(|e| Error::from_catalog("load table", e))
+        let ident = self.table_ident(topic);
+        let table = self.catalog.load_table(&ident).await.map_err(|e| Error::from_catalog("load table", e))?;
+        self.known(&ident).loaded(&table);
+        Ok(table)
+    }
+
+    /// The table a copy plans on: the state this process last committed or loaded while it is
+    /// the table's only writer (no load, no metadata parse), otherwise [`Self::ensure_table`].
+    /// A stale state only costs a conflicting attempt; see the `known` module.
+    pub async fn ensure_table_for_commit(&self, topic: &str) -> Result<iceberg::table::Table> {
+        match self.known(&self.table_ident(topic)).reusable() {
+            Some(table) => Ok(table),
+            None => self.ensure_table(topic).await,
+        }
+    }
+
+    /// Forgets the state of the topic's table this process knows: the next plan loads it (a
+    /// caller's failure that may come from planning on a stale state).
+    pub fn forget_table_state(&self, topic: &str) {
+        self.known(&self.table_ident(topic)).forget();
+    }
+
+    pub(crate) fn known(&self, ident: &TableIdent) -> KnownGuard {
+        KnownGuard(self.table_commits(ident))
     }
 
     /// [`append`] to the topic's table.

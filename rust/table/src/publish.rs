@@ -136,7 +136,12 @@ pub(crate) async fn publish<C: Change>(catalog: &CalvingCatalog, topic: &str, ch
 pub(crate) async fn publish_locked<C: Change>(catalog: &CalvingCatalog, topic: &str, change: &mut C) -> Result<C::Output> {
     let ident = catalog.table_ident(topic);
     let started = Instant::now();
-    let mut table = catalog.load_table(topic).await?;
+    // The first attempt plans on the state this process knows when it is the table's only
+    // writer (a stale one conflicts, and the retry loads); see the `known` module.
+    let (mut table, mut fresh) = match catalog.known(&ident).reusable() {
+        Some(known) => (known, false),
+        None => (catalog.load_table(topic).await?, true),
+    };
     let policy = RetryPolicy::for_table(&table, catalog.config().commit_retry());
     let snapshot_id = new_snapshot_id(&table);
     let mut written: Vec<String> = Vec::new();
@@ -172,6 +177,16 @@ pub(crate) async fn publish_locked<C: Change>(catalog: &CalvingCatalog, topic: &
             Error::CommitConflict { .. } | Error::CatalogUnavailable { .. } => {
                 tracing::debug!(table = %ident, snapshot_id, retry, error = %err, "commit did not land; rebasing on the fresh table");
             }
+            other if !fresh && unknown.is_none() => {
+                // Planned on the state this process knew, which may be stale in ways a commit's
+                // requirements do not catch first (files another engine rewrote and deleted):
+                // plan again once on a fresh load before calling it a failure.
+                tracing::debug!(table = %ident, snapshot_id, error = %other, "planning on the known table state failed; loading the table");
+                catalog.forget_table_state(topic);
+                table = catalog.load_table(topic).await?;
+                fresh = true;
+                continue;
+            }
             other => break other,
         }
         retry += 1;
@@ -195,7 +210,7 @@ pub(crate) async fn publish_locked<C: Change>(catalog: &CalvingCatalog, topic: &
         }
         tokio::time::sleep(wait).await;
         match catalog.load_table(topic).await {
-            Ok(t) => table = t,
+            Ok(t) => (table, fresh) = (t, true),
             Err(e) => break unknown.take().unwrap_or(e),
         }
     };

@@ -49,10 +49,17 @@ pub(crate) async fn commit(
     updates: Vec<TableUpdate>,
 ) -> Result<Table> {
     let (config, connections) = (catalog.config(), catalog.connections());
-    match config.kind() {
+    let result = match config.kind() {
         CatalogKind::Sql => commit_sql(config, connections, table, requirements, updates).await,
         CatalogKind::Rest => commit_rest(config, connections, table, requirements, updates).await,
+    };
+    let known = catalog.known(table.identifier());
+    match &result {
+        Ok(committed) => known.committed(committed),
+        Err(Error::CommitConflict { .. }) => known.conflicted(),
+        Err(_) => known.forget(),
     }
+    result
 }
 
 fn conflict(table: &Table, why: impl Into<String>) -> Error {

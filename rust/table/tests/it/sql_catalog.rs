@@ -713,8 +713,10 @@ async fn lost_commit_answers_are_reconciled() {
     // Applied, answer lost, and the catalog is gone when reconciling: CommitStateUnknown
     // (retriable) naming the snapshot; nothing it wrote is deleted. Once the catalog is back,
     // the snapshot is there, and a retry of the same offsets is refused by the ledger.
+    // (The broker plans on the state it committed last, without a load: the catalog is gone from
+    // the first load on, which is the reconciling one.)
     sql.inject(Fault::ApplyThenLoseAnswer).await;
-    faulty.go_away_after_loads(1);
+    faulty.go_away_after_loads(0);
     let e = broker
         .append("flaky", vec![data_file(&table, &rows(0, 8, 4))], segment("seg-3", 0, 8, 11))
         .await
@@ -742,7 +744,7 @@ async fn lost_commit_answers_are_reconciled() {
     // commits once.
     let before = unreferenced_metadata_files(&broker.load_table("flaky").await.unwrap()).await;
     sql.inject(Fault::FailWithoutApplying).await;
-    faulty.go_away_after_loads(1);
+    faulty.go_away_after_loads(0);
     let df = data_file(&table, &rows(0, 12, 4));
     let e = broker
         .append("flaky", vec![df.clone()], segment("seg-4", 0, 12, 15))
@@ -764,7 +766,9 @@ async fn lost_commit_answers_are_reconciled() {
         .await
         .unwrap();
 
-    // The catalog is unavailable from the start: CatalogUnavailable (retriable), nothing written.
+    // The catalog is unavailable from the start, for a broker that knows no state of the table
+    // yet (it must load it first): CatalogUnavailable (retriable), nothing written.
+    broker.forget_table_state("flaky");
     faulty.go_away_after_loads(0);
     let e = broker
         .append("flaky", vec![data_file(&table, &rows(0, 16, 1))], segment("seg-5", 0, 16, 16))
@@ -894,4 +898,84 @@ async fn appends_waiting_for_a_commit_share_the_next_snapshot() {
     // One new manifest per commit: the manifest list has one entry per snapshot.
     let list = table.manifest_list_reader(table.metadata().current_snapshot().unwrap()).load().await.unwrap();
     assert_eq!(list.entries().len(), snapshots.len());
+}
+
+/// A broker that is a table's only writer plans each commit on the table its last commit
+/// returned (no load, no metadata parse); once another writer commits, its next commit planned
+/// on the stale state conflicts, reloads, is checked against the fresh ledger and lands, and
+/// from then on it loads before every plan (the table is shared).
+#[tokio::test]
+async fn a_sole_writer_plans_on_its_last_commit_and_a_shared_table_is_loaded() {
+    let cat = TempCatalog::new().await;
+    let faulty = Arc::new(FaultyCatalog::new(
+        cat.calving.config().build().await.unwrap(),
+    ));
+    let broker = CalvingCatalog::new(faulty.clone(), cat.calving.config().clone());
+    let table = broker.ensure_table("sole").await.unwrap();
+    let loads = faulty.loads();
+    for i in 0..3 {
+        broker
+            .append(
+                "sole",
+                vec![data_file(&table, &rows(0, i * 2, 2))],
+                segment(&format!("s{i}"), 0, i * 2, i * 2 + 1),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(faulty.loads(), loads, "three commits, no load");
+
+    // Another writer commits partition 1, then this broker commits more of partition 0 and
+    // re-commits offsets the other writer took meanwhile.
+    let other = cat.second_instance().await;
+    other
+        .append(
+            "sole",
+            vec![data_file(&table, &rows(1, 0, 2))],
+            segment("o1", 1, 0, 1),
+        )
+        .await
+        .unwrap();
+    let loads = faulty.loads();
+    broker
+        .append(
+            "sole",
+            vec![data_file(&table, &rows(0, 6, 2))],
+            segment("s3", 0, 6, 7),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        faulty.loads(),
+        loads + 1,
+        "the stale plan conflicted and the retry loaded"
+    );
+    let e = broker
+        .append(
+            "sole",
+            vec![data_file(&table, &rows(1, 0, 2))],
+            segment("dup", 1, 0, 1),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::OffsetsAlreadyCommitted { existing, .. } if existing == &vec![(0, 1)]),
+        "{e}"
+    );
+    assert_eq!(
+        faulty.loads(),
+        loads + 2,
+        "a shared table is loaded before every plan"
+    );
+
+    let table = broker.load_table("sole").await.unwrap();
+    let (ledger, _) = ledger::load(&table).await.unwrap();
+    assert_eq!(ledger.ranges(TOPIC_ID, 0), &[(0, 7)]);
+    assert_eq!(ledger.ranges(TOPIC_ID, 1), &[(0, 1)]);
+    let mut expected = keys(0, 0..8);
+    expected.extend(keys(1, 0..2));
+    expected.sort();
+    let mut got = scanned_keys(&table).await;
+    got.sort();
+    assert_eq!(got, expected, "every offset once");
 }
