@@ -230,7 +230,10 @@ async fn commit_group(catalog: &CalvingCatalog, topic: &str, group: Vec<Pending>
     let table = catalog.table_ident(topic);
     for (i, (member, reply)) in change.members.iter_mut().zip(replies).enumerate() {
         let outcome = match (&result, member.refused.take()) {
-            (_, Some(refused)) => Err(refused),
+            (_, Some(refused)) => {
+                catalog.counters().refused();
+                Err(refused)
+            }
             (Ok(Some((snapshot_id, committed))), None) => {
                 let c = &member.commit;
                 tracing::info!(
@@ -247,6 +250,7 @@ async fn commit_group(catalog: &CalvingCatalog, topic: &str, group: Vec<Pending>
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "committed segment"
                 );
+                catalog.counters().segments(1);
                 Ok(CommitOutcome::Committed { snapshot_id: *snapshot_id, table: committed.clone() })
             }
             (Ok(None), None) => Err(Error::from(iceberg::Error::new(ErrorKind::Unexpected, "the group commit committed nothing"))),

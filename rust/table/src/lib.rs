@@ -20,6 +20,8 @@
 //!   frees, all through the commit driver and carrying the ledger forward.
 //! - [`schema_update`]: [`commit_schema`] makes an evolved schema (field ids chosen by the
 //!   caller) current, through the same own commit path.
+//! - [`stats`]: counters of the process's commits (commits, segments, conflicts, unknown
+//!   outcomes, failures), for metrics and benchmarks.
 //! - [`error`]: one [`Error`] whose variants say what the caller can do; [`Error::is_retriable`].
 //!
 //! ## Exactly once without overwrite, whatever happens to the history
@@ -60,6 +62,7 @@ pub mod publish;
 pub mod remove;
 pub mod schema_update;
 mod snapshot_commit;
+pub mod stats;
 pub mod table;
 
 use std::collections::HashMap;
@@ -84,6 +87,7 @@ pub use remove::{
     RemoveOutcome,
 };
 pub use schema_update::commit_schema;
+pub use stats::CommitStats;
 pub use table::{
     check_compatible, default_schema, ensure_table, field_id, LAYOUT_VERSION, LAYOUT_VERSION_PROP,
 };
@@ -125,6 +129,8 @@ pub struct CalvingCatalog {
     writer_properties: Option<parquet::file::properties::WriterProperties>,
     /// The own commit path's connections, kept between commits.
     connections: Arc<snapshot_commit::Connections>,
+    /// Counters of this catalog's commits.
+    counters: Arc<stats::CommitCounters>,
 }
 
 impl CalvingCatalog {
@@ -136,7 +142,14 @@ impl CalvingCatalog {
 
     /// Wraps a catalog built elsewhere.
     pub fn new(catalog: Arc<dyn Catalog>, config: CatalogConfig) -> Self {
-        CalvingCatalog { catalog, config, table_commits: Arc::default(), writer_properties: None, connections: Arc::default() }
+        CalvingCatalog {
+            catalog,
+            config,
+            table_commits: Arc::default(),
+            writer_properties: None,
+            connections: Arc::default(),
+            counters: Arc::default(),
+        }
     }
 
     /// Parquet writer settings for files Calving rewrites (the copy path's, from calving-layout).
@@ -152,6 +165,15 @@ impl CalvingCatalog {
                 .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
                 .build()
         })
+    }
+
+    /// Counters of the commits made through this catalog (and its clones) so far.
+    pub fn commit_stats(&self) -> CommitStats {
+        self.counters.read()
+    }
+
+    pub(crate) fn counters(&self) -> &stats::CommitCounters {
+        &self.counters
     }
 
     pub(crate) fn connections(&self) -> &snapshot_commit::Connections {

@@ -151,6 +151,7 @@ pub(crate) async fn publish_locked<C: Change>(catalog: &CalvingCatalog, topic: &
     let err = loop {
         if table.metadata().snapshot_by_id(snapshot_id).is_some() {
             tracing::info!(table = %ident, snapshot_id, "a commit whose outcome was unknown had landed");
+            catalog.counters().commit();
             return Ok(change.committed(&table, snapshot_id));
         }
         let before = written.len();
@@ -171,10 +172,12 @@ pub(crate) async fn publish_locked<C: Change>(catalog: &CalvingCatalog, topic: &
         };
         match err {
             Error::CommitStateUnknown { .. } => {
+                catalog.counters().unknown_outcome();
                 tracing::warn!(table = %ident, snapshot_id, error = %err, "commit outcome unknown; reloading the table to find out");
                 unknown = Some(err);
             }
             Error::CommitConflict { .. } | Error::CatalogUnavailable { .. } => {
+                catalog.counters().conflict();
                 tracing::debug!(table = %ident, snapshot_id, retry, error = %err, "commit did not land; rebasing on the fresh table");
             }
             other if !fresh && unknown.is_none() => {
@@ -225,6 +228,7 @@ pub(crate) async fn publish_locked<C: Change>(catalog: &CalvingCatalog, topic: &
         },
         (other, _) => other,
     };
+    catalog.counters().failed();
     if !matches!(err, Error::CommitStateUnknown { .. }) {
         // Nothing of this change landed: what it wrote is referenced by nothing.
         for path in written.iter().cloned().chain(change.written()) {
@@ -294,6 +298,7 @@ async fn attempt<C: Change>(
         },
     ];
     let committed = crate::snapshot_commit::commit(catalog, table, requirements, updates).await?;
+    catalog.counters().commit();
     Ok(change.committed(&committed, snapshot_id))
 }
 

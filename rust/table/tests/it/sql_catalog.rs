@@ -967,6 +967,12 @@ async fn a_sole_writer_plans_on_its_last_commit_and_a_shared_table_is_loaded() {
         loads + 2,
         "a shared table is loaded before every plan"
     );
+    let stats = broker.commit_stats();
+    assert_eq!(
+        (stats.commits, stats.segments, stats.conflicts, stats.refused, stats.failed),
+        (4, 4, 1, 1, 0),
+        "counted: four commits of one segment each, one conflict, one refused member: {stats:?}"
+    );
 
     let table = broker.load_table("sole").await.unwrap();
     let (ledger, _) = ledger::load(&table).await.unwrap();
