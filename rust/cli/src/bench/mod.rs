@@ -8,14 +8,17 @@
 //!   plain reads of the original file.
 //! - `typed`: the same Avro segment converted as raw bytes and as Avro columns (schema mode,
 //!   with a real Schema Registry), and where the Avro time goes.
-//! - `commits`: thousands of small copies into one table with the built-in maintenance on: the
+//! - `aging`: thousands of small copies into one table with the built-in maintenance on: the
 //!   last copies against the first (a table that ages must not get slower), metadata bounded.
+//! - `commit`: the commit path at cluster scale: writer processes (brokers) committing segments
+//!   of one table at a target rate: segments/s, segments per commit, conflicts, latency.
 //!
 //! Rates are MiB per CPU-second (per core), from the kernel's accounting: the calling thread's
 //! (`/proc/thread-self/schedstat`) for single-threaded work, the whole process's (`/proc/self/stat`)
 //! where several threads take part. Each figure is the best of `--runs`.
 
-mod commits;
+mod aging;
+mod commit;
 mod convert;
 mod parse;
 mod typed;
@@ -59,7 +62,16 @@ pub enum BenchCommand {
     Typed(typed::TypedArgs),
     /// Many small segment copies into one table with the built-in maintenance on: per-copy time
     /// and CPU, metadata size and manifest count as the table ages.
-    Commits(commits::CommitsArgs),
+    Aging(aging::AgingArgs),
+    /// The commit path at cluster scale: several writer processes (brokers) with their copier
+    /// threads committing segments of one table at a target rate; throughput, segments per
+    /// commit, conflicts, ready-to-durable latency.
+    Commit(commit::CommitArgs),
+}
+
+/// A `key=value` argument.
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("{s:?} is not key=value"))
 }
 
 pub fn run(cmd: BenchCommand) -> Result<(), BenchError> {
@@ -67,7 +79,8 @@ pub fn run(cmd: BenchCommand) -> Result<(), BenchError> {
         BenchCommand::Parse(args) => parse::run(args),
         BenchCommand::Convert(args) => convert::run(args),
         BenchCommand::Typed(args) => typed::run(args),
-        BenchCommand::Commits(args) => commits::run(args),
+        BenchCommand::Aging(args) => aging::run(args),
+        BenchCommand::Commit(args) => commit::run(args),
     }
 }
 

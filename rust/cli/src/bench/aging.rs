@@ -1,4 +1,4 @@
-//! `calving bench commits`: many small segment copies into one table through the plugin's own
+//! `calving bench aging`: many small segment copies into one table through the plugin's own
 //! copy path (`RemoteStorage::copy_log_segment`), with the built-in maintenance every
 //! `--maintain-every` copies, to show what a long-lived table costs per copy.
 //!
@@ -23,7 +23,7 @@ use clap::Args;
 use super::{io_err, load, machine, process_cpu_seconds, BenchError, ScratchDir};
 
 #[derive(Debug, Args)]
-pub struct CommitsArgs {
+pub struct AgingArgs {
     /// Segment copies in all.
     #[arg(long, default_value_t = 10_000)]
     commits: usize,
@@ -44,15 +44,11 @@ pub struct CommitsArgs {
     retain_last: usize,
     /// Plugin properties (`key=value`), e.g. catalog.type=rest, catalog.uri=…, warehouse=s3://…
     /// (default: the embedded default in a scratch warehouse).
-    #[arg(long = "property", value_parser = parse_kv)]
+    #[arg(long = "property", value_parser = super::parse_kv)]
     properties: Vec<(String, String)>,
     /// Directory for the scratch warehouse and segments (default: the system temp dir).
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
-}
-
-fn parse_kv(s: &str) -> Result<(String, String), String> {
-    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("{s:?} is not key=value"))
 }
 
 struct Window {
@@ -74,8 +70,8 @@ impl Window {
     }
 }
 
-pub fn run(args: CommitsArgs) -> Result<(), BenchError> {
-    let scratch = ScratchDir::new(args.dir.as_deref(), "calving-bench-commits")?;
+pub fn run(args: AgingArgs) -> Result<(), BenchError> {
+    let scratch = ScratchDir::new(args.dir.as_deref(), "calving-bench-aging")?;
     let mut props: BTreeMap<String, String> = BTreeMap::from([(
         "warehouse".to_string(),
         format!("file://{}", scratch.0.join("warehouse").display()),
@@ -83,9 +79,9 @@ pub fn run(args: CommitsArgs) -> Result<(), BenchError> {
     props.extend(args.properties.iter().cloned());
     std::fs::create_dir_all(scratch.0.join("warehouse")).map_err(io_err(&scratch.0))?;
     let rsm = RemoteStorage::open(&props.clone().into_iter().collect())?;
-    let topic = format!("bench-commits-{}", std::process::id());
+    let topic = format!("bench-aging-{}", std::process::id());
     let topic_id = KafkaUuid::random();
-    println!("# calving bench commits: {} copies of ~{} KiB lz4 segments into one table, {} partitions, maintenance every {} copies (keeping {} snapshots); catalog {}",
+    println!("# calving bench aging: {} copies of ~{} KiB lz4 segments into one table, {} partitions, maintenance every {} copies (keeping {} snapshots); catalog {}",
         args.commits, args.segment_kib, args.partitions, args.maintain_every, args.retain_last,
         props.get("catalog.type").map_or("sql (embedded default)", String::as_str));
     println!("# {}", machine());

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# `calving bench commits` on the REST catalog over a loopback S3 server: moto's S3 server and
-# Apache Iceberg's REST catalog fixture (the one the Rust tests use, S3FileIO on the same bucket)
-# are started here on 127.0.0.1, the benchmark runs against them through the same copy path as a
+# A `calving bench` on the REST catalog over a loopback S3 server: moto's S3 server and Apache
+# Iceberg's REST catalog fixture (the one the Rust tests use, S3FileIO on the same bucket) are
+# started here on 127.0.0.1, the benchmark runs against them through the same code path as a
 # broker, and both servers are stopped at the end (also on failure).
 #
-#   integration/bench/commits-rest.sh [calving bench commits arguments...]
-#   e.g. integration/bench/commits-rest.sh --commits 10000
+#   integration/bench/on-rest.sh <aging|commit> [its arguments...]
+#   e.g. integration/bench/on-rest.sh aging --commits 10000
+#        integration/bench/on-rest.sh commit --writers 3 --rate 30 --duration 30
 #
 # Prerequisites: tests/install-deps.sh (moto, the REST fixture jars), and the release CLI
 # (cargo build --release -p calving-cli; CARGO_TARGET_DIR is honoured).
 set -euo pipefail
+sub=${1:?usage: integration/bench/on-rest.sh <aging|commit> [arguments...]}
+shift
 root=$(cd "$(dirname "$0")/../.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
 calving="$target/release/calving"
@@ -52,7 +55,7 @@ for _ in $(seq 450); do
 done
 [ -n "$rest_port" ] || { echo "the REST fixture did not start:" >&2; cat "$work/rest.log" >&2; exit 1; }
 
-"$calving" bench commits \
+"$calving" bench "$sub" \
   --property catalog.type=rest --property "catalog.uri=http://127.0.0.1:$rest_port" \
   --property warehouse=s3://calving/wh --property "s3.endpoint=http://127.0.0.1:$s3_port" \
   --property s3.region=us-east-1 --property s3.access-key-id=calving-test-key \
