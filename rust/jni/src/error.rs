@@ -9,8 +9,12 @@
 //! The Java class is chosen by the error's *kind*, never by its text ([`ExceptionKind`]):
 //! [`RsmError::is_not_found`] is Kafka's `RemoteResourceNotFoundException` (the broker treats a
 //! missing transaction index as "no aborted transactions", a missing segment as deleted);
-//! everything else is `RemoteStorageException`. Kafka 4.1 has no retriable subclass, so
-//! retriable errors say so in the message. The message is `<operation>: <error>` followed by
+//! [`RsmError::is_retriable`] (a catalog or object store unreachable, a commit that kept meeting
+//! other writers' commits, an unknown commit outcome) is `RetriableRemoteStorageException` where
+//! the broker has it (Kafka 4.2+, looked up at run time, so older brokers never meet the class;
+//! from 4.3 a retriable copy failure keeps the segment, is logged at INFO and counts no failed
+//! copy) and `RemoteStorageException` on older brokers; everything else is
+//! `RemoteStorageException`. Retriable errors also say so in the message. The message is `<operation>: <error>` followed by
 //! each cause the error's own text does not already contain, so an operator reads what failed,
 //! for which segment, and why.
 //!
@@ -56,6 +60,9 @@ pub enum ExceptionKind {
     NotFound,
     /// `org.apache.kafka.server.log.remote.storage.RemoteStorageException`
     Storage,
+    /// `org.apache.kafka.server.log.remote.storage.RetriableRemoteStorageException` (Kafka 4.2+;
+    /// [`ExceptionKind::Storage`] where the broker lacks it)
+    Retriable,
 }
 
 impl ExceptionKind {
@@ -64,6 +71,15 @@ impl ExceptionKind {
         match self {
             ExceptionKind::NotFound => "org/apache/kafka/server/log/remote/storage/RemoteResourceNotFoundException",
             ExceptionKind::Storage => "org/apache/kafka/server/log/remote/storage/RemoteStorageException",
+            ExceptionKind::Retriable => "org/apache/kafka/server/log/remote/storage/RetriableRemoteStorageException",
+        }
+    }
+
+    /// What to throw instead when the broker lacks this class.
+    fn fallback(self) -> Option<ExceptionKind> {
+        match self {
+            ExceptionKind::Retriable => Some(ExceptionKind::Storage),
+            ExceptionKind::NotFound | ExceptionKind::Storage => None,
         }
     }
 }
@@ -73,6 +89,7 @@ impl BridgeError {
     pub fn kind(&self) -> ExceptionKind {
         match self {
             BridgeError::Rsm(e) if e.is_not_found() => ExceptionKind::NotFound,
+            BridgeError::Rsm(e) if e.is_retriable() => ExceptionKind::Retriable,
             _ => ExceptionKind::Storage,
         }
     }
@@ -210,14 +227,22 @@ impl<T: Default> ErrorPolicy<T, BridgeError> for ThrowKafkaException {
 
 /// Throws a new exception of `kind` with `msg`. The class is looked up with JNI `FindClass`,
 /// which inside a native method uses the class loader of the method's class: the plugin's
-/// loader, which delegates Kafka's classes to the broker's. Falls back to
-/// `java.lang.IllegalStateException` if Kafka's class cannot be found.
+/// loader, which delegates Kafka's classes to the broker's. A class the broker lacks falls back
+/// to its [`ExceptionKind::fallback`] (a `RetriableRemoteStorageException` before Kafka 4.2 is a
+/// `RemoteStorageException`), and to `java.lang.IllegalStateException` if Kafka's classes cannot
+/// be found at all.
 fn throw(env: &mut Env<'_>, kind: ExceptionKind, msg: &str) -> jni::errors::Result<()> {
-    let class = match env.find_class(JNIString::new(kind.class_name())) {
-        Ok(c) => c,
-        Err(_) => {
-            env.exception_clear();
-            env.find_class(jni_str!("java/lang/IllegalStateException"))?
+    let mut candidate = Some(kind);
+    let class = loop {
+        let Some(k) = candidate else {
+            break env.find_class(jni_str!("java/lang/IllegalStateException"))?;
+        };
+        match env.find_class(JNIString::new(k.class_name())) {
+            Ok(c) => break c,
+            Err(_) => {
+                env.exception_clear();
+                candidate = k.fallback();
+            }
         }
     };
     match env.throw_new(&class, JNIString::new(msg)) {
@@ -250,6 +275,25 @@ mod tests {
         assert_eq!(BridgeError::InvalidHandle { kind: "stream", handle: 0 }.kind(), ExceptionKind::Storage);
         assert!(ExceptionKind::NotFound.class_name().ends_with("/RemoteResourceNotFoundException"));
         assert!(ExceptionKind::Storage.class_name().ends_with("/RemoteStorageException"));
+    }
+
+    #[test]
+    fn transient_failures_are_retriable_exceptions_falling_back_to_remote_storage_exceptions() {
+        let unknown = BridgeError::Rsm(RsmError::Table {
+            segment: "segment s of t-0".into(),
+            source: Box::new(calving_table::Error::CommitStateUnknown {
+                table: "kafka.t".into(),
+                what: "snapshot 7".into(),
+                source: Box::new(iceberg::Error::new(iceberg::ErrorKind::Unexpected, "timed out")),
+            }),
+        });
+        assert_eq!(unknown.kind(), ExceptionKind::Retriable);
+        assert!(message("copyLogSegmentData", &unknown).ends_with("(transient: a retry can succeed)"));
+        assert!(ExceptionKind::Retriable.class_name().ends_with("/RetriableRemoteStorageException"));
+        assert_eq!(ExceptionKind::Retriable.fallback(), Some(ExceptionKind::Storage));
+        assert_eq!(ExceptionKind::Storage.fallback(), None);
+        let config = BridgeError::Rsm(RsmError::InvalidConfig { key: "warehouse".into(), reason: "missing".into() });
+        assert_eq!(config.kind(), ExceptionKind::Storage, "a configuration error is not transient");
     }
 
     #[test]
