@@ -15,6 +15,12 @@
         the tiered segments (aborted ones included: the table keeps records, Kafka hides them),
         once each, with their timestamps, keys, values and headers
 
+    check.py jmx <after tiering> <after reads> <copied> <label>
+        the plugin's MBean, as Kafka's JmxTool read it from the running broker (properties
+        format) after tiering and after the consumers' remote reads: copies, commits, tiering lag
+        and bytes copied match the broker's "Copied" log lines (<copied>), no copy failed, and the
+        remote reads moved the fetch, index and served-bytes counters
+
 File formats: see E2eClient.java (oracle/dump lines) and its wait-tiered command (tiered file:
 topic partition earliest earliestLocal latestTiered latest).
 
@@ -254,10 +260,47 @@ def cmd_table_empty(warehouse, topic, engine, label):
     result(not rows, f"{name} (0 rows)" if not rows else name, f"{len(rows)} rows left")
 
 
+def read_jmx(path):
+    """The io.calving MBean's attributes from JmxTool's properties output (`<name>:<attr>=<v>`)."""
+    values = {}
+    for line in open(path):
+        key, _, value = line.strip().partition("=")
+        if key.startswith("io.calving:") and ":" in key[len("io.calving:"):]:
+            try:
+                values[key.rsplit(":", 1)[1]] = float(value)
+            except ValueError:
+                pass
+    return values
+
+
+def cmd_jmx(tiered_path, read_path, copied, label):
+    a, b = read_jmx(tiered_path), read_jmx(read_path)
+    if not a or not b:
+        result(False, label, f"no io.calving MBean attributes read ({len(a)}, {len(b)})")
+        return
+    copied = int(copied)
+    result(a["CopyCount"] >= copied > 0, f"{label}: CopyCount {a['CopyCount']:.0f} >= {copied} 'Copied' log lines",
+           f"CopyCount {a['CopyCount']}, broker log {copied}")
+    result(a["CopyFailures"] == 0 and a["CommitFailures"] == 0, f"{label}: no failed copy or commit",
+           f"CopyFailures {a['CopyFailures']}, CommitFailures {a['CommitFailures']}")
+    result(a["CommittedSegments"] >= copied and a["Commits"] >= 1 and a["SegmentsPerCommit"] >= 1,
+           f"{label}: {a['CommittedSegments']:.0f} segments in {a['Commits']:.0f} commits "
+           f"({a['SegmentsPerCommit']:.2f} per commit, {a['CommitConflicts']:.0f} conflicts)",
+           f"CommittedSegments {a['CommittedSegments']} Commits {a['Commits']} SegmentsPerCommit {a['SegmentsPerCommit']}")
+    result(a["CopiedBytes"] > 0 and a["CopiedRecords"] > 0 and a["CopyLatencyP99Ms"] > 0,
+           f"{label}: {a['CopiedBytes']:.0f} bytes, {a['CopiedRecords']:.0f} records copied, copy p99 {a['CopyLatencyP99Ms']:.1f} ms",
+           f"CopiedBytes {a['CopiedBytes']} CopiedRecords {a['CopiedRecords']} CopyLatencyP99Ms {a['CopyLatencyP99Ms']}")
+    result(0 < a["TieringLagLastMs"] < 3_600_000, f"{label}: tiering lag {a['TieringLagLastMs']:.0f} ms (p99 {a['TieringLagP99Ms']:.0f})",
+           f"TieringLagLastMs {a['TieringLagLastMs']}")
+    moved = {k: b[k] - a[k] for k in ("FetchCount", "FetchIndexCount", "ServedBytes")}
+    result(all(v > 0 for v in moved.values()), f"{label}: remote reads moved the fetch counters {moved}",
+           f"after the reads minus after tiering: {moved}")
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     {"consumed": cmd_consumed, "queries": cmd_queries, "offsets": cmd_offsets, "table": cmd_table,
-     "table-empty": cmd_table_empty}[cmd](*args)
+     "table-empty": cmd_table_empty, "jmx": cmd_jmx}[cmd](*args)
     sys.exit(1 if failed else 0)
 
 

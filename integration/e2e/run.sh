@@ -23,6 +23,8 @@
 #   8. delete two topics: their sidecars go; e2e_zstd's rows stay (retention.mode=keep), e2e_snappy's
 #      go (retention.mode=delete); other topics keep theirs;
 #   9. no ERROR from the remote log subsystem in the broker log; clean shutdown.
+# Between 3 and 7, the plugin's JMX metrics are read from the running broker with Kafka's JmxTool
+# (after tiering, and after the reads) and checked against the broker's log (check.py jmx).
 # Ends with "e2e: N passed, N failed"; exit status 1 when anything failed. The work directory
 # (broker log, data, warehouse) is kept on failure, or always with CALVING_KEEP_WORK=1.
 #
@@ -118,6 +120,14 @@ fi
 tiered_arg="$work/tiered.tsv"
 [ "$tiering" = on ] || tiered_arg=-
 
+# The plugin's MBean, read from the running broker by Kafka's own JmxTool (properties format).
+jmx() {   # <out file>
+  bg java -Xmx256m -cp "$LIBS/*" org.apache.kafka.tools.JmxTool --jmx-url "$BROKER_JMX_URL" \
+    --object-name 'io.calving:type=RemoteStorageManager,*' --one-time true --report-format properties \
+    >"$1" 2>"$work/jmx.err" || tail -n 5 "$work/jmx.err" >&2
+}
+[ "$tiering" = on ] && jmx "$work/jmx-tiered.txt"
+
 consume_and_compare() {   # <label suffix>
   local iso
   for iso in read_uncommitted read_committed; do
@@ -156,6 +166,11 @@ if [ "$tiering" = on ]; then
   n=$(ls "$BROKER_DATA/remote-log-index-cache" 2>/dev/null | grep -c -E '\.(index|timeindex)$' || true)
   if [ "$n" -gt 0 ]; then pass "broker's remote index cache on disk ($n index files served by the plugin)"
   else fail "remote index cache" "no index files in $BROKER_DATA/remote-log-index-cache"; fi
+fi
+
+if [ "$tiering" = on ]; then
+  jmx "$work/jmx-read.txt"
+  check jmx "$work/jmx-tiered.txt" "$work/jmx-read.txt" "$(grep -c 'Copied .* to remote storage' "$BROKER_LOG" || true)" "JMX metrics"
 fi
 
 # ---- 7. restart and read again

@@ -16,7 +16,8 @@
 # BROKER_CONTROLLER_PORT, BROKER_DATA (log dir), BROKER_LOG (<work>/server.log, log4j2 via
 # integration/kafka/log4j2.xml), BROKER_PID (set while it runs), BROKER_STARTS (broker_start calls),
 # BROKER_JVM (the java command line prefix, heap capped: BROKER_HEAP, default 768m; initial heap
-# BROKER_HEAP_MIN, default 128m; SerialGC). Functions return non-zero (they do not exit) on failure,
+# BROKER_HEAP_MIN, default 128m; SerialGC), BROKER_JMX_URL (the broker's JMX connector, without
+# authentication, on 127.0.0.1 only: for Kafka's JmxTool). Functions return non-zero (they do not exit) on failure,
 # with a message on stderr.
 
 _broker_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -32,15 +33,17 @@ broker_init() {
   BROKER_JVM=(java "-Xms${BROKER_HEAP_MIN:-128m}" "-Xmx${BROKER_HEAP:-768m}" -XX:+UseSerialGC
     -Dlog4j2.configurationFile="$_broker_here/log4j2.xml")
   mkdir -p "$BROKER_WORK"
-  local port controller_port
-  read -r port controller_port < <(python3 -c '
+  local port controller_port jmx_port
+  read -r port controller_port jmx_port < <(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(2)]
+ss = [socket.socket() for _ in range(3)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])') || { echo "broker.sh: no free ports" >&2; return 1; }
   BROKER_PORT=$port
   BROKER_CONTROLLER_PORT=$controller_port
   BROKER_BOOTSTRAP="127.0.0.1:$port"
+  BROKER_JMX_PORT=$jmx_port
+  BROKER_JMX_URL="service:jmx:rmi:///jndi/rmi://127.0.0.1:$jmx_port/jmxrmi"
   {
     cat <<EOF
 process.roles=broker,controller
@@ -78,7 +81,11 @@ EOF
 
 broker_start() {
   BROKER_STARTS=$((BROKER_STARTS + 1))
-  "${BROKER_JVM[@]}" -Dcalving.log.file="$BROKER_LOG" -cp "$BROKER_LIBS/*" kafka.Kafka \
+  "${BROKER_JVM[@]}" -Dcalving.log.file="$BROKER_LOG" \
+    -Dcom.sun.management.jmxremote.port="$BROKER_JMX_PORT" -Dcom.sun.management.jmxremote.rmi.port="$BROKER_JMX_PORT" \
+    -Dcom.sun.management.jmxremote.host=127.0.0.1 -Djava.rmi.server.hostname=127.0.0.1 \
+    -Dcom.sun.management.jmxremote.authenticate=false -Dcom.sun.management.jmxremote.ssl=false \
+    -cp "$BROKER_LIBS/*" kafka.Kafka \
     "$BROKER_WORK/server.properties" >>"$BROKER_WORK/broker.out" 2>&1 &
   BROKER_PID=$!
   echo "$BROKER_PID" >"$BROKER_WORK/broker.pid"

@@ -171,6 +171,16 @@ pub extern "system" fn Java_io_calving_kafka_NativeRsm_openStreams<'l>(mut env: 
     error::run(&mut env, "openStreams", |_env| Ok(storage(handle)?.open_streams.load(Ordering::SeqCst)))
 }
 
+/// `static native String metrics(long handle)`: the plugin's metrics as `Name=value` lines
+/// (`RemoteStorage::metrics`; the shim's MBean shows them as JMX attributes).
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_calving_kafka_NativeRsm_metrics<'l>(mut env: EnvUnowned<'l>, _class: JClass<'l>, handle: jlong) -> JString<'l> {
+    error::run(&mut env, "metrics", |env| {
+        let text: String = storage(handle)?.storage.metrics().iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        Ok(env.new_string(text)?)
+    })
+}
+
 /// `static native void copyLogSegmentData(long handle, String topic, int partition, long[] segment,
 /// long[] leaderEpochs, String logSegment, String offsetIndex, String timeIndex,
 /// String transactionIndex, String producerSnapshot, byte[] leaderEpochCheckpoint)`

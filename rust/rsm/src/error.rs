@@ -76,6 +76,38 @@ pub enum RsmError {
 }
 
 impl RsmError {
+    /// Every [`RsmError::kind_name`], in declaration order (the metrics count errors by them).
+    pub const KIND_NAMES: [&'static str; 11] = [
+        "InvalidConfig",
+        "SegmentRead",
+        "NotFound",
+        "Storage",
+        "Table",
+        "Layout",
+        "Parquet",
+        "Iceberg",
+        "SchemaRegistry",
+        "RowsMissing",
+        "BadPosition",
+    ];
+
+    /// The variant's name (errors by kind in the metrics).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            RsmError::InvalidConfig { .. } => "InvalidConfig",
+            RsmError::SegmentRead { .. } => "SegmentRead",
+            RsmError::NotFound { .. } => "NotFound",
+            RsmError::Storage { .. } => "Storage",
+            RsmError::Table { .. } => "Table",
+            RsmError::Layout { .. } => "Layout",
+            RsmError::Parquet { .. } => "Parquet",
+            RsmError::Iceberg { .. } => "Iceberg",
+            RsmError::SchemaRegistry { .. } => "SchemaRegistry",
+            RsmError::RowsMissing { .. } => "RowsMissing",
+            RsmError::BadPosition { .. } => "BadPosition",
+        }
+    }
+
     /// Whether retrying the same call later can succeed.
     pub fn is_retriable(&self) -> bool {
         match self {

@@ -91,8 +91,23 @@ impl SegmentStream {
         self.len() == 0
     }
 
-    /// Produces the next chunk of served bytes into `self.chunk`.
+    /// Produces the next chunk of served bytes into `self.chunk`, counted in the metrics (the
+    /// bytes served, or the error by kind).
     fn fill(&mut self) -> Result<()> {
+        match self.produce() {
+            Ok(()) => {
+                let n = (self.chunk.len() - self.chunk_pos) as u64;
+                self.inner.metrics.served_bytes.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                self.inner.metrics.error(&e);
+                Err(e)
+            }
+        }
+    }
+
+    fn produce(&mut self) -> Result<()> {
         let sidecar = self.sidecar.clone();
         let batches = &sidecar.batches;
         let first = served::batch_at(batches, self.position).ok_or_else(|| RsmError::BadPosition {

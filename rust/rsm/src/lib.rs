@@ -51,6 +51,7 @@ mod copy;
 mod delete;
 mod fetch;
 mod maintain;
+mod metrics;
 mod sweep;
 mod typed;
 
@@ -109,6 +110,8 @@ pub(crate) struct Inner {
     warned: Mutex<std::collections::HashSet<(String, &'static str, i32)>>,
     /// Set when the plugin closes (wakes the background maintenance).
     pub(crate) stop: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    /// What operators watch (see the `metrics` module).
+    pub(crate) metrics: metrics::Metrics,
 }
 
 impl std::fmt::Debug for RemoteStorage {
@@ -163,6 +166,7 @@ impl RemoteStorage {
                 registry,
                 warned: Mutex::default(),
                 stop: Arc::default(),
+                metrics: metrics::Metrics::default(),
             });
         let maintenance = inner.config.maintenance_interval.map(|every| maintain::spawn_background(inner.clone(), every));
         Ok(RemoteStorage { inner, maintenance })
@@ -180,17 +184,42 @@ impl RemoteStorage {
 
     /// `copyLogSegmentData`.
     pub fn copy_log_segment(&self, segment: &SegmentMetadata, files: &LogSegmentFiles) -> Result<CopyOutcome> {
-        copy::copy(&self.inner, segment, files)
+        let m = &self.inner.metrics;
+        let outcome = m.time(&m.copy, || copy::copy(&self.inner, segment, files))?;
+        let count = |a: &std::sync::atomic::AtomicU64, n: u64| a.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        count(&m.copied_bytes, segment.segment_size);
+        count(&m.copied_records, outcome.stats.records);
+        count(&m.values_in_columns, outcome.stats.values_in_columns);
+        count(&m.values_raw_fallback, outcome.stats.values_raw_fallback);
+        count(&m.keys_in_columns, outcome.stats.keys_in_columns);
+        count(&m.keys_raw_fallback, outcome.stats.keys_raw_fallback);
+        if segment.max_timestamp_ms > 0 {
+            let newest = std::time::UNIX_EPOCH + std::time::Duration::from_millis(segment.max_timestamp_ms as u64);
+            m.tiering_lag(std::time::SystemTime::now().duration_since(newest).unwrap_or_default());
+        }
+        Ok(outcome)
     }
 
     /// `fetchLogSegment(metadata, start[, end])`: the served bytes from `start` to `end`
     /// (inclusive) or to the end of the segment.
     pub fn fetch_log_segment(&self, segment: &SegmentMetadata, start: u64, end: Option<u64>) -> Result<SegmentStream> {
-        fetch::open(&self.inner, segment, start, end)
+        let m = &self.inner.metrics;
+        m.time(&m.fetch, || fetch::open(&self.inner, segment, start, end))
     }
 
     /// `fetchIndex`.
     pub fn fetch_index(&self, segment: &SegmentMetadata, index: IndexType) -> Result<Vec<u8>> {
+        let m = &self.inner.metrics;
+        m.time(&m.fetch_index, || self.fetch_index_untimed(segment, index))
+    }
+
+    /// The plugin's metrics, by their JMX attribute names (see the `metrics` module and the
+    /// README): calls, latencies, bytes, typed values, tiering lag, commits, errors by kind.
+    pub fn metrics(&self) -> Vec<(String, f64)> {
+        self.inner.metrics.read(self.inner.catalog.commit_stats())
+    }
+
+    fn fetch_index_untimed(&self, segment: &SegmentMetadata, index: IndexType) -> Result<Vec<u8>> {
         let sidecar = self.inner.sidecar(segment)?;
         let base = sidecar.segment.start_offset;
         Ok(match index {
@@ -208,7 +237,8 @@ impl RemoteStorage {
     /// `deleteLogSegmentData`: idempotent; what goes depends on the topic's retention mode (see
     /// the `delete` module: `keep` deletes the sidecar only, `delete` the rows too).
     pub fn delete_log_segment(&self, segment: &SegmentMetadata) -> Result<()> {
-        delete::delete(&self.inner, segment)
+        let m = &self.inner.metrics;
+        m.time(&m.delete, || delete::delete(&self.inner, segment))
     }
 }
 

@@ -46,6 +46,8 @@ public class CalvingRemoteStorageManager implements RemoteStorageManager {
     private long handle;
     private boolean closed;
     private volatile Map<String, Object> configs = Collections.emptyMap();
+    /** Guarded by {@link #lock}: the JMX metrics of the open storage. */
+    private CalvingMetrics metrics;
 
     /** Public no-arg constructor, used by the broker (reflection) to instantiate the plugin. */
     public CalvingRemoteStorageManager() {
@@ -90,6 +92,10 @@ public class CalvingRemoteStorageManager implements RemoteStorageManager {
                 NativeRsm.close(previous);
             }
             handle = NativeRsm.open(properties.toArray(new String[0]));
+            if (metrics == null) {
+                metrics = CalvingMetrics.register(() -> call("metrics", null, NativeRsm::metrics),
+                        copy.getOrDefault("broker.id", copy.getOrDefault("node.id", "unknown")));
+            }
         } catch (RemoteStorageException e) {
             throw new KafkaException("Calving could not start: " + e.getMessage(), e);
         } finally {
@@ -225,6 +231,16 @@ public class CalvingRemoteStorageManager implements RemoteStorageManager {
         });
     }
 
+    /** The JMX name of this instance's metrics (null before configure and after close). */
+    javax.management.ObjectName metricsName() {
+        lock.readLock().lock();
+        try {
+            return metrics == null ? null : metrics.name();
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
     /** Fetch streams of this instance not yet closed (for tests and leak checks). */
     long openStreams() throws RemoteStorageException {
         return call("openStreams", null, NativeRsm::openStreams);
@@ -238,6 +254,10 @@ public class CalvingRemoteStorageManager implements RemoteStorageManager {
             long h = handle;
             handle = 0;
             closed = true;
+            if (metrics != null) {
+                metrics.unregister();
+                metrics = null;
+            }
             if (h != 0) {
                 NativeRsm.close(h);
             }

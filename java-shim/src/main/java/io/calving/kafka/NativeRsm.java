@@ -70,6 +70,12 @@ final class NativeRsm {
     static native long openStreams(long handle) throws RemoteStorageException;
 
     /**
+     * @param handle from {@link #open}
+     * @return the plugin's metrics as {@code Name=value} lines (see {@link CalvingMetrics})
+     */
+    static native String metrics(long handle) throws RemoteStorageException;
+
+    /**
      * {@code copyLogSegmentData}: converts the segment into table rows and its sidecar and commits
      * them; when it returns the segment is durable and servable. Files are read during the call
      * only. Idempotent for a retried segment id; re-uploaded offsets are never duplicated.

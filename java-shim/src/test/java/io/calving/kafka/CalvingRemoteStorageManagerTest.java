@@ -179,6 +179,43 @@ public class CalvingRemoteStorageManagerTest {
         }
     }
 
+    /** The JMX metrics, read as a JMX client would (attributes by name on the platform server). */
+    @Test
+    public void metricsAreAnMBeanThatMovesWithTheCallsAndGoesAtClose() throws Exception {
+        javax.management.MBeanServer server = java.lang.management.ManagementFactory.getPlatformMBeanServer();
+        javax.management.ObjectName name = rsm.metricsName();
+        assertTrue(String.valueOf(name), name != null && name.toString().startsWith("io.calving:type=RemoteStorageManager,broker="));
+        assertTrue(server.isRegistered(name));
+        assertEquals(0.0, (Double) server.getAttribute(name, "CopyCount"), 0.0);
+
+        String fixture = Fixtures.BROKER.get(0);
+        Fixtures.Segment s = Fixtures.segment(fixture, Fixtures.logs(fixture).get(0), "jmx-" + fixture);
+        rsm.copyLogSegmentData(s.metadata, s.data);
+        byte[] served = Fixtures.fetch(rsm, s.metadata, 0);
+        rsm.deleteLogSegmentData(s.metadata);
+        try {
+            rsm.fetchIndex(s.metadata, IndexType.OFFSET);
+            fail("deleted");
+        } catch (RemoteResourceNotFoundException expected) {
+            // counted as a failed fetchIndex, by kind
+        }
+        Thread.sleep(1100); // the MBean reads the native side at most once a second
+        assertEquals(1.0, (Double) server.getAttribute(name, "CopyCount"), 0.0);
+        assertEquals(1.0, (Double) server.getAttribute(name, "DeleteCount"), 0.0);
+        assertEquals(1.0, (Double) server.getAttribute(name, "FetchIndexFailures"), 0.0);
+        assertEquals(1.0, (Double) server.getAttribute(name, "ErrorsNotFound"), 0.0);
+        assertEquals((double) served.length, (Double) server.getAttribute(name, "ServedBytes"), 0.0);
+        assertEquals((double) Files.size(s.log), (Double) server.getAttribute(name, "CopiedBytes"), 0.0);
+        assertEquals(1.0, (Double) server.getAttribute(name, "Commits"), 0.0);
+        assertEquals(1.0, (Double) server.getAttribute(name, "CommittedSegments"), 0.0);
+        assertTrue((Double) server.getAttribute(name, "CopyLatencyP99Ms") > 0.0);
+        javax.management.MBeanAttributeInfo[] infos = server.getMBeanInfo(name).getAttributes();
+        assertTrue("lists its attributes: " + infos.length, infos.length > 40);
+
+        rsm.close();
+        assertTrue("unregistered at close", !server.isRegistered(name));
+    }
+
     @Test
     public void corruptSegmentFailsWithAMessageNamingTheSegment() throws Exception {
         Path log = Fixtures.logs("zstd").get(0);

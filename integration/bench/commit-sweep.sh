@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# The commit path at cluster scale (issue 16): `calving bench commit` for W = 1, 3, 6, 12 writer
+# processes (brokers) and rising rates, on each catalog a cluster can share, all on loopback:
+#
+#   embedded  the embedded default (SQLite + local warehouse; W = 1 and 3: one machine's catalog)
+#   postgres  the SQL catalog on PostgreSQL (Debian's postgresql, a throwaway cluster started here)
+#             with a local warehouse
+#   rest      Apache Iceberg's REST catalog fixture + moto's S3 server (integration/bench/on-rest.sh)
+#
+#   integration/bench/commit-sweep.sh [embedded|postgres|rest ...]     (default: all three)
+#   WRITERS="1 3 6 12" RATES="25 50 100 200" DURATION=20 integration/bench/commit-sweep.sh postgres
+#
+# Every run prints its progress and one JSON line; this script collects the JSON lines into
+# $OUT (default: /tmp/calving-commit-sweep.jsonl) and prints them as a table at the end.
+# Prerequisites: tests/install-deps.sh, the release CLI (cargo build --release -p calving-cli).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+target=${CARGO_TARGET_DIR:-$root/target}
+calving="$target/release/calving"
+[ -x "$calving" ] || { echo "build the CLI first: cargo build --release -p calving-cli" >&2; exit 2; }
+backends=("$@")
+[ ${#backends[@]} -gt 0 ] || backends=(embedded postgres rest)
+duration=${DURATION:-20}
+copiers=${COPIERS:-10}
+partitions=${PARTITIONS:-120}
+out=${OUT:-/tmp/calving-commit-sweep.jsonl}
+: >"$out"
+work=$(mktemp -d)
+pg_data=
+cleanup() {
+  if [ -n "$pg_data" ]; then as_postgres pg_ctl -D "$pg_data" -m immediate stop >/dev/null 2>&1 || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# PostgreSQL refuses to run as root: as root, its tools run as the `postgres` user.
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+as_postgres() {
+  local tool=$1; shift
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$pg_bin/$tool" "$@"; else "$pg_bin/$tool" "$@"; fi
+}
+
+run() { # <backend> <writers> <rate> [calving bench commit arguments...]
+  local backend=$1 w=$2 r=$3; shift 3
+  echo "== $backend: writers $w, rate $r segments/s, $duration s"
+  local log="$work/run.log"
+  "$@" --writers "$w" --rate "$r" --duration "$duration" --copiers "$copiers" --partitions "$partitions" 2>&1 | tee "$log" | grep -v '^ *[0-9]* s ' || true
+  grep '^{' "$log" | tail -n1 | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); d["backend"]=sys.argv[1]; print(json.dumps(d))' "$backend" >>"$out" || echo "   (no result line)"
+}
+
+for backend in "${backends[@]}"; do
+  case "$backend" in
+    embedded)
+      for w in ${WRITERS_EMBEDDED:-1 3}; do
+        for r in ${RATES_EMBEDDED:-25 50 100 200}; do
+          wh="$work/wh-embedded-$w-$r"; mkdir -p "$wh"
+          run embedded "$w" "$r" "$calving" bench commit --warehouse "$wh"
+        done
+      done
+      ;;
+    postgres)
+      [ -n "$pg_bin" ] || { echo "PostgreSQL is not installed (tests/install-deps.sh installs Debian's postgresql)" >&2; exit 2; }
+      pg_port=$(free_port)
+      mkdir -p "$work/pg"; pg_data="$work/pg/data"
+      [ "$(id -u)" = 0 ] && chown postgres "$work/pg"
+      as_postgres initdb -D "$pg_data" -A trust -U calving >"$work/pg-init.log" 2>&1
+      as_postgres pg_ctl -D "$pg_data" -l "$work/pg/log" -w \
+        -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $work/pg -c max_connections=200 -c fsync=on" start >/dev/null
+      for w in ${WRITERS:-1 3 6 12}; do
+        for r in ${RATES:-25 50 100 200}; do
+          wh="$work/wh-pg-$w-$r"; mkdir -p "$wh"
+          run postgres "$w" "$r" "$calving" bench commit --warehouse "$wh" --catalog-uri "postgresql://calving@127.0.0.1:$pg_port/postgres"
+        done
+      done
+      as_postgres pg_ctl -D "$pg_data" -m fast stop >/dev/null; pg_data=
+      ;;
+    rest)
+      for w in ${WRITERS:-1 3 6 12}; do
+        for r in ${RATES_REST:-${RATES:-25 50 100}}; do
+          run rest "$w" "$r" "$root/integration/bench/on-rest.sh" commit
+        done
+      done
+      ;;
+    *) echo "unknown backend $backend (embedded, postgres, rest)" >&2; exit 2 ;;
+  esac
+done
+
+echo "== results ($out)"
+python3 - "$out" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+cols = ["backend", "writers", "target_rate", "segments_per_s", "commits_per_s", "segments_per_commit",
+        "conflicts_per_commit", "p50_ms", "p99_ms", "failed_copies", "metadata_bytes", "check_ok"]
+print("| " + " | ".join(cols) + " |")
+print("|" + "---|" * len(cols))
+for r in rows:
+    print("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
+EOF
