@@ -264,7 +264,7 @@ def read_jmx(path):
     """The io.calving MBean's attributes from JmxTool's properties output (`<name>:<attr>=<v>`)."""
     values = {}
     for line in open(path):
-        key, _, value = line.strip().partition("=")
+        key, _, value = line.strip().rpartition("=")
         if key.startswith("io.calving:") and ":" in key[len("io.calving:"):]:
             try:
                 values[key.rsplit(":", 1)[1]] = float(value)

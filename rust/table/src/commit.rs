@@ -136,8 +136,6 @@ pub fn ancestry(table: &Table) -> impl Iterator<Item = &SnapshotRef> {
     })
 }
 
-/// Most segments one group commit takes.
-const GROUP_MAX_SEGMENTS: usize = 64;
 /// Most data file bytes one group commit takes (beyond its first member).
 const GROUP_MAX_BYTES: u64 = 1 << 30;
 
@@ -170,7 +168,7 @@ impl std::fmt::Debug for Pending {
 /// **Group commit**: appends to one table that arrive while a commit of that table is in flight
 /// in this process wait for it, then go together in the next commit — one snapshot, one
 /// manifest, every member's ledger entries — taken by whichever of them gets the table's commit
-/// lock first (at most [`GROUP_MAX_SEGMENTS`] segments and [`GROUP_MAX_BYTES`] of files). An
+/// lock first (at most `commit.group.max-segments`, default 64, segments and [`GROUP_MAX_BYTES`] of files). An
 /// idle table commits the first append at once. Every member is checked against the ledger on
 /// its own (and against the members before it): one that fails the check fails alone.
 pub async fn append(
@@ -190,7 +188,7 @@ pub async fn append(
         if let Ok(outcome) = answer.try_recv() {
             return outcome;
         }
-        let group = take_group(&table.queue);
+        let group = take_group(&table.queue, catalog.config().group_max_segments());
         commit_group(catalog, topic, group).await;
         drop(serialized);
         if let Ok(outcome) = answer.try_recv() {
@@ -200,10 +198,10 @@ pub async fn append(
 }
 
 /// The oldest waiting appends, within the group bounds (at least one).
-fn take_group(queue: &std::sync::Mutex<Vec<Pending>>) -> Vec<Pending> {
+fn take_group(queue: &std::sync::Mutex<Vec<Pending>>, max_segments: usize) -> Vec<Pending> {
     let mut queue = queue.lock().expect("append queue");
     let (mut n, mut bytes) = (0usize, 0u64);
-    while n < queue.len() && n < GROUP_MAX_SEGMENTS {
+    while n < queue.len() && n < max_segments.max(1) {
         let b: u64 = queue[n].data_files.iter().map(DataFile::file_size_in_bytes).sum();
         if n > 0 && bytes + b > GROUP_MAX_BYTES {
             break;

@@ -9,6 +9,7 @@
 //! | `warehouse` | required | storage location of the warehouse: `file:///abs/dir`, `s3://bucket/prefix`, `gs://…`, `abfss://…` |
 //! | `namespace` | `kafka` | namespace of the topic tables (dots separate levels) |
 //! | `commit.retry.num-retries`, `.min-wait-ms`, `.max-wait-ms`, `.total-timeout-ms` | Calving's (1000000, 50, 2000, 120000: bounded by time, since brokers contending for one table is normal; Iceberg's are 4, 100, 60000, 1800000) | used for tables that do not set these properties themselves |
+//! | `commit.group.max-segments` | 64 | most segments one group commit takes (1: a commit per segment) |
 //! | `catalog.pool.max-connections`, `catalog.pool.idle-timeout` (s), `catalog.pool.test-before-acquire` | iceberg's (10, 10, false) | sql connection pool |
 //! | `catalog.token`, `catalog.credential`, `catalog.oauth2-server-uri`, `catalog.scope`, `catalog.audience`, `catalog.resource`, `catalog.prefix`, `catalog.header.<name>`, `catalog.disable-header-redaction` | — | rest: passed to iceberg-catalog-rest without the `catalog.` prefix |
 //! | `catalog.warehouse` | `warehouse` | rest: the warehouse the REST server is asked for, when it names warehouses otherwise than by location |
@@ -101,6 +102,8 @@ pub struct CatalogConfig {
     rest_warehouse: Option<String>,
     /// `commit.retry.*` defaults for tables that do not set them.
     commit_retry: BTreeMap<String, String>,
+    /// `commit.group.max-segments`: most segments one group commit takes.
+    group_max_segments: usize,
 }
 
 impl CatalogConfig {
@@ -189,8 +192,13 @@ impl CatalogConfig {
         let mut catalog_props = BTreeMap::new();
         let mut storage_props = BTreeMap::new();
         let mut commit_retry = BTreeMap::new();
+        let mut group_max_segments = 64;
         for (key, value) in &props {
-            if COMMIT_RETRY_KEYS.contains(&key.as_str()) {
+            if key == "commit.group.max-segments" {
+                group_max_segments = value.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    Error::config(key, format!("`{value}` is not a positive integer"))
+                })?;
+            } else if COMMIT_RETRY_KEYS.contains(&key.as_str()) {
                 value.parse::<u64>().map_err(|_| {
                     Error::config(key, format!("`{value}` is not a non-negative integer"))
                 })?;
@@ -255,6 +263,7 @@ impl CatalogConfig {
             storage,
             rest_warehouse,
             commit_retry,
+            group_max_segments,
         })
     }
 
@@ -281,6 +290,12 @@ impl CatalogConfig {
     /// The namespace of the topic tables.
     pub fn namespace(&self) -> &NamespaceIdent {
         &self.namespace
+    }
+
+    /// Most segments one group commit takes (`commit.group.max-segments`, default 64; 1: every
+    /// segment its own commit).
+    pub fn group_max_segments(&self) -> usize {
+        self.group_max_segments
     }
 
     /// The `commit.retry.*` defaults given in the configuration.
@@ -411,6 +426,7 @@ impl fmt::Debug for CatalogConfig {
             .field("storage_props", &redact(&self.storage_props))
             .field("rest_warehouse", &self.rest_warehouse)
             .field("commit_retry", &self.commit_retry)
+            .field("group_max_segments", &self.group_max_segments)
             .finish()
     }
 }
@@ -543,10 +559,15 @@ mod tests {
             ("s3.secret-access-key", "sk"),
             ("namespace", "lake.kafka"),
             ("commit.retry.num-retries", "7"),
+            ("commit.group.max-segments", "1"),
             ("segment.bytes", "ignored"),
         ])
         .unwrap();
         assert_eq!(c.kind(), CatalogKind::Rest);
+        assert_eq!(c.group_max_segments(), 1);
+        let e = CatalogConfig::from_props([("warehouse", "file:///wh"), ("commit.group.max-segments", "0")]).unwrap_err();
+        assert!(matches!(e, Error::InvalidConfig { ref key, .. } if key == "commit.group.max-segments"), "{e}");
+        assert_eq!(CatalogConfig::from_props([("warehouse", "file:///wh")]).unwrap().group_max_segments(), 64);
         assert_eq!(c.uri(), "http://127.0.0.1:8181");
         assert_eq!(
             c.catalog_props.get("token").map(String::as_str),
