@@ -18,42 +18,12 @@ target=${CARGO_TARGET_DIR:-$root/target}
 calving="$target/release/calving"
 [ -x "$calving" ] || { echo "build the CLI first: cargo build --release -p calving-cli" >&2; exit 2; }
 work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-s3_port=$(free_port)
-python3 -c 'import sys; from moto.server import main; main(["-H","127.0.0.1","-p",sys.argv[1]])' "$s3_port" >"$work/moto.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$s3_port/" && break; sleep 0.2; done
-curl -s -X PUT "http://127.0.0.1:$s3_port/calving" >/dev/null
-
-classpath=$("$root/rust/table/tests/rest-fixture/resolve-rest-fixture.sh" | tail -n1)
-# The fixture stops when its stdin reaches end of file: a FIFO this script holds open for writing,
-# closed when the script exits (even if killed).
-mkfifo "$work/stdin"
-exec 3<>"$work/stdin"
-CATALOG_CATALOG__IMPL=org.apache.iceberg.jdbc.JdbcCatalog \
-CATALOG_URI="jdbc:sqlite:$work/rest-catalog.db" \
-CATALOG_WAREHOUSE=s3://calving/wh \
-CATALOG_IO__IMPL=org.apache.iceberg.aws.s3.S3FileIO \
-CATALOG_S3_ENDPOINT="http://127.0.0.1:$s3_port" \
-CATALOG_S3_PATH__STYLE__ACCESS=true \
-CATALOG_S3_ACCESS__KEY__ID=calving-test-key \
-CATALOG_S3_SECRET__ACCESS__KEY=calving-test-secret \
-CATALOG_CLIENT_REGION=us-east-1 \
-CATALOG_REST_PORT=0 \
-AWS_EC2_METADATA_DISABLED=true \
-  java -cp "$classpath" org.apache.iceberg.rest.CalvingRestFixture >"$work/rest.out" 2>"$work/rest.log" <"$work/stdin" &
-pids+=($!)
-rest_port=
-for _ in $(seq 450); do
-  rest_port=$(sed -n 's/^CALVING_REST_FIXTURE_PORT=//p' "$work/rest.out" | head -n1)
-  [ -n "$rest_port" ] && break
-  sleep 0.2
-done
-[ -n "$rest_port" ] || { echo "the REST fixture did not start:" >&2; cat "$work/rest.log" >&2; exit 1; }
+# shellcheck source=../kafka/rest-s3.sh
+. "$root/integration/kafka/rest-s3.sh"
+trap 'rest_s3_stop; rm -rf "$work"' EXIT
+rest_s3_start "$work" || exit 1
+s3_port=${S3_ENDPOINT##*:}
+rest_port=${REST_URI##*:}
 
 "$calving" bench "$sub" \
   --property catalog.type=rest --property "catalog.uri=http://127.0.0.1:$rest_port" \

@@ -490,7 +490,10 @@ public class E2eClient {
 
     static void waitTiered() throws Exception {
         List<String> topics = Arrays.asList(opt("topics").split(","));
-        Path logDir = Path.of(opt("log-dir"));
+        // Several brokers (integration/cluster/run.sh): their log dirs, comma-separated; every
+        // replica must be down to its active segment.
+        List<Path> logDirs = new ArrayList<>();
+        for (String d : opt("log-dir").split(",")) logDirs.add(Path.of(d));
         boolean tiering = opt("tiering", "on").equals("on");
         boolean endMarker = opt("end-marker", "yes").equals("yes");
         long deadline = System.currentTimeMillis() + 1000L * Long.parseLong(opt("timeout-s", "180"));
@@ -506,7 +509,8 @@ public class E2eClient {
                 StringBuilder lines = new StringBuilder();
                 StringBuilder why = new StringBuilder();
                 for (TopicPartition tp : tps) {
-                    long segs = localSegments(logDir, tp);
+                    long segs = 0;
+                    for (Path logDir : logDirs) segs = Math.max(segs, localSegments(logDir, tp));
                     boolean done = !tiering || (segs == 1 && local.get(tp) == tiered.get(tp) + 1
                         // Everything before the end marker; the marker may tier too, when local
                         // retention rolls the active segment (its LogAppendTime is wall-clock).

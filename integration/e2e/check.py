@@ -74,7 +74,8 @@ def read_tiered(path):
 def read_table(name, engine, warehouse, topic, *flags, tail=500):
     """The lines tests/oracle/read_table.py prints for table kafka.<topic> (one JSON row each), or
     None after a FAIL <name> line when it fails (the last <tail> characters of its stderr)."""
-    db = os.path.join(warehouse, "calving-catalog.db")
+    # $CALVING_READ_CATALOG: another catalog (a REST catalog's URI: integration/cluster/run.sh).
+    db = os.environ.get("CALVING_READ_CATALOG") or os.path.join(warehouse, "calving-catalog.db")
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests/oracle/read_table.py"), engine, db, warehouse,
                            f"kafka.{topic}", *flags], capture_output=True, text=True)
     if proc.returncode != 0:
@@ -297,10 +298,31 @@ def cmd_jmx(tiered_path, read_path, copied, label):
            f"after the reads minus after tiering: {moved}")
 
 
+def cmd_jmx_cluster(copied, label, *paths):
+    """Every broker's MBean: together they committed every copy their logs report, none failed."""
+    brokers = [read_jmx(p) for p in paths]
+    if not all(brokers):
+        result(False, label, f"attributes read from {sum(1 for b in brokers if b)} of {len(brokers)} brokers")
+        return
+    total = lambda k: sum(b[k] for b in brokers)
+    copied = int(copied)
+    per = ", ".join(f"{b['CopyCount']:.0f}" for b in brokers)
+    result(total("CopyCount") >= copied > 0 and all(b["CopyCount"] > 0 for b in brokers),
+           f"{label}: every broker copied ({per}; {total('CopyCount'):.0f} >= {copied} 'Copied' log lines)",
+           f"CopyCount per broker {per}, broker logs {copied}")
+    result(total("CopyFailures") == 0 and total("CommitFailures") == 0, f"{label}: no failed copy or commit",
+           f"CopyFailures {total('CopyFailures')}, CommitFailures {total('CommitFailures')}")
+    commits, segments = total("Commits"), total("CommittedSegments")
+    result(segments >= copied and commits >= 1,
+           f"{label}: {segments:.0f} segments in {commits:.0f} commits ({segments / max(commits, 1):.2f} per commit), "
+           f"{total('CommitConflicts'):.0f} conflicts retried, {total('CommitUnknownOutcomes'):.0f} unknown outcomes",
+           f"CommittedSegments {segments}, Commits {commits}")
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     {"consumed": cmd_consumed, "queries": cmd_queries, "offsets": cmd_offsets, "table": cmd_table,
-     "table-empty": cmd_table_empty, "jmx": cmd_jmx}[cmd](*args)
+     "table-empty": cmd_table_empty, "jmx": cmd_jmx, "jmx-cluster": cmd_jmx_cluster}[cmd](*args)
     sys.exit(1 if failed else 0)
 
 

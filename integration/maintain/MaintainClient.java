@@ -109,7 +109,10 @@ public class MaintainClient {
             // Kafka 4 refuses segment.bytes below 1 MiB; internal.segment.bytes (4.1+, the test-only
             // override of Kafka's own tiered-storage tests) allows small segments.
             c.put(Integer.parseInt(segmentBytes) < 1 << 20 ? "internal.segment.bytes" : "segment.bytes", segmentBytes);
-            nts.add(new NewTopic(t, partitions(), (short) 1).configs(c));
+            // Several brokers (integration/cluster/run.sh): replicas and min.insync.replicas.
+            short replicas = Short.parseShort(opt("replication-factor", "1"));
+            if (replicas > 1) c.put("min.insync.replicas", opt("min-isr", "2"));
+            nts.add(new NewTopic(t, partitions(), replicas).configs(c));
         }
         admin.createTopics(nts).all().get();
         E2eClient.waitForLeaders(admin, topics());

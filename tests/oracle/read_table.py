@@ -3,7 +3,9 @@
 
     read_table.py pyiceberg|duckdb|spark <catalog.db> <warehouse dir> <namespace.table> [--all-columns]
 
-pyiceberg reads through its SqlCatalog on Calving's SQLite catalog file; DuckDB (its iceberg
+pyiceberg reads through its SqlCatalog on Calving's SQLite catalog file, or, when <catalog.db>
+is an http:// URI, through its RestCatalog at that URI (integration/cluster/run.sh), with the
+storage properties in $CALVING_READ_S3_PROPS (key=value lines: s3.endpoint, s3.access-key-id, ...); DuckDB (its iceberg
 extension, installed from PyPI, offline) reads the table's current metadata file that the same
 catalog points at. Spark (pyspark, local[1]) reads through Iceberg's SparkCatalog with its
 JdbcCatalog on a copy of the catalog file (a reader never writes to Calving's own); the jars (iceberg-spark-runtime, sqlite-jdbc) come from
@@ -126,7 +128,16 @@ def main():
     engine, db, warehouse, ident = sys.argv[1:5]
     all_columns = "--all-columns" in sys.argv[5:]
     namespace, name = ident.split(".")
-    if engine == "pyiceberg":
+    if engine == "pyiceberg" and db.startswith("http://"):
+        import os
+
+        from pyiceberg.catalog.rest import RestCatalog
+
+        lines = os.environ.get("CALVING_READ_S3_PROPS", "").splitlines()
+        props = dict(line.split("=", 1) for line in lines if "=" in line)
+        catalog = RestCatalog("calving", uri=db, warehouse=warehouse, **props)
+        rows = catalog.load_table(ident).scan().to_arrow().to_pylist()
+    elif engine == "pyiceberg":
         from pyiceberg.catalog.sql import SqlCatalog
 
         catalog = SqlCatalog("calving", uri=f"sqlite:///{db}", warehouse=f"file://{warehouse}")

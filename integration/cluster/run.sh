@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Calving on a cluster: three Apache Kafka 4.1.2 nodes (KRaft, each broker and controller) on
+# 127.0.0.1 with the plugin jar, one shared warehouse on a loopback S3 server (moto) and one
+# Iceberg REST catalog (Apache Iceberg's fixture), every broker committing into the same table.
+#
+#   integration/cluster/run.sh       (after tests/install-deps.sh and `gradle --no-daemon -q jar`)
+#
+# Steps, each ending in lines "PASS <name>" or "FAIL <name>: <why>":
+#   1. moto + the REST fixture; three nodes with the plugin (catalog.type=rest, warehouse
+#      s3://calving/wh), remote log metadata topic with replication factor 3, two copier threads
+#      per broker (copies of one table arrive from every broker at once);
+#   2. one topic of 12 partitions, replication factor 3, min.insync.replicas=2, 64 KiB segments
+#      (internal.segment.bytes); idempotent producers (acks=all) interleaved with transactions,
+#      every third aborted (integration/maintain/MaintainClient.java produce);
+#   3. wait until every rolled segment was copied and every replica deleted it locally;
+#   4. consume everything from offset 0 under read_uncommitted and read_committed: every
+#      acknowledged record back, in order, nothing lost (integration/e2e/check.py consumed);
+#   5. the table, read by pyiceberg through the REST catalog: every tiered record once, no
+#      (topic id, partition, offset) twice (check.py table);
+#   6. the plugin's JMX metrics of every broker (Kafka's JmxTool): the copies the brokers logged
+#      were all committed, none failed, and the commits, segments per commit and conflicts retried
+#      are printed;
+#   7. no ERROR from the remote log subsystem in any broker log; clean shutdown.
+# Ends with "cluster: N passed, N failed"; exit status 1 when anything failed. The work directory
+# is kept on failure, or always with CALVING_KEEP_WORK=1.
+#
+# Env: CALVING_JAR, CALVING_CLUSTER_RECORDS (records per partition, default 120),
+# CALVING_CLUSTER_TIMEOUT (watchdog, default 900 s), CALVING_KAFKA_LIBS.
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+jar=${CALVING_JAR:-$root/build/libs/calving-0.1.0-SNAPSHOT.jar}
+records=${CALVING_CLUSTER_RECORDS:-120}
+timeout=${CALVING_CLUSTER_TIMEOUT:-900}
+topic=cluster_orders
+
+say() { echo "cluster: $*" >&2; }
+die() { echo "cluster: error: $*" >&2; exit 2; }
+
+LIBS=$("$root/integration/kafka/resolve-jars.sh" | tail -n1) || die "could not resolve the Kafka jars"
+# shellcheck source=../kafka/harness.sh
+. "$root/integration/kafka/harness.sh"
+# shellcheck source=../kafka/cluster.sh
+. "$root/integration/kafka/cluster.sh"
+# shellcheck source=../kafka/rest-s3.sh
+. "$root/integration/kafka/rest-s3.sh"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/calving-cluster.XXXXXX")
+results_init "$work/results.txt"
+client_pid=""
+started=$(date +%s)
+
+on_exit() {
+  [ -z "$client_pid" ] || kill -TERM "$client_pid" 2>/dev/null
+  cluster_kill
+  rest_s3_stop
+}
+harness_traps cluster "$work" " (node logs: $work/node*/server.log)" on_exit "interrupted" "terminated (watchdog after ${timeout} s?)"
+start_watchdog "$timeout" cluster
+
+bg() { "$@" & client_pid=$!; wait "$client_pid"; local rc=$?; client_pid=""; return $rc; }
+check() { bg python3 "$root/integration/e2e/check.py" "$@" | tee_results; }
+java_client() {   # <class> <command> [args...]
+  bg java -Xmx384m -XX:+UseSerialGC -Dlog4j2.configurationFile="$root/integration/kafka/log4j2.xml" \
+    -Dcalving.log.file="$work/clients.log" -cp "$work/classes:$LIBS/*" "$1" "$2" --bootstrap "$CLUSTER_BOOTSTRAP" "${@:3}"
+}
+
+[ -f "$jar" ] || die "no plugin jar at $jar (run: gradle --no-daemon -q jar)"
+mkdir -p "$work/classes"
+javac -nowarn -d "$work/classes" -cp "$LIBS/*" "$root/integration/e2e/E2eClient.java" \
+  "$root/integration/maintain/MaintainClient.java" 2>"$work/javac.out" \
+  || { cat "$work/javac.out" >&2; die "the clients do not compile"; }
+
+# ---- 1. shared storage and catalog; three nodes
+rest_s3_start "$work/rest-s3" || die "moto or the REST fixture did not start"
+extra="$work/extra.properties"
+mapfile -t s3_props < <(sed 's/^/rsm.config./' <<<"$REST_S3_PROPS")
+plugin_properties "$jar" unused \
+  "rsm.config.warehouse=s3://calving/wh" rsm.config.catalog.type=rest "rsm.config.catalog.uri=$REST_URI" "${s3_props[@]}" \
+  rlmm.config.remote.log.metadata.topic.replication.factor=3 rlmm.config.remote.log.metadata.topic.num.partitions=3 \
+  log.initial.task.delay.ms=500 remote.log.manager.copier.thread.pool.size=2 remote.log.reader.threads=4 >"$extra"
+cluster_init "$work" "$LIBS" 3 "$extra" || die "cluster setup failed"
+if cluster_start; then pass "3 nodes started ($CLUSTER_BOOTSTRAP; REST catalog $REST_URI, warehouse s3://calving/wh on $S3_ENDPOINT)"
+else fail "cluster start" "see $work/node*/server.log"; exit 1; fi
+
+# ---- 2. workload
+t0=$(date +%s)
+if java_client MaintainClient produce --round 1 --topics "$topic" --partitions 12 --replication-factor 3 --min-isr 2 \
+     --records "$records" --segment-bytes 65536 --oracle "$work/oracle.tsv" 2>"$work/produce.err"; then
+  pass "produce ($(wc -l <"$work/oracle.tsv") records acknowledged, $(cut -f6 "$work/oracle.tsv" | grep -c A) in aborted transactions, $(($(date +%s) - t0)) s)"
+else
+  tail -n 20 "$work/produce.err"; fail "produce" "MaintainClient produce failed"; exit 1
+fi
+
+# ---- 3. tiered and deleted locally on every replica
+t0=$(date +%s)
+if java_client E2eClient wait-tiered --log-dir "$CLUSTER_LOG_DIRS" --topics "$topic" --out "$work/tiered.tsv" \
+     --timeout-s 300 2>"$work/wait.err"; then
+  copied=0
+  for log in $CLUSTER_LOGS; do copied=$((copied + $(grep -c 'Copied .* to remote storage' "$log" || true))); done
+  pass "tiered: every rolled segment copied and deleted locally on every replica in $(($(date +%s) - t0)) s ($copied 'Copied' lines in the brokers' logs)"
+else
+  tail -n 5 "$work/wait.err"; fail "tiered" "segments not copied and deleted locally in 300 s"
+  [ -f "$work/tiered.tsv" ] || exit 1
+fi
+
+# ---- 4. every acknowledged record back, under both isolation levels
+for iso in read_uncommitted read_committed; do
+  if java_client MaintainClient consume --topics "$topic" --isolation "$iso" --out "$work/consumed-$iso.tsv" 2>"$work/consume.err"; then
+    say "$(grep '^consume' "$work/consume.err")"
+    check consumed "$work/oracle.tsv" "$work/consumed-$iso.tsv" "$iso" "$work/tiered.tsv" "consume $iso"
+  else
+    tail -n 5 "$work/consume.err"; fail "consume $iso" "MaintainClient consume failed"
+  fi
+done
+
+# ---- 5. the table, through the REST catalog
+CALVING_READ_CATALOG="$REST_URI" CALVING_READ_S3_PROPS="$REST_S3_PROPS" \
+  check table "$work/oracle.tsv" "$work/tiered.tsv" s3://calving/wh "$topic" pyiceberg "table"
+
+# ---- 6. the brokers' metrics
+jmx_files=()
+for i in 1 2 3; do
+  bg java -Xmx256m -cp "$LIBS/*" org.apache.kafka.tools.JmxTool --jmx-url "${NODE_JMX_URL[i]}" \
+    --object-name 'io.calving:type=RemoteStorageManager,*' --one-time true --report-format properties \
+    >"$work/jmx-$i.txt" 2>"$work/jmx.err" || tail -n 3 "$work/jmx.err" >&2
+  jmx_files+=("$work/jmx-$i.txt")
+done
+copied=0
+for log in $CLUSTER_LOGS; do copied=$((copied + $(grep -c 'Copied .* to remote storage' "$log" || true))); done
+check jmx-cluster "$copied" "JMX metrics of 3 brokers" "${jmx_files[@]}"
+
+# ---- 7. logs and shutdown
+for i in 1 2 3; do
+  BROKER_LOG=${NODE_LOG[i]}
+  errors=$(grep -E '^\[[^]]*\] ERROR' "$BROKER_LOG" | grep -i -E 'remote|calving|rsm' || true)
+  if [ -z "$errors" ]; then pass "node $i: no ERROR from remote storage in its log"
+  else fail "node $i log" "$(echo "$errors" | wc -l) ERROR lines, first: $(echo "$errors" | head -n1 | cut -c1-400)"; fi
+done
+if cluster_stop; then pass "3 nodes stopped cleanly"; else fail "cluster stop" "a node needed SIGKILL"; fi
+rest_s3_stop
+
+summary cluster "$started"

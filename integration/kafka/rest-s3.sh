@@ -1,0 +1,66 @@
+# shellcheck shell=bash
+# A shared warehouse and catalog on loopback, for scripts that source this file
+# (integration/bench/on-rest.sh, integration/cluster/run.sh): moto's S3 server (bucket `calving`)
+# and Apache Iceberg's REST catalog fixture (JDBC on SQLite behind it, S3FileIO on the same
+# bucket, warehouse s3://calving/wh), both on 127.0.0.1.
+#
+#   . integration/kafka/rest-s3.sh
+#   rest_s3_start <work dir>   # returns once both answer; sets S3_ENDPOINT, REST_URI,
+#                              # REST_S3_PROPS (the plugin's storage keys, one key=value a line)
+#   rest_s3_stop               # stops both (also call it from the script's EXIT trap)
+#
+# The fixture stops when its stdin reaches end of file: a FIFO held open here for writing, closed
+# by rest_s3_stop or when the script exits (even if killed).
+
+_rest_s3_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+_rest_s3_pids=()
+
+rest_s3_start() {
+  local work=$1 s3_port rest_port classpath
+  mkdir -p "$work"
+  s3_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  python3 -c 'import sys; from moto.server import main; main(["-H","127.0.0.1","-p",sys.argv[1]])' "$s3_port" \
+    >"$work/moto.log" 2>&1 &
+  _rest_s3_pids+=($!)
+  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$s3_port/" && break; sleep 0.2; done
+  curl -s -X PUT "http://127.0.0.1:$s3_port/calving" >/dev/null || { echo "rest-s3.sh: moto did not start" >&2; return 1; }
+  S3_ENDPOINT="http://127.0.0.1:$s3_port"
+
+  classpath=$("$_rest_s3_here/../../rust/table/tests/rest-fixture/resolve-rest-fixture.sh" | tail -n1) || return 1
+  mkfifo "$work/rest.stdin"
+  exec {_rest_s3_fd}<>"$work/rest.stdin"
+  CATALOG_CATALOG__IMPL=org.apache.iceberg.jdbc.JdbcCatalog \
+  CATALOG_URI="jdbc:sqlite:$work/rest-catalog.db" \
+  CATALOG_WAREHOUSE=s3://calving/wh \
+  CATALOG_IO__IMPL=org.apache.iceberg.aws.s3.S3FileIO \
+  CATALOG_S3_ENDPOINT="$S3_ENDPOINT" \
+  CATALOG_S3_PATH__STYLE__ACCESS=true \
+  CATALOG_S3_ACCESS__KEY__ID=calving-test-key \
+  CATALOG_S3_SECRET__ACCESS__KEY=calving-test-secret \
+  CATALOG_CLIENT_REGION=us-east-1 \
+  CATALOG_REST_PORT=0 \
+  AWS_EC2_METADATA_DISABLED=true \
+    java -Xmx512m -cp "$classpath" org.apache.iceberg.rest.CalvingRestFixture >"$work/rest.out" 2>"$work/rest.log" <"$work/rest.stdin" &
+  _rest_s3_pids+=($!)
+  rest_port=
+  for _ in $(seq 450); do
+    rest_port=$(sed -n 's/^CALVING_REST_FIXTURE_PORT=//p' "$work/rest.out" | head -n1)
+    [ -n "$rest_port" ] && break
+    sleep 0.2
+  done
+  [ -n "$rest_port" ] || { echo "rest-s3.sh: the REST fixture did not start:" >&2; tail -n 20 "$work/rest.log" >&2; return 1; }
+  REST_URI="http://127.0.0.1:$rest_port"
+  REST_S3_PROPS="s3.endpoint=$S3_ENDPOINT
+s3.region=us-east-1
+s3.access-key-id=calving-test-key
+s3.secret-access-key=calving-test-secret
+s3.path-style-access=true
+s3.disable-config-load=true
+s3.disable-ec2-metadata=true"
+}
+
+rest_s3_stop() {
+  local p
+  for p in "${_rest_s3_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  _rest_s3_pids=()
+}
