@@ -27,8 +27,9 @@ out=${OUT:-/tmp/calving-commit-sweep.jsonl}
 : >"$out"
 work=$(mktemp -d)
 pg_data=
+pg_dir=
 cleanup() {
-  if [ -n "$pg_data" ]; then as_postgres pg_ctl -D "$pg_data" -m immediate stop >/dev/null 2>&1 || true; fi
+  if [ -n "$pg_data" ]; then as_postgres pg_ctl -D "$pg_data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$pg_dir"; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -62,18 +63,19 @@ for backend in "${backends[@]}"; do
     postgres)
       [ -n "$pg_bin" ] || { echo "PostgreSQL is not installed (tests/install-deps.sh installs Debian's postgresql)" >&2; exit 2; }
       pg_port=$(free_port)
-      mkdir -p "$work/pg"; pg_data="$work/pg/data"
-      [ "$(id -u)" = 0 ] && chown postgres "$work/pg"
-      as_postgres initdb -D "$pg_data" -A trust -U calving >"$work/pg-init.log" 2>&1
-      as_postgres pg_ctl -D "$pg_data" -l "$work/pg/log" -w \
-        -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $work/pg -c max_connections=200 -c fsync=on" start >/dev/null
+      # Its own directory (the work directory is root's, mode 700, where PostgreSQL runs as postgres).
+      pg_dir=$(mktemp -d); pg_data="$pg_dir/data"
+      [ "$(id -u)" = 0 ] && chown postgres "$pg_dir"
+      as_postgres initdb -D "$pg_data" -A trust -U calving >"$work/pg-init.log" 2>&1 || { cat "$work/pg-init.log" >&2; exit 1; }
+      as_postgres pg_ctl -D "$pg_data" -l "$pg_dir/log" -w \
+        -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_dir -c max_connections=200" start >/dev/null
       for w in ${WRITERS:-1 3 6 12}; do
         for r in ${RATES:-25 50 100 200}; do
           wh="$work/wh-pg-$w-$r"; mkdir -p "$wh"
           run postgres "$w" "$r" "$calving" bench commit --warehouse "$wh" --catalog-uri "postgresql://calving@127.0.0.1:$pg_port/postgres"
         done
       done
-      as_postgres pg_ctl -D "$pg_data" -m fast stop >/dev/null; pg_data=
+      as_postgres pg_ctl -D "$pg_data" -m fast stop >/dev/null; rm -rf "$pg_dir"; pg_data=
       ;;
     rest)
       for w in ${WRITERS:-1 3 6 12}; do

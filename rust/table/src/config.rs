@@ -8,7 +8,7 @@
 //! | `catalog.uri` | sql: `sqlite:<warehouse dir>/calving-catalog.db?mode=rwc` when the warehouse is local; rest: required | `sqlite:…`, `postgres://…`, or `http://…` |
 //! | `warehouse` | required | storage location of the warehouse: `file:///abs/dir`, `s3://bucket/prefix`, `gs://…`, `abfss://…` |
 //! | `namespace` | `kafka` | namespace of the topic tables (dots separate levels) |
-//! | `commit.retry.num-retries`, `.min-wait-ms`, `.max-wait-ms`, `.total-timeout-ms` | Calving's (1000000, 50, 2000, 120000: bounded by time, since brokers contending for one table is normal; Iceberg's are 4, 100, 60000, 1800000) | used for tables that do not set these properties themselves |
+//! | `commit.retry.num-retries`, `.min-wait-ms`, `.max-wait-ms`, `.total-timeout-ms` | Calving's (1000000, 10, 500, 120000: bounded by time, since brokers contending for one table is normal; Iceberg's are 4, 100, 60000, 1800000) | used for tables that do not set these properties themselves |
 //! | `commit.group.max-segments` | 64 | most segments one group commit takes (1: a commit per segment) |
 //! | `catalog.pool.max-connections`, `catalog.pool.idle-timeout` (s), `catalog.pool.test-before-acquire` | iceberg's (10, 10, false) | sql connection pool |
 //! | `catalog.token`, `catalog.credential`, `catalog.oauth2-server-uri`, `catalog.scope`, `catalog.audience`, `catalog.resource`, `catalog.prefix`, `catalog.header.<name>`, `catalog.disable-header-redaction` | — | rest: passed to iceberg-catalog-rest without the `catalog.` prefix |

@@ -50,13 +50,15 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     /// Calving's defaults: contention between brokers committing to one table is normal, so the
-    /// budget is a time (2 minutes), not Iceberg's count of 4 retries; waits from 50 ms up to 2 s
-    /// (Iceberg: 100 ms to 60 s) keep a rebase prompt once the table is free.
+    /// budget is a time (2 minutes), not Iceberg's count of 4 retries; waits from 10 ms up to
+    /// 500 ms (Iceberg: 100 ms to 60 s) keep a rebase prompt once the table is free — while one
+    /// copy waits, the copies of its table queued behind it in the process wait too (group
+    /// commit), so a long wait is paid many times over.
     fn default() -> Self {
         RetryPolicy {
             num_retries: 1_000_000,
-            min_wait: Duration::from_millis(50),
-            max_wait: Duration::from_millis(2_000),
+            min_wait: Duration::from_millis(10),
+            max_wait: Duration::from_millis(500),
             total_timeout: Duration::from_millis(120_000),
         }
     }

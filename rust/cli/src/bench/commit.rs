@@ -12,6 +12,10 @@
 //! segment is from ready to durably committed; past saturation the queue grows, and so does the
 //! latency (nothing may fail).
 //!
+//! The parent also runs the built-in maintenance every `--maintain-every-secs` (manifest merge,
+//! expiry down to 100 snapshots, no compaction), as one broker's background task would: without
+//! it every commit's snapshot stays in `metadata.json` and each commit grows slower.
+//!
 //! The parent prints a progress line per second and, last, one JSON line: `writers`,
 //! `partitions`, `copiers`, `target_rate`, `segments`, `segments_per_s`, `commits_per_s`,
 //! `segments_per_commit`, `conflicts_per_commit`, `p50_ms`, `p99_ms`, `max_ms`, `failed_copies`,
@@ -57,6 +61,11 @@ pub struct CommitArgs {
     /// Rows per segment's data file.
     #[arg(long, default_value_t = 20)]
     records: usize,
+    /// Run the built-in maintenance (manifest merge, expiry keeping 100 snapshots; no
+    /// compaction) every this many seconds in the parent, as a broker's background task would
+    /// (0: never).
+    #[arg(long, default_value_t = 10)]
+    maintain_every_secs: u64,
     /// The warehouse: a directory, or a URI (s3://…); default: a scratch directory.
     #[arg(long)]
     warehouse: Option<String>,
@@ -207,6 +216,11 @@ fn parent(args: CommitArgs) -> Result<(), BenchError> {
     }
     let started = Instant::now();
     let total = (args.rate * args.duration).round() as u64;
+    let done_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let maintainer = (args.maintain_every_secs > 0).then(|| {
+        let (props, topic, done, every) = (props.clone(), topic.clone(), done_flag.clone(), args.maintain_every_secs);
+        std::thread::spawn(move || maintain_loop(&props, &topic, &done, Duration::from_secs(every)))
+    });
     let mut last = 0u64;
     loop {
         std::thread::sleep(Duration::from_secs(1));
@@ -227,6 +241,11 @@ fn parent(args: CommitArgs) -> Result<(), BenchError> {
         if !status.success() {
             eprintln!("# writer {index} exited with {status}");
         }
+    }
+    done_flag.store(true, Ordering::Relaxed);
+    let maintenance = maintainer.map(|m| m.join().unwrap_or_default()).unwrap_or_default();
+    if args.maintain_every_secs > 0 {
+        println!("# maintenance: {} runs, {} failed ({} conflicts with the writers' commits)", maintenance.0, maintenance.1, maintenance.2);
     }
     for r in readers {
         let _ = r.join();
@@ -311,6 +330,47 @@ fn round(v: f64) -> f64 {
 fn topic_id(topic: &str) -> String {
     let h = topic.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
     format!("{h:016x}bench0").chars().take(22).collect()
+}
+
+/// The built-in maintenance every `every` until `done`: (runs, failed runs, conflicts).
+fn maintain_loop(
+    props: &BTreeMap<String, String>,
+    topic: &str,
+    done: &std::sync::atomic::AtomicBool,
+    every: Duration,
+) -> (u64, u64, u64) {
+    // Its own runtime and catalog client (a broker's maintenance task shares the broker's; here
+    // the parent's runtime is another thread's).
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        return (0, 0, 0);
+    };
+    let Ok(catalog) = rt.block_on(connect(props)) else {
+        return (0, 1, 0);
+    };
+    let catalog = &catalog;
+    let options = calving_table::maintain::MaintenanceOptions {
+        small_file_bytes: 0,
+        min_manifests: 8,
+        max_snapshot_age: Some(Duration::ZERO),
+        min_snapshots_to_keep: Some(100),
+        ..Default::default()
+    };
+    let (mut runs, mut failed) = (0, 0);
+    let conflicts_before = catalog.commit_stats().conflicts;
+    let mut next = Instant::now() + every;
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        if Instant::now() < next {
+            continue;
+        }
+        next = Instant::now() + every;
+        runs += 1;
+        if let Err(e) = rt.block_on(calving_table::maintain::maintain(catalog, topic, &options, &|_| {})) {
+            failed += 1;
+            eprintln!("# maintenance failed: {e}");
+        }
+    }
+    (runs, failed, catalog.commit_stats().conflicts - conflicts_before)
 }
 
 /// One segment a writer commits.
