@@ -20,6 +20,7 @@
 //!   frees, all through the commit driver and carrying the ledger forward.
 //! - [`schema_update`]: [`commit_schema`] makes an evolved schema (field ids chosen by the
 //!   caller) current, through the same own commit path.
+//! - `known`: the newest table state the process knows, planned on while it is the only writer.
 //! - [`stats`]: counters of the process's commits (commits, segments, conflicts, unknown
 //!   outcomes, failures), for metrics and benchmarks.
 //! - [`error`]: one [`Error`] whose variants say what the caller can do; [`Error::is_retriable`].

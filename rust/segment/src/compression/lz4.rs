@@ -74,7 +74,10 @@ pub(super) fn decompress(input: &[u8], out: &mut Vec<u8>, limit: usize) -> io::R
             continue;
         }
         check_limit(start, limit)?;
-        out.resize(start + max_block, 0);
+        // Room for what this block can produce: an LZ4 block expands at most 255-fold (a match
+        // length grows by 255 per byte), so a frame of tiny blocks never makes us zero-fill its
+        // maximum block size (up to 4 MiB) per block.
+        out.resize(start + max_block.min(len.saturating_mul(255).saturating_add(64)), 0);
         let result = if linked && start > 0 {
             let (dict_all, dest) = out.split_at_mut(start);
             let dict = &dict_all[start.saturating_sub(64 << 10)..];
@@ -118,4 +121,47 @@ pub(super) fn compress(input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
     }
     out.extend_from_slice(&0u32.to_le_bytes());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frame declaring 4 MiB blocks made of thousands of 2-byte blocks (each one literal byte):
+    /// decoding reserves room for what each block can produce, not 4 MiB per block.
+    #[test]
+    fn tiny_blocks_do_not_reserve_the_frame_maximum_each() {
+        let flg = FLG_VERSION_01 | FLG_BLOCK_INDEPENDENCE;
+        let bd = 7 << 4; // 4 MiB maximum block size
+        let mut frame = MAGIC.to_le_bytes().to_vec();
+        frame.extend_from_slice(&[flg, bd, (xxhash_rust::xxh32::xxh32(&[flg, bd], 0) >> 8) as u8]);
+        let blocks = 20_000;
+        for i in 0..blocks {
+            frame.extend_from_slice(&2u32.to_le_bytes());
+            frame.extend_from_slice(&[0x10, b'a' + (i % 26) as u8]); // token: 1 literal, no match
+        }
+        frame.extend_from_slice(&0u32.to_le_bytes());
+        let mut out = Vec::new();
+        decompress(&frame, &mut out, 1 << 30).unwrap();
+        assert_eq!(out.len(), blocks as usize);
+        assert_eq!(&out[..3], b"abc");
+        assert!(out.capacity() < 1 << 20, "capacity {} for {} bytes: a 4 MiB zero-fill per block", out.capacity(), out.len());
+    }
+
+    #[test]
+    fn full_blocks_still_decode() {
+        let input: Vec<u8> = (0..300_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let mut frame = Vec::new();
+        compress(&input, &mut frame).unwrap();
+        let mut out = Vec::new();
+        decompress(&frame, &mut out, 1 << 30).unwrap();
+        assert_eq!(out, input);
+        // Highly compressible: blocks that expand far more than their compressed size.
+        let zeros = vec![0u8; 1 << 20];
+        let mut frame = Vec::new();
+        compress(&zeros, &mut frame).unwrap();
+        let mut out = Vec::new();
+        decompress(&frame, &mut out, 1 << 30).unwrap();
+        assert_eq!(out, zeros);
+    }
 }
