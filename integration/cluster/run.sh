@@ -138,7 +138,12 @@ for i in 1 2 3; do
   if [ -z "$errors" ]; then pass "node $i: no ERROR from remote storage in its log"
   else fail "node $i log" "$(echo "$errors" | wc -l) ERROR lines, first: $(echo "$errors" | head -n1 | cut -c1-400)"; fi
 done
-if cluster_stop; then pass "3 nodes stopped cleanly"; else fail "cluster stop" "a node needed SIGKILL"; fi
+# One after the other: nodes 1 and 2 must stop cleanly; node 3, alone, has no controller quorum
+# left to complete its controlled shutdown with (KRaft), so it gets 20 s and is not judged.
+stopped=0
+for i in 1 2; do node_stop "$i" 60 && stopped=$((stopped + 1)); done
+node_stop 3 20 || true
+if [ "$stopped" = 2 ]; then pass "nodes 1 and 2 stopped cleanly, one after the other"; else fail "cluster stop" "$((2 - stopped)) of nodes 1 and 2 needed SIGKILL"; fi
 rest_s3_stop
 
 summary cluster "$started"

@@ -212,7 +212,7 @@ def cmd_offsets(oracle, queries, results, label):
 def cmd_table(oracle, tiered_path, warehouse, topic, engine, label):
     tiered = read_tiered(tiered_path)
     db = os.path.join(warehouse, "calving-catalog.db")
-    if not os.path.exists(db):
+    if not os.environ.get("CALVING_READ_CATALOG") and not os.path.exists(db):
         result(False, f"{label} {topic} ({engine})", f"no catalog at {db}: nothing was committed")
         return
     name = f"{label} {topic} ({engine})"

@@ -7,7 +7,8 @@
 #   cluster_start           # starts every node; returns once each logged "Kafka Server started"
 #   node_start <i>          # (re)starts node i (1-based) and waits for it
 #   node_kill <i>           # kill -9
-#   cluster_stop            # SIGTERM to every node, waits for them
+#   node_stop <i> [<s>]     # SIGTERM, waits up to <s> seconds (default 60); non-zero if it needed SIGKILL
+#   cluster_stop            # node_stop one node after the other; non-zero if any needed SIGKILL
 #   cluster_kill            # best effort, for traps
 #
 # After cluster_init: CLUSTER_BOOTSTRAP (every node's PLAINTEXT address, comma-separated),
@@ -129,16 +130,20 @@ node_kill() {
   NODE_PID[i]=""
 }
 
+node_stop() {
+  local i=$1 limit=${2:-60} ok=0
+  [ -n "${NODE_PID[i]:-}" ] || return 0
+  kill -TERM "${NODE_PID[i]}" 2>/dev/null || true
+  for _ in $(seq $((limit * 5))); do kill -0 "${NODE_PID[i]}" 2>/dev/null || break; sleep 0.2; done
+  if kill -0 "${NODE_PID[i]}" 2>/dev/null; then ok=1; kill -KILL "${NODE_PID[i]}" 2>/dev/null || true; fi
+  wait "${NODE_PID[i]}" 2>/dev/null || true
+  NODE_PID[i]=""
+  return $ok
+}
+
 cluster_stop() {
   local i ok=0
-  for i in $(seq "$CLUSTER_N"); do [ -z "${NODE_PID[i]:-}" ] || kill -TERM "${NODE_PID[i]}" 2>/dev/null || true; done
-  for i in $(seq "$CLUSTER_N"); do
-    [ -n "${NODE_PID[i]:-}" ] || continue
-    for _ in $(seq 300); do kill -0 "${NODE_PID[i]}" 2>/dev/null || break; sleep 0.2; done
-    if kill -0 "${NODE_PID[i]}" 2>/dev/null; then ok=1; kill -KILL "${NODE_PID[i]}" 2>/dev/null || true; fi
-    wait "${NODE_PID[i]}" 2>/dev/null || true
-    NODE_PID[i]=""
-  done
+  for i in $(seq "$CLUSTER_N"); do node_stop "$i" || ok=1; done
   return $ok
 }
 
