@@ -28,38 +28,35 @@ fi
 # SecurityManager. Neither is ours.
 grep -v -e '^openjdk version' -e '^OpenJDK ' -e 'SecurityManager' -e '^WARNING: A terminally deprecated' -e '^WARNING: Please consider reporting' "$logs/gradle.txt" || true
 
-echo "== End to end: integration/e2e/run.sh (a real Kafka 4.1.2 broker with the plugin jar)"
-e2e_rc=0
-integration/e2e/run.sh 2>&1 | tee "$logs/e2e.txt" || e2e_rc=$?
-e2e_passed=$(grep -c '^PASS' "$logs/e2e.txt" || true)
-e2e_failed=$(grep -c '^FAIL' "$logs/e2e.txt" || true)
-# A harness error (no jar, no broker) ends run.sh before any FAIL line: count it as one failure.
-if [ "$e2e_rc" != 0 ] && [ "$e2e_failed" = 0 ]; then e2e_failed=1; fi
+# Runs one end-to-end suite (<name> <title> <command...>): its output is shown and kept in
+# $logs/<name>.txt; sets <name>_passed and <name>_failed from its PASS/FAIL lines. A harness
+# error (no jar, no broker) ends a suite before any FAIL line: it counts as one failure.
+suite() {
+  local name=$1 title=$2 rc=0 passed failed
+  shift 2
+  echo "== $title"
+  "$@" 2>&1 | tee "$logs/$name.txt" || rc=$?
+  passed=$(grep -c '^PASS' "$logs/$name.txt" || true)
+  failed=$(grep -c '^FAIL' "$logs/$name.txt" || true)
+  if [ "$rc" != 0 ] && [ "$failed" = 0 ]; then failed=1; fi
+  printf -v "${name}_passed" %s "$passed"
+  printf -v "${name}_failed" %s "$failed"
+}
 
-echo "== Typed tables end to end: integration/typed/run.sh (Apicurio Registry, Apicurio's Avro serde, the broker; pyiceberg, DuckDB, Spark)"
-typed_rc=0
-integration/typed/run.sh 2>&1 | tee "$logs/typed.txt" || typed_rc=$?
-typed_passed=$(grep -c '^PASS' "$logs/typed.txt" || true)
-typed_failed=$(grep -c '^FAIL' "$logs/typed.txt" || true)
-if [ "$typed_rc" != 0 ] && [ "$typed_failed" = 0 ]; then typed_failed=1; fi
-
-echo "== Table maintenance by other engines: integration/maintain/run.sh (Spark's rewrite_data_files, rewrite_manifests, expire_snapshots, remove_orphan_files and pyiceberg's expire_snapshots on a real broker's tables)"
-maint_rc=0
+suite e2e "End to end: integration/e2e/run.sh (a real Kafka 4.1.2 broker with the plugin jar)" \
+  integration/e2e/run.sh
+suite typed "Typed tables end to end: integration/typed/run.sh (Apicurio Registry, Apicurio's Avro serde, the broker; pyiceberg, DuckDB, Spark)" \
+  integration/typed/run.sh
 # The `calving` binary cargo test has just built (for the re-upload through `calving convert`).
 cli="${CARGO_TARGET_DIR:-$root/target}/debug/calving"
 [ -x "$cli" ] || cli=""
-CALVING_CLI=$cli integration/maintain/run.sh 2>&1 | tee "$logs/maintain.txt" || maint_rc=$?
-maint_passed=$(grep -c '^PASS' "$logs/maintain.txt" || true)
-maint_failed=$(grep -c '^FAIL' "$logs/maintain.txt" || true)
-if [ "$maint_rc" != 0 ] && [ "$maint_failed" = 0 ]; then maint_failed=1; fi
-
-echo "== Several brokers: integration/cluster/run.sh (3 KRaft nodes committing into one table through one REST catalog, warehouse on a loopback S3 server)"
-cluster_rc=0
-integration/cluster/run.sh 2>&1 | tee "$logs/cluster.txt" || cluster_rc=$?
-cluster_passed=$(grep -c '^PASS' "$logs/cluster.txt" || true)
-cluster_failed=$(grep -c '^FAIL' "$logs/cluster.txt" || true)
-if [ "$cluster_rc" != 0 ] && [ "$cluster_failed" = 0 ]; then cluster_failed=1; fi
+suite maint "Table maintenance by other engines: integration/maintain/run.sh (Spark's rewrite_data_files, rewrite_manifests, expire_snapshots, remove_orphan_files and pyiceberg's expire_snapshots on a real broker's tables)" \
+  env CALVING_CLI="$cli" integration/maintain/run.sh
+suite cluster "Several brokers: integration/cluster/run.sh (3 KRaft nodes committing into one table through one REST catalog, warehouse on a loopback S3 server)" \
+  integration/cluster/run.sh
+# shellcheck disable=SC2154 # set by suite
 e2e_passed=$((e2e_passed + typed_passed + maint_passed + cluster_passed))
+# shellcheck disable=SC2154
 e2e_failed=$((e2e_failed + typed_failed + maint_failed + cluster_failed))
 
 rust_passed=$(grep -Eo '[0-9]+ passed' "$logs/cargo.txt" | awk '{s+=$1} END {print s+0}')

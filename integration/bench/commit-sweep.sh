@@ -9,6 +9,7 @@
 #
 #   integration/bench/commit-sweep.sh [embedded|postgres|rest ...]     (default: all three)
 #   WRITERS="1 3 6 12" RATES="25 50 100 200" DURATION=20 integration/bench/commit-sweep.sh postgres
+#   EXTRA="--property commit.group.max-segments=1 ..." …   (the baseline: see BENCHMARKS.md)
 #
 # Every run prints its progress and one JSON line; this script collects the JSON lines into
 # $OUT (default: /tmp/calving-commit-sweep.jsonl) and prints them as a table at the end.
@@ -46,7 +47,8 @@ run() { # <backend> <writers> <rate> [calving bench commit arguments...]
   local backend=$1 w=$2 r=$3; shift 3
   echo "== $backend: writers $w, rate $r segments/s, $duration s"
   local log="$work/run.log"
-  "$@" --writers "$w" --rate "$r" --duration "$duration" --copiers "$copiers" --partitions "$partitions" 2>&1 | tee "$log" | grep -v '^ *[0-9]* s ' || true
+  # shellcheck disable=SC2086 # EXTRA: more `calving bench commit` arguments, split on spaces
+  "$@" --writers "$w" --rate "$r" --duration "$duration" --copiers "$copiers" --partitions "$partitions" ${EXTRA:-} 2>&1 | tee "$log" | grep -v '^ *[0-9]* s ' || true
   grep '^{' "$log" | tail -n1 | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); d["backend"]=sys.argv[1]; print(json.dumps(d))' "$backend" >>"$out" || echo "   (no result line)"
 }
 
