@@ -62,7 +62,10 @@ e2e_failed=$((e2e_failed + typed_failed + maint_failed + cluster_failed))
 rust_passed=$(grep -Eo '[0-9]+ passed' "$logs/cargo.txt" | awk '{s+=$1} END {print s+0}')
 rust_failed=$(grep -Eo '[0-9]+ failed' "$logs/cargo.txt" | awk '{s+=$1} END {print s+0}')
 java_total=$(cat build/test-results/test/TEST-*.xml 2>/dev/null | grep -Eo '<testsuite [^>]*' | grep -Eo ' tests="[0-9]+"' | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')
+# A skipped JUnit test is neither passed nor failed.
+java_skipped=$(cat build/test-results/test/TEST-*.xml 2>/dev/null | grep -Eo '<testsuite [^>]*' | grep -Eo ' skipped="[0-9]+"' | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')
+java_total=$((java_total - java_skipped))
 java_failed=$(cat build/test-results/test/TEST-*.xml 2>/dev/null | grep -Eo '<testsuite [^>]*' | grep -Eo ' (failures|errors)="[0-9]+"' | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')
-echo "Rust: $rust_passed passed, $rust_failed failed; Java: $((java_total - java_failed)) passed, $java_failed failed; end to end (incl. typed: $typed_passed passed, $typed_failed failed; maintenance: $maint_passed passed, $maint_failed failed; cluster: $cluster_passed passed, $cluster_failed failed): $e2e_passed passed, $e2e_failed failed"
+echo "Rust: $rust_passed passed, $rust_failed failed; Java: $((java_total - java_failed)) passed, $java_failed failed, $java_skipped skipped; end to end (incl. typed: $typed_passed passed, $typed_failed failed; maintenance: $maint_passed passed, $maint_failed failed; cluster: $cluster_passed passed, $cluster_failed failed): $e2e_passed passed, $e2e_failed failed"
 echo "$((rust_passed + java_total - java_failed + e2e_passed)) passed, $((rust_failed + java_failed + e2e_failed)) failed"
 [ $((rust_failed + java_failed + e2e_failed)) = 0 ]

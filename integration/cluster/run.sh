@@ -81,14 +81,14 @@ plugin_properties "$jar" unused \
   rlmm.config.remote.log.metadata.topic.replication.factor=3 rlmm.config.remote.log.metadata.topic.num.partitions=3 \
   log.initial.task.delay.ms=500 remote.log.manager.copier.thread.pool.size=2 remote.log.reader.threads=4 >"$extra"
 cluster_init "$work" "$LIBS" 3 "$extra" || die "cluster setup failed"
-if cluster_start; then pass "3 nodes started ($CLUSTER_BOOTSTRAP; REST catalog $REST_URI, warehouse s3://calving/wh on $S3_ENDPOINT)"
+if cluster_start; then step "3 nodes started ($CLUSTER_BOOTSTRAP; REST catalog $REST_URI, warehouse s3://calving/wh on $S3_ENDPOINT)"
 else fail "cluster start" "see $work/node*/server.log"; exit 1; fi
 
 # ---- 2. workload
 t0=$(date +%s)
 if java_client MaintainClient produce --round 1 --topics "$topic" --partitions 12 --replication-factor 3 --min-isr 2 \
      --records "$records" --segment-bytes 65536 --oracle "$work/oracle.tsv" 2>"$work/produce.err"; then
-  pass "produce ($(wc -l <"$work/oracle.tsv") records acknowledged, $(cut -f6 "$work/oracle.tsv" | grep -c A) in aborted transactions, $(($(date +%s) - t0)) s)"
+  step "produce ($(wc -l <"$work/oracle.tsv") records acknowledged, $(cut -f6 "$work/oracle.tsv" | grep -c A) in aborted transactions, $(($(date +%s) - t0)) s)"
 else
   tail -n 20 "$work/produce.err"; fail "produce" "MaintainClient produce failed"; exit 1
 fi

@@ -94,12 +94,12 @@ else
   : >"$extra"
 fi
 broker_init "$work" "$LIBS" "$extra" || die "broker setup failed"
-if broker_start; then pass "broker started (tiering $tiering, $BROKER_BOOTSTRAP)"; else fail "broker start" "see $BROKER_LOG"; exit 1; fi
+if broker_start; then step "broker started (tiering $tiering, $BROKER_BOOTSTRAP)"; else fail "broker start" "see $BROKER_LOG"; exit 1; fi
 
 # ---- 2. workload
 t0=$(date +%s)
 if client produce --oracle "$work/oracle.tsv" --tiering "$tiering" --records "$records" 2>"$work/produce.err"; then
-  pass "produce ($(wc -l <"$work/oracle.tsv") records, $(cut -f6 "$work/oracle.tsv" | grep -c A) in aborted transactions, $(($(date +%s) - t0)) s)"
+  step "produce ($(wc -l <"$work/oracle.tsv") records, $(cut -f6 "$work/oracle.tsv" | grep -c A) in aborted transactions, $(($(date +%s) - t0)) s)"
 else
   tail -n 20 "$work/produce.err"; fail "produce" "E2eClient produce failed"; exit 1
 fi

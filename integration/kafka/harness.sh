@@ -11,7 +11,9 @@
 # and for the scripts that report PASS/FAIL lines (integration/e2e/run.sh, integration/typed/run.sh):
 #
 #   results_init <file>     # RESULTS=<file>, emptied
-#   pass <name>             # "PASS <name>" on stdout and appended to RESULTS
+#   pass <name>             # "PASS <name>" on stdout and appended to RESULTS (a check: counted)
+#   step <name>             # "STEP <name>" likewise: a harness step that went well (a broker
+#                           # started, a workload produced), reported but not counted as a test
 #   fail <name> <why>       # "FAIL <name>: <why>" likewise
 #   tee_results             # stdin (a checker's PASS/FAIL lines) likewise
 #   check_broker_log        # pass, or fail when BROKER_LOG holds an ERROR line of the remote log
@@ -84,6 +86,7 @@ start_watchdog() {
 
 results_init() { RESULTS=$1; : >"$RESULTS"; }
 pass() { echo "PASS $*" | tee -a "$RESULTS"; }
+step() { echo "STEP $*" | tee -a "$RESULTS"; }
 fail() { echo "FAIL $1: $2" | tee -a "$RESULTS"; }
 tee_results() { tee -a "$RESULTS"; }
 

@@ -137,7 +137,7 @@ plugin_properties "$jar" "$warehouse" "rsm.config.topic.$delete_topic.retention.
   remote.log.manager.expiration.thread.pool.size=2 >"$extra"
 BROKER_HEAP=${BROKER_HEAP:-512m}
 broker_init "$work" "$LIBS" "$extra" || die "broker setup failed"
-if broker_start; then pass "broker started with the plugin ($BROKER_BOOTSTRAP)"; else fail "broker start" "see $BROKER_LOG"; exit 1; fi
+if broker_start; then step "broker started with the plugin ($BROKER_BOOTSTRAP)"; else fail "broker start" "see $BROKER_LOG"; exit 1; fi
 
 # Hard links to every file of maint_keep-0 as soon as it appears: Kafka deletes a segment about a
 # second after tiering it, the links keep its bytes for the re-upload of step 5.
@@ -169,7 +169,7 @@ wait_tiered() {   # <out> <label>
 t0=$(date +%s)
 if client MaintainClient produce --oracle "$work/oracle1.tsv" --round 1 --topics "$topics" --partitions "$partitions" \
      --records "$records" 2>"$work/produce1.err"; then
-  pass "produce round 1 ($(wc -l <"$work/oracle1.tsv") records, $(cut -f6 "$work/oracle1.tsv" | grep -c A) in aborted transactions, $(cut -f6 "$work/oracle1.tsv" | grep -c C) in committed ones, $(($(date +%s) - t0)) s)"
+  step "produce round 1 ($(wc -l <"$work/oracle1.tsv") records, $(cut -f6 "$work/oracle1.tsv" | grep -c A) in aborted transactions, $(cut -f6 "$work/oracle1.tsv" | grep -c C) in committed ones, $(($(date +%s) - t0)) s)"
 else
   tail -n 20 "$work/produce1.err" >&2; fail "produce round 1" "MaintainClient produce failed"; exit 1
 fi
@@ -249,7 +249,7 @@ say "4. round 2"
 t0=$(date +%s)
 if client MaintainClient produce --oracle "$work/oracle2.tsv" --round 2 --topics "$topics" --partitions "$partitions" \
      --records "$records2" 2>"$work/produce2.err"; then
-  pass "produce round 2 after maintenance ($(wc -l <"$work/oracle2.tsv") records, $(($(date +%s) - t0)) s)"
+  step "produce round 2 after maintenance ($(wc -l <"$work/oracle2.tsv") records, $(($(date +%s) - t0)) s)"
   cat "$work/oracle1.tsv" "$work/oracle2.tsv" >"$work/oracle.tsv"
 else
   tail -n 20 "$work/produce2.err" >&2; fail "produce round 2" "MaintainClient produce failed"

@@ -107,7 +107,7 @@ wait "$start_pid" || { cat "$work/registry.err" >&2; die "Apicurio Registry did 
 registry_pid=$(tail -n1 "$work/registry.pid")
 ccompat="http://127.0.0.1:$registry_port/apis/ccompat/v7"
 v3="http://127.0.0.1:$registry_port/apis/registry/v3"
-pass "Apicurio Registry 3.0.9 started on 127.0.0.1:$registry_port in $(($(date +%s) - t0)) s"
+step "Apicurio Registry 3.0.9 started on 127.0.0.1:$registry_port in $(($(date +%s) - t0)) s"
 
 extra="$work/extra.properties"
 plugin_properties "$jar" "$warehouse" "rsm.config.schema.registry.url=$ccompat" \
@@ -116,12 +116,12 @@ plugin_properties "$jar" "$warehouse" "rsm.config.schema.registry.url=$ccompat" 
   remote.log.manager.copier.thread.pool.size=2 >"$extra"
 BROKER_HEAP=${BROKER_HEAP:-512m}
 broker_init "$work" "$LIBS" "$extra" || die "broker setup failed"
-if broker_start; then pass "broker started with the plugin and schema.registry.url=$ccompat"; else fail "broker start" "see $BROKER_LOG"; exit 1; fi
+if broker_start; then step "broker started with the plugin and schema.registry.url=$ccompat"; else fail "broker start" "see $BROKER_LOG"; exit 1; fi
 
 # ---- 2. produce
 t0=$(date +%s)
 if java_client TypedClient produce --registry "$v3" --out-dir "$work" --records "$records" 2>"$work/produce.err"; then
-  pass "produce with Apicurio's AvroKafkaSerializer ($(wc -l <"$work/oracle.tsv") records: $(grep -c '"kind":"avro"' "$work/expected.jsonl") Avro in 3 schema versions, $(grep -c '"kind":"latest"' "$work/expected.jsonl") bare Avro, $(grep -c '"kind":"tombstone"' "$work/expected.jsonl") tombstones, $(grep -v -c -E '"kind":"(avro|latest|tombstone|marker)"' "$work/expected.jsonl") raw; typed_orders keys: $(grep -c '"key_kind":"avro"' "$work/expected.jsonl") Avro in 2 schema versions, $(grep '"topic":"typed_orders"' "$work/expected.jsonl" | grep -v -c -E '"key_kind":"(avro|null)"') raw, $(grep '"topic":"typed_orders"' "$work/expected.jsonl" | grep -c '"key_kind":"null"') null; $(($(date +%s) - t0)) s)"
+  step "produce with Apicurio's AvroKafkaSerializer ($(wc -l <"$work/oracle.tsv") records: $(grep -c '"kind":"avro"' "$work/expected.jsonl") Avro in 3 schema versions, $(grep -c '"kind":"latest"' "$work/expected.jsonl") bare Avro, $(grep -c '"kind":"tombstone"' "$work/expected.jsonl") tombstones, $(grep -v -c -E '"kind":"(avro|latest|tombstone|marker)"' "$work/expected.jsonl") raw; typed_orders keys: $(grep -c '"key_kind":"avro"' "$work/expected.jsonl") Avro in 2 schema versions, $(grep '"topic":"typed_orders"' "$work/expected.jsonl" | grep -v -c -E '"key_kind":"(avro|null)"') raw, $(grep '"topic":"typed_orders"' "$work/expected.jsonl" | grep -c '"key_kind":"null"') null; $(($(date +%s) - t0)) s)"
 else
   tail -n 30 "$work/produce.err"; fail "produce" "TypedClient produce failed"; exit 1
 fi
@@ -174,7 +174,7 @@ done
 # ---- 7. without the registry
 stop_registry
 if broker_stop && broker_start; then
-  pass "registry stopped, broker restarted"
+  step "registry stopped, broker restarted"
   consume_bytes "consume without the registry, after a restart:"
 else
   fail "broker restart without the registry" "see $BROKER_LOG"

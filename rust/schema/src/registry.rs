@@ -504,10 +504,20 @@ impl SchemaRegistry {
             };
             if status == reqwest::StatusCode::NOT_FOUND {
                 // Confluent: 40401 subject not found, 40402 version not found, 40403 schema
-                // not found. Any 404 from the schema endpoints means the same to us.
-                return Err(RegistryError::NotFound {
-                    what: what.to_string(),
-                });
+                // not found. Only those say the registry does not know it; any other 404 (a
+                // wrong base path, a proxy) is an error, never a cached "not found" that would
+                // silently turn a typed table's values raw.
+                if let Some(code) = confluent_not_found(&body) {
+                    tracing::debug!(target: "calving::schema", what, code, "schema registry: not found");
+                    return Err(RegistryError::NotFound {
+                        what: what.to_string(),
+                    });
+                }
+                last = Some(unavailable(
+                    format!("HTTP 404 without a Schema Registry error code (40401/40402/40403), is the URL right? {}", snippet(&body)),
+                    Some(404),
+                ));
+                continue;
             }
             if !status.is_success() {
                 let reason = match status.as_u16() {
@@ -530,6 +540,16 @@ impl SchemaRegistry {
             reason: "no schema registry URL".into(),
         }))
     }
+}
+
+/// The Confluent error code of a 404 answer that means "no such subject, version or schema".
+fn confluent_not_found(body: &[u8]) -> Option<i64> {
+    #[derive(serde::Deserialize)]
+    struct ErrorBody {
+        error_code: i64,
+    }
+    let code = serde_json::from_slice::<ErrorBody>(body).ok()?.error_code;
+    matches!(code, 40401..=40403).then_some(code)
 }
 
 fn to_registered(

@@ -153,6 +153,17 @@ async fn fetch_by_id_latest_cache_and_not_found() {
     let e = client.latest("no-such-subject").await.unwrap_err();
     assert!(matches!(e, RegistryError::NotFound { .. }), "{e}");
 
+    // A wrong base path (the same server, no ccompat prefix): Apicurio answers 404 without a
+    // Confluent error code. That is an error (retriable: the broker keeps its data), not a cached
+    // "not found" that would silently turn the table's values raw.
+    let wrong = Arc::new(
+        SchemaRegistry::new(RegistryConfig::new(&format!("http://{}/wrong-prefix/", proxy.addr)).unwrap()).unwrap(),
+    );
+    let e = wrong.schema_by_id(id1).await.unwrap().unwrap_err();
+    assert!(matches!(*e, RegistryError::Unavailable { status: Some(404), .. }), "{e}");
+    assert!(e.is_retriable() && !e.is_fallback(), "{e}");
+    assert!(e.to_string().contains("is the URL right"), "{e}");
+
     // A schema the registry holds (valid Avro: Apicurio refuses text it cannot parse) that no
     // table can hold: a recursive type. Invalid: its records go raw.
     let linked_list = r#"{"type":"record","name":"Node","fields":[{"name":"v","type":"int"},{"name":"next","type":["null","Node"]}]}"#;
