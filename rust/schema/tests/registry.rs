@@ -159,8 +159,8 @@ async fn fetch_by_id_latest_cache_and_not_found() {
     let wrong = Arc::new(
         SchemaRegistry::new(RegistryConfig::new(&format!("http://{}/wrong-prefix/", proxy.addr)).unwrap()).unwrap(),
     );
-    let e = wrong.schema_by_id(id1).await.unwrap().unwrap_err();
-    assert!(matches!(*e, RegistryError::Unavailable { status: Some(404), .. }), "{e}");
+    let e = wrong.schema_by_id(id1).await.unwrap_err();
+    assert!(matches!(e, RegistryError::Unavailable { status: Some(404), .. }), "{e}");
     assert!(e.is_retriable() && !e.is_fallback(), "{e}");
     assert!(e.to_string().contains("is the URL right"), "{e}");
 
