@@ -119,7 +119,10 @@ done
 CALVING_READ_CATALOG="$REST_URI" CALVING_READ_S3_PROPS="$REST_S3_PROPS" \
   check table "$work/oracle.tsv" "$work/tiered.tsv" s3://calving/wh "$topic" pyiceberg "table"
 
-# ---- 6. the brokers' metrics
+# ---- 6. the brokers' metrics (the "Copied" lines counted first: each is logged after its copy
+# returned, so the reads that follow include them all)
+copied=0
+for log in $CLUSTER_LOGS; do copied=$((copied + $(grep -c 'Copied .* to remote storage' "$log" || true))); done
 jmx_files=()
 for i in 1 2 3; do
   bg java -Xmx256m -cp "$LIBS/*" org.apache.kafka.tools.JmxTool --jmx-url "${NODE_JMX_URL[i]}" \
@@ -127,8 +130,6 @@ for i in 1 2 3; do
     >"$work/jmx-$i.txt" 2>"$work/jmx.err" || tail -n 3 "$work/jmx.err" >&2
   jmx_files+=("$work/jmx-$i.txt")
 done
-copied=0
-for log in $CLUSTER_LOGS; do copied=$((copied + $(grep -c 'Copied .* to remote storage' "$log" || true))); done
 check jmx-cluster "$copied" "JMX metrics of 3 brokers" "${jmx_files[@]}"
 
 # ---- 7. logs and shutdown

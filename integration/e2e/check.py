@@ -17,9 +17,11 @@
 
     check.py jmx <after tiering> <after reads> <copied> <label>
         the plugin's MBean, as Kafka's JmxTool read it from the running broker (properties
-        format) after tiering and after the consumers' remote reads: copies, commits, tiering lag
-        and bytes copied match the broker's "Copied" log lines (<copied>), no copy failed, and the
-        remote reads moved the fetch, index and served-bytes counters
+        format) after tiering and after the consumers' remote reads: copies and commits cover the
+        broker's "Copied" log lines counted just before the first read (<copied>; a line is
+        logged after its copy returned, so later copies can only add), no copy failed, bytes,
+        records and tiering lag recorded, and the remote reads moved the fetch, index and
+        served-bytes counters
 
 File formats: see E2eClient.java (oracle/dump lines) and its wait-tiered command (tiered file:
 topic partition earliest earliestLocal latestTiered latest).
@@ -291,8 +293,11 @@ def cmd_jmx(tiered_path, read_path, copied, label):
     result(a["CopiedBytes"] > 0 and a["CopiedRecords"] > 0 and a["CopyLatencyP99Ms"] > 0,
            f"{label}: {a['CopiedBytes']:.0f} bytes, {a['CopiedRecords']:.0f} records copied, copy p99 {a['CopyLatencyP99Ms']:.1f} ms",
            f"CopiedBytes {a['CopiedBytes']} CopiedRecords {a['CopiedRecords']} CopyLatencyP99Ms {a['CopyLatencyP99Ms']}")
-    result(0 < a["TieringLagLastMs"] < 3_600_000, f"{label}: tiering lag {a['TieringLagLastMs']:.0f} ms (p99 {a['TieringLagP99Ms']:.0f})",
-           f"TieringLagLastMs {a['TieringLagLastMs']}")
+    # The lag is from a segment's newest record timestamp: the workload's timestamps are its own
+    # (some a day old), so only its consistency is checked.
+    result(0 < a["TieringLagLastMs"] <= a["TieringLagMaxMs"] and a["TieringLagP50Ms"] > 0,
+           f"{label}: tiering lag last {a['TieringLagLastMs']:.0f} ms, p50 {a['TieringLagP50Ms']:.0f}, max {a['TieringLagMaxMs']:.0f}",
+           f"TieringLagLastMs {a['TieringLagLastMs']} TieringLagP50Ms {a['TieringLagP50Ms']} TieringLagMaxMs {a['TieringLagMaxMs']}")
     moved = {k: b[k] - a[k] for k in ("FetchCount", "FetchIndexCount", "ServedBytes")}
     result(all(v > 0 for v in moved.values()), f"{label}: remote reads moved the fetch counters {moved}",
            f"after the reads minus after tiering: {moved}")

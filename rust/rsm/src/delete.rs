@@ -46,8 +46,10 @@ fn remove_rows(inner: &Inner, segment: &SegmentMetadata) -> Result<()> {
     let name = segment.to_string();
     match inner.table_location(segment) {
         Ok(_) => {}
-        // No table: nothing of this segment can exist.
-        Err(RsmError::Table { source, .. }) if !source.is_retriable() => return Ok(()),
+        // The catalog says there is no table: nothing of this segment can exist. Any other
+        // failure (catalog unreachable, an incompatible table) is the broker's to see: success
+        // means the rows are gone or were never there.
+        Err(RsmError::Table { source, .. }) if source.is_table_not_found() => return Ok(()),
         Err(e) => return Err(e),
     }
     let mut doomed = calving_table::Ledger::default();

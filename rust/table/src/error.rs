@@ -104,6 +104,11 @@ impl From<iceberg::Error> for Error {
 }
 
 impl Error {
+    /// Whether the catalog answered that the table (or its namespace) does not exist.
+    pub fn is_table_not_found(&self) -> bool {
+        matches!(self, Error::Iceberg(e) if matches!(e.kind(), iceberg::ErrorKind::TableNotFound | iceberg::ErrorKind::NamespaceNotFound))
+    }
+
     /// Whether retrying the same operation later may succeed.
     pub fn is_retriable(&self) -> bool {
         match self {
