@@ -135,7 +135,11 @@ check jmx-cluster "$copied" "JMX metrics of 3 brokers" "${jmx_files[@]}"
 # ---- 7. logs and shutdown
 for i in 1 2 3; do
   BROKER_LOG=${NODE_LOG[i]}
-  errors=$(grep -E '^\[[^]]*\] ERROR' "$BROKER_LOG" | grep -i -E 'remote|calving|rsm' || true)
+  # Kafka's own remote log metadata manager logs one ERROR per try while it creates its topic
+  # with replication factor 3 before all three brokers registered; it retries until they have
+  # (the tiering checks above show it did). Not from remote storage: left out.
+  errors=$(grep -E '^\[[^]]*\] ERROR' "$BROKER_LOG" | grep -i -E 'remote|calving|rsm' \
+    | grep -v 'Encountered error while creating __remote_log_metadata topic' || true)
   if [ -z "$errors" ]; then pass "node $i: no ERROR from remote storage in its log"
   else fail "node $i log" "$(echo "$errors" | wc -l) ERROR lines, first: $(echo "$errors" | head -n1 | cut -c1-400)"; fi
 done
