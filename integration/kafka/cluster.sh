@@ -38,7 +38,8 @@ print(*[s.getsockname()[1] for s in ss])' "$CLUSTER_N") || { echo "cluster.sh: n
   rf=$(( CLUSTER_N < 3 ? CLUSTER_N : 3 )); isr=$(( CLUSTER_N < 2 ? CLUSTER_N : 2 ))
   CLUSTER_BOOTSTRAP=""; CLUSTER_LOG_DIRS=""; CLUSTER_LOGS=""
   local cluster_id
-  cluster_id=$("${CLUSTER_JVM[@]}" -cp "$CLUSTER_LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null) \
+  mkdir -p "$CLUSTER_WORK"
+  cluster_id=$("${CLUSTER_JVM[@]}" -Dcalving.log.file="$CLUSTER_WORK/tools.log" -cp "$CLUSTER_LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null) \
     || { echo "cluster.sh: StorageTool random-uuid failed" >&2; return 1; }
   for i in $(seq "$CLUSTER_N"); do
     local port=${ports[$(( (i - 1) * 3 ))]} cport=${ports[$(( (i - 1) * 3 + 1 ))]} jport=${ports[$(( (i - 1) * 3 + 2 ))]}
