@@ -76,7 +76,8 @@ pub enum RsmError {
 }
 
 impl RsmError {
-    /// Every [`RsmError::kind_name`], in declaration order (the metrics count errors by them).
+    /// Every [`RsmError::kind_name`], indexed by [`RsmError::kind_index`] (the metrics count
+    /// errors by them).
     pub const KIND_NAMES: [&'static str; 11] = [
         "InvalidConfig",
         "SegmentRead",
@@ -91,21 +92,26 @@ impl RsmError {
         "BadPosition",
     ];
 
+    /// The variant's position in [`RsmError::KIND_NAMES`].
+    pub fn kind_index(&self) -> usize {
+        match self {
+            RsmError::InvalidConfig { .. } => 0,
+            RsmError::SegmentRead { .. } => 1,
+            RsmError::NotFound { .. } => 2,
+            RsmError::Storage { .. } => 3,
+            RsmError::Table { .. } => 4,
+            RsmError::Layout { .. } => 5,
+            RsmError::Parquet { .. } => 6,
+            RsmError::Iceberg { .. } => 7,
+            RsmError::SchemaRegistry { .. } => 8,
+            RsmError::RowsMissing { .. } => 9,
+            RsmError::BadPosition { .. } => 10,
+        }
+    }
+
     /// The variant's name (errors by kind in the metrics).
     pub fn kind_name(&self) -> &'static str {
-        match self {
-            RsmError::InvalidConfig { .. } => "InvalidConfig",
-            RsmError::SegmentRead { .. } => "SegmentRead",
-            RsmError::NotFound { .. } => "NotFound",
-            RsmError::Storage { .. } => "Storage",
-            RsmError::Table { .. } => "Table",
-            RsmError::Layout { .. } => "Layout",
-            RsmError::Parquet { .. } => "Parquet",
-            RsmError::Iceberg { .. } => "Iceberg",
-            RsmError::SchemaRegistry { .. } => "SchemaRegistry",
-            RsmError::RowsMissing { .. } => "RowsMissing",
-            RsmError::BadPosition { .. } => "BadPosition",
-        }
+        Self::KIND_NAMES[self.kind_index()]
     }
 
     /// Whether retrying the same call later can succeed.

@@ -9,9 +9,7 @@
 //! Counters only grow (scrapers take rates); latencies are histograms since the plugin started,
 //! read as mean, p50, p99 and max.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::error::RsmError;
@@ -125,7 +123,8 @@ pub(crate) struct Metrics {
     /// From a segment's newest record (its max timestamp) to its commit.
     pub(crate) tiering_lag: Histogram,
     last_tiering_lag_ms: AtomicU64,
-    errors: Mutex<BTreeMap<&'static str, u64>>,
+    /// Failed calls by [`RsmError::kind_index`].
+    errors: [AtomicU64; RsmError::KIND_NAMES.len()],
 }
 
 impl Metrics {
@@ -143,7 +142,7 @@ impl Metrics {
 
     /// Counts an error by its kind.
     pub(crate) fn error(&self, e: &RsmError) {
-        *self.errors.lock().expect("error counts").entry(e.kind_name()).or_default() += 1;
+        self.errors[e.kind_index()].fetch_add(1, Relaxed);
     }
 
     pub(crate) fn tiering_lag(&self, lag: Duration) {
@@ -183,9 +182,8 @@ impl Metrics {
         out.push(("CommitUnknownOutcomes".into(), commits.unknown_outcomes as f64));
         out.push(("CommitFailures".into(), commits.failed as f64));
         out.push(("CommitRefusedSegments".into(), commits.refused as f64));
-        let errors = self.errors.lock().expect("error counts");
-        for kind in RsmError::KIND_NAMES {
-            out.push((format!("Errors{kind}"), errors.get(kind).copied().unwrap_or(0) as f64));
+        for (kind, n) in RsmError::KIND_NAMES.iter().zip(&self.errors) {
+            out.push((format!("Errors{kind}"), n.load(Relaxed) as f64));
         }
         out
     }
@@ -193,6 +191,8 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     #[test]
@@ -224,5 +224,14 @@ mod tests {
         assert_eq!(values["ErrorsInvalidConfig"], 1.0);
         assert_eq!(values["ErrorsStorage"], 0.0);
         assert_eq!(values["FetchCount"], 0.0);
+        // Each kind's name is its variant's (the index and the names cannot drift apart).
+        for e in [
+            RsmError::InvalidConfig { key: "k".into(), reason: "r".into() },
+            RsmError::NotFound { segment: "s".into(), what: "w".into() },
+            RsmError::RowsMissing { segment: "s".into(), start_offset: 0, end_offset: 1, reason: "r".into() },
+            RsmError::BadPosition { segment: "s".into(), position: 1, size: 0 },
+        ] {
+            assert!(format!("{e:?}").starts_with(e.kind_name()), "{e:?} is {}", e.kind_name());
+        }
     }
 }

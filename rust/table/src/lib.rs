@@ -93,30 +93,6 @@ pub use table::{
     check_compatible, default_schema, ensure_table, field_id, LAYOUT_VERSION, LAYOUT_VERSION_PROP,
 };
 
-/// The newest known state of one table (see the `known` module), locked while used.
-pub(crate) struct KnownGuard(Arc<commit::TableCommits>);
-
-impl KnownGuard {
-    fn with<T>(&self, f: impl FnOnce(&mut known::Known) -> T) -> T {
-        f(&mut self.0.known.lock().expect("known table state"))
-    }
-    pub(crate) fn reusable(&self) -> Option<iceberg::table::Table> {
-        self.with(|k| k.reusable())
-    }
-    pub(crate) fn loaded(&self, table: &iceberg::table::Table) {
-        self.with(|k| k.loaded(table))
-    }
-    pub(crate) fn committed(&self, table: &iceberg::table::Table) {
-        self.with(|k| k.committed(table))
-    }
-    pub(crate) fn conflicted(&self) {
-        self.with(|k| k.conflicted())
-    }
-    pub(crate) fn forget(&self) {
-        self.with(|k| k.forget())
-    }
-}
-
 /// A catalog with Calving's configuration: the namespace of the topic tables and the
 /// `commit.retry.*` defaults. A thin convenience over the free functions of this crate.
 #[derive(Debug, Clone)]
@@ -204,7 +180,7 @@ impl CalvingCatalog {
     /// [`ensure_table`] in the configured namespace.
     pub async fn ensure_table(&self, topic: &str) -> Result<iceberg::table::Table> {
         let table = ensure_table(self.catalog.as_ref(), self.config.namespace(), topic).await?;
-        self.known(&self.table_ident(topic)).loaded(&table);
+        self.known(&self.table_ident(topic), |k| k.loaded(&table));
         Ok(table)
     }
 
@@ -212,7 +188,7 @@ impl CalvingCatalog {
     pub async fn load_table(&self, topic: &str) -> Result<iceberg::table::Table> {
         let ident = self.table_ident(topic);
         let table = self.catalog.load_table(&ident).await.map_err(|e| Error::from_catalog("load table", e))?;
-        self.known(&ident).loaded(&table);
+        self.known(&ident, |k| k.loaded(&table));
         Ok(table)
     }
 
@@ -220,7 +196,7 @@ impl CalvingCatalog {
     /// the table's only writer (no load, no metadata parse), otherwise [`Self::ensure_table`].
     /// A stale state only costs a conflicting attempt; see the `known` module.
     pub async fn ensure_table_for_commit(&self, topic: &str) -> Result<iceberg::table::Table> {
-        match self.known(&self.table_ident(topic)).reusable() {
+        match self.known(&self.table_ident(topic), |k| k.reusable()) {
             Some(table) => Ok(table),
             None => self.ensure_table(topic).await,
         }
@@ -229,11 +205,12 @@ impl CalvingCatalog {
     /// Forgets the state of the topic's table this process knows: the next plan loads it (a
     /// caller's failure that may come from planning on a stale state).
     pub fn forget_table_state(&self, topic: &str) {
-        self.known(&self.table_ident(topic)).forget();
+        self.known(&self.table_ident(topic), |k| k.forget());
     }
 
-    pub(crate) fn known(&self, ident: &TableIdent) -> KnownGuard {
-        KnownGuard(self.table_commits(ident))
+    /// Runs `f` on the newest state of `ident` this process knows (see the `known` module).
+    pub(crate) fn known<T>(&self, ident: &TableIdent, f: impl FnOnce(&mut known::Known) -> T) -> T {
+        f(&mut self.table_commits(ident).known.lock().expect("known table state"))
     }
 
     /// [`append`] to the topic's table.

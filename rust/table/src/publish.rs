@@ -142,7 +142,7 @@ pub(crate) async fn publish_locked<C: Change>(catalog: &CalvingCatalog, topic: &
     let started = Instant::now();
     // The first attempt plans on the state this process knows when it is the table's only
     // writer (a stale one conflicts, and the retry loads); see the `known` module.
-    let (mut table, mut fresh) = match catalog.known(&ident).reusable() {
+    let (mut table, mut fresh) = match catalog.known(&ident, |k| k.reusable()) {
         Some(known) => (known, false),
         None => (catalog.load_table(topic).await?, true),
     };

@@ -53,12 +53,11 @@ pub(crate) async fn commit(
         CatalogKind::Sql => commit_sql(config, connections, table, requirements, updates).await,
         CatalogKind::Rest => commit_rest(config, connections, table, requirements, updates).await,
     };
-    let known = catalog.known(table.identifier());
-    match &result {
+    catalog.known(table.identifier(), |known| match &result {
         Ok(committed) => known.committed(committed),
         Err(Error::CommitConflict { .. }) => known.conflicted(),
         Err(_) => known.forget(),
-    }
+    });
     result
 }
 
