@@ -276,20 +276,32 @@ def read_jmx(path):
     return values
 
 
+def check_copies(brokers, copied, label):
+    """The copy and commit checks of one or more brokers' MBeans: every broker copied, together
+    at least the <copied> 'Copied' lines of their logs, none failed, and their commits hold every
+    copied segment (at least one segment per commit on each)."""
+    total = lambda k: sum(b[k] for b in brokers)
+    copied = int(copied)
+    per = ", ".join(f"{b['CopyCount']:.0f}" for b in brokers)
+    result(total("CopyCount") >= copied > 0 and all(b["CopyCount"] > 0 for b in brokers),
+           f"{label}: CopyCount {per} (in all {total('CopyCount'):.0f} >= {copied} 'Copied' log lines)",
+           f"CopyCount per broker {per}, broker logs {copied}")
+    result(total("CopyFailures") == 0 and total("CommitFailures") == 0, f"{label}: no failed copy or commit",
+           f"CopyFailures {total('CopyFailures')}, CommitFailures {total('CommitFailures')}")
+    commits, segments = total("Commits"), total("CommittedSegments")
+    result(segments >= copied and commits >= 1 and all(b["SegmentsPerCommit"] >= 1 for b in brokers),
+           f"{label}: {segments:.0f} segments in {commits:.0f} commits ({segments / max(commits, 1):.2f} per commit), "
+           f"{total('CommitConflicts'):.0f} conflicts retried, {total('CommitUnknownOutcomes'):.0f} unknown outcomes",
+           f"CommittedSegments {segments}, Commits {commits}, SegmentsPerCommit per broker "
+           f"{[b['SegmentsPerCommit'] for b in brokers]}")
+
+
 def cmd_jmx(tiered_path, read_path, copied, label):
     a, b = read_jmx(tiered_path), read_jmx(read_path)
     if not a or not b:
         result(False, label, f"no io.calving MBean attributes read ({len(a)}, {len(b)})")
         return
-    copied = int(copied)
-    result(a["CopyCount"] >= copied > 0, f"{label}: CopyCount {a['CopyCount']:.0f} >= {copied} 'Copied' log lines",
-           f"CopyCount {a['CopyCount']}, broker log {copied}")
-    result(a["CopyFailures"] == 0 and a["CommitFailures"] == 0, f"{label}: no failed copy or commit",
-           f"CopyFailures {a['CopyFailures']}, CommitFailures {a['CommitFailures']}")
-    result(a["CommittedSegments"] >= copied and a["Commits"] >= 1 and a["SegmentsPerCommit"] >= 1,
-           f"{label}: {a['CommittedSegments']:.0f} segments in {a['Commits']:.0f} commits "
-           f"({a['SegmentsPerCommit']:.2f} per commit, {a['CommitConflicts']:.0f} conflicts)",
-           f"CommittedSegments {a['CommittedSegments']} Commits {a['Commits']} SegmentsPerCommit {a['SegmentsPerCommit']}")
+    check_copies([a], copied, label)
     result(a["CopiedBytes"] > 0 and a["CopiedRecords"] > 0 and a["CopyLatencyP99Ms"] > 0,
            f"{label}: {a['CopiedBytes']:.0f} bytes, {a['CopiedRecords']:.0f} records copied, copy p99 {a['CopyLatencyP99Ms']:.1f} ms",
            f"CopiedBytes {a['CopiedBytes']} CopiedRecords {a['CopiedRecords']} CopyLatencyP99Ms {a['CopyLatencyP99Ms']}")
@@ -309,19 +321,7 @@ def cmd_jmx_cluster(copied, label, *paths):
     if not all(brokers):
         result(False, label, f"attributes read from {sum(1 for b in brokers if b)} of {len(brokers)} brokers")
         return
-    total = lambda k: sum(b[k] for b in brokers)
-    copied = int(copied)
-    per = ", ".join(f"{b['CopyCount']:.0f}" for b in brokers)
-    result(total("CopyCount") >= copied > 0 and all(b["CopyCount"] > 0 for b in brokers),
-           f"{label}: every broker copied ({per}; {total('CopyCount'):.0f} >= {copied} 'Copied' log lines)",
-           f"CopyCount per broker {per}, broker logs {copied}")
-    result(total("CopyFailures") == 0 and total("CommitFailures") == 0, f"{label}: no failed copy or commit",
-           f"CopyFailures {total('CopyFailures')}, CommitFailures {total('CommitFailures')}")
-    commits, segments = total("Commits"), total("CommittedSegments")
-    result(segments >= copied and commits >= 1,
-           f"{label}: {segments:.0f} segments in {commits:.0f} commits ({segments / max(commits, 1):.2f} per commit), "
-           f"{total('CommitConflicts'):.0f} conflicts retried, {total('CommitUnknownOutcomes'):.0f} unknown outcomes",
-           f"CommittedSegments {segments}, Commits {commits}")
+    check_copies(brokers, copied, label)
 
 
 def main():

@@ -9,6 +9,12 @@
 #   broker_stop             # SIGTERM, waits for a clean shutdown (.kafka_cleanshutdown)
 #   broker_kill             # best effort, for traps: TERM, then KILL after 20 s
 #
+# and, for any Kafka process (integration/kafka/cluster.sh too):
+#   jmx_options <port>      # the JVM flags of a JMX connector on 127.0.0.1:<port>, no authentication
+#   kafka_wait_started <pid> <server log> <starts> <out file> <label> <seconds>
+#                           # 0 once <server log> holds <starts> "Kafka Server started" lines; 1 when
+#                           # <pid> exited first (the tail of <out file> on stderr); 2 after <seconds>
+#
 # broker_init writes <work>/server.properties (process.roles=broker,controller, node.id=1, static
 # quorum, PLAINTEXT and CONTROLLER listeners on free ports of 127.0.0.1, log.dirs=<work>/data, every
 # internal topic with replication factor 1) followed by the extra properties, then formats the log
@@ -79,30 +85,39 @@ EOF
     >"$BROKER_WORK/format.out" 2>&1 || { cat "$BROKER_WORK/format.out" >&2; echo "broker.sh: StorageTool format failed" >&2; return 1; }
 }
 
+jmx_options() {   # <port>
+  echo "-Dcom.sun.management.jmxremote.port=$1 -Dcom.sun.management.jmxremote.rmi.port=$1" \
+    "-Dcom.sun.management.jmxremote.host=127.0.0.1 -Djava.rmi.server.hostname=127.0.0.1" \
+    "-Dcom.sun.management.jmxremote.authenticate=false -Dcom.sun.management.jmxremote.ssl=false"
+}
+
+kafka_wait_started() {   # <pid> <server log> <starts> <out file> <label> <seconds>
+  local n
+  for _ in $(seq $(($6 * 5))); do
+    if ! kill -0 "$1" 2>/dev/null; then
+      tail -n 30 "$4" >&2
+      echo "$5 exited during startup (see $2)" >&2
+      return 1
+    fi
+    n=$(grep -c 'Kafka Server started' "$2" 2>/dev/null) || n=0
+    [ "$n" -ge "$3" ] && return 0
+    sleep 0.2
+  done
+  echo "$5 not ready after $6 s (see $2)" >&2
+  return 2
+}
+
 broker_start() {
   BROKER_STARTS=$((BROKER_STARTS + 1))
-  "${BROKER_JVM[@]}" -Dcalving.log.file="$BROKER_LOG" \
-    -Dcom.sun.management.jmxremote.port="$BROKER_JMX_PORT" -Dcom.sun.management.jmxremote.rmi.port="$BROKER_JMX_PORT" \
-    -Dcom.sun.management.jmxremote.host=127.0.0.1 -Djava.rmi.server.hostname=127.0.0.1 \
-    -Dcom.sun.management.jmxremote.authenticate=false -Dcom.sun.management.jmxremote.ssl=false \
-    -cp "$BROKER_LIBS/*" kafka.Kafka \
+  # shellcheck disable=SC2046 # jmx_options: flags without spaces, one word each
+  "${BROKER_JVM[@]}" -Dcalving.log.file="$BROKER_LOG" $(jmx_options "$BROKER_JMX_PORT") -cp "$BROKER_LIBS/*" kafka.Kafka \
     "$BROKER_WORK/server.properties" >>"$BROKER_WORK/broker.out" 2>&1 &
   BROKER_PID=$!
   echo "$BROKER_PID" >"$BROKER_WORK/broker.pid"
-  local i n
-  for i in $(seq 600); do
-    if ! kill -0 "$BROKER_PID" 2>/dev/null; then
-      tail -n 30 "$BROKER_WORK/broker.out" >&2
-      echo "broker.sh: broker exited during startup (see $BROKER_LOG)" >&2
-      BROKER_PID=""
-      return 1
-    fi
-    n=$(grep -c 'Kafka Server started' "$BROKER_LOG" 2>/dev/null) || n=0
-    [ "$n" -ge "$BROKER_STARTS" ] && return 0
-    sleep 0.2
-  done
-  echo "broker.sh: broker not ready after 120 s (see $BROKER_LOG)" >&2
-  return 1
+  local rc=0
+  kafka_wait_started "$BROKER_PID" "$BROKER_LOG" "$BROKER_STARTS" "$BROKER_WORK/broker.out" "broker.sh: broker" 120 || rc=$?
+  [ "$rc" = 1 ] && BROKER_PID=""
+  return "$rc"
 }
 
 broker_stop() {

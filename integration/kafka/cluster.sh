@@ -18,6 +18,8 @@
 # min(3, N) and min.insync.replicas min(2, N). Heap per node: CLUSTER_HEAP (default 512m).
 
 _cluster_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=broker.sh
+. "$_cluster_here/broker.sh"   # jmx_options, kafka_wait_started
 NODE_DATA=(); NODE_LOG=(); NODE_JMX_URL=(); NODE_JMX_PORT=(); NODE_PID=(); NODE_WORK=(); _NODE_STARTS=()
 
 cluster_init() {
@@ -90,29 +92,17 @@ EOF
 _node_launch() {   # <i>
   local i=$1
   _NODE_STARTS[i]=$(( ${_NODE_STARTS[i]} + 1 ))
-  "${CLUSTER_JVM[@]}" -Dcalving.log.file="${NODE_LOG[i]}" \
-    -Dcom.sun.management.jmxremote.port="${NODE_JMX_PORT[i]}" -Dcom.sun.management.jmxremote.rmi.port="${NODE_JMX_PORT[i]}" \
-    -Dcom.sun.management.jmxremote.host=127.0.0.1 -Djava.rmi.server.hostname=127.0.0.1 \
-    -Dcom.sun.management.jmxremote.authenticate=false -Dcom.sun.management.jmxremote.ssl=false \
+  # shellcheck disable=SC2046 # jmx_options: flags without spaces, one word each
+  "${CLUSTER_JVM[@]}" -Dcalving.log.file="${NODE_LOG[i]}" $(jmx_options "${NODE_JMX_PORT[i]}") \
     -cp "$CLUSTER_LIBS/*" kafka.Kafka "${NODE_WORK[i]}/server.properties" >>"${NODE_WORK[i]}/broker.out" 2>&1 &
   NODE_PID[i]=$!
 }
 
 _node_wait() {   # <i>
-  local i=$1 n
-  for _ in $(seq 900); do
-    if ! kill -0 "${NODE_PID[i]}" 2>/dev/null; then
-      tail -n 30 "${NODE_WORK[i]}/broker.out" >&2
-      echo "cluster.sh: node $i exited during startup (see ${NODE_LOG[i]})" >&2
-      NODE_PID[i]=""
-      return 1
-    fi
-    n=$(grep -c 'Kafka Server started' "${NODE_LOG[i]}" 2>/dev/null) || n=0
-    [ "$n" -ge "${_NODE_STARTS[i]}" ] && return 0
-    sleep 0.2
-  done
-  echo "cluster.sh: node $i not ready after 180 s (see ${NODE_LOG[i]})" >&2
-  return 1
+  local i=$1 rc=0
+  kafka_wait_started "${NODE_PID[i]}" "${NODE_LOG[i]}" "${_NODE_STARTS[i]}" "${NODE_WORK[i]}/broker.out" "cluster.sh: node $i" 180 || rc=$?
+  [ "$rc" = 1 ] && NODE_PID[i]=""
+  return "$rc"
 }
 
 cluster_start() {
