@@ -18,7 +18,7 @@
 //! slipped in between makes ours conflict, reload and check again. An unknown outcome is
 //! reconciled by the snapshot id (see [`crate::publish`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -223,7 +223,7 @@ async fn commit_group(catalog: &CalvingCatalog, topic: &str, group: Vec<Pending>
         .map(|p| (Member { commit: p.commit, data_files: p.data_files, refused: None }, p.reply))
         .unzip();
     let size = members.len();
-    let mut change = GroupAppend { members: std::mem::take(&mut members), manifest: None, written: Vec::new() };
+    let mut change = GroupAppend { members: std::mem::take(&mut members), manifest: None, listed: HashSet::new(), written: Vec::new() };
     let result = publish::publish_locked(catalog, topic, &mut change).await;
     let table = catalog.table_ident(topic);
     for (i, (member, reply)) in change.members.iter_mut().zip(replies).enumerate() {
@@ -271,6 +271,8 @@ struct GroupAppend {
     members: Vec<Member>,
     /// The data manifest of the members it lists (reused while the same members go in).
     manifest: Option<(Vec<usize>, ManifestFile)>,
+    /// The manifests the last plan lists (the members' own, or merged: `manifests::for_append`).
+    listed: HashSet<String>,
     written: Vec<String>,
 }
 
@@ -302,6 +304,7 @@ impl Change for GroupAppend {
         }
         if accepted.is_empty() {
             self.manifest = None; // what earlier plans wrote is superseded
+            self.listed.clear();
             return Ok(Step::Finish(None));
         }
         if self.manifest.as_ref().is_none_or(|(members, _)| *members != accepted) {
@@ -310,11 +313,15 @@ impl Change for GroupAppend {
             self.manifest = Some((accepted.clone(), manifest));
         }
         let metadata = table.metadata();
-        let mut manifests = vec![self.manifest.as_ref().expect("written above").1.clone()];
         let parent = metadata.current_snapshot();
-        if let Some(parent) = parent {
-            manifests.extend(table.manifest_list_reader(parent).load().await?.entries().iter().cloned());
-        }
+        let parent_manifests = match parent {
+            Some(parent) => table.manifest_list_reader(parent).load().await?.entries().to_vec(),
+            None => Vec::new(),
+        };
+        let files: Vec<DataFile> = accepted.iter().flat_map(|&i| self.members[i].data_files.iter().cloned()).collect();
+        let added = self.manifest.as_ref().expect("written above").1.clone();
+        let manifests = crate::manifests::for_append(table, snapshot_id, added, &files, parent_manifests, &mut self.written).await?;
+        self.listed = manifests.iter().map(|m| m.manifest_path.clone()).collect();
         // The summary names the first member's segment (one segment: the common case) and how
         // many went in; the ledger holds them all.
         let mut summary = self.members[accepted[0]].commit.summary_properties();
@@ -339,8 +346,7 @@ impl Change for GroupAppend {
     }
 
     fn superseded(&self) -> Vec<String> {
-        let current = self.manifest.as_ref().map(|(_, m)| m.manifest_path.as_str());
-        self.written.iter().filter(|w| Some(w.as_str()) != current).cloned().collect()
+        self.written.iter().filter(|w| !self.listed.contains(w.as_str())).cloned().collect()
     }
 }
 

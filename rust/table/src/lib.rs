@@ -16,6 +16,8 @@
 //!   the files' bounds; [`files_holding`] finds the live files that hold given offsets.
 //! - [`publish`]: the commit driver every Calving snapshot goes through (retry policy with
 //!   jitter, per-table serialization in the process, unknown outcomes reconciled by snapshot id).
+//! - `manifests`: the manifests snapshots list; appends merge small ones as Iceberg's appends do
+//!   (`commit.manifest.min-count-to-merge`), so the manifest list stays bounded.
 //! - [`maintain`]: compaction, manifest rewrite, snapshot expiry and deletion of the files expiry
 //!   frees, all through the commit driver and carrying the ledger forward.
 //! - [`schema_update`]: [`commit_schema`] makes an evolved schema (field ids chosen by the
@@ -82,6 +84,7 @@ pub use data_file::{
 };
 pub use error::{Error, Result};
 pub use ledger::{Ledger, LedgerSource, LEDGER_PROP};
+pub use manifests::{MERGE_ENABLED_PROP, MIN_COUNT_TO_MERGE_PROP, TARGET_SIZE_PROP};
 pub use publish::RetryPolicy;
 pub use remove::{
     files_holding, live_files, normalize, referenced_files, remove_offsets, Holding, KafkaFields, LiveFile,

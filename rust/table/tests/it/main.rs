@@ -8,6 +8,8 @@
 //! - `remove`: removing offsets' rows by what the files hold (rewrite shared files, drop whole
 //!   ones).
 //! - `faults`: failure injection (catalog loads, SQLite triggers, an HTTP proxy for REST).
+//! - `manifest_merge`: appends merge small manifests once `commit.manifest.min-count-to-merge`
+//!   of them would be listed; every file keeps its snapshot and sequence numbers.
 //! - `readers`: pyiceberg and DuckDB read what we committed (invariant 8).
 //! - `rest_catalog`: the same operations through Apache Iceberg's REST fixture.
 
@@ -15,6 +17,7 @@ mod common;
 mod data_file;
 mod faults;
 mod ledger;
+mod manifest_merge;
 mod readers;
 mod remove;
 mod rest_catalog;
