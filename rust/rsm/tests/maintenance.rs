@@ -152,7 +152,8 @@ fn kafka_reads_and_exactly_once_survive_another_engines_maintenance() {
     with_next.sort();
     assert_eq!(rows_read_by_engines(dir.path(), &topic), with_next);
     let table = rt.block_on(fresh.catalog().load_table(&topic)).unwrap();
-    let ledger = calving_table::Ledger::decode(&table.metadata().current_snapshot().unwrap().summary().additional_properties[calving_table::LEDGER_PROP]).unwrap();
+    let (ledger, source) = rt.block_on(calving_table::ledger::load(&table)).unwrap();
+    assert_eq!(source, calving_table::LedgerSource::Snapshot(table.metadata().current_snapshot_id().unwrap()));
     let topic_id = md0.topic_id.to_string();
     let first = segs.iter().filter(|(m, _)| m.partition == 0).map(|(m, _)| m.start_offset).min().unwrap();
     let last = segs.iter().filter(|(m, _)| m.partition == 0).map(|(m, _)| m.end_offset).max().unwrap();

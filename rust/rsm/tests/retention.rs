@@ -101,7 +101,8 @@ fn delete_mode_removes_rows_once_no_segment_serves_them() {
     let table = rt.block_on(rsm.catalog().load_table(&topic)).unwrap();
     let current = table.metadata().current_snapshot().unwrap();
     assert_eq!(current.summary().operation, iceberg::spec::Operation::Delete);
-    let ledger = calving_table::Ledger::decode(&current.summary().additional_properties[calving_table::LEDGER_PROP]).unwrap();
+    let (ledger, source) = rt.block_on(calving_table::ledger::load(&table)).unwrap();
+    assert_eq!(source, calving_table::LedgerSource::Snapshot(current.snapshot_id()));
     let topic_id = a_md.topic_id.to_string();
     assert_eq!(ledger.overlapping(&topic_id, a_md.partition, a_md.start_offset, a_md.end_offset), vec![]);
     assert_eq!(ledger.ranges(&topic_id, c_md.partition), &[(c_md.start_offset, c_md.end_offset)]);

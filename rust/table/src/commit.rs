@@ -27,7 +27,7 @@ use iceberg::table::Table;
 use iceberg::ErrorKind;
 
 use crate::error::{Error, Result};
-use crate::ledger::{self, Ledger, LEDGER_PROP};
+use crate::ledger::{self, Ledger};
 use crate::publish::{self, Change, Step};
 use crate::CalvingCatalog;
 
@@ -328,13 +328,12 @@ impl Change for GroupAppend {
         if accepted.len() > 1 {
             summary.insert(SEGMENTS_PROP.to_string(), accepted.len().to_string());
         }
-        summary.insert(LEDGER_PROP.to_string(), ledger.encode());
         let added = accepted
             .iter()
             .flat_map(|&i| self.members[i].data_files.iter())
             .fold((0, 0, 0), |(f, r, b), d| (f + 1, r + d.record_count(), b + d.file_size_in_bytes()));
         publish::totals(parent, added, (0, 0, 0), &mut summary);
-        Ok(Step::Commit { manifests, operation: Operation::Append, summary })
+        Ok(Step::Commit { manifests, operation: Operation::Append, summary, ledger })
     }
 
     fn committed(&mut self, table: &Table, snapshot_id: i64) -> Self::Output {

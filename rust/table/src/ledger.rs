@@ -5,26 +5,32 @@
 //! already holds. That knowledge must survive whatever anyone does to the table's history —
 //! snapshots expired down to the current one, data files rewritten by another engine, rollbacks —
 //! so it cannot be derived from the list of past commits. Instead every Calving commit (append,
-//! removal) writes the **whole** ledger into its snapshot's summary under [`LEDGER_PROP`], as the
-//! ledger it was based on plus (or minus) its own ranges; the Iceberg Kafka Connect sink carries
-//! its offsets forward the same way. The ledger is compact: per partition a list of disjoint
-//! offset ranges, adjacent ranges merged, so a partition tiered in order is one range whatever the
-//! number of segments.
+//! removal, maintenance) writes the **whole** ledger, as the ledger it was based on plus (or
+//! minus) its own ranges, into the table property [`LEDGER_PROP`], stamped with the snapshot it
+//! describes in [`LEDGER_SNAPSHOT_PROP`] — in the same commit as the snapshot, so atomically with
+//! the data; the Iceberg Kafka Connect sink carries its offsets forward the same way. A table
+//! property, not the snapshot summary: `metadata.json` holds it once instead of once per retained
+//! snapshot (with 3,000 partitions a ledger is ~50 KB; every commit writes or parses
+//! `metadata.json`). The ledger is compact: per partition a list of disjoint offset ranges,
+//! adjacent ranges merged, so a partition tiered in order is one range whatever the number of
+//! segments.
 //!
-//! [`load`] finds the ledger of a table's state: the current snapshot's summary, or, when other
-//! engines committed since (their snapshots do not carry it), the nearest ancestor's — their
-//! commits (compaction, manifest rewrites) move rows between files but do not add Kafka offsets.
-//! When no snapshot of the current ancestry carries one (the snapshot that did was expired under a
-//! foreign commit, or the table predates the ledger), the ledger is **rebuilt from the rows**: a
-//! scan of the `kafka` column of the live data files (delete files applied), one range per
-//! (topic id, partition) from its smallest to its largest offset. Gaps inside that range are
+//! [`load`] finds the ledger of a table's state by walking the current ancestry from the current
+//! snapshot: the snapshot the property is stamped with, or (tables written before the property)
+//! a snapshot whose summary carries a ledger under the same key. Snapshots of other engines
+//! passed on the way (compaction, manifest rewrites) move rows between files but do not add Kafka
+//! offsets. A stamp outside the ancestry (a rollback, or a property copied to another table) is
+//! ignored. When nothing of the current ancestry carries one (the stamped snapshot was expired
+//! under a foreign commit, a rollback, a table that predates the ledger), the ledger is **rebuilt
+//! from the rows**: a scan of the `kafka` column of the live data files (delete files applied),
+//! one range per (topic id, partition) from its smallest to its largest offset. Gaps inside that range are
 //! offsets without rows (control records, compacted-away records): no copy can bring rows for them
 //! later, because Kafka tiers a partition's offsets in order.
 //!
 //! Rows deleted by another engine stay in the ledger: a re-upload does not bring them back, and a
 //! Kafka read of them fails naming the offsets (see calving-rsm's fetch).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type};
@@ -35,9 +41,11 @@ use iceberg::ErrorKind;
 
 use crate::error::{Error, Result};
 
-/// Snapshot summary key of the ledger (JSON: `{"<topic id>": {"<partition>": [[start, end], ...]}}`,
-/// offsets inclusive).
+/// Table property of the ledger (JSON: `{"<topic id>": {"<partition>": [[start, end], ...]}}`,
+/// offsets inclusive); tables written before it carry it in snapshot summaries, same key.
 pub const LEDGER_PROP: &str = "calving.ledger";
+/// Table property: the id of the snapshot whose state [`LEDGER_PROP`] describes.
+pub const LEDGER_SNAPSHOT_PROP: &str = "calving.ledger.snapshot-id";
 
 /// Disjoint, sorted offset ranges (inclusive) per topic id and partition.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -50,7 +58,8 @@ pub struct Ledger {
 pub enum LedgerSource {
     /// The table has no current snapshot: nothing is committed.
     Empty,
-    /// In the summary of this snapshot (the current one or its nearest ancestor carrying one).
+    /// Describes this snapshot (the current one or its nearest ancestor carrying one): the table
+    /// property stamped with it, or its summary.
     Snapshot(i64),
     /// Rebuilt from the rows of the live data files (no snapshot of the ancestry carries one).
     Rebuilt,
@@ -136,7 +145,7 @@ impl Ledger {
             .flat_map(|(t, ps)| ps.iter().map(move |(p, r)| (t.as_str(), *p, r.as_slice())))
     }
 
-    /// The summary value.
+    /// The property value.
     pub fn encode(&self) -> String {
         let json: BTreeMap<&str, PartitionsJson<'_>> = self
             .topics
@@ -146,16 +155,16 @@ impl Ledger {
         serde_json::to_string(&json).expect("a map of numbers serialises")
     }
 
-    /// Parses a summary value; ranges are normalised (sorted, merged).
+    /// Parses a property (or legacy summary) value; ranges are normalised (sorted, merged).
     pub fn decode(text: &str) -> Result<Ledger> {
         let json: BTreeMap<String, BTreeMap<String, Vec<(i64, i64)>>> = serde_json::from_str(text)
-            .map_err(|e| invalid(format!("snapshot summary {LEDGER_PROP} is not a Calving ledger: {e}")))?;
+            .map_err(|e| invalid(format!("{LEDGER_PROP} is not a Calving ledger: {e}")))?;
         let mut ledger = Ledger::default();
         for (topic, partitions) in json {
             for (p, ranges) in partitions {
                 let p: i32 = p
                     .parse()
-                    .map_err(|_| invalid(format!("snapshot summary {LEDGER_PROP}: partition {p:?} is not a number")))?;
+                    .map_err(|_| invalid(format!("{LEDGER_PROP}: partition {p:?} is not a number")))?;
                 for (s, e) in ranges {
                     ledger.add(&topic, p, s, e);
                 }
@@ -177,7 +186,14 @@ pub async fn load(table: &Table) -> Result<(Ledger, LedgerSource)> {
     if table.metadata().current_snapshot().is_none() {
         return Ok((Ledger::default(), LedgerSource::Empty));
     }
+    let props = table.metadata().properties();
+    let stamped = props.get(LEDGER_SNAPSHOT_PROP).and_then(|v| v.trim().parse::<i64>().ok());
     for snapshot in crate::commit::ancestry(table) {
+        if stamped == Some(snapshot.snapshot_id()) {
+            if let Some(text) = props.get(LEDGER_PROP) {
+                return Ok((Ledger::decode(text)?, LedgerSource::Snapshot(snapshot.snapshot_id())));
+            }
+        }
         if let Some(text) = snapshot.summary().additional_properties.get(LEDGER_PROP) {
             return Ok((Ledger::decode(text)?, LedgerSource::Snapshot(snapshot.snapshot_id())));
         }
@@ -189,6 +205,14 @@ pub async fn load(table: &Table) -> Result<(Ledger, LedgerSource)> {
         "no snapshot of the current ancestry carries a ledger (expired, or written before the ledger): rebuilt it from the rows"
     );
     Ok((ledger, LedgerSource::Rebuilt))
+}
+
+/// The table properties that record `ledger` as the state of snapshot `snapshot_id`.
+pub(crate) fn properties(ledger: &Ledger, snapshot_id: i64) -> HashMap<String, String> {
+    HashMap::from([
+        (LEDGER_PROP.to_string(), ledger.encode()),
+        (LEDGER_SNAPSHOT_PROP.to_string(), snapshot_id.to_string()),
+    ])
 }
 
 /// One range per (topic id, partition) of the live rows, smallest to largest offset.

@@ -9,8 +9,9 @@
 //!   order, properties) and [`ensure_table`], which adopts a table created ahead of time.
 //! - [`data_file`]: [`data_file_from_parquet`] registers Parquet written elsewhere (counts,
 //!   bounds, split offsets from the footer), and partition values.
-//! - [`ledger`]: which offsets of which (topic id, partition) the table holds, carried forward in
-//!   every Calving snapshot's summary and rebuilt from the rows when history was expired.
+//! - [`ledger`]: which offsets of which (topic id, partition) the table holds, carried forward by
+//!   every Calving commit in a table property stamped with its snapshot, and rebuilt from the
+//!   rows when history was expired.
 //! - [`commit`]: [`append`] commits one segment's files exactly once against the ledger.
 //! - [`remove`]: [`remove_offsets`] takes offsets' rows out (the `delete` retention mode), found by
 //!   the files' bounds; [`files_holding`] finds the live files that hold given offsets.
@@ -36,8 +37,8 @@
 //! each needs *not appending again*. So every commit is an append checked against the **ledger**
 //! of the table state it is based on ([`ledger`]): offsets the ledger holds are never appended
 //! again, and the caller (the RemoteStorageManager) points a re-uploaded segment at the rows
-//! already there. The ledger travels in the snapshot summary of every Calving commit, so it is
-//! atomic with the data, and it does not depend on the length of the history: expiring snapshots
+//! already there. Every Calving commit records the ledger in the same commit as its snapshot (a
+//! table property stamped with the snapshot id), so it is atomic with the data, and it does not depend on the length of the history: expiring snapshots
 //! (by anyone, down to the current one), rewriting data files or rolling back leaves a ledger that
 //! describes the current rows.
 
@@ -83,7 +84,7 @@ pub use data_file::{
     calving_arrow_schema, data_file_from_parquet, day_partition_value, new_data_file_location, partition_value,
 };
 pub use error::{Error, Result};
-pub use ledger::{Ledger, LedgerSource, LEDGER_PROP};
+pub use ledger::{Ledger, LedgerSource, LEDGER_PROP, LEDGER_SNAPSHOT_PROP};
 pub use manifests::{MERGE_ENABLED_PROP, MIN_COUNT_TO_MERGE_PROP, TARGET_SIZE_PROP};
 pub use publish::RetryPolicy;
 pub use remove::{

@@ -37,7 +37,7 @@ use iceberg::table::Table;
 use iceberg::{ErrorKind, TableRequirement, TableUpdate};
 
 use crate::error::{Error, Result};
-use crate::ledger::{self, LEDGER_PROP};
+use crate::ledger;
 use crate::publish::{self, Change, RetryPolicy, Step};
 use crate::CalvingCatalog;
 
@@ -340,10 +340,11 @@ impl Change for Replace {
         }
         manifests.insert(0, self.manifest.clone().expect("written above"));
         let added = self.outputs.iter().fold((0, 0, 0), |(f, r, b), d| (f + 1, r + d.record_count(), b + d.file_size_in_bytes()));
-        let mut summary = carry_ledger(table).await?;
+        let (ledger, _) = ledger::load(table).await?;
+        let mut summary = HashMap::new();
         publish::totals(Some(&parent), added, (rfiles, rrows, rbytes), &mut summary);
         summary.insert("calving.maintenance".into(), "compact".into());
-        Ok(Step::Commit { manifests, operation: Operation::Replace, summary })
+        Ok(Step::Commit { manifests, operation: Operation::Replace, summary, ledger })
     }
 
     fn committed(&mut self, _table: &Table, snapshot_id: i64) -> Option<i64> {
@@ -353,12 +354,6 @@ impl Change for Replace {
     fn written(&self) -> Vec<String> {
         self.written.iter().cloned().chain(self.manifest.iter().map(|m| m.manifest_path.clone())).collect()
     }
-}
-
-/// The summary of a maintenance snapshot: the table's ledger, unchanged.
-async fn carry_ledger(table: &Table) -> Result<HashMap<String, String>> {
-    let (ledger, _) = ledger::load(table).await?;
-    Ok(HashMap::from([(LEDGER_PROP.to_string(), ledger.encode())]))
 }
 
 /// Merges the data manifests of the current snapshot into one when there are at least
@@ -421,11 +416,12 @@ impl Change for MergeManifests {
         }
         manifests.extend(other.into_iter().cloned());
         self.merged = data.len();
-        let mut summary = carry_ledger(table).await?;
+        let (ledger, _) = ledger::load(table).await?;
+        let mut summary = HashMap::new();
         publish::totals(Some(&parent), (0, 0, 0), (0, 0, 0), &mut summary);
         summary.insert("calving.maintenance".into(), "rewrite-manifests".into());
         summary.insert("manifests-replaced".into(), data.len().to_string());
-        Ok(Step::Commit { manifests, operation: Operation::Replace, summary })
+        Ok(Step::Commit { manifests, operation: Operation::Replace, summary, ledger })
     }
 
     fn committed(&mut self, _table: &Table, snapshot_id: i64) -> Option<i64> {

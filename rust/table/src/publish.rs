@@ -37,6 +37,7 @@ use iceberg::table::Table;
 use iceberg::{ErrorKind, TableRequirement, TableUpdate};
 
 use crate::error::{Error, Result};
+use crate::ledger::Ledger;
 use crate::CalvingCatalog;
 
 /// The `commit.retry.*` policy of one table.
@@ -104,8 +105,9 @@ impl RetryPolicy {
 pub(crate) enum Step<T> {
     /// Nothing to commit (already done, or nothing to change): the driver returns this.
     Finish(T),
-    /// Commit a snapshot listing these manifests, with this operation and summary.
-    Commit { manifests: Vec<ManifestFile>, operation: Operation, summary: HashMap<String, String> },
+    /// Commit a snapshot listing these manifests, with this operation and summary, and the ledger
+    /// of the table after it (recorded in the same commit: `ledger::properties`).
+    Commit { manifests: Vec<ManifestFile>, operation: Operation, summary: HashMap<String, String>, ledger: Ledger },
 }
 
 /// A table change the driver plans and commits; see the module docs.
@@ -254,9 +256,9 @@ async fn attempt<C: Change>(
     written: &mut Vec<String>,
 ) -> Result<C::Output> {
     let metadata = table.metadata();
-    let (manifests, operation, summary) = match change.plan(table, snapshot_id).await? {
+    let (manifests, operation, summary, ledger) = match change.plan(table, snapshot_id).await? {
         Step::Finish(output) => return Ok(output),
-        Step::Commit { manifests, operation, summary } => (manifests, operation, summary),
+        Step::Commit { manifests, operation, summary, ledger } => (manifests, operation, summary, ledger),
     };
     if metadata.format_version() != FormatVersion::V2 {
         return Err(Error::UnsupportedOperation {
@@ -300,6 +302,7 @@ async fn attempt<C: Change>(
             ref_name: MAIN_BRANCH.to_string(),
             reference: SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)),
         },
+        TableUpdate::SetProperties { updates: crate::ledger::properties(&ledger, snapshot_id) },
     ];
     let committed = crate::snapshot_commit::commit(catalog, table, requirements, updates).await?;
     catalog.counters().commit();

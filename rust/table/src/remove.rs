@@ -31,7 +31,7 @@ use iceberg::table::Table;
 use iceberg::ErrorKind;
 
 use crate::error::{Error, Result};
-use crate::ledger::{self, LEDGER_PROP};
+use crate::ledger;
 use crate::manifests;
 use crate::publish::{self, Change, Step};
 use crate::CalvingCatalog;
@@ -375,7 +375,7 @@ impl Change for Remove {
             return Ok(Step::Finish(self.outcome.clone()));
         }
         self.outcome = RemoveOutcome { snapshot_id: Some(snapshot_id), files, rewritten, rows };
-        let mut summary = HashMap::from([(LEDGER_PROP.to_string(), ledger.encode())]);
+        let mut summary = HashMap::new();
         publish::totals(
             Some(&parent),
             (added_files, added_rows, added_bytes),
@@ -383,7 +383,7 @@ impl Change for Remove {
             &mut summary,
         );
         let operation = if rewritten > 0 { Operation::Overwrite } else { Operation::Delete };
-        Ok(Step::Commit { manifests, operation, summary })
+        Ok(Step::Commit { manifests, operation, summary, ledger })
     }
 
     fn committed(&mut self, _table: &Table, snapshot_id: i64) -> RemoveOutcome {

@@ -3,7 +3,7 @@
 //! the current ancestry carries it (another engine rewrote the files, then the history expired).
 
 use calving_table::ledger::{self, Ledger, LedgerSource};
-use calving_table::{Error, LEDGER_PROP};
+use calving_table::{Error, LEDGER_PROP, LEDGER_SNAPSHOT_PROP};
 use serde_json::json;
 
 use crate::common::{
@@ -69,10 +69,11 @@ async fn the_ledger_is_one_range_per_partition_and_survives_expiry() {
             (TOPIC_ID.to_string(), 1, vec![(0, 9)]),
         ]
     );
-    assert_eq!(
-        table.metadata().current_snapshot().unwrap().summary().additional_properties[LEDGER_PROP],
-        format!(r#"{{"{TOPIC_ID}":{{"0":[[0,8]],"1":[[0,9]]}}}}"#)
-    );
+    // A table property stamped with the snapshot it describes, not in every snapshot's summary.
+    let props = table.metadata().properties();
+    assert_eq!(props[LEDGER_PROP], format!(r#"{{"{TOPIC_ID}":{{"0":[[0,8]],"1":[[0,9]]}}}}"#));
+    assert_eq!(props[LEDGER_SNAPSHOT_PROP], current.to_string());
+    assert!(table.metadata().snapshots().all(|s| !s.summary().additional_properties.contains_key(LEDGER_PROP)));
 
     // Another engine expires every snapshot but the current one.
     let table = expire_all_but_current(&cat.calving, "expiring").await;
@@ -263,4 +264,32 @@ async fn the_ledger_is_rebuilt_from_the_rows_when_no_snapshot_carries_it() {
         assert_eq!(serde_json::Value::Array(ours), want, "{reader}");
         assert_eq!(got[reader]["rows"].as_array().unwrap().len(), all.len() + 2, "{reader}");
     }
+}
+
+#[tokio::test]
+async fn a_ledger_stamped_with_a_snapshot_outside_the_ancestry_is_not_trusted() {
+    use iceberg::transaction::{ApplyTransactionAction, Transaction};
+    let cat = TempCatalog::new().await;
+    let table = cat.calving.ensure_table("stamped").await.unwrap();
+    let rs = rows(0, 0, 4);
+    cat.calving.append("stamped", vec![data_file(&table, &rs)], segment("seg-0", 0, 0, 3)).await.unwrap();
+    // Someone copies another table's ledger properties (or the table was rolled back past the
+    // stamped snapshot): the stamp names no snapshot of the current ancestry.
+    let table = cat.calving.load_table("stamped").await.unwrap();
+    let tx = Transaction::new(&table);
+    let tx = tx
+        .update_table_properties()
+        .set(LEDGER_PROP.into(), format!(r#"{{"{TOPIC_ID}":{{"0":[[0,99]]}}}}"#))
+        .set(LEDGER_SNAPSHOT_PROP.into(), "12345".into())
+        .apply(tx)
+        .unwrap();
+    let table = tx.commit(cat.calving.catalog().as_ref()).await.unwrap();
+    let (ledger, source) = ledger::load(&table).await.unwrap();
+    assert_eq!((ledger.ranges(TOPIC_ID, 0), source), (&[(0, 3)][..], LedgerSource::Rebuilt));
+    // The next commit stamps its own snapshot again.
+    let rs = rows(0, 4, 2);
+    let out = cat.calving.append("stamped", vec![data_file(&table, &rs)], segment("seg-1", 0, 4, 5)).await.unwrap();
+    let table = cat.calving.load_table("stamped").await.unwrap();
+    let (ledger, source) = ledger::load(&table).await.unwrap();
+    assert_eq!((ledger.ranges(TOPIC_ID, 0), source), (&[(0, 5)][..], LedgerSource::Snapshot(out.snapshot_id())));
 }

@@ -122,7 +122,7 @@ async fn remove_offsets_rewrites_shared_files_and_drops_whole_ones() {
         ]
     );
     let summary = &table.metadata().current_snapshot().unwrap().summary().additional_properties;
-    assert!(summary.contains_key(LEDGER_PROP));
+    assert_eq!(table.metadata().properties()[LEDGER_PROP], ledger.encode());
     assert_eq!(summary["total-records"], "13");
     assert_eq!(summary["total-data-files"], "2");
 

@@ -205,9 +205,10 @@ async fn rest_catalog_create_append_reconcile() {
     assert_eq!(summary(snap_a)[SEGMENT_ID_PROP], "seg-a");
     assert_eq!(summary(snap_b)[SEGMENT_ID_PROP], "seg-b");
     assert_eq!(
-        summary(snap_b)[LEDGER_PROP],
+        loaded.metadata().properties()[LEDGER_PROP],
         format!(r#"{{"{TOPIC_ID}":{{"0":[[0,10]]}}}}"#)
     );
+    assert!(!summary(snap_b).contains_key(LEDGER_PROP));
     let (l, source) = ledger::load(&loaded).await.unwrap();
     assert_eq!(source, LedgerSource::Snapshot(snap_b));
     assert_eq!(l.ranges(TOPIC_ID, 0), &[(0, 10)]);

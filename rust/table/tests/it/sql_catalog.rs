@@ -9,7 +9,7 @@ use calving_table::ledger::{self, Ledger, LedgerSource};
 use calving_table::table::{columns, default_schema};
 use calving_table::{
     ancestry, append, day_partition_value, ensure_table, field_id, partition_value,
-    CalvingCatalog, CommitOutcome, Error, RetryPolicy, END_OFFSET_PROP, LEDGER_PROP,
+    CalvingCatalog, CommitOutcome, Error, RetryPolicy, END_OFFSET_PROP, LEDGER_PROP, LEDGER_SNAPSHOT_PROP,
     PARTITION_PROP, SEGMENT_ID_PROP, START_OFFSET_PROP, TOPIC_ID_PROP,
 };
 use iceberg::spec::{
@@ -333,7 +333,8 @@ async fn appends_exactly_once_against_the_ledger() {
     assert_ne!(snap_a, snap_b);
     assert_eq!(table.metadata().current_snapshot_id(), Some(snap_b));
 
-    // The summary carries the segment's identity, the extra properties and the whole ledger.
+    // The summary carries the segment's identity and the extra properties; the table's
+    // properties the whole ledger, stamped with the snapshot.
     let p = &table
         .metadata()
         .snapshot_by_id(snap_b)
@@ -347,14 +348,11 @@ async fn appends_exactly_once_against_the_ledger() {
     assert_eq!(p[END_OFFSET_PROP], "10");
     assert_eq!(p["calving.broker-id"], "1");
     assert_eq!(p["added-data-files"], "2");
-    assert_eq!(p[LEDGER_PROP], format!(r#"{{"{TOPIC_ID}":{{"0":[[0,10]]}}}}"#));
-    let first = &table
-        .metadata()
-        .snapshot_by_id(snap_a)
-        .unwrap()
-        .summary()
-        .additional_properties;
-    assert_eq!(Ledger::decode(&first[LEDGER_PROP]).unwrap().ranges(TOPIC_ID, 0), &[(0, 5)]);
+    assert!(!p.contains_key(LEDGER_PROP));
+    let props = table.metadata().properties();
+    assert_eq!(props[LEDGER_PROP], format!(r#"{{"{TOPIC_ID}":{{"0":[[0,10]]}}}}"#));
+    assert_eq!(Ledger::decode(&props[LEDGER_PROP]).unwrap().ranges(TOPIC_ID, 0), &[(0, 10)]);
+    assert_eq!(props[LEDGER_SNAPSHOT_PROP], snap_b.to_string());
 
     // The ledger: one merged range, found in the current snapshot.
     let (ledger, source) = ledger::load(&table).await.unwrap();
