@@ -397,21 +397,14 @@ impl Change for MergeManifests {
             return Ok(Step::Finish(None));
         }
         // One merged manifest per partition spec.
-        let mut by_spec: BTreeMap<i32, Vec<&ManifestFile>> = BTreeMap::new();
+        let mut by_spec: BTreeMap<i32, Vec<ManifestFile>> = BTreeMap::new();
         for m in &data {
-            by_spec.entry(m.partition_spec_id).or_default().push(m);
+            by_spec.entry(m.partition_spec_id).or_default().push((*m).clone());
         }
         let mut manifests: Vec<ManifestFile> = Vec::new();
         for (spec_id, group) in by_spec {
             let mut writer = crate::manifests::writer(table, snapshot_id, spec_id, &mut self.written)?;
-            for manifest_file in group {
-                let manifest = manifest_file.load_manifest(table.file_io()).await?;
-                for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
-                    let added_by = entry.snapshot_id().unwrap_or(manifest_file.added_snapshot_id);
-                    let seq = entry.sequence_number().unwrap_or(manifest_file.sequence_number);
-                    writer.add_existing_file(entry.data_file().clone(), added_by, seq, entry.file_sequence_number)?;
-                }
-            }
+            crate::manifests::carry_existing(table, &mut writer, &group).await?;
             manifests.push(writer.write_manifest_file().await?);
         }
         manifests.extend(other.into_iter().cloned());

@@ -137,27 +137,30 @@ pub(crate) async fn for_append(
             }
             parents = &bin[1..];
         }
-        let loaded: HashMap<usize, iceberg::spec::Manifest> = futures::stream::iter(parents.iter().cloned().enumerate())
-            .map(|(j, m)| {
-                let io = table.file_io().clone();
-                async move { m.load_manifest(&io).await.map(|l| (j, l)) }
-            })
-            .buffer_unordered(8)
-            .try_collect()
-            .await?;
-        for j in 0..parents.len() {
-            let (manifest, entries) = (&parents[j], &loaded[&j]);
-            for entry in entries.entries() {
-                if entry.status() == ManifestStatus::Deleted {
-                    continue;
-                }
-                let seq = entry.sequence_number().unwrap_or(manifest.sequence_number);
-                let added_by = entry.snapshot_id().unwrap_or(manifest.added_snapshot_id);
-                w.add_existing_file(entry.data_file().clone(), added_by, seq, entry.file_sequence_number)?;
-            }
-        }
+        carry_existing(table, &mut w, parents).await?;
         out.push(w.write_manifest_file().await?);
     }
     out.extend(manifests);
     Ok(out)
+}
+
+/// Adds the live entries of `manifests` to `w` as existing (with the snapshot and sequence
+/// numbers they had), in order; deleted entries are dropped. Reads up to 8 manifests at a time.
+pub(crate) async fn carry_existing(table: &Table, w: &mut ManifestWriter, manifests: &[ManifestFile]) -> Result<()> {
+    let loaded: HashMap<usize, iceberg::spec::Manifest> = futures::stream::iter(manifests.iter().cloned().enumerate())
+        .map(|(j, m)| {
+            let io = table.file_io().clone();
+            async move { m.load_manifest(&io).await.map(|l| (j, l)) }
+        })
+        .buffer_unordered(8)
+        .try_collect()
+        .await?;
+    for (j, manifest) in manifests.iter().enumerate() {
+        for entry in loaded[&j].entries().iter().filter(|e| e.is_alive()) {
+            let seq = entry.sequence_number().unwrap_or(manifest.sequence_number);
+            let added_by = entry.snapshot_id().unwrap_or(manifest.added_snapshot_id);
+            w.add_existing_file(entry.data_file().clone(), added_by, seq, entry.file_sequence_number)?;
+        }
+    }
+    Ok(())
 }
