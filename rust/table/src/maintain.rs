@@ -16,9 +16,10 @@
 //!   rewrite cost of a row at about log4(table / segment) rewrites over its life.
 //! - [`rewrite_manifests`]: when the current snapshot lists at least `min_manifests` data
 //!   manifests, their live entries go into one manifest (a `replace` snapshot with no file
-//!   change): fast appends add one manifest per commit.
-//! - [`expire_snapshots`]: snapshots older than the cutoff go, the newest `min_to_keep` of the
-//!   current ancestry and every branch/tag head stay (Iceberg's `history.expire.*` rules).
+//!   change): what appends leave below `commit.manifest.min-count-to-merge`.
+//! - [`expire_snapshots`]: snapshots older than the cutoff go, and the oldest beyond
+//!   `max_snapshots` ([`MAX_SNAPSHOTS_PROP`]); the newest `min_to_keep` of the current ancestry
+//!   and every branch/tag head stay (Iceberg's `history.expire.*` rules, plus a count bound).
 //! - [`delete_unreferenced`]: after expiry, the files that the expired snapshots referenced and no
 //!   retained snapshot does (manifest lists, manifests, data files, old metadata files) are
 //!   deleted from storage. Files nothing ever referenced (a copy in flight, a commit that never
@@ -31,7 +32,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::RecordBatch;
 use async_trait::async_trait;
 use iceberg::spec::{
-    DataFile, ManifestContentType, ManifestFile, Operation, Struct, MAIN_BRANCH,
+    DataFile, ManifestContentType, ManifestFile, Operation, SnapshotRef, Struct, MAIN_BRANCH,
 };
 use iceberg::table::Table;
 use iceberg::{ErrorKind, TableRequirement, TableUpdate};
@@ -45,6 +46,11 @@ use crate::CalvingCatalog;
 pub const MAX_SNAPSHOT_AGE_PROP: &str = "history.expire.max-snapshot-age-ms";
 /// `history.expire.min-snapshots-to-keep` (Iceberg's default: 1).
 pub const MIN_SNAPSHOTS_TO_KEEP_PROP: &str = "history.expire.min-snapshots-to-keep";
+/// `calving.history.expire.max-snapshots`: expiry also expires the oldest snapshots beyond this
+/// many (Calving's own; Iceberg bounds history by age only, and a table that takes a commit per
+/// segment gathers hundreds of thousands of snapshots in `history.expire.max-snapshot-age-ms`'s
+/// default 5 days, all of them in the `metadata.json` every commit writes). Unset: no bound.
+pub const MAX_SNAPSHOTS_PROP: &str = "calving.history.expire.max-snapshots";
 /// `write.target-file-size-bytes` (Iceberg's default: 512 MiB).
 pub const TARGET_FILE_SIZE_PROP: &str = "write.target-file-size-bytes";
 
@@ -66,6 +72,10 @@ pub struct MaintenanceOptions {
     /// Keep at least this many snapshots of the current ancestry (the table's
     /// `history.expire.min-snapshots-to-keep` if `None`).
     pub min_snapshots_to_keep: Option<usize>,
+    /// Keep at most this many snapshots, expiring the oldest beyond (the table's
+    /// `calving.history.expire.max-snapshots` if `None`; unset: no bound). The snapshots kept by
+    /// `min_snapshots_to_keep` and every branch and tag head stay whatever this says.
+    pub max_snapshots: Option<usize>,
     /// Plan and report only.
     pub dry_run: bool,
 }
@@ -80,6 +90,7 @@ impl Default for MaintenanceOptions {
             min_manifests: 16,
             max_snapshot_age: None,
             min_snapshots_to_keep: None,
+            max_snapshots: None,
             dry_run: false,
         }
     }
@@ -460,10 +471,19 @@ pub async fn expire_snapshots(catalog: &CalvingCatalog, topic: &str, options: &M
             .and_then(|v| v.get("refs").and_then(|r| r.as_object()).map(|o| o.keys().cloned().collect()))
             .unwrap_or_default();
         keep.extend(refs.iter().filter_map(|r| metadata.snapshot_for_ref(r)).map(|s| s.snapshot_id()));
-        let expired: Vec<i64> = metadata
-            .snapshots()
-            .filter(|s| !keep.contains(&s.snapshot_id()) && s.timestamp_ms() < cutoff)
-            .map(|s| s.snapshot_id())
+        let max_snapshots = options
+            .max_snapshots
+            .or_else(|| props.get(MAX_SNAPSHOTS_PROP).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(usize::MAX);
+        // Oldest first: past the age cutoff, or beyond the count bound.
+        let mut candidates: Vec<&SnapshotRef> = metadata.snapshots().filter(|s| !keep.contains(&s.snapshot_id())).collect();
+        candidates.sort_by_key(|s| (s.timestamp_ms(), s.sequence_number()));
+        let over = metadata.snapshots().count().saturating_sub(max_snapshots);
+        let expired: Vec<i64> = candidates
+            .iter()
+            .enumerate()
+            .filter(|&(i, s)| i < over || s.timestamp_ms() < cutoff)
+            .map(|(_, s)| s.snapshot_id())
             .collect();
         let retained = metadata.snapshots().count() - expired.len();
         if expired.is_empty() || options.dry_run {

@@ -123,6 +123,9 @@ pub fn default_properties() -> HashMap<String, String> {
         // Every copy commits a metadata file: keep the last 20, delete older ones on commit.
         ("write.metadata.delete-after-commit.enabled".to_string(), "true".to_string()),
         ("write.metadata.previous-versions-max".to_string(), "20".to_string()),
+        // Every copy is a snapshot, and metadata.json lists every retained one: maintenance
+        // keeps at most 500 (~0.4 MB of metadata), whatever the age rule keeps.
+        (crate::maintain::MAX_SNAPSHOTS_PROP.to_string(), "500".to_string()),
     ])
 }
 

@@ -155,6 +155,10 @@ pub struct MaintainArgs {
     /// history.expire.min-snapshots-to-keep, else 1).
     #[arg(long)]
     pub retain_last: Option<usize>,
+    /// Keep at most this many snapshots, expiring the oldest beyond (default: the table's
+    /// calving.history.expire.max-snapshots, 500 on tables Calving creates; else no bound).
+    #[arg(long)]
+    pub max_snapshots: Option<usize>,
 }
 
 pub fn maintain(args: MaintainArgs) -> Result<(), WarehouseError> {
@@ -166,6 +170,7 @@ pub fn maintain(args: MaintainArgs) -> Result<(), WarehouseError> {
         min_manifests: args.min_manifests,
         max_snapshot_age: args.expire_older_than_secs.map(std::time::Duration::from_secs),
         min_snapshots_to_keep: args.retain_last,
+        max_snapshots: args.max_snapshots,
         dry_run: args.dry_run,
         ..Default::default()
     };

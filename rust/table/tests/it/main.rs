@@ -7,6 +7,7 @@
 //!   no snapshot carries it.
 //! - `remove`: removing offsets' rows by what the files hold (rewrite shared files, drop whole
 //!   ones).
+//! - `expiry`: snapshot expiry by count as well as age (`calving.history.expire.max-snapshots`).
 //! - `faults`: failure injection (catalog loads, SQLite triggers, an HTTP proxy for REST).
 //! - `manifest_merge`: appends merge small manifests once `commit.manifest.min-count-to-merge`
 //!   of them would be listed; every file keeps its snapshot and sequence numbers.
@@ -15,6 +16,7 @@
 
 mod common;
 mod data_file;
+mod expiry;
 mod faults;
 mod ledger;
 mod manifest_merge;
