@@ -23,12 +23,26 @@ pub struct SynthSpec {
     pub distinct_batches: usize,
     /// Approximate value size in bytes.
     pub value_size: usize,
+    /// Milliseconds between the base timestamps of consecutive distinct batches (batches repeat,
+    /// so their timestamps cycle over `distinct_batches` of these steps).
+    pub batch_interval_ms: i64,
+    /// Batches with `LogAppendTime` (the broker's time): record timestamp deltas are not the
+    /// batch's, as when a broker stamps a producer's batch.
+    pub log_append_time: bool,
     pub seed: u64,
 }
 
 impl Default for SynthSpec {
     fn default() -> Self {
-        SynthSpec { compression: Compression::None, records_per_batch: 64, distinct_batches: 256, value_size: 1024, seed: 42 }
+        SynthSpec {
+            compression: Compression::None,
+            records_per_batch: 64,
+            distinct_batches: 256,
+            value_size: 1024,
+            batch_interval_ms: 1000,
+            log_append_time: false,
+            seed: 42,
+        }
     }
 }
 
@@ -113,7 +127,7 @@ pub fn distinct_batches_with(spec: &SynthSpec, value_fn: &mut ValueFn<'_>) -> (V
     let mut value = Vec::new();
     for b in 0..spec.distinct_batches {
         records.clear();
-        let base_ts = 1_700_000_000_000i64 + (b as i64) * 1000;
+        let base_ts = 1_700_000_000_000i64 + (b as i64) * spec.batch_interval_ms;
         for i in 0..spec.records_per_batch {
             value.clear();
             value_fn(&mut rng, spec.value_size, &mut value);
@@ -132,7 +146,7 @@ pub fn distinct_batches_with(spec: &SynthSpec, value_fn: &mut ValueFn<'_>) -> (V
             partition_leader_epoch: 0,
             magic: 2,
             crc: 0,
-            attributes: Attributes(0),
+            attributes: Attributes(if spec.log_append_time { 0x08 } else { 0 }),
             last_offset_delta: n - 1,
             base_timestamp: base_ts,
             max_timestamp: base_ts + (n as i64 - 1) * 3,

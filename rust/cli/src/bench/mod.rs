@@ -12,6 +12,8 @@
 //!   last copies against the first (a table that ages must not get slower), metadata bounded.
 //! - `commit`: the commit path at cluster scale: writer processes (brokers) committing segments
 //!   of one table at a target rate: segments/s, segments per commit, conflicts, latency.
+//! - `memory`: a convert's peak memory for the input shapes that make it hold more than it
+//!   streams (many day partitions, LogAppendTime small records), beside the common case.
 //!
 //! Rates are MiB per CPU-second (per core), from the kernel's accounting: the calling thread's
 //! (`/proc/thread-self/schedstat`) for single-threaded work, the whole process's (`/proc/self/stat`)
@@ -20,6 +22,7 @@
 mod aging;
 mod commit;
 mod convert;
+mod memory;
 mod parse;
 mod typed;
 
@@ -67,6 +70,9 @@ pub enum BenchCommand {
     /// threads committing segments of one table at a target rate; throughput, segments per
     /// commit, conflicts, ready-to-durable latency.
     Commit(commit::CommitArgs),
+    /// Peak memory of one segment's convert for the shapes that make a converter hold more than
+    /// it streams (many day partitions, LogAppendTime small records), beside the common case.
+    Memory(memory::MemoryArgs),
 }
 
 /// A `key=value` argument.
@@ -81,6 +87,7 @@ pub fn run(cmd: BenchCommand) -> Result<(), BenchError> {
         BenchCommand::Typed(args) => typed::run(args),
         BenchCommand::Aging(args) => aging::run(args),
         BenchCommand::Commit(args) => commit::run(args),
+        BenchCommand::Memory(args) => memory::run(args),
     }
 }
 

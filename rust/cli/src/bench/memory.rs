@@ -1,0 +1,103 @@
+//! `calving bench memory`: the peak memory of one segment's convert for the input shapes that
+//! make a converter hold more than it streams (issue: native memory bounded whatever the input):
+//!
+//! - **one day**: the common case (1 KiB records, timestamps over a few minutes), the baseline;
+//! - **many days**: the same records with batch timestamps 6 hours apart, cycling, so the rows of
+//!   one segment fall into 64 day partitions of the table, interleaved (a backfill, a producer
+//!   replaying history): one Parquet writer per day partition is open at once;
+//! - **LogAppendTime, small records**: 64-byte values in batches stamped by the broker, whose
+//!   records' own timestamp deltas the sidecar must keep (an exception per record).
+//!
+//! Each convert runs in a process of its own (`calving bench convert --child`), which reports its
+//! peak resident memory (`VmHWM` after a reset, minus the resident memory before the copy), so
+//! one shape's memory is not hidden by another's. A broker runs up to
+//! `remote.log.manager.copier.thread.pool.size` of these at once.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
+
+use calving_segment::synth::{write_segment, SynthSpec, SynthStats};
+use calving_segment::Compression;
+use clap::Args;
+
+use super::convert::{convert_in_child_with, described, LOG};
+use super::{io_err, mib, BenchError, ScratchDir};
+
+/// The target: a convert's peak memory, whatever the input.
+const TARGET_PEAK_BYTES: u64 = 256 << 20;
+
+#[derive(Debug, Args)]
+pub struct MemoryArgs {
+    /// Segment size per shape, in MiB (a broker's default segment is 1 GiB).
+    #[arg(long, default_value_t = 1024)]
+    size_mib: u64,
+    /// Directory for segments and warehouses (default: the system temp dir). Everything is
+    /// removed afterwards.
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
+}
+
+struct Shape {
+    name: &'static str,
+    spec: SynthSpec,
+}
+
+fn shapes() -> Vec<Shape> {
+    let lz4 = SynthSpec { compression: Compression::Lz4, ..SynthSpec::default() };
+    vec![
+        Shape { name: "one day, 1 KiB records", spec: lz4.clone() },
+        Shape { name: "64 days interleaved, 1 KiB", spec: SynthSpec { batch_interval_ms: 6 * 3_600_000, distinct_batches: 256, ..lz4.clone() } },
+        Shape {
+            name: "LogAppendTime, 64 B records",
+            spec: SynthSpec { value_size: 64, records_per_batch: 200, log_append_time: true, ..lz4 },
+        },
+    ]
+}
+
+fn generate(path: &Path, spec: &SynthSpec, target: u64) -> Result<SynthStats, BenchError> {
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(path).map_err(io_err(path))?);
+    let stats = write_segment(spec, 0, target, &mut w).map_err(io_err(path))?;
+    w.into_inner().map_err(|e| io_err(path)(e.into_error()))?;
+    Ok(stats)
+}
+
+pub fn run(args: MemoryArgs) -> Result<(), BenchError> {
+    let scratch = ScratchDir::new(args.dir.as_deref(), "calving-bench-memory")?;
+    println!("# calving bench memory: peak memory of one segment's convert, {} MiB lz4 segments; {}", args.size_mib, super::machine());
+    println!("{:<30} {:>9} {:>11} {:>6} {:>9} {:>10} {:>13}", "shape", "seg MiB", "records", "days", "cpu s", "MiB/s/core", "peak MiB");
+    let mut worst = 0u64;
+    for (i, shape) in shapes().into_iter().enumerate() {
+        let dir = scratch.0.join(format!("shape-{i}"));
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let stats = generate(&dir.join(LOG), &shape.spec, args.size_mib << 20)?;
+        let seg = described(&dir, shape.spec.compression, stats)?;
+        let (t, peak, _) = convert_in_child_with(&seg, &[])?;
+        let days = ((shape.spec.distinct_batches as i64 * shape.spec.batch_interval_ms + 86_399_999) / 86_400_000).max(1);
+        let peak_text = match peak {
+            Some(p) => {
+                worst = worst.max(p);
+                format!("{:.1}", mib(p))
+            }
+            None => "-".into(),
+        };
+        println!(
+            "{:<30} {:>9.0} {:>11} {:>6} {:>9.2} {:>10.1} {:>13}",
+            shape.name,
+            mib(stats.segment_bytes),
+            stats.records,
+            days,
+            t.cpu,
+            mib(stats.record_bytes) / t.cpu.max(1e-9),
+            peak_text
+        );
+        std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+    }
+    println!(
+        "# worst peak {:.1} MiB: {} (target <= {} MiB per convert)",
+        mib(worst),
+        if worst <= TARGET_PEAK_BYTES { "PASS" } else { "MISS" },
+        TARGET_PEAK_BYTES >> 20
+    );
+    Ok(())
+}
