@@ -18,7 +18,7 @@ use crate::error::LayoutError;
 use crate::rows::RowsBuilder;
 use crate::schema::TargetColumns;
 use crate::served::{row_timestamp, served_codec, LAYOUT_VERSION};
-use crate::sidecar::{BatchEntry, BatchKind, RecordException, SegmentIdentity, Sidecar};
+use crate::sidecar::{BatchEntry, BatchKind, RecordException, SegmentIdentity, Sidecar, TimestampDeltas};
 use crate::typed::TypedValues;
 
 /// When to hand a chunk of rows to the sink.
@@ -72,6 +72,7 @@ pub struct SegmentConverter {
     limits: ChunkLimits,
     batches: Vec<BatchEntry>,
     exceptions: Vec<RecordException>,
+    timestamp_deltas: TimestampDeltas,
     verbatim: Vec<u8>,
     served_position: u64,
     scratch: Vec<u8>,
@@ -90,6 +91,7 @@ impl SegmentConverter {
             limits,
             batches: Vec::new(),
             exceptions: Vec::new(),
+            timestamp_deltas: TimestampDeltas::default(),
             verbatim: Vec::new(),
             served_position: 0,
             scratch: Vec::new(),
@@ -228,7 +230,7 @@ impl SegmentConverter {
                 let offset = h.base_offset + i64::from(r.offset_delta);
                 let (micros, delta_exception) = row_timestamp(ts_type, h.base_timestamp, h.max_timestamp, r.timestamp_delta);
                 if let Some(delta) = delta_exception {
-                    self.exceptions.push(RecordException::TimestampDelta { offset, delta });
+                    self.timestamp_deltas.push(offset, delta);
                 }
                 if r.attributes != 0 {
                     self.exceptions.push(RecordException::Attributes { offset, attributes: r.attributes });
@@ -298,6 +300,7 @@ impl SegmentConverter {
             files: Vec::new(),
             batches: self.batches,
             exceptions: self.exceptions,
+            timestamp_deltas: self.timestamp_deltas,
             verbatim: self.verbatim,
             offset_index: side.offset_index,
             time_index: side.time_index,
@@ -371,7 +374,8 @@ mod tests {
         }
         let (sidecar, stats) = conv.finish(SideFiles::default(), &mut sink).unwrap();
         assert_eq!(stats.records, 6);
-        assert!(sidecar.exceptions.len() >= 5, "{:?}", sidecar.exceptions);
+        assert!(sidecar.exceptions.len() + sidecar.timestamp_deltas.len() >= 5, "{:?} {:?}", sidecar.exceptions, sidecar.timestamp_deltas);
+        assert!(!sidecar.timestamp_deltas.is_empty());
         let views: Vec<RowsView> = chunks.iter().map(|c| RowsView::new(c).unwrap()).collect();
         let mut rows = views.iter().flat_map(|view| (0..view.len()).map(move |row| RowRef { view, row }));
         let mut out = Vec::new();

@@ -154,6 +154,8 @@ impl Rebuilder {
         let h = &batch.header;
         let mismatch = |reason: String| LayoutError::RowsMismatch { base_offset: h.base_offset, reason };
         let exceptions = sidecar.exceptions_in(h.base_offset, h.last_offset());
+        let deltas = sidecar.timestamp_deltas.in_range(h.base_offset, h.last_offset())?;
+        let mut next_delta = deltas.iter().peekable();
         self.records.clear();
         let mut count = 0i32;
         let mut substituted: Vec<Header<'_>> = Vec::new();
@@ -163,15 +165,16 @@ impl Rebuilder {
                 return Err(mismatch(format!("row offset {offset} is outside the batch")));
             }
             let mut attributes = 0i8;
-            let mut timestamp_delta = None;
             let mut has_key_exception = false;
             for e in exceptions.iter().filter(|e| e.offset() == offset) {
                 match e {
                     RecordException::Attributes { attributes: a, .. } => attributes = *a,
-                    RecordException::TimestampDelta { delta, .. } => timestamp_delta = Some(*delta),
                     RecordException::HeaderKey { .. } => has_key_exception = true,
                 }
             }
+            // Rows come in offset order: the deltas are consumed in step.
+            while next_delta.next_if(|&&(o, _)| o < offset).is_some() {}
+            let timestamp_delta = next_delta.next_if(|&&(o, _)| o == offset).map(|&(_, d)| d);
             let timestamp_delta = timestamp_delta.unwrap_or_else(|| (view.timestamp_micros(row) / 1000).wrapping_sub(h.base_timestamp));
             let offset_delta = (offset - h.base_offset) as i32;
             // Headers go through one reusable buffer, with any non-UTF-8 keys put back.
