@@ -66,6 +66,12 @@ impl SharedUpload {
     }
 }
 
+/// What the open data files of one copy may buffer in all (encoded row groups in progress and
+/// upload buffers): past it, the largest is finished and its table partition's later rows go to
+/// a new file. Rows of one segment spread over many day partitions (a backfill, a producer
+/// replaying history) would otherwise hold one row group of up to 48 MiB per day.
+const OPEN_FILES_BUDGET_BYTES: usize = 96 << 20;
+
 struct PartWriter {
     writer: ArrowWriter<SharedUpload>,
     upload: SharedUpload,
@@ -252,6 +258,17 @@ fn offsets_of(rows: &RecordBatch, (kafka, offset): (usize, usize)) -> arrow_arra
         .expect("the converter writes kafka.offset as int64")
 }
 
+/// Finishes one data file: closes its Parquet writer and upload, describes it to the table.
+fn close_part(w: PartWriter, table: &Table, name: &str) -> Result<(DataFile, DataFileRef)> {
+    let metadata = w.writer.close().map_err(|source| RsmError::from_parquet(name.to_string(), source))?;
+    let out = w.upload.take().expect("the upload is taken once");
+    let size = out.finish().map_err(|source| RsmError::Storage { segment: name.to_string(), source })?;
+    let data_file = calving_table::data_file_from_parquet(table, &w.location, size, &metadata, w.partition)
+        .map_err(|source| RsmError::Table { segment: name.to_string(), source: Box::new(source) })?;
+    let file = DataFileRef { location: w.location, file_size: size, row_count: w.rows, min_offset: w.min_offset, max_offset: w.max_offset };
+    Ok((data_file, file))
+}
+
 fn custom_metadata() -> Vec<u8> {
     vec![calving_layout::served::LAYOUT_VERSION as u8]
 }
@@ -300,6 +317,9 @@ fn convert_and_commit(
         }
     }
     let mut writers: HashMap<String, PartWriter> = HashMap::new();
+    // Files finished early (the budget above), then every other at the end.
+    let mut closed: Vec<(DataFile, DataFileRef)> = Vec::new();
+    let part_size = inner.storage.config().settings().part_size;
     let mut reused_rows = 0u64;
     let covered = |o: i64| held.iter().any(|&(s, e)| s <= o && o <= e);
 
@@ -352,6 +372,13 @@ fn convert_and_commit(
             w.min_offset = w.min_offset.min(values.iter().copied().min().unwrap_or(i64::MAX));
             w.max_offset = w.max_offset.max(values.iter().copied().max().unwrap_or(i64::MIN));
         }
+        let buffered = |w: &PartWriter| w.writer.memory_size() + w.writer.bytes_written().min(part_size);
+        while writers.len() > 1 && writers.values().map(buffered).sum::<usize>() > OPEN_FILES_BUDGET_BYTES {
+            let largest = writers.iter().max_by_key(|(_, w)| buffered(w)).map(|(id, _)| id.clone()).expect("writers");
+            let w = writers.remove(&largest).expect("found above");
+            written.push(w.location.clone());
+            closed.push(close_part(w, table, &name).map_err(SinkError::Rsm)?);
+        }
         Ok(())
     };
 
@@ -381,25 +408,11 @@ fn convert_and_commit(
     let (mut sidecar, stats) = converter.finish(side, &mut sink).map_err(sink_err)?;
 
     // Close the data files and describe them to the table.
-    let mut data_files: Vec<DataFile> = Vec::new();
-    let mut refs: Vec<DataFileRef> = Vec::new();
     for (_, w) in writers {
         written.push(w.location.clone());
-        let metadata = w.writer.close().map_err(|source| RsmError::from_parquet(name.clone(), source))?;
-        let out = w.upload.take().expect("the upload is taken once");
-        let size = out.finish().map_err(|source| RsmError::Storage { segment: name.clone(), source })?;
-        data_files.push(
-            calving_table::data_file_from_parquet(table, &w.location, size, &metadata, w.partition)
-                .map_err(|source| RsmError::Table { segment: name.clone(), source: Box::new(source) })?,
-        );
-        refs.push(DataFileRef {
-            location: w.location,
-            file_size: size,
-            row_count: w.rows,
-            min_offset: w.min_offset,
-            max_offset: w.max_offset,
-        });
+        closed.push(close_part(w, table, &name)?);
     }
+    let (data_files, mut refs): (Vec<DataFile>, Vec<DataFileRef>) = closed.into_iter().unzip();
     refs.sort_by_key(|r| r.min_offset);
     let new_files: Vec<String> = refs.iter().map(|r| r.location.clone()).collect();
     refs.extend(reused);

@@ -8,6 +8,9 @@
 //! - **LogAppendTime, small records**: 64-byte values in batches stamped by the broker, whose
 //!   records' own timestamp deltas the sidecar must keep (an exception per record).
 //!
+//! Each convert is then checked with `calving verify` (every record and batch fact served back
+//! equal to the segment's), since bounding memory changes how rows are cut into files.
+//!
 //! Each convert runs in a process of its own (`calving bench convert --child`), which reports its
 //! peak resident memory (`VmHWM` after a reset, minus the resident memory before the copy), so
 //! one shape's memory is not hidden by another's. A broker runs up to
@@ -55,6 +58,29 @@ fn shapes() -> Vec<Shape> {
     ]
 }
 
+/// `calving verify` of the converted segment against its file; an error names the difference.
+fn verify(seg: &super::convert::Segment) -> Result<(), BenchError> {
+    let exe = std::env::current_exe().map_err(io_err(Path::new("the calving executable")))?;
+    let out = std::process::Command::new(&exe)
+        .arg("verify")
+        .arg("--warehouse")
+        .arg(seg.dir.join("warehouse"))
+        .args(["--topic", &seg.metadata.topic, "--partition", &seg.metadata.partition.to_string()])
+        .args(["--topic-id", &seg.metadata.topic_id.to_string()])
+        .arg(&seg.files.log)
+        .output()
+        .map_err(io_err(&exe))?;
+    if !out.status.success() {
+        return Err(BenchError::Usage(format!(
+            "calving verify of {} failed: {}{}",
+            seg.files.log.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(())
+}
+
 fn generate(path: &Path, spec: &SynthSpec, target: u64) -> Result<SynthStats, BenchError> {
     let mut w = BufWriter::with_capacity(1 << 20, File::create(path).map_err(io_err(path))?);
     let stats = write_segment(spec, 0, target, &mut w).map_err(io_err(path))?;
@@ -65,7 +91,7 @@ fn generate(path: &Path, spec: &SynthSpec, target: u64) -> Result<SynthStats, Be
 pub fn run(args: MemoryArgs) -> Result<(), BenchError> {
     let scratch = ScratchDir::new(args.dir.as_deref(), "calving-bench-memory")?;
     println!("# calving bench memory: peak memory of one segment's convert, {} MiB lz4 segments; {}", args.size_mib, super::machine());
-    println!("{:<30} {:>9} {:>11} {:>6} {:>9} {:>10} {:>13}", "shape", "seg MiB", "records", "days", "cpu s", "MiB/s/core", "peak MiB");
+    println!("{:<30} {:>9} {:>11} {:>6} {:>9} {:>10} {:>13}  (each verified with calving verify)", "shape", "seg MiB", "records", "days", "cpu s", "MiB/s/core", "peak MiB");
     let mut worst = 0u64;
     for (i, shape) in shapes().into_iter().enumerate() {
         let dir = scratch.0.join(format!("shape-{i}"));
@@ -73,6 +99,7 @@ pub fn run(args: MemoryArgs) -> Result<(), BenchError> {
         let stats = generate(&dir.join(LOG), &shape.spec, args.size_mib << 20)?;
         let seg = described(&dir, shape.spec.compression, stats)?;
         let (t, peak, _) = convert_in_child_with(&seg, &[])?;
+        verify(&seg)?;
         let days = ((shape.spec.distinct_batches as i64 * shape.spec.batch_interval_ms + 86_399_999) / 86_400_000).max(1);
         let peak_text = match peak {
             Some(p) => {
