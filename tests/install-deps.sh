@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks to build and test Calving, and nothing that is there
 # already: Debian's gradle (4.4.1), Python packages from PyPI (moto, pyiceberg, DuckDB, pyspark),
-# and jars from Maven Central (Kafka 4.1.2, Apicurio Registry and its Avro serde, Iceberg's REST
-# fixture and Spark runtime; cached under ~/.cache/calving). Rust (cargo), a JDK 17, Maven and
-# Python 3 are expected on the machine.
+# and jars from Maven Central (Kafka 3.9.2, 4.1.2 and 4.4.0, Apicurio Registry and its Avro serde,
+# Iceberg's REST fixture and Spark runtime; cached under ~/.cache/calving). Rust (cargo), a JDK 17,
+# Maven and Python 3 are expected on the machine.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -32,8 +32,12 @@ python3 -c 'import importlib.metadata as m; assert m.version("pyiceberg") == "0.
 python3 -c 'import importlib.metadata as m; assert m.version("pyiceberg-core") == "0.11.0"; import pyiceberg_core' 2>/dev/null || { echo "== installing pyiceberg-core 0.11.0 (pyiceberg writes partitioned tables: the foreign maintenance of rust/rsm/tests/maintenance.rs)"; python3 -m pip install -q "pyiceberg-core==0.11.0"; }
 echo "== resolving Apache Iceberg's REST catalog fixture 1.10.1 (calving-table tests)"
 "$root/rust/table/tests/rest-fixture/resolve-rest-fixture.sh" | tail -n1
-echo "== resolving Kafka 4.1.2 jars"
-"$root/integration/kafka/resolve-jars.sh" | tail -n1
+# 3.9.2 and 4.4.0: integration/e2e/run.sh in tests/run-all.sh; 4.1.2: the other suites and the
+# Kafka-oracle tests. integration/kafka/versions.sh resolves the other versions on first use.
+for v in 3.9.2 4.1.2 4.4.0; do
+  echo "== resolving Kafka $v jars"
+  CALVING_KAFKA_VERSION=$v "$root/integration/kafka/resolve-jars.sh" | tail -n1
+done
 echo "== resolving Apicurio Registry 3.0.9 (a real Schema Registry for calving-schema tests)"
 "$root/tests/schema-registry/resolve.sh" | tail -n1
 python3 -c 'import importlib.metadata as m; assert m.version("pyspark") == "3.5.9"; import pyspark.sql' 2>/dev/null || { echo "== installing pyspark 3.5.9 (Spark reads the typed tables in integration/typed/run.sh and maintains the tables in integration/maintain/run.sh)"; python3 -m pip install -q "pyspark==3.5.9"; }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project: Rust (unit, property and Kafka-oracle tests, which run Apache
 # Kafka's own DumpLogSegments and record parser on real segment fixtures), then the Java shim
-# (Gradle, JUnit 4), then the end-to-end checks on a real Kafka 4.1.2 broker with the plugin jar
-# (integration/e2e/run.sh, then integration/typed/run.sh for typed tables with a real Schema Registry,
+# (Gradle, JUnit 4), then the end-to-end checks on a real Kafka broker with the plugin jar
+# (integration/e2e/run.sh on the oldest and the newest supported Kafka, 3.9.2 and 4.4.0; then, on
+# Kafka 4.1.2, integration/typed/run.sh for typed tables with a real Schema Registry,
 # then integration/maintain/run.sh for Iceberg maintenance by Spark and pyiceberg, then
 # integration/cluster/run.sh for three brokers on one REST catalog and S3 warehouse: each of their
 # PASS/FAIL lines counts as one test). Ends with one summary line "N passed, N failed".
@@ -11,6 +12,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# Every suite names its Kafka version (4.1.2 when it names none): none comes from the environment.
+unset CALVING_KAFKA_VERSION
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
@@ -43,8 +46,11 @@ suite() {
   printf -v "${name}_failed" %s "$failed"
 }
 
-suite e2e "End to end: integration/e2e/run.sh (a real Kafka 4.1.2 broker with the plugin jar)" \
-  integration/e2e/run.sh
+# The oldest and the newest supported Kafka (integration/kafka/versions.sh runs every version).
+suite e2e_39 "End to end on Kafka 3.9.2: integration/e2e/run.sh (a real broker with the plugin jar; 1 MiB segments)" \
+  env CALVING_KAFKA_VERSION=3.9.2 integration/e2e/run.sh
+suite e2e_44 "End to end on Kafka 4.4.0: integration/e2e/run.sh (a real broker with the plugin jar; 128 KiB segments)" \
+  env CALVING_KAFKA_VERSION=4.4.0 integration/e2e/run.sh
 suite typed "Typed tables end to end: integration/typed/run.sh (Apicurio Registry, Apicurio's Avro serde, the broker; pyiceberg, DuckDB, Spark)" \
   integration/typed/run.sh
 # The `calving` binary cargo test has just built (for the re-upload through `calving convert`).
@@ -55,9 +61,9 @@ suite maint "Table maintenance by other engines: integration/maintain/run.sh (Sp
 suite cluster "Several brokers: integration/cluster/run.sh (3 KRaft nodes committing into one table through one REST catalog, warehouse on a loopback S3 server)" \
   integration/cluster/run.sh
 # shellcheck disable=SC2154 # set by suite
-e2e_passed=$((e2e_passed + typed_passed + maint_passed + cluster_passed))
+e2e_passed=$((e2e_39_passed + e2e_44_passed + typed_passed + maint_passed + cluster_passed))
 # shellcheck disable=SC2154
-e2e_failed=$((e2e_failed + typed_failed + maint_failed + cluster_failed))
+e2e_failed=$((e2e_39_failed + e2e_44_failed + typed_failed + maint_failed + cluster_failed))
 
 rust_passed=$(grep -Eo '[0-9]+ passed' "$logs/cargo.txt" | awk '{s+=$1} END {print s+0}')
 rust_failed=$(grep -Eo '[0-9]+ failed' "$logs/cargo.txt" | awk '{s+=$1} END {print s+0}')
@@ -66,6 +72,6 @@ java_total=$(cat build/test-results/test/TEST-*.xml 2>/dev/null | grep -Eo '<tes
 java_skipped=$(cat build/test-results/test/TEST-*.xml 2>/dev/null | grep -Eo '<testsuite [^>]*' | grep -Eo ' skipped="[0-9]+"' | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')
 java_total=$((java_total - java_skipped))
 java_failed=$(cat build/test-results/test/TEST-*.xml 2>/dev/null | grep -Eo '<testsuite [^>]*' | grep -Eo ' (failures|errors)="[0-9]+"' | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')
-echo "Rust: $rust_passed passed, $rust_failed failed; Java: $((java_total - java_failed)) passed, $java_failed failed, $java_skipped skipped; end to end (incl. typed: $typed_passed passed, $typed_failed failed; maintenance: $maint_passed passed, $maint_failed failed; cluster: $cluster_passed passed, $cluster_failed failed): $e2e_passed passed, $e2e_failed failed"
+echo "Rust: $rust_passed passed, $rust_failed failed; Java: $((java_total - java_failed)) passed, $java_failed failed, $java_skipped skipped; end to end (e2e on Kafka 3.9.2: $e2e_39_passed passed, $e2e_39_failed failed; e2e on Kafka 4.4.0: $e2e_44_passed passed, $e2e_44_failed failed; typed: $typed_passed passed, $typed_failed failed; maintenance: $maint_passed passed, $maint_failed failed; cluster: $cluster_passed passed, $cluster_failed failed): $e2e_passed passed, $e2e_failed failed"
 echo "$((rust_passed + java_total - java_failed + e2e_passed)) passed, $((rust_failed + java_failed + e2e_failed)) failed"
 [ $((rust_failed + java_failed + e2e_failed)) = 0 ]

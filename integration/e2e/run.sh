@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Calving end to end on a real Apache Kafka 4.1.2 broker (single-node KRaft, 127.0.0.1) with the
-# plugin jar on the embedded default (local warehouse + SQLite catalog).
+# Calving end to end on a real Apache Kafka broker (single-node KRaft, 127.0.0.1; 4.1.2 by default,
+# any of 3.9.2 to 4.4.0 with CALVING_KAFKA_VERSION) with the plugin jar on the embedded default (local
+# warehouse + SQLite catalog).
 #
 #   integration/e2e/run.sh            (after tests/install-deps.sh and `gradle --no-daemon -q jar`)
+#   CALVING_KAFKA_VERSION=3.9.2 integration/e2e/run.sh
+#   integration/kafka/versions.sh     (every supported version in turn)
 #
 # Steps, each ending in lines "PASS <name>" or "FAIL <name>: <why>":
 #   1. start the broker with remote.log.storage.system.enable=true and
@@ -12,7 +15,9 @@
 #      type with idempotent producers, a transactional producer committing and aborting, headers
 #      (duplicate keys, null and empty values), null keys, tombstones, empty and binary keys and
 #      values, 10-50 KiB values (> index.interval.bytes), a LogAppendTime topic (non-idempotent);
-#      128 KiB segments (internal.segment.bytes), local.retention.ms=1000, retention.ms=-1;
+#      128 KiB segments (internal.segment.bytes, Kafka 4.1+; before 4.1 the smallest is 1 MiB of
+#      segment.bytes, with 3000 instead of 300 records per partition so that every partition still
+#      rolls several segments), local.retention.ms=1000, retention.ms=-1;
 #   3. wait until every rolled segment was copied and deleted locally (ListOffsets earliest-local
 #      = latest-tiered + 1 = the end marker, one .log file left per partition directory);
 #   4. consume everything from offset 0 with read_uncommitted and read_committed and compare with
@@ -25,20 +30,21 @@
 #   9. no ERROR from the remote log subsystem in the broker log; clean shutdown.
 # Between 3 and 7, the plugin's JMX metrics are read from the running broker with Kafka's JmxTool
 # (after tiering, and after the reads) and checked against the broker's log (check.py jmx).
-# Ends with "e2e: N passed, N failed"; exit status 1 when anything failed. The work directory
-# (broker log, data, warehouse) is kept on failure, or always with CALVING_KEEP_WORK=1.
+# Ends with "e2e (Kafka <version>): N passed, N failed"; exit status 1 when anything failed. The
+# work directory (broker log, data, warehouse) is kept on failure, or always with CALVING_KEEP_WORK=1.
 #
 # Env: CALVING_JAR (default build/libs/calving-0.1.0-SNAPSHOT.jar), CALVING_E2E_TIERING=off (the
 # same run with tiering off: checks the harness against local data), CALVING_E2E_RECORDS (records
-# per partition per topic, default 300), CALVING_E2E_TIMEOUT (watchdog, default 900 s),
-# CALVING_KAFKA_LIBS (see integration/kafka/resolve-jars.sh).
+# per partition per topic, default 300, 3000 before Kafka 4.1), CALVING_E2E_SEGMENT_BYTES (default
+# 131072, 1048576 before 4.1), CALVING_E2E_TIMEOUT (watchdog, default 900 s), CALVING_KAFKA_VERSION
+# and CALVING_KAFKA_LIBS (see integration/kafka/resolve-jars.sh; the version run is the one of the
+# kafka_2.13 jar in the libs dir).
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 jar=${CALVING_JAR:-$root/build/libs/calving-0.1.0-SNAPSHOT.jar}
 tiering=${CALVING_E2E_TIERING:-on}
-records=${CALVING_E2E_RECORDS:-300}
 timeout=${CALVING_E2E_TIMEOUT:-900}
 tier_timeout=${CALVING_E2E_TIER_TIMEOUT:-240}
 topics=e2e_none,e2e_gzip,e2e_snappy,e2e_lz4,e2e_zstd,e2e_txn,e2e_lat
@@ -49,6 +55,15 @@ say() { echo "e2e: $*" >&2; }
 die() { echo "e2e: error: $*" >&2; exit 2; }
 
 LIBS=$("$root/integration/kafka/resolve-jars.sh" | tail -n1) || die "could not resolve the Kafka jars"
+kafka_version=$(basename "$(compgen -G "$LIBS/kafka_2.13-*.jar" | head -n1)" .jar)
+kafka_version=${kafka_version#kafka_2.13-}
+[ -n "$kafka_version" ] || die "no kafka_2.13 jar in $LIBS"
+# internal.segment.bytes (any size) exists from Kafka 4.1; before, segment.bytes >= 1 MiB only.
+if [ "$(printf '%s\n' 4.1 "$kafka_version" | sort -V | head -n1)" = 4.1 ]; then
+  segment_bytes=${CALVING_E2E_SEGMENT_BYTES:-131072}; records=${CALVING_E2E_RECORDS:-300}
+else
+  segment_bytes=${CALVING_E2E_SEGMENT_BYTES:-1048576}; records=${CALVING_E2E_RECORDS:-3000}
+fi
 # shellcheck source=../kafka/harness.sh
 . "$root/integration/kafka/harness.sh"
 
@@ -68,7 +83,7 @@ bg() { "$@" & client_pid=$!; wait "$client_pid"; local rc=$?; client_pid=""; ret
 # Runs check.py; its PASS/FAIL lines go to the results.
 check() { bg python3 "$here/check.py" "$@" | tee_results; }
 
-client() { bg java -Xmx512m -XX:+UseSerialGC -Dlog4j2.configurationFile="$root/integration/kafka/log4j2.xml" \
+client() { bg java -Xmx512m -XX:+UseSerialGC "${KAFKA_LOG_OPTS[@]}" \
   -Dcalving.log.file="$work/clients.log" -cp "$work/classes:$LIBS/*" E2eClient "$1" --bootstrap "$BROKER_BOOTSTRAP" "${@:2}"; }
 
 # ---- 0. the plugin jar and the client
@@ -94,12 +109,13 @@ else
   : >"$extra"
 fi
 broker_init "$work" "$LIBS" "$extra" || die "broker setup failed"
-if broker_start; then step "broker started (tiering $tiering, $BROKER_BOOTSTRAP)"; else fail "broker start" "see $BROKER_LOG"; exit 1; fi
+if broker_start; then step "broker started (Kafka $kafka_version, tiering $tiering, $BROKER_BOOTSTRAP)"; else fail "broker start" "see $BROKER_LOG"; exit 1; fi
 
 # ---- 2. workload
 t0=$(date +%s)
-if client produce --oracle "$work/oracle.tsv" --tiering "$tiering" --records "$records" 2>"$work/produce.err"; then
-  step "produce ($(wc -l <"$work/oracle.tsv") records, $(cut -f6 "$work/oracle.tsv" | grep -c A) in aborted transactions, $(($(date +%s) - t0)) s)"
+if client produce --oracle "$work/oracle.tsv" --tiering "$tiering" --records "$records" \
+     --segment-bytes "$segment_bytes" 2>"$work/produce.err"; then
+  step "produce ($(wc -l <"$work/oracle.tsv") records, $(cut -f6 "$work/oracle.tsv" | grep -c A) in aborted transactions, $segment_bytes-byte segments, $(($(date +%s) - t0)) s)"
 else
   tail -n 20 "$work/produce.err"; fail "produce" "E2eClient produce failed"; exit 1
 fi
@@ -225,4 +241,4 @@ fi
 if [ "$tiering" = on ]; then check_broker_log; fi
 if broker_stop; then pass "broker stopped cleanly"; else fail "broker stop" "no clean shutdown"; fi
 
-summary e2e "$started"
+summary "e2e (Kafka $kafka_version)" "$started"

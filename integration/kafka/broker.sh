@@ -1,7 +1,8 @@
 # shellcheck shell=bash
-# A single-node KRaft Apache Kafka 4.1.2 broker on 127.0.0.1, for scripts that source this file,
-# directly or through integration/kafka/harness.sh (integration/e2e/run.sh, integration/e2e/measure.sh,
-# integration/typed/run.sh, integration/demo.sh, tests/fixtures/generate.sh).
+# A single-node KRaft Apache Kafka broker on 127.0.0.1 (3.9 to 4.4: the version of the libs dir), for
+# scripts that source this file, directly or through integration/kafka/harness.sh
+# (integration/e2e/run.sh, integration/e2e/measure.sh, integration/typed/run.sh, integration/demo.sh,
+# tests/fixtures/generate.sh).
 #
 #   . integration/kafka/broker.sh
 #   broker_init <work dir> <kafka libs dir> [file of extra server properties]
@@ -10,6 +11,8 @@
 #   broker_kill             # best effort, for traps: TERM, then KILL after 20 s
 #
 # and, for any Kafka process (integration/kafka/cluster.sh too):
+#   KAFKA_LOG_OPTS          # the JVM flags that make log4j2 (Kafka 4.x) or log4j 1 (reload4j, 3.x)
+#                           # log to -Dcalving.log.file: integration/kafka/log4j2.xml, log4j.properties
 #   jmx_options <port>      # the JVM flags of a JMX connector on 127.0.0.1:<port>, no authentication
 #   kafka_wait_started <pid> <server log> <starts> <out file> <label> <seconds>
 #                           # 0 once <server log> holds <starts> "Kafka Server started" lines; 1 when
@@ -19,14 +22,17 @@
 # quorum, PLAINTEXT and CONTROLLER listeners on free ports of 127.0.0.1, log.dirs=<work>/data, every
 # internal topic with replication factor 1) followed by the extra properties, then formats the log
 # dir with kafka.tools.StorageTool. Afterwards: BROKER_BOOTSTRAP (127.0.0.1:<port>),
-# BROKER_CONTROLLER_PORT, BROKER_DATA (log dir), BROKER_LOG (<work>/server.log, log4j2 via
-# integration/kafka/log4j2.xml), BROKER_PID (set while it runs), BROKER_STARTS (broker_start calls),
+# BROKER_CONTROLLER_PORT, BROKER_DATA (log dir), BROKER_LOG (<work>/server.log, KAFKA_LOG_OPTS),
+# BROKER_PID (set while it runs), BROKER_STARTS (broker_start calls),
 # BROKER_JVM (the java command line prefix, heap capped: BROKER_HEAP, default 768m; initial heap
 # BROKER_HEAP_MIN, default 128m; SerialGC), BROKER_JMX_URL (the broker's JMX connector, without
 # authentication, on 127.0.0.1 only: for Kafka's JmxTool). Functions return non-zero (they do not exit) on failure,
 # with a message on stderr.
 
 _broker_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# Both: each backend reads only its own property.
+KAFKA_LOG_OPTS=(-Dlog4j2.configurationFile="$_broker_here/log4j2.xml"
+  -Dlog4j.configuration="file:$_broker_here/log4j.properties")
 
 broker_init() {
   BROKER_WORK=$1
@@ -37,7 +43,7 @@ broker_init() {
   BROKER_PID=""
   BROKER_STARTS=0
   BROKER_JVM=(java "-Xms${BROKER_HEAP_MIN:-128m}" "-Xmx${BROKER_HEAP:-768m}" -XX:+UseSerialGC
-    -Dlog4j2.configurationFile="$_broker_here/log4j2.xml")
+    "${KAFKA_LOG_OPTS[@]}")
   mkdir -p "$BROKER_WORK"
   local port controller_port jmx_port
   read -r port controller_port jmx_port < <(python3 -c '

@@ -19,7 +19,7 @@
 
 _cluster_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=broker.sh
-. "$_cluster_here/broker.sh"   # jmx_options, kafka_wait_started
+. "$_cluster_here/broker.sh"   # KAFKA_LOG_OPTS, jmx_options, kafka_wait_started
 NODE_DATA=(); NODE_LOG=(); NODE_JMX_URL=(); NODE_JMX_PORT=(); NODE_PID=(); NODE_WORK=(); _NODE_STARTS=()
 
 cluster_init() {
@@ -27,7 +27,7 @@ cluster_init() {
   CLUSTER_LIBS=$2
   CLUSTER_N=$3
   local extra=${4:-} i ports voters="" rf isr
-  CLUSTER_JVM=(java -Xms128m "-Xmx${CLUSTER_HEAP:-512m}" -XX:+UseSerialGC -Dlog4j2.configurationFile="$_cluster_here/log4j2.xml")
+  CLUSTER_JVM=(java -Xms128m "-Xmx${CLUSTER_HEAP:-512m}" -XX:+UseSerialGC "${KAFKA_LOG_OPTS[@]}")
   read -r -a ports < <(python3 -c '
 import socket, sys
 n = int(sys.argv[1]) * 3

@@ -17,7 +17,8 @@
 #   fail <name> <why>       # "FAIL <name>: <why>" likewise
 #   tee_results             # stdin (a checker's PASS/FAIL lines) likewise
 #   check_broker_log        # pass, or fail when BROKER_LOG holds an ERROR line of the remote log
-#                           # subsystem (remote, calving, rsm)
+#                           # subsystem (remote, calving, rsm); one known Kafka 3.9 race is
+#                           # counted apart, not failed (see below)
 #   summary <label> <start> # "<label>: N passed, N failed (S s)", S since <start> (date +%s); returns
 #                           # non-zero when anything failed
 #
@@ -90,10 +91,23 @@ step() { echo "STEP $*" | tee -a "$RESULTS"; }
 fail() { echo "FAIL $1: $2" | tee -a "$RESULTS"; }
 tee_results() { tee -a "$RESULTS"; }
 
+# Kafka 3.9's RemoteLogManager runs its tasks as soon as a partition has a leader, also before its
+# own topic-based RemoteLogMetadataManager is initialized after a restart: the copy task then logs
+# ERROR "Error occurred while copying log segments" with "IllegalStateException: This instance is in
+# invalid state, initialized: false" and succeeds on its next run. Kafka 4.0 waits for
+# RemoteLogMetadataManager.isReady (KAFKA-17980). Such ERROR lines (that exception on the next line)
+# are Kafka's, not the plugin's: counted in the PASS line, not failed.
 check_broker_log() {
-  local errors
-  errors=$(grep -E '^\[[^]]*\] ERROR' "$BROKER_LOG" | grep -i -E 'remote|calving|rsm' || true)
-  if [ -z "$errors" ]; then pass "no ERROR from remote storage in the broker log"
+  local lines errors race
+  lines=$(awk '
+    e != "" { print (($0 ~ /^java\.lang\.IllegalStateException: This instance is in invalid state, initialized: false/ && e ~ /RemoteLogManager/) ? "R " : "E ") e; e = "" }
+    /^\[[^]]*\] ERROR/ { e = $0 }
+    END { if (e != "") print "E " e }' "$BROKER_LOG")
+  errors=$(echo "$lines" | sed -n 's/^E //p' | grep -i -E 'remote|calving|rsm' || true)
+  race=$(echo "$lines" | grep -c '^R ' || true)
+  if [ -z "$errors" ]; then
+    if [ "$race" = 0 ]; then pass "no ERROR from remote storage in the broker log"
+    else pass "no ERROR from remote storage in the broker log ($race ERROR lines left out: Kafka's own RemoteLogMetadataManager not yet initialized at startup, a Kafka 3.9 race fixed in 4.0 by KAFKA-17980)"; fi
   else fail "broker log" "$(echo "$errors" | wc -l) ERROR lines, first: $(echo "$errors" | head -n1 | cut -c1-400)"; fi
 }
 

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Resolve the runtime jars of an Apache Kafka 4.1.2 broker (kafka_2.13 + kafka-tools + log4j2 backend)
-# from Maven Central into one directory, and print that directory as the LAST line of stdout.
+# Resolve the runtime jars of an Apache Kafka broker (kafka_2.13 + kafka-tools + the logging backend
+# of its release: log4j2 for 4.x, log4j 1 through reload4j for 3.x) from Maven Central into one
+# directory, and print that directory as the LAST line of stdout.
 #
 #   LIBS=$(integration/kafka/resolve-jars.sh | tail -n1)
 #   java -cp "$LIBS/*" kafka.Kafka server.properties
 #
-# Target directory: $CALVING_KAFKA_LIBS, default $HOME/.cache/calving/kafka-4.1.2/libs.
+# Version: $CALVING_KAFKA_VERSION, default 4.1.2 (tested: 3.9.2, 4.0.2, 4.1.2, 4.2.2, 4.3.2, 4.4.0;
+# see integration/kafka/versions.sh). Target directory: $CALVING_KAFKA_LIBS, default
+# $HOME/.cache/calving/kafka-<version>/libs.
 # Idempotent: once a run completed, the directory holds a stamp file (.calving-resolved) with the
-# sha256 of pom.xml; later runs with the same pom return at once without calling Maven. A changed
-# pom.xml or a missing/partial directory triggers a fresh resolution, which replaces every *.jar in
-# the directory (so point CALVING_KAFKA_LIBS at a directory of its own). Concurrent runs are serialised
-# with flock(1) when it is available.
+# sha256 of pom.xml and the version; later runs with the same pom and version return at once without
+# calling Maven. A changed pom.xml or version or a missing/partial directory triggers a fresh
+# resolution, which replaces every *.jar in the directory (so point CALVING_KAFKA_LIBS at a directory
+# of its own). Concurrent runs are serialised with flock(1) when it is available.
 #
 # Needs: mvn (3.x) able to reach Maven Central (or a populated ~/.m2), sha256sum. Extra Maven
 # arguments (e.g. -o for offline, -s settings.xml) can be passed in $CALVING_MVN_ARGS.
@@ -20,29 +23,35 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 pom="$here/pom.xml"
-libs="${CALVING_KAFKA_LIBS:-$HOME/.cache/calving/kafka-4.1.2/libs}"
+version="${CALVING_KAFKA_VERSION:-4.1.2}"
+libs="${CALVING_KAFKA_LIBS:-$HOME/.cache/calving/kafka-$version/libs}"
 stamp_name=".calving-resolved"
 
 die() { echo "resolve-jars.sh: error: $*" >&2; exit 1; }
 
+[[ $version =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "CALVING_KAFKA_VERSION=$version is not a release version (x.y.z)"
 [ -f "$pom" ] || die "missing $pom"
 command -v sha256sum >/dev/null || die "sha256sum not found"
-pom_sum=$(sha256sum "$pom" | cut -d' ' -f1)
+pom_sum=$({ cat "$pom"; echo "kafka.version=$version"; } | sha256sum | cut -d' ' -f1)
 
-# Jars that must be present for the directory to count as complete.
+# Jars that must be present for the directory to count as complete (RemoteLogManager is in kafka_2.13
+# up to 4.0, in kafka-storage from 4.1).
 required=(
-  kafka_2.13-4.1.2.jar
-  kafka-clients-4.1.2.jar
-  kafka-tools-4.1.2.jar
-  kafka-storage-4.1.2.jar
-  kafka-server-4.1.2.jar
-  kafka-raft-4.1.2.jar
-  kafka-metadata-4.1.2.jar
+  "kafka_2.13-$version.jar"
+  "kafka-clients-$version.jar"
+  "kafka-tools-$version.jar"
+  "kafka-storage-$version.jar"
+  "kafka-server-$version.jar"
+  "kafka-raft-$version.jar"
+  "kafka-metadata-$version.jar"
   scala-library-2.13.*.jar
   slf4j-api-*.jar
-  log4j-core-*.jar
-  log4j-slf4j-impl-*.jar
 )
+mvn_props=(-Dkafka.version="$version")
+case $version in
+  3.*) required+=(reload4j-*.jar slf4j-reload4j-*.jar); mvn_props+=(-Dcalving.log4j1) ;;
+  *) required+=(log4j-core-*.jar log4j-slf4j-impl-*.jar) ;;
+esac
 
 is_complete() {
   [ -f "$libs/$stamp_name" ] || return 1
@@ -76,11 +85,11 @@ fi
 tmp=$(mktemp -d "$libs/.resolving.XXXXXX") || die "cannot create a temp dir in $libs"
 trap 'rm -rf "$tmp"' EXIT
 
-echo "resolve-jars.sh: resolving Kafka 4.1.2 runtime jars into $libs (Maven Central) ..." >&2
+echo "resolve-jars.sh: resolving Kafka $version runtime jars into $libs (Maven Central) ..." >&2
 # shellcheck disable=SC2086  # CALVING_MVN_ARGS is intentionally word-split
-if ! mvn -q -B -f "$pom" ${CALVING_MVN_ARGS:-} \
+if ! mvn -q -B -f "$pom" "${mvn_props[@]}" ${CALVING_MVN_ARGS:-} \
       dependency:copy-dependencies -DoutputDirectory="$tmp" >&2; then
-  die "mvn dependency:copy-dependencies failed for $pom (see Maven output above); no network or no Maven Central?"
+  die "mvn dependency:copy-dependencies failed for $pom, Kafka $version (see Maven output above); no network or no Maven Central?"
 fi
 
 for pat in "${required[@]}"; do
@@ -93,10 +102,10 @@ find "$libs" -maxdepth 1 -type f -name '*.jar' -delete
 mv "$tmp"/*.jar "$libs"/ || die "cannot move jars into $libs"
 {
   echo "$pom_sum"
-  echo "resolved $(date -u +%Y-%m-%dT%H:%M:%SZ) from $pom"
+  echo "resolved $(date -u +%Y-%m-%dT%H:%M:%SZ) from $pom, Kafka $version"
   (cd "$libs" && ls -1 -- *.jar)
 } > "$libs/$stamp_name.tmp"
 mv "$libs/$stamp_name.tmp" "$libs/$stamp_name"
 
-echo "resolve-jars.sh: $(ls -1 "$libs"/*.jar | wc -l) jars in $libs" >&2
+echo "resolve-jars.sh: $(ls -1 "$libs"/*.jar | wc -l) jars of Kafka $version in $libs" >&2
 echo "$libs"
