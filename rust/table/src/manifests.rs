@@ -82,13 +82,16 @@ pub const TARGET_SIZE_PROP: &str = "commit.manifest.target-size-bytes";
 /// the module docs), the small data manifests of the default spec packed in list order into bins
 /// of up to the target size, each bin of several written as one manifest: `files` as added, the
 /// other live entries as existing (with their snapshot and sequence numbers), deleted entries
-/// dropped.
+/// dropped. A rebase after a conflict (`rebase`) merges only past twice the count: a merge
+/// reads every small manifest, and redoing it on every attempt while other writers commit would
+/// only lose more races (the list stays bounded at twice the count meanwhile).
 pub(crate) async fn for_append(
     table: &Table,
     snapshot_id: i64,
     added: ManifestFile,
     files: &[DataFile],
     parent: Vec<ManifestFile>,
+    rebase: bool,
     written: &mut Vec<String>,
 ) -> Result<Vec<ManifestFile>> {
     let props = table.metadata().properties();
@@ -102,7 +105,8 @@ pub(crate) async fn for_append(
     };
     let candidates = 1 + parent.iter().filter(|m| small(m)).count();
     let mut manifests = Vec::with_capacity(parent.len() + 1);
-    if !enabled || min_count == 0 || candidates < min_count.max(2) {
+    let threshold = if rebase { min_count.saturating_mul(2) } else { min_count };
+    if !enabled || min_count == 0 || candidates < threshold.max(2) {
         manifests.push(added);
         manifests.extend(parent);
         return Ok(manifests);
