@@ -223,7 +223,8 @@ async fn commit_group(catalog: &CalvingCatalog, topic: &str, group: Vec<Pending>
         .map(|p| (Member { commit: p.commit, data_files: p.data_files, refused: None }, p.reply))
         .unzip();
     let size = members.len();
-    let mut change = GroupAppend { members: std::mem::take(&mut members), manifest: None, listed: HashSet::new(), plans: 0, written: Vec::new() };
+    let shared = catalog.known(&catalog.table_ident(topic), |k| k.shared());
+    let mut change = GroupAppend { members: std::mem::take(&mut members), manifest: None, listed: HashSet::new(), plans: 0, shared, written: Vec::new() };
     let result = publish::publish_locked(catalog, topic, &mut change).await;
     let table = catalog.table_ident(topic);
     for (i, (member, reply)) in change.members.iter_mut().zip(replies).enumerate() {
@@ -275,6 +276,8 @@ struct GroupAppend {
     listed: HashSet<String>,
     /// Plans made so far (a later one is a rebase after a conflict).
     plans: u32,
+    /// Other writers committed to the table lately (`known`).
+    shared: bool,
     written: Vec<String>,
 }
 
@@ -322,9 +325,9 @@ impl Change for GroupAppend {
         };
         let files: Vec<DataFile> = accepted.iter().flat_map(|&i| self.members[i].data_files.iter().cloned()).collect();
         let added = self.manifest.as_ref().expect("written above").1.clone();
-        let rebase = self.plans > 0;
+        let contended = self.shared || self.plans > 0;
         self.plans += 1;
-        let manifests = crate::manifests::for_append(table, snapshot_id, added, &files, parent_manifests, rebase, &mut self.written).await?;
+        let manifests = crate::manifests::for_append(table, snapshot_id, added, &files, parent_manifests, contended, &mut self.written).await?;
         self.listed = manifests.iter().map(|m| m.manifest_path.clone()).collect();
         // The summary names the first member's segment (one segment: the common case) and how
         // many went in; the ledger holds them all.

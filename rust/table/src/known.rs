@@ -36,10 +36,16 @@ pub(crate) struct Known {
 impl Known {
     /// The state to plan on without a load: the newest known, unless the table is shared.
     pub(crate) fn reusable(&self) -> Option<Table> {
-        match self.foreign_at {
-            Some(at) if at.elapsed() < SHARED_FOR => None,
-            _ => self.table.clone(),
+        if self.shared() {
+            None
+        } else {
+            self.table.clone()
         }
+    }
+
+    /// Whether another writer committed to the table lately (within [`SHARED_FOR`]).
+    pub(crate) fn shared(&self) -> bool {
+        self.foreign_at.is_some_and(|at| at.elapsed() < SHARED_FOR)
     }
 
     /// This process committed `table`.

@@ -45,6 +45,9 @@ async fn appends_merge_small_manifests_and_every_file_keeps_its_numbers() {
     let cat = TempCatalog::new().await;
     cat.calving.ensure_table("merging").await.unwrap();
     set_property(&cat, "merging", MIN_COUNT_TO_MERGE_PROP, "4").await;
+    // A writer that has not seen that other commit (a table someone else committed to lately
+    // is contended, and its appends leave merging to maintenance: see the last part).
+    let writer = cat.second_instance().await;
     let mut all = vec![];
     // What each file was committed with, from the snapshot that added it.
     let mut first_seen: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
@@ -53,8 +56,7 @@ async fn appends_merge_small_manifests_and_every_file_keeps_its_numbers() {
         let (p, first) = ((i % 2) as i32, (i / 2) * 3);
         let rs = rows(p, first, 3);
         let table = cat.calving.load_table("merging").await.unwrap();
-        let out = cat
-            .calving
+        let out = writer
             .append("merging", vec![data_file(&table, &rs)], segment(&format!("seg-{i}"), p, first, first + 2))
             .await
             .unwrap();
@@ -91,10 +93,23 @@ async fn appends_merge_small_manifests_and_every_file_keeps_its_numbers() {
     assert_eq!(got["pyiceberg"]["rows"], pyiceberg_view(&want), "pyiceberg rows");
     assert_eq!(got["duckdb"]["rows"], want, "duckdb rows");
 
+    // A writer that saw another writer's commit lately (the property change) is contended:
+    // below ten times the count it does not merge.
+    for i in 10..13i64 {
+        let rs = rows(1, 15 + (i - 10) * 3, 3);
+        let table = cat.calving.load_table("merging").await.unwrap();
+        cat.calving
+            .append("merging", vec![data_file(&table, &rs)], segment(&format!("seg-{i}"), 1, rs[0].offset, rs[2].offset))
+            .await
+            .unwrap();
+    }
+    let (_, listed) = entries(&cat.calving.load_table("merging").await.unwrap()).await;
+    assert_eq!(listed, 4, "1 + 3 appends, not merged at 4 (a sole writer would have: 1)");
+
     // Merging off: every append adds one manifest to the list.
     set_property(&cat, "merging", MERGE_ENABLED_PROP, "false").await;
-    for i in 10..14i64 {
-        let rs = rows(0, 15 + (i - 10) * 3, 3);
+    for i in 13..17i64 {
+        let rs = rows(0, 15 + (i - 13) * 3, 3);
         let table = cat.calving.load_table("merging").await.unwrap();
         cat.calving
             .append("merging", vec![data_file(&table, &rs)], segment(&format!("seg-{i}"), 0, rs[0].offset, rs[2].offset))
@@ -102,5 +117,5 @@ async fn appends_merge_small_manifests_and_every_file_keeps_its_numbers() {
             .unwrap();
     }
     let (live, listed) = entries(&cat.calving.load_table("merging").await.unwrap()).await;
-    assert_eq!((live.len(), listed), (14, 5));
+    assert_eq!((live.len(), listed), (17, 8));
 }
