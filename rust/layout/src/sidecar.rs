@@ -234,16 +234,11 @@ impl TimestampDeltas {
             }
             let begin = if i == 0 { 0 } else { self.runs[i - 1].2 };
             let mut r = R { b: &self.packed[begin..end], pos: 0, section: "exceptions" };
-            let mut delta = 0i64;
-            for k in 0..i64::from(n) {
-                let z = r.varint()?;
-                let diff = ((z >> 1) as i64) ^ -((z & 1) as i64);
-                delta = if k == 0 { diff } else { delta.wrapping_add(diff) };
-                let offset = start + k;
+            decode_run(&mut r, start, n, |offset, delta| {
                 if offset >= first && offset <= last {
                     out.push((offset, delta));
                 }
-            }
+            })?;
         }
         Ok(out)
     }
@@ -262,15 +257,22 @@ impl TimestampDeltas {
     /// Appends a decoded run (`packed` as [`Self::encode`] wrote it).
     fn push_run(&mut self, start: i64, n: u32, packed: &[u8]) -> Result<(), LayoutError> {
         let mut r = R { b: packed, pos: 0, section: "exceptions" };
-        let mut delta = 0i64;
-        for k in 0..i64::from(n) {
-            let z = r.varint()?;
-            let diff = ((z >> 1) as i64) ^ -((z & 1) as i64);
-            delta = if k == 0 { diff } else { delta.wrapping_add(diff) };
-            self.push(start + k, delta);
-        }
+        decode_run(&mut r, start, n, |offset, delta| self.push(offset, delta))?;
         r.end()
     }
+}
+
+/// Reads a run of `n` packed deltas from `r` (see [`TimestampDeltas::push`]), giving each
+/// record's offset (from `start`) and delta to `f`.
+fn decode_run(r: &mut R<'_>, start: i64, n: u32, mut f: impl FnMut(i64, i64)) -> Result<(), LayoutError> {
+    let mut delta = 0i64;
+    for k in 0..i64::from(n) {
+        let z = r.varint()?;
+        let diff = ((z >> 1) as i64) ^ -((z & 1) as i64);
+        delta = if k == 0 { diff } else { delta.wrapping_add(diff) };
+        f(start + k, delta);
+    }
+    Ok(())
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {

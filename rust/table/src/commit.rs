@@ -323,7 +323,7 @@ impl Change for GroupAppend {
             Some(parent) => table.manifest_list_reader(parent).load().await?.entries().to_vec(),
             None => Vec::new(),
         };
-        let files: Vec<DataFile> = accepted.iter().flat_map(|&i| self.members[i].data_files.iter().cloned()).collect();
+        let files: Vec<&DataFile> = accepted.iter().flat_map(|&i| self.members[i].data_files.iter()).collect();
         let added = self.manifest.as_ref().expect("written above").1.clone();
         let contended = self.shared || self.plans > 0;
         self.plans += 1;

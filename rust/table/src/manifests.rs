@@ -10,7 +10,7 @@
 //! manifest list, and what every later commit reads and writes to carry it forward, stays
 //! bounded however many segments are tiered between maintenance runs.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use futures::{StreamExt, TryStreamExt};
 use iceberg::spec::{
@@ -91,7 +91,7 @@ pub(crate) async fn for_append(
     table: &Table,
     snapshot_id: i64,
     added: ManifestFile,
-    files: &[DataFile],
+    files: &[&DataFile],
     parent: Vec<ManifestFile>,
     contended: bool,
     written: &mut Vec<String>,
@@ -139,7 +139,7 @@ pub(crate) async fn for_append(
         if i == 0 {
             // The new manifest: its files go in as added (the snapshot's sequence number).
             for f in files {
-                w.add_file(f.clone(), -1)?;
+                w.add_file((*f).clone(), -1)?;
             }
             parents = &bin[1..];
         }
@@ -153,16 +153,16 @@ pub(crate) async fn for_append(
 /// Adds the live entries of `manifests` to `w` as existing (with the snapshot and sequence
 /// numbers they had), in order; deleted entries are dropped. Reads up to 8 manifests at a time.
 pub(crate) async fn carry_existing(table: &Table, w: &mut ManifestWriter, manifests: &[ManifestFile]) -> Result<()> {
-    let loaded: HashMap<usize, iceberg::spec::Manifest> = futures::stream::iter(manifests.iter().cloned().enumerate())
-        .map(|(j, m)| {
+    let loaded: Vec<iceberg::spec::Manifest> = futures::stream::iter(manifests.iter().cloned())
+        .map(|m| {
             let io = table.file_io().clone();
-            async move { m.load_manifest(&io).await.map(|l| (j, l)) }
+            async move { m.load_manifest(&io).await }
         })
-        .buffer_unordered(8)
+        .buffered(8)
         .try_collect()
         .await?;
-    for (j, manifest) in manifests.iter().enumerate() {
-        for entry in loaded[&j].entries().iter().filter(|e| e.is_alive()) {
+    for (manifest, loaded) in manifests.iter().zip(&loaded) {
+        for entry in loaded.entries().iter().filter(|e| e.is_alive()) {
             let seq = entry.sequence_number().unwrap_or(manifest.sequence_number);
             let added_by = entry.snapshot_id().unwrap_or(manifest.added_snapshot_id);
             w.add_existing_file(entry.data_file().clone(), added_by, seq, entry.file_sequence_number)?;

@@ -16,16 +16,14 @@
 //! one shape's memory is not hidden by another's. A broker runs up to
 //! `remote.log.manager.copier.thread.pool.size` of these at once.
 
-use std::fs::File;
-use std::io::BufWriter;
 use std::path::Path;
 
-use calving_segment::synth::{write_segment, SynthSpec, SynthStats};
+use calving_segment::synth::SynthSpec;
 use calving_segment::Compression;
 use clap::Args;
 
 use super::convert::{convert_in_child_with, described, LOG};
-use super::{io_err, mib, BenchError, ScratchDir};
+use super::{generate_with, io_err, mib, BenchError, ScratchDir};
 
 /// The target: a convert's peak memory, whatever the input.
 const TARGET_PEAK_BYTES: u64 = 256 << 20;
@@ -81,13 +79,6 @@ fn verify(seg: &super::convert::Segment) -> Result<(), BenchError> {
     Ok(())
 }
 
-fn generate(path: &Path, spec: &SynthSpec, target: u64) -> Result<SynthStats, BenchError> {
-    let mut w = BufWriter::with_capacity(1 << 20, File::create(path).map_err(io_err(path))?);
-    let stats = write_segment(spec, 0, target, &mut w).map_err(io_err(path))?;
-    w.into_inner().map_err(|e| io_err(path)(e.into_error()))?;
-    Ok(stats)
-}
-
 pub fn run(args: MemoryArgs) -> Result<(), BenchError> {
     let scratch = ScratchDir::new(args.dir.as_deref(), "calving-bench-memory")?;
     println!("# calving bench memory: peak memory of one segment's convert, {} MiB lz4 segments; {}", args.size_mib, super::machine());
@@ -96,7 +87,7 @@ pub fn run(args: MemoryArgs) -> Result<(), BenchError> {
     for (i, shape) in shapes().into_iter().enumerate() {
         let dir = scratch.0.join(format!("shape-{i}"));
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        let stats = generate(&dir.join(LOG), &shape.spec, args.size_mib << 20)?;
+        let stats = generate_with(&dir.join(LOG), &shape.spec, args.size_mib << 20)?;
         let seg = described(&dir, shape.spec.compression, stats)?;
         let (t, peak, _) = convert_in_child_with(&seg, &[])?;
         verify(&seg)?;

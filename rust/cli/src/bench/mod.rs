@@ -193,9 +193,13 @@ fn codecs(names: &[String], default: &[Compression]) -> Result<Vec<Compression>,
 
 /// Writes a synthetic segment of at least `target` bytes, offsets from 0.
 fn generate(path: &Path, compression: Compression, target: u64) -> Result<SynthStats, BenchError> {
-    let spec = SynthSpec { compression, ..SynthSpec::default() };
+    generate_with(path, &SynthSpec { compression, ..SynthSpec::default() }, target)
+}
+
+/// [`generate`] of any synthetic shape.
+fn generate_with(path: &Path, spec: &SynthSpec, target: u64) -> Result<SynthStats, BenchError> {
     let mut w = BufWriter::with_capacity(1 << 20, File::create(path).map_err(io_err(path))?);
-    let stats = write_segment(&spec, 0, target, &mut w).map_err(io_err(path))?;
+    let stats = write_segment(spec, 0, target, &mut w).map_err(io_err(path))?;
     w.into_inner().map_err(|e| io_err(path)(e.into_error()))?;
     Ok(stats)
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use calving_table::{MERGE_ENABLED_PROP, MIN_COUNT_TO_MERGE_PROP};
+use calving_table::{CalvingCatalog, MERGE_ENABLED_PROP, MIN_COUNT_TO_MERGE_PROP};
 use iceberg::spec::ManifestStatus;
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
@@ -38,6 +38,19 @@ async fn entries(table: &Table) -> (BTreeMap<String, (ManifestStatus, i64, i64, 
         }
     }
     (out, list.entries().len())
+}
+
+/// Appends segments `seg-<i>` of three rows each to `partition` of table `merging`, from offset
+/// 15 on (after what the first part appended), one commit each.
+async fn append_three_rows(calving: &CalvingCatalog, segments: std::ops::Range<i64>, partition: i32) {
+    for i in segments.clone() {
+        let rs = rows(partition, 15 + (i - segments.start) * 3, 3);
+        let table = calving.load_table("merging").await.unwrap();
+        calving
+            .append("merging", vec![data_file(&table, &rs)], segment(&format!("seg-{i}"), partition, rs[0].offset, rs[2].offset))
+            .await
+            .unwrap();
+    }
 }
 
 #[tokio::test]
@@ -95,27 +108,13 @@ async fn appends_merge_small_manifests_and_every_file_keeps_its_numbers() {
 
     // A writer that saw another writer's commit lately (the property change) is contended:
     // below ten times the count it does not merge.
-    for i in 10..13i64 {
-        let rs = rows(1, 15 + (i - 10) * 3, 3);
-        let table = cat.calving.load_table("merging").await.unwrap();
-        cat.calving
-            .append("merging", vec![data_file(&table, &rs)], segment(&format!("seg-{i}"), 1, rs[0].offset, rs[2].offset))
-            .await
-            .unwrap();
-    }
+    append_three_rows(&cat.calving, 10..13, 1).await;
     let (_, listed) = entries(&cat.calving.load_table("merging").await.unwrap()).await;
     assert_eq!(listed, 4, "1 + 3 appends, not merged at 4 (a sole writer would have: 1)");
 
     // Merging off: every append adds one manifest to the list.
     set_property(&cat, "merging", MERGE_ENABLED_PROP, "false").await;
-    for i in 13..17i64 {
-        let rs = rows(0, 15 + (i - 13) * 3, 3);
-        let table = cat.calving.load_table("merging").await.unwrap();
-        cat.calving
-            .append("merging", vec![data_file(&table, &rs)], segment(&format!("seg-{i}"), 0, rs[0].offset, rs[2].offset))
-            .await
-            .unwrap();
-    }
+    append_three_rows(&cat.calving, 13..17, 0).await;
     let (live, listed) = entries(&cat.calving.load_table("merging").await.unwrap()).await;
     assert_eq!((live.len(), listed), (17, 8));
 }
