@@ -268,3 +268,76 @@ fn copies_into_tables_created_ahead() {
         assert!(!table.metadata().properties().contains_key("calving.layout-version"), "{topic} adopted as is");
     }
 }
+
+/// Writes the batches of `logs` whose base offsets `keep` accepts into one segment file under
+/// `dir` (named by its first offset); returns its metadata and files, as the broker sees them.
+fn cut_segment(dir: &Path, fixture: &str, logs: &[PathBuf], keep: impl Fn(i64) -> bool) -> (SegmentMetadata, LogSegmentFiles, Vec<u8>) {
+    let mut bytes = Vec::new();
+    let mut from = None;
+    for log in logs {
+        let data = std::fs::read(log).unwrap();
+        for e in LogEntries::new(&data) {
+            let LogEntry::Batch(b) = e.unwrap() else { unreachable!() };
+            if keep(b.header.base_offset) {
+                from.get_or_insert(b.header.base_offset);
+                bytes.extend_from_slice(b.bytes());
+            }
+        }
+    }
+    let from = from.expect("some batch kept");
+    let sub = dir.join(format!("cut-{from}-{}", bytes.len()));
+    std::fs::create_dir_all(&sub).unwrap();
+    let log = sub.join(format!("{from:020}.log"));
+    std::fs::write(&log, &bytes).unwrap();
+    let (_, proto_files) = segment(fixture, &logs[0]);
+    let (md, _) = segment(fixture, &log);
+    let files = LogSegmentFiles { log, ..proto_files };
+    (md, files, bytes)
+}
+
+/// A segment whose offsets the table holds in two separate ranges (two earlier leaders' uploads
+/// with a gap between them, say): the copy appends only the gap, serves the whole segment, and
+/// the table holds every offset once.
+#[test]
+fn a_segment_over_two_held_ranges_appends_only_the_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let rsm = open(dir.path());
+    let logs = fixture_files("none", "log");
+    let (low, low_files, _) = cut_segment(dir.path(), "none", &logs[..1], |o| o < 100);
+    let (high, high_files, _) = cut_segment(dir.path(), "none", &logs[..1], |o| o >= 200);
+    let a = rsm.copy_log_segment(&low, &low_files).unwrap();
+    let b = rsm.copy_log_segment(&high, &high_files).unwrap();
+    let (all, all_files, bytes) = cut_segment(dir.path(), "none", &logs, |_| true);
+    let c = rsm.copy_log_segment(&all, &all_files).unwrap();
+    let held = (low.end_offset - low.start_offset + 1) + (high.end_offset - high.start_offset + 1);
+    assert_eq!(c.reused_rows, held as u64, "rows of both held ranges reused");
+    assert_eq!(c.stats.records - c.reused_rows, (all.end_offset - all.start_offset + 1 - held) as u64);
+    assert_eq!(count_rows(&rsm, &all.topic), a.stats.records + b.stats.records + c.stats.records - c.reused_rows);
+    assert_eq!(count_rows(&rsm, &all.topic), (all.end_offset + 1) as u64, "every offset once");
+    assert!(fetch_all(&rsm, &all, 0, None) == bytes, "the uncompressed segment comes back byte for byte");
+}
+
+/// A retried copy of a segment the table holds whole, whose sidecar is gone (deleted by hand, or
+/// lost with its bucket's lifecycle rules): the copy writes the sidecar again over the rows the
+/// table holds instead of failing on every attempt, and Kafka reads the segment back.
+#[test]
+fn a_committed_segment_without_its_sidecar_gets_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let rsm = open(dir.path());
+    let log = &fixture_files("lz4", "log")[0];
+    let (md, files) = segment("lz4", log);
+    let first = rsm.copy_log_segment(&md, &files).unwrap();
+    let served = fetch_all(&rsm, &md, 0, None);
+    let sidecars: Vec<_> = walk(dir.path()).into_iter().filter(|p| p.extension().is_some_and(|e| e == "sidecar")).collect();
+    assert_eq!(sidecars.len(), 1, "{sidecars:?}");
+    std::fs::remove_file(&sidecars[0]).unwrap();
+    // A fresh process (no cached sidecar) retries the same segment id.
+    drop(rsm);
+    let rsm = open(dir.path());
+    assert!(rsm.fetch_log_segment(&md, 0, None).unwrap_err().is_not_found());
+    let again = rsm.copy_log_segment(&md, &files).unwrap();
+    assert_eq!(again.reused_rows, first.stats.records);
+    assert!(again.data_files.is_empty(), "no row appended twice");
+    assert_eq!(count_rows(&rsm, &md.topic), first.stats.records);
+    assert!(fetch_all(&rsm, &md, 0, None) == served, "served as before");
+}
