@@ -3,7 +3,7 @@
 # processes (brokers) and rising rates, on each catalog a cluster can share, all on loopback:
 #
 #   embedded  the embedded default (SQLite + local warehouse; W = 1 and 3: one machine's catalog)
-#   postgres  the SQL catalog on PostgreSQL (Debian's postgresql, a throwaway cluster started here)
+#   postgres  the SQL catalog on PostgreSQL (Debian's postgresql, a throwaway cluster: integration/kafka/postgres.sh)
 #             with a local warehouse
 #   rest      Apache Iceberg's REST catalog fixture + moto's S3 server (integration/bench/on-rest.sh)
 #
@@ -27,21 +27,13 @@ partitions=${PARTITIONS:-120}
 out=${OUT:-/tmp/calving-commit-sweep.jsonl}
 : >"$out"
 work=$(mktemp -d)
-pg_data=
-pg_dir=
+# shellcheck source=../kafka/postgres.sh
+. "$root/integration/kafka/postgres.sh"   # pg_start, pg_stop: a throwaway PostgreSQL on loopback
 cleanup() {
-  if [ -n "$pg_data" ]; then as_postgres pg_ctl -D "$pg_data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$pg_dir"; fi
+  pg_stop immediate
   rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# PostgreSQL refuses to run as root: as root, its tools run as the `postgres` user.
-pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
-as_postgres() {
-  local tool=$1; shift
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$pg_bin/$tool" "$@"; else "$pg_bin/$tool" "$@"; fi
-}
 
 run() { # <backend> <writers> <rate> [calving bench commit arguments...]
   local backend=$1 w=$2 r=$3; shift 3
@@ -63,21 +55,14 @@ for backend in "${backends[@]}"; do
       done
       ;;
     postgres)
-      [ -n "$pg_bin" ] || { echo "PostgreSQL is not installed (tests/install-deps.sh installs Debian's postgresql)" >&2; exit 2; }
-      pg_port=$(free_port)
-      # Its own directory (the work directory is root's, mode 700, where PostgreSQL runs as postgres).
-      pg_dir=$(mktemp -d); pg_data="$pg_dir/data"
-      [ "$(id -u)" = 0 ] && chown postgres "$pg_dir"
-      as_postgres initdb -D "$pg_data" -A trust -U calving >"$work/pg-init.log" 2>&1 || { cat "$work/pg-init.log" >&2; exit 1; }
-      as_postgres pg_ctl -D "$pg_data" -l "$pg_dir/log" -w \
-        -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_dir -c max_connections=200" start >/dev/null
+      pg_start 200 || exit 2
       for w in ${WRITERS:-1 3 6 12}; do
         for r in ${RATES:-25 50 100 200}; do
           wh="$work/wh-pg-$w-$r"; mkdir -p "$wh"
-          run postgres "$w" "$r" "$calving" bench commit --warehouse "$wh" --catalog-uri "postgresql://calving@127.0.0.1:$pg_port/postgres"
+          run postgres "$w" "$r" "$calving" bench commit --warehouse "$wh" --catalog-uri "$PG_URI"
         done
       done
-      as_postgres pg_ctl -D "$pg_data" -m fast stop >/dev/null; rm -rf "$pg_dir"; pg_data=
+      pg_stop
       ;;
     rest)
       for w in ${WRITERS:-1 3 6 12}; do
