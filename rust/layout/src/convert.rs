@@ -7,6 +7,16 @@
 //! hold become [`RecordException`]s. Control batches are kept verbatim; legacy v0/v1 entries are
 //! kept verbatim too (they are rare: pre-0.11 data) and their records also become rows, so the
 //! table holds every record.
+//!
+//! **Kafka's 2 GiB positions.** Served positions are Java `int`s (`fetchLogSegment`'s
+//! `startPosition`, the offset index), so the served layout must stay under 2 GiB. A compressed
+//! batch served as lz4 can be larger than the original (a well-compressed zstd or gzip batch),
+//! and a segment near Kafka's maximum `segment.bytes` could then exceed it: a copy that would
+//! fail on every attempt and stall the partition's tiering. Instead, once a batch's lz4 re-encode
+//! would leave too little room for the rest of the segment at its original size (the served
+//! bytes so far exceed the original ones by more than 2 GiB − the segment's size), the batch is
+//! kept verbatim in the sidecar (its records still become rows): the served layout never exceeds
+//! 2 GiB, at the cost of those batches' bytes in the sidecar ([`ConvertStats::verbatim_for_size`]).
 
 use calving_segment::record::batch::BATCH_HEADER_LEN;
 use calving_segment::record::batch::DEFAULT_MAX_UNCOMPRESSED;
@@ -20,6 +30,9 @@ use crate::schema::TargetColumns;
 use crate::served::{row_timestamp, served_codec, LAYOUT_VERSION};
 use crate::sidecar::{BatchEntry, BatchKind, RecordException, SegmentIdentity, Sidecar, TimestampDeltas};
 use crate::typed::TypedValues;
+
+/// The largest served layout: served positions are Java `int`s.
+pub const MAX_SERVED_SIZE: u64 = i32::MAX as u64;
 
 /// When to hand a chunk of rows to the sink.
 #[derive(Clone, Copy, Debug)]
@@ -52,6 +65,9 @@ pub struct ConvertStats {
     /// Key schema modes: keys in columns, and keys kept raw in `kafka.key`.
     pub keys_in_columns: u64,
     pub keys_raw_fallback: u64,
+    /// Compressed data batches kept verbatim (their records rows too) because their lz4
+    /// re-encode would have taken the served layout past Kafka's 2 GiB positions.
+    pub verbatim_for_size: u64,
 }
 
 /// The side files of a segment, kept in the sidecar as they came.
@@ -75,6 +91,8 @@ pub struct SegmentConverter {
     timestamp_deltas: TimestampDeltas,
     verbatim: Vec<u8>,
     served_position: u64,
+    /// The largest served layout allowed ([`MAX_SERVED_SIZE`] unless a test lowers it).
+    served_limit: u64,
     scratch: Vec<u8>,
     records: Vec<u8>,
     encoded: Vec<u8>,
@@ -94,12 +112,20 @@ impl SegmentConverter {
             timestamp_deltas: TimestampDeltas::default(),
             verbatim: Vec::new(),
             served_position: 0,
+            served_limit: MAX_SERVED_SIZE,
             scratch: Vec::new(),
             records: Vec::new(),
             encoded: Vec::new(),
             encoder: BatchEncoder::default(),
             stats: ConvertStats::default(),
         }
+    }
+
+    /// Lowers the largest served layout from [`MAX_SERVED_SIZE`] (tests reach the limit with
+    /// small segments this way).
+    pub fn with_served_limit(mut self, limit: u64) -> SegmentConverter {
+        self.served_limit = limit.min(MAX_SERVED_SIZE);
+        self
     }
 
     /// Values go to columns (schema modes): see [`crate::typed`].
@@ -263,7 +289,27 @@ impl SegmentConverter {
         };
         let served_size = u32::try_from(served_size)
             .map_err(|_| LayoutError::RowsMismatch { base_offset: h.base_offset, reason: "served batch larger than 4 GiB".into() })?;
-        self.push_entry(BatchKind::Rows, h, batch.position, batch.bytes(), codec, served_size);
+        let original = batch.bytes();
+        // The served bytes past the original ones once this batch is served: the rest of the
+        // segment is served at its original size at most, so this must stay within the room the
+        // limit leaves beyond the segment's size.
+        let excess = (self.served_position + u64::from(served_size)) as i64 - (batch.position + original.len() as u64) as i64;
+        let room = self.served_limit.saturating_sub(self.identity.segment_size) as i64;
+        if codec != Compression::None && excess > room {
+            if self.stats.verbatim_for_size == 0 {
+                tracing::warn!(
+                    topic = %self.identity.topic,
+                    partition = self.identity.partition,
+                    base_offset = h.base_offset,
+                    segment_size = self.identity.segment_size,
+                    "served as lz4 this segment would pass Kafka's 2 GiB positions: batches from here on that would grow are kept verbatim in the sidecar"
+                );
+            }
+            self.stats.verbatim_for_size += 1;
+            self.push_entry(BatchKind::Verbatim, h, batch.position, original, batch.compression(), original.len() as u32);
+        } else {
+            self.push_entry(BatchKind::Rows, h, batch.position, original, codec, served_size);
+        }
         self.maybe_flush(sink)
     }
 
@@ -278,10 +324,14 @@ impl SegmentConverter {
             let chunk = self.rows.finish()?;
             sink(chunk)?;
         }
-        if self.served_position > i32::MAX as u64 {
+        if self.served_position > self.served_limit {
+            // Only when the segment is larger than its metadata said (the room was computed from it).
             return Err(LayoutError::RowsMismatch {
                 base_offset: self.identity.start_offset,
-                reason: format!("served layout of {} bytes exceeds Kafka's 2 GiB segment positions", self.served_position),
+                reason: format!(
+                    "served layout of {} bytes exceeds Kafka's 2 GiB segment positions (the segment's metadata gave {} bytes)",
+                    self.served_position, self.identity.segment_size
+                ),
             }
             .into());
         }

@@ -39,6 +39,11 @@ fn read_opt(path: PathBuf) -> Option<Vec<u8>> {
 }
 
 fn convert(log: &Path) -> Converted {
+    convert_within(log, None).0
+}
+
+/// [`convert`], with the served layout limited to `limit` bytes when given.
+fn convert_within(log: &Path, limit: Option<u64>) -> (Converted, calving_layout::convert::ConvertStats) {
     let data = std::fs::read(log).unwrap();
     let base: i64 = log.file_stem().unwrap().to_str().unwrap().parse().unwrap();
     let identity = SegmentIdentity {
@@ -55,6 +60,9 @@ fn convert(log: &Path) -> Converted {
     // Small chunks so rows of one batch span several chunks and files' row groups.
     let limits = ChunkLimits { max_rows: 37, max_bytes: 64 * 1024 };
     let mut conv = SegmentConverter::new(target, identity, limits);
+    if let Some(limit) = limit {
+        conv = conv.with_served_limit(limit);
+    }
     let mut writer = ArrowWriter::try_new(Vec::new(), default_arrow_schema(), Some(writer_properties(1))).unwrap();
     let mut sink = |chunk: RecordBatch| -> Result<(), LayoutError> {
         writer.write(&chunk).unwrap();
@@ -75,7 +83,7 @@ fn convert(log: &Path) -> Converted {
     let parquet = Bytes::from(writer.into_inner().unwrap());
     // The sidecar survives its own encoding.
     let sidecar = Sidecar::decode(&sidecar.encode()).unwrap();
-    Converted { sidecar, parquet }
+    (Converted { sidecar, parquet }, stats)
 }
 
 fn serve(c: &Converted) -> Vec<u8> {
@@ -149,6 +157,27 @@ fn served_bytes_match_sidecar_and_originals() {
     assert!(identical > 60 && relayered > 50, "{identical} identical, {relayered} re-encoded batches");
 }
 
+/// What Kafka's record parser reads in each of `files`: its batches and records, without what
+/// only the encoding decides (position, size, CRC, codec, attributes).
+fn kafka_reads(files: &[PathBuf]) -> Vec<Vec<Value>> {
+    let mut by_file: Vec<Vec<Value>> = Vec::new();
+    for mut v in kafka_records_dump(files) {
+        match v["type"].as_str() {
+            Some("file") => by_file.push(Vec::new()),
+            Some("batch" | "record") => {
+                if let Some(o) = v.as_object_mut() {
+                    for k in ["position", "sizeInBytes", "crc", "compression", "attributes"] {
+                        o.remove(k);
+                    }
+                }
+                by_file.last_mut().unwrap().push(v)
+            }
+            _ => {}
+        }
+    }
+    by_file
+}
+
 /// Kafka's record parser sees the same batches and records in the served file.
 #[test]
 fn kafka_reads_served_segments_like_the_originals() {
@@ -171,22 +200,7 @@ fn kafka_reads_served_segments_like_the_originals() {
         dumps.push(path.with_extension("index"));
         dumps.push(path.with_extension("timeindex"));
     }
-    let lines = kafka_records_dump(&files);
-    let mut by_file: Vec<Vec<Value>> = Vec::new();
-    for mut v in lines {
-        match v["type"].as_str() {
-            Some("file") => by_file.push(Vec::new()),
-            Some("batch" | "record") => {
-                if let Some(o) = v.as_object_mut() {
-                    for k in ["position", "sizeInBytes", "crc", "compression", "attributes"] {
-                        o.remove(k);
-                    }
-                }
-                by_file.last_mut().unwrap().push(v)
-            }
-            _ => {}
-        }
-    }
+    let by_file = kafka_reads(&files);
     for (pair, log) in by_file.chunks(2).zip(all_logs()) {
         assert!(pair[1].iter().all(|v| v["type"] != "batch" || v["valid"] == true), "{}", log.display());
         assert_eq!(pair[0], pair[1], "{}: Kafka reads the served segment differently", log.display());
@@ -233,4 +247,38 @@ fn golden_layout_v1() {
     }
     let expected = std::fs::read_to_string(&golden).expect("tests/golden/layout-v1.txt");
     assert_eq!(text, expected, "served layout v1 changed: a broker's cached indexes would no longer match");
+}
+
+/// A segment whose lz4 re-encode would pass the served-size limit (Kafka's 2 GiB positions;
+/// lowered here to just above the segment's own size): the batches that would take it past are
+/// kept verbatim, the served layout stays within the limit, every record is still a row, and
+/// Kafka's parser reads the same records from it as from the original.
+#[test]
+fn served_layout_stays_within_kafkas_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for fixture in ["zstd", "gzip"] {
+        for log in fixture_files(fixture, "log") {
+            let original = std::fs::read(&log).unwrap();
+            let (_, free_stats) = convert_within(&log, None);
+            let grows = free_stats.served_bytes as i64 - original.len() as i64;
+            if grows <= 64 {
+                continue; // lz4 is not larger than the original here: nothing to limit
+            }
+            let limit = original.len() as u64 + (grows / 2) as u64;
+            let (c, stats) = convert_within(&log, Some(limit));
+            assert!(stats.served_bytes <= limit, "{}: {} > {limit}", log.display(), stats.served_bytes);
+            assert!(stats.verbatim_for_size > 0 && stats.verbatim_for_size < stats.batches, "{stats:?}");
+            assert_eq!(stats.records, free_stats.records, "every record is a row");
+            let served = serve(&c);
+            assert_eq!(served.len() as u64, stats.served_bytes);
+            let path = dir.path().join(format!("{checked}-{}", log.file_name().unwrap().to_str().unwrap()));
+            std::fs::write(&path, &served).unwrap();
+            let reads = kafka_reads(&[log.clone(), path]);
+            assert!(reads[1].iter().all(|v| v["type"] != "batch" || v["valid"] == true), "{}", log.display());
+            assert_eq!(reads[0], reads[1], "{}: Kafka reads the limited served segment differently", log.display());
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no fixture segment grows when served as lz4");
 }
