@@ -108,12 +108,20 @@ public class CalvingRemoteStorageManager implements RemoteStorageManager {
         return configs;
     }
 
-    /** Runs one native call under the read lock; the handle is the open storage's. */
-    private interface Call<T> {
+    /** One native call; the handle is the open storage's. */
+    interface Call<T> {
         T apply(long handle) throws RemoteStorageException;
     }
 
-    private <T> T call(String operation, RemoteLogSegmentMetadata metadata, Call<T> call) throws RemoteStorageException {
+    /**
+     * Runs {@code call} under the read lock. A Java {@link Error} on the way (an
+     * {@link OutOfMemoryError} while the broker's heap is short, a {@link StackOverflowError}, one
+     * thrown by a JNI call) becomes a {@link RemoteStorageException} naming the operation and the
+     * segment: Kafka's copy and expiration tasks catch exceptions, not errors, and an error
+     * escaping one cancels the partition's periodic task in its executor, silently and for good.
+     * As an exception the broker logs it, keeps its local data and tries again.
+     */
+    <T> T call(String operation, RemoteLogSegmentMetadata metadata, Call<T> call) throws RemoteStorageException {
         lock.readLock().lock();
         try {
             if (handle == 0) {
@@ -121,6 +129,8 @@ public class CalvingRemoteStorageManager implements RemoteStorageManager {
                         + (closed ? "closed" : "not configured") + " (segment " + segmentName(metadata) + ")");
             }
             return call.apply(handle);
+        } catch (Error e) {
+            throw new RemoteStorageException(operation + " of segment " + segmentName(metadata) + " failed: " + e, e);
         } finally {
             lock.readLock().unlock();
         }

@@ -475,6 +475,27 @@ public class CalvingRemoteStorageManagerTest {
         assertNotEquals(0, Fixtures.fetch(rsm, s.metadata, 0).length);
     }
 
+    /**
+     * A Java {@code Error} in a call (here a real {@link OutOfMemoryError}: an allocation past
+     * the VM's array limit, inside the call as a copy's allocations are) reaches the broker as a
+     * {@link RemoteStorageException} naming the operation and the segment, never as an error that
+     * would cancel Kafka's periodic copy task; the plugin carries on.
+     */
+    @Test
+    public void aJavaErrorInACallBecomesRemoteStorageException() throws Exception {
+        Fixtures.Segment s = Fixtures.segment("none", Fixtures.logs("none").get(0), "fx-error");
+        try {
+            rsm.call("copyLogSegmentData", s.metadata, h -> new long[Integer.MAX_VALUE].length);
+            fail("the allocation must fail");
+        } catch (RemoteStorageException e) {
+            assertTrue(e.getCause() instanceof OutOfMemoryError);
+            String m = e.getMessage();
+            assertTrue(m, m.startsWith("copyLogSegmentData of segment " + s.metadata.remoteLogSegmentId() + " failed: java.lang.OutOfMemoryError"));
+        }
+        rsm.copyLogSegmentData(s.metadata, s.data);
+        assertNotEquals(0, Fixtures.fetch(rsm, s.metadata, 0).length);
+    }
+
     @Test
     public void nativeLibraryIsLoadedFromTheJarResource() {
         assertTrue(NativeLoader.isLoaded());
