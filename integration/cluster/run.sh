@@ -2,12 +2,15 @@
 # Calving on a cluster: three Apache Kafka 4.1.2 nodes (KRaft, each broker and controller) on
 # 127.0.0.1 with the plugin jar, one shared warehouse on a loopback S3 server (moto) and one
 # Iceberg REST catalog (Apache Iceberg's fixture), every broker committing into the same table.
+# With CALVING_CLUSTER_CATALOG=postgres (or the argument `postgres`) the catalog is instead the SQL
+# catalog on a throwaway PostgreSQL on 127.0.0.1 (integration/kafka/postgres.sh; catalog.type=sql,
+# catalog.uri=postgresql://…), the warehouse still on moto's S3.
 #
-#   integration/cluster/run.sh       (after tests/install-deps.sh and `gradle --no-daemon -q jar`)
+#   integration/cluster/run.sh [postgres]   (after tests/install-deps.sh and `gradle --no-daemon -q jar`)
 #
 # Steps, each ending in lines "PASS <name>" or "FAIL <name>: <why>":
-#   1. moto + the REST fixture; three nodes with the plugin (catalog.type=rest, warehouse
-#      s3://calving/wh), remote log metadata topic with replication factor 3, two copier threads
+#   1. moto + the REST fixture (or PostgreSQL); three nodes with the plugin (catalog.type=rest or
+#      sql, warehouse s3://calving/wh), remote log metadata topic with replication factor 3, two copier threads
 #      per broker (copies of one table arrive from every broker at once);
 #   2. one topic of 12 partitions, replication factor 3, min.insync.replicas=2, 64 KiB segments
 #      (internal.segment.bytes); idempotent producers (acks=all) interleaved with transactions,
@@ -15,16 +18,17 @@
 #   3. wait until every rolled segment was copied and every replica deleted it locally;
 #   4. consume everything from offset 0 under read_uncommitted and read_committed: every
 #      acknowledged record back, in order, nothing lost (integration/e2e/check.py consumed);
-#   5. the table, read by pyiceberg through the REST catalog: every tiered record once, no
-#      (topic id, partition, offset) twice (check.py table);
+#   5. the table, read by pyiceberg through the REST catalog (its SqlCatalog on PostgreSQL) and by
+#      DuckDB (the metadata file the catalog names, on S3 through httpfs): every tiered record
+#      once, no (topic id, partition, offset) twice (check.py table);
 #   6. the plugin's JMX metrics of every broker (Kafka's JmxTool): the copies the brokers logged
 #      were all committed, none failed, and the commits, segments per commit and conflicts retried
 #      are printed;
 #   7. no ERROR from the remote log subsystem in any broker log; clean shutdown.
-# Ends with "cluster: N passed, N failed"; exit status 1 when anything failed. The work directory
+# Ends with "cluster: N passed, N failed" ("cluster-pg: …" on PostgreSQL); exit status 1 when anything failed. The work directory
 # is kept on failure, or always with CALVING_KEEP_WORK=1.
 #
-# Env: CALVING_JAR, CALVING_CLUSTER_RECORDS (records per partition, default 120),
+# Env: CALVING_CLUSTER_CATALOG (rest, the default, or postgres), CALVING_JAR, CALVING_CLUSTER_RECORDS (records per partition, default 120),
 # CALVING_CLUSTER_TIMEOUT (watchdog, default 900 s), CALVING_KAFKA_LIBS.
 set -uo pipefail
 
@@ -34,9 +38,15 @@ jar=${CALVING_JAR:-$root/build/libs/calving-0.1.0-SNAPSHOT.jar}
 records=${CALVING_CLUSTER_RECORDS:-120}
 timeout=${CALVING_CLUSTER_TIMEOUT:-900}
 topic=cluster_orders
+catalog=${1:-${CALVING_CLUSTER_CATALOG:-rest}}
+case "$catalog" in
+  rest) label=cluster ;;
+  postgres) label=cluster-pg ;;
+  *) echo "cluster: unknown catalog $catalog (rest or postgres)" >&2; exit 2 ;;
+esac
 
-say() { echo "cluster: $*" >&2; }
-die() { echo "cluster: error: $*" >&2; exit 2; }
+say() { echo "$label: $*" >&2; }
+die() { echo "$label: error: $*" >&2; exit 2; }
 
 LIBS=$("$root/integration/kafka/resolve-jars.sh" | tail -n1) || die "could not resolve the Kafka jars"
 # shellcheck source=../kafka/harness.sh
@@ -45,8 +55,10 @@ LIBS=$("$root/integration/kafka/resolve-jars.sh" | tail -n1) || die "could not r
 . "$root/integration/kafka/cluster.sh"
 # shellcheck source=../kafka/rest-s3.sh
 . "$root/integration/kafka/rest-s3.sh"
+# shellcheck source=../kafka/postgres.sh
+. "$root/integration/kafka/postgres.sh"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/calving-cluster.XXXXXX")
+work=$(mktemp -d "${TMPDIR:-/tmp}/calving-$label.XXXXXX")
 results_init "$work/results.txt"
 client_pid=""
 started=$(date +%s)
@@ -55,9 +67,10 @@ on_exit() {
   [ -z "$client_pid" ] || kill -TERM "$client_pid" 2>/dev/null
   cluster_kill
   rest_s3_stop
+  pg_stop immediate
 }
-harness_traps cluster "$work" " (node logs: $work/node*/server.log)" on_exit "interrupted" "terminated (watchdog after ${timeout} s?)"
-start_watchdog "$timeout" cluster
+harness_traps "$label" "$work" " (node logs: $work/node*/server.log)" on_exit "interrupted" "terminated (watchdog after ${timeout} s?)"
+start_watchdog "$timeout" "$label"
 
 bg() { "$@" & client_pid=$!; wait "$client_pid"; local rc=$?; client_pid=""; return $rc; }
 check() { bg python3 "$root/integration/e2e/check.py" "$@" | tee_results; }
@@ -73,15 +86,26 @@ javac -nowarn -d "$work/classes" -cp "$LIBS/*" "$root/integration/e2e/E2eClient.
   || { cat "$work/javac.out" >&2; die "the clients do not compile"; }
 
 # ---- 1. shared storage and catalog; three nodes
-rest_s3_start "$work/rest-s3" || die "moto or the REST fixture did not start"
+if [ "$catalog" = postgres ]; then
+  s3_start "$work/rest-s3" || die "moto did not start"
+  pg_start 100 || die "PostgreSQL did not start"
+  catalog_uri=$PG_URI
+  catalog_props=(rsm.config.catalog.type=sql "rsm.config.catalog.uri=$PG_URI")
+  catalog_shown="SQL catalog on PostgreSQL $PG_URI"
+else
+  rest_s3_start "$work/rest-s3" || die "moto or the REST fixture did not start"
+  catalog_uri=$REST_URI
+  catalog_props=(rsm.config.catalog.type=rest "rsm.config.catalog.uri=$REST_URI")
+  catalog_shown="REST catalog $REST_URI"
+fi
 extra="$work/extra.properties"
 mapfile -t s3_props < <(sed 's/^/rsm.config./' <<<"$REST_S3_PROPS")
 plugin_properties "$jar" unused \
-  "rsm.config.warehouse=s3://calving/wh" rsm.config.catalog.type=rest "rsm.config.catalog.uri=$REST_URI" "${s3_props[@]}" \
+  "rsm.config.warehouse=s3://calving/wh" "${catalog_props[@]}" "${s3_props[@]}" \
   rlmm.config.remote.log.metadata.topic.replication.factor=3 rlmm.config.remote.log.metadata.topic.num.partitions=3 \
   log.initial.task.delay.ms=500 remote.log.manager.copier.thread.pool.size=2 remote.log.reader.threads=4 >"$extra"
 cluster_init "$work" "$LIBS" 3 "$extra" || die "cluster setup failed"
-if cluster_start; then step "3 nodes started ($CLUSTER_BOOTSTRAP; REST catalog $REST_URI, warehouse s3://calving/wh on $S3_ENDPOINT)"
+if cluster_start; then step "3 nodes started ($CLUSTER_BOOTSTRAP; $catalog_shown, warehouse s3://calving/wh on $S3_ENDPOINT)"
 else fail "cluster start" "see $work/node*/server.log"; exit 1; fi
 
 # ---- 2. workload
@@ -115,9 +139,11 @@ for iso in read_uncommitted read_committed; do
   fi
 done
 
-# ---- 5. the table, through the REST catalog
-CALVING_READ_CATALOG="$REST_URI" CALVING_READ_S3_PROPS="$REST_S3_PROPS" \
-  check table "$work/oracle.tsv" "$work/tiered.tsv" s3://calving/wh "$topic" pyiceberg "table"
+# ---- 5. the table, through the catalog
+for engine in pyiceberg duckdb; do
+  CALVING_READ_CATALOG="$catalog_uri" CALVING_READ_S3_PROPS="$REST_S3_PROPS" \
+    check table "$work/oracle.tsv" "$work/tiered.tsv" s3://calving/wh "$topic" "$engine" "table"
+done
 
 # ---- 6. the brokers' metrics (the "Copied" lines counted first: each is logged after its copy
 # returned, so the reads that follow include them all)
@@ -150,5 +176,6 @@ for i in 1 2; do node_stop "$i" 60 && stopped=$((stopped + 1)); done
 node_stop 3 20 || true
 if [ "$stopped" = 2 ]; then pass "nodes 1 and 2 stopped cleanly, one after the other"; else fail "cluster stop" "$((2 - stopped)) of nodes 1 and 2 needed SIGKILL"; fi
 rest_s3_stop
+pg_stop
 
-summary cluster "$started"
+summary "$label" "$started"

@@ -6,7 +6,10 @@
 #
 #   . integration/kafka/rest-s3.sh
 #   rest_s3_start <work dir>   # returns once both answer; sets S3_ENDPOINT, REST_URI,
-#                              # REST_S3_PROPS (the plugin's storage keys, one key=value a line)
+#                              # REST_S3_PROPS (the plugin's storage keys, one key=value a line),
+#                              # S3_PID and REST_PID (moto's and the fixture's processes)
+#   s3_start <work dir>        # moto alone (a SQL catalog on PostgreSQL: integration/cluster/run.sh):
+#                              # S3_ENDPOINT, REST_S3_PROPS, S3_PID
 #   rest_s3_stop               # stops both (also call it from the script's EXIT trap)
 #
 # The fixture stops when its stdin reaches end of file: a FIFO held open here for writing, closed
@@ -15,17 +18,29 @@
 _rest_s3_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 _rest_s3_pids=()
 
-rest_s3_start() {
-  local work=$1 s3_port rest_port classpath
+s3_start() {
+  local work=$1 s3_port
   mkdir -p "$work"
   s3_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   python3 -c 'import sys; from moto.server import main; main(["-H","127.0.0.1","-p",sys.argv[1]])' "$s3_port" \
     >"$work/moto.log" 2>&1 &
-  _rest_s3_pids+=($!)
+  S3_PID=$!
+  _rest_s3_pids+=("$S3_PID")
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$s3_port/" && break; sleep 0.2; done
   curl -s -X PUT "http://127.0.0.1:$s3_port/calving" >/dev/null || { echo "rest-s3.sh: moto did not start" >&2; return 1; }
   S3_ENDPOINT="http://127.0.0.1:$s3_port"
+  REST_S3_PROPS="s3.endpoint=$S3_ENDPOINT
+s3.region=us-east-1
+s3.access-key-id=calving-test-key
+s3.secret-access-key=calving-test-secret
+s3.path-style-access=true
+s3.disable-config-load=true
+s3.disable-ec2-metadata=true"
+}
 
+rest_s3_start() {
+  local work=$1 rest_port classpath
+  s3_start "$work" || return 1
   classpath=$("$_rest_s3_here/../../rust/table/tests/rest-fixture/resolve-rest-fixture.sh" | tail -n1) || return 1
   mkfifo "$work/rest.stdin"
   exec {_rest_s3_fd}<>"$work/rest.stdin"
@@ -41,7 +56,8 @@ rest_s3_start() {
   CATALOG_REST_PORT=0 \
   AWS_EC2_METADATA_DISABLED=true \
     java -Xmx512m -cp "$classpath" org.apache.iceberg.rest.CalvingRestFixture >"$work/rest.out" 2>"$work/rest.log" <"$work/rest.stdin" &
-  _rest_s3_pids+=($!)
+  REST_PID=$!
+  _rest_s3_pids+=("$REST_PID")
   rest_port=
   for _ in $(seq 450); do
     rest_port=$(sed -n 's/^CALVING_REST_FIXTURE_PORT=//p' "$work/rest.out" | head -n1)
@@ -50,17 +66,12 @@ rest_s3_start() {
   done
   [ -n "$rest_port" ] || { echo "rest-s3.sh: the REST fixture did not start:" >&2; tail -n 20 "$work/rest.log" >&2; return 1; }
   REST_URI="http://127.0.0.1:$rest_port"
-  REST_S3_PROPS="s3.endpoint=$S3_ENDPOINT
-s3.region=us-east-1
-s3.access-key-id=calving-test-key
-s3.secret-access-key=calving-test-secret
-s3.path-style-access=true
-s3.disable-config-load=true
-s3.disable-ec2-metadata=true"
 }
 
 rest_s3_stop() {
   local p
-  for p in "${_rest_s3_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # SIGCONT first: a process paused with SIGSTOP (integration/cluster/faults.sh) acts on SIGTERM
+  # only once it runs again.
+  for p in "${_rest_s3_pids[@]}"; do kill "$p" 2>/dev/null && kill -CONT "$p" 2>/dev/null || true; done
   _rest_s3_pids=()
 }

@@ -4,10 +4,14 @@
     read_table.py pyiceberg|duckdb|spark <catalog.db> <warehouse dir> <namespace.table> [--all-columns]
 
 pyiceberg reads through its SqlCatalog on Calving's SQLite catalog file, or, when <catalog.db>
-is an http:// URI, through its RestCatalog at that URI (integration/cluster/run.sh), with the
-storage properties in $CALVING_READ_S3_PROPS (key=value lines: s3.endpoint, s3.access-key-id, ...); DuckDB (its iceberg
-extension, installed from PyPI, offline) reads the table's current metadata file that the same
-catalog points at. Spark (pyspark, local[1]) reads through Iceberg's SparkCatalog with its
+is an http:// URI, through its RestCatalog at that URI (integration/cluster/run.sh), or, when it
+is a postgresql:// URI, through its SqlCatalog on that PostgreSQL database (psycopg2;
+integration/cluster/run.sh with CALVING_CLUSTER_CATALOG=postgres), with the storage properties
+in $CALVING_READ_S3_PROPS (key=value lines: s3.endpoint, s3.access-key-id, ...); DuckDB (its
+iceberg extension, installed from PyPI, offline) reads the table's current metadata file that the
+same catalog points at (asked of the SQLite file or the PostgreSQL database with SQL, of a REST
+catalog with a plain HTTP GET of the table), on S3 through its httpfs extension with the same
+storage properties. Spark (pyspark, local[1]) reads through Iceberg's SparkCatalog with its
 JdbcCatalog on a copy of the catalog file (a reader never writes to Calving's own); the jars (iceberg-spark-runtime, sqlite-jdbc) come from
 $CALVING_SPARK_JARS (comma-separated paths, see integration/typed/resolve-jars.sh). Rows come out as {partition, offset, timestamp (µs), key, value (hex or null),
 headers [[key, hex or null], ...], topic_id}, sorted by (topic_id, partition, offset).
@@ -60,6 +64,34 @@ def as_json(v):
     if isinstance(v, (list, tuple)):
         return [as_json(x) for x in v]
     return str(v)
+
+
+def s3_props():
+    """The storage properties of $CALVING_READ_S3_PROPS (key=value lines)."""
+    import os
+
+    lines = os.environ.get("CALVING_READ_S3_PROPS", "").splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def metadata_location(db, namespace, name):
+    """The table's current metadata file, as its catalog (SQLite file, PostgreSQL or REST) names it."""
+    query = "select metadata_location from iceberg_tables where table_namespace = {0} and table_name = {0}"
+    if db.startswith("http://"):
+        import urllib.request
+
+        prefix = json.load(urllib.request.urlopen(f"{db}/v1/config")).get("overrides", {}).get("prefix")
+        base = f"{db}/v1/{prefix}" if prefix else f"{db}/v1"
+        return json.load(urllib.request.urlopen(f"{base}/namespaces/{namespace}/tables/{name}"))["metadata-location"]
+    if db.startswith(("postgresql://", "postgres://")):
+        import psycopg2
+
+        with psycopg2.connect(db) as con, con.cursor() as cur:
+            cur.execute(query.format("%s"), (namespace, name))
+            (location,) = cur.fetchone()
+            return location
+    (location,) = sqlite3.connect(db).execute(query.format("?"), (namespace, name)).fetchone()
+    return location
 
 
 def spark_rows(db, warehouse, ident):
@@ -129,13 +161,16 @@ def main():
     all_columns = "--all-columns" in sys.argv[5:]
     namespace, name = ident.split(".")
     if engine == "pyiceberg" and db.startswith("http://"):
-        import os
-
         from pyiceberg.catalog.rest import RestCatalog
 
-        lines = os.environ.get("CALVING_READ_S3_PROPS", "").splitlines()
-        props = dict(line.split("=", 1) for line in lines if "=" in line)
-        catalog = RestCatalog("calving", uri=db, warehouse=warehouse, **props)
+        catalog = RestCatalog("calving", uri=db, warehouse=warehouse, **s3_props())
+        rows = catalog.load_table(ident).scan().to_arrow().to_pylist()
+    elif engine == "pyiceberg" and db.startswith(("postgresql://", "postgres://")):
+        from pyiceberg.catalog.sql import SqlCatalog
+
+        # Calving's catalog.name (default `calving`) is the JDBC layout's catalog_name.
+        uri = "postgresql+psycopg2://" + db.split("://", 1)[1]
+        catalog = SqlCatalog("calving", uri=uri, warehouse=warehouse, **s3_props())
         rows = catalog.load_table(ident).scan().to_arrow().to_pylist()
     elif engine == "pyiceberg":
         from pyiceberg.catalog.sql import SqlCatalog
@@ -148,13 +183,22 @@ def main():
 
         duckdb_extensions.import_extension("avro")
         duckdb_extensions.import_extension("iceberg")
-        (location,) = sqlite3.connect(db).execute(
-            "select metadata_location from iceberg_tables where table_namespace = ? and table_name = ?",
-            (namespace, name),
-        ).fetchone()
+        location = metadata_location(db, namespace, name)
         con = duckdb.connect()
         con.execute("LOAD avro")
         con.execute("LOAD iceberg")
+        if location.startswith("s3://"):
+            duckdb_extensions.import_extension("httpfs")
+            con.execute("LOAD httpfs")
+            props = s3_props()
+            endpoint = props.get("s3.endpoint", "")
+            con.execute(
+                "CREATE SECRET calving (TYPE s3, KEY_ID ?, SECRET ?, REGION ?, ENDPOINT ?, URL_STYLE ?, USE_SSL ?)",
+                [props.get("s3.access-key-id", ""), props.get("s3.secret-access-key", ""),
+                 props.get("s3.region", "us-east-1"), endpoint.split("://", 1)[-1],
+                 "path" if props.get("s3.path-style-access") == "true" else "vhost",
+                 not endpoint.startswith("http://")],
+            )
         columns = "*" if all_columns else "kafka, value"
         rows = con.execute(f"select {columns} from iceberg_scan('{location}')").fetch_arrow_table().to_pylist()
     elif engine == "spark":
