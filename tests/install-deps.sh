@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks to build and test Calving, and nothing that is there
-# already: Debian's gradle (4.4.1), Python packages from PyPI (moto, pyiceberg, DuckDB, pyspark),
+# already: Debian's gradle (4.4.1) and postgresql, Python packages from PyPI (moto, pyiceberg, DuckDB, pyspark),
 # and jars from Maven Central (Kafka 3.9.2, 4.1.2 and 4.4.0, Apicurio Registry and its Avro serde,
 # Iceberg's REST fixture and Spark runtime; cached under ~/.cache/calving). Rust (cargo), a JDK 17,
 # Maven and Python 3 are expected on the machine.
@@ -21,6 +21,8 @@ fi
 debs=()
 command -v gradle >/dev/null || debs+=(gradle)
 command -v openssl >/dev/null || debs+=(openssl) # a private CA for the Schema Registry HTTPS test
+# A throwaway PostgreSQL catalog (integration/kafka/postgres.sh: the cluster test, commit-sweep.sh).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || debs+=(postgresql)
 if [ ${#debs[@]} -gt 0 ]; then
   echo "== installing ${debs[*]} (Debian packages)"
   as_root apt-get update -qq
@@ -30,6 +32,7 @@ fi
 python3 -c 'import moto, moto.server, flask_cors; assert moto.__version__ == "5.2.1"' 2>/dev/null || { echo "== installing moto[server] 5.2.1 (loopback S3 server for calving-storage tests)"; python3 -m pip install -q "moto[server]==5.2.1"; }
 python3 -c 'import importlib.metadata as m; assert m.version("pyiceberg") == "0.12.0" and m.version("duckdb") == "1.5.5" and m.version("duckdb-extension-iceberg") == "1.5.5" and m.version("duckdb-extension-avro") == "1.5.5"; import pyiceberg.catalog.sql, pyarrow, sqlalchemy, duckdb_extensions' 2>/dev/null || { echo "== installing pyiceberg 0.12.0 and DuckDB 1.5.5 + iceberg/avro extensions (independent readers for calving-table tests)"; python3 -m pip install -q "pyiceberg[sql-sqlite,pyarrow]==0.12.0" duckdb==1.5.5 duckdb-extensions==1.5.5 duckdb-extension-iceberg==1.5.5 duckdb-extension-avro==1.5.5; }
 python3 -c 'import importlib.metadata as m; assert m.version("pyiceberg-core") == "0.11.0"; import pyiceberg_core' 2>/dev/null || { echo "== installing pyiceberg-core 0.11.0 (pyiceberg writes partitioned tables: the foreign maintenance of rust/rsm/tests/maintenance.rs)"; python3 -m pip install -q "pyiceberg-core==0.11.0"; }
+python3 -c 'import importlib.metadata as m; assert m.version("duckdb-extension-httpfs") == "1.5.5"; import psycopg2' 2>/dev/null || { echo "== installing psycopg2-binary and DuckDB's httpfs extension 1.5.5 (pyiceberg's SqlCatalog on PostgreSQL, DuckDB on S3: integration/cluster/run.sh postgres, faults.sh)"; python3 -m pip install -q "pyiceberg[sql-postgres]==0.12.0" duckdb-extension-httpfs==1.5.5; }
 echo "== resolving Apache Iceberg's REST catalog fixture 1.10.1 (calving-table tests)"
 "$root/rust/table/tests/rest-fixture/resolve-rest-fixture.sh" | tail -n1
 # 3.9.2 and 4.4.0: integration/e2e/run.sh in tests/run-all.sh; 4.1.2: the other suites and the
