@@ -195,6 +195,11 @@ pub struct TimestampDeltas {
 }
 
 impl TimestampDeltas {
+    /// About the bytes these deltas hold in memory.
+    pub fn memory_size(&self) -> usize {
+        self.runs.len() * std::mem::size_of::<(i64, u32, usize)>() + self.packed.len()
+    }
+
     /// Records per run at most, so serving a batch decodes little more than its own records.
     pub const MAX_RUN: u32 = 1024;
 
@@ -405,6 +410,29 @@ impl<'a> R<'a> {
 const BATCH_LEN: usize = 1 + 8 + 4 + 4 + 1 + 2 + 4 + 8 + 8 + 8 + 2 + 4 + 4 + 8 + 4 + 4 + 1 + 8 + 4 + 8;
 
 impl Sidecar {
+    /// About the bytes this sidecar holds in memory, parsed (what a cache of sidecars counts).
+    pub fn memory_size(&self) -> usize {
+        use std::mem::size_of;
+        let schemas = |w: &Option<WriterSchemas>| w.as_ref().map_or(0, |w| w.schemas.values().map(|t| t.len() + 64).sum());
+        size_of::<Sidecar>()
+            + self.files.iter().map(|f| size_of::<DataFileRef>() + f.location.len()).sum::<usize>()
+            + self.batches.len() * size_of::<BatchEntry>()
+            + self
+                .exceptions
+                .iter()
+                .map(|e| size_of::<RecordException>() + if let RecordException::HeaderKey { key, .. } = e { key.len() } else { 0 })
+                .sum::<usize>()
+            + self.timestamp_deltas.memory_size()
+            + self.verbatim.len()
+            + self.offset_index.len()
+            + self.time_index.len()
+            + self.txn_index.as_ref().map_or(0, Vec::len)
+            + self.producer_snapshot.len()
+            + self.leader_epoch.len()
+            + schemas(&self.value_schemas)
+            + schemas(&self.key_schemas)
+    }
+
     fn section(&self, id: SectionId) -> Vec<u8> {
         let mut w = W::default();
         match id {

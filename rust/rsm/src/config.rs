@@ -21,8 +21,10 @@ pub const SIDECAR_LOCATION: &str = "sidecar.location";
 /// snapshot expiry per the tables' `history.expire.*`) in the background this often, on the
 /// tables this broker writes; unset (default): never (run `calving maintain`, or Spark).
 pub const MAINTENANCE_INTERVAL_MS: &str = "maintenance.interval.ms";
-/// `sidecar.cache.entries`: parsed sidecars kept in memory (default 256).
+/// `sidecar.cache.entries`: parsed sidecars kept in memory, at most (default 256).
 pub const SIDECAR_CACHE_ENTRIES: &str = "sidecar.cache.entries";
+/// `sidecar.cache.bytes`: memory the parsed sidecars kept may take, at most (default 64 MiB).
+pub const SIDECAR_CACHE_BYTES: &str = "sidecar.cache.bytes";
 
 /// `value.mode`: how values become rows, `key_value` (default: the raw `value` column),
 /// `value_schema_id_prefix` or `value_schema_latest`; per topic as `topic.<name>.value.mode`.
@@ -118,6 +120,7 @@ pub struct RsmConfig {
     pub topic_retention: HashMap<String, RetentionMode>,
     pub fetch_chunk_bytes: usize,
     pub sidecar_cache_entries: usize,
+    pub sidecar_cache_bytes: usize,
     pub value_mode: ValueMode,
     pub topic_value_mode: HashMap<String, ValueMode>,
     /// `topic.<name>.value.subject`: the subject of `value_schema_latest` (default `<topic>-value`).
@@ -212,6 +215,10 @@ impl RsmConfig {
             Some(v) => parse_usize(SIDECAR_CACHE_ENTRIES, v)?,
             None => 256,
         };
+        let sidecar_cache_bytes = match properties.get(SIDECAR_CACHE_BYTES) {
+            Some(v) => parse_usize(SIDECAR_CACHE_BYTES, v)?,
+            None => 64 << 20,
+        };
         let sidecar_location = properties
             .get(SIDECAR_LOCATION)
             .cloned()
@@ -230,6 +237,7 @@ impl RsmConfig {
             topic_retention,
             fetch_chunk_bytes,
             sidecar_cache_entries,
+            sidecar_cache_bytes,
             value_mode,
             topic_value_mode,
             topic_value_subject,

@@ -52,6 +52,7 @@ mod delete;
 mod fetch;
 mod maintain;
 mod metrics;
+mod sidecar_cache;
 mod sweep;
 mod typed;
 
@@ -102,8 +103,7 @@ pub(crate) struct Inner {
     pub(crate) catalog: CalvingCatalog,
     pub(crate) rows: RowReader,
     table_locations: Mutex<HashMap<String, String>>,
-    sidecars: Mutex<HashMap<KafkaUuid, Arc<Sidecar>>>,
-    sidecar_cache_entries: usize,
+    sidecars: sidecar_cache::SidecarCache,
     /// The Schema Registry of the schema modes.
     pub(crate) registry: Option<Arc<calving_schema::SchemaRegistry>>,
     /// (topic, schema id) pairs whose trouble was logged already.
@@ -153,7 +153,7 @@ impl RemoteStorage {
             )),
             None => None,
         };
-        let sidecar_cache_entries = config.sidecar_cache_entries;
+        let sidecars = sidecar_cache::SidecarCache::new(config.sidecar_cache_entries, config.sidecar_cache_bytes);
         let inner = Arc::new(Inner {
                 runtime,
                 config,
@@ -161,8 +161,7 @@ impl RemoteStorage {
                 catalog,
                 rows,
                 table_locations: Mutex::default(),
-                sidecars: Mutex::default(),
-                sidecar_cache_entries,
+                sidecars,
                 registry,
                 warned: Mutex::default(),
                 stop: Arc::default(),
@@ -214,9 +213,14 @@ impl RemoteStorage {
     }
 
     /// The plugin's metrics, by their JMX attribute names (see the `metrics` module and the
-    /// README): calls, latencies, bytes, typed values, tiering lag, commits, errors by kind.
+    /// README): calls, latencies, bytes, typed values, tiering lag, commits, errors by kind, the
+    /// sidecar cache's size.
     pub fn metrics(&self) -> Vec<(String, f64)> {
-        self.inner.metrics.read(self.inner.catalog.commit_stats())
+        let mut out = self.inner.metrics.read(self.inner.catalog.commit_stats());
+        let (entries, bytes) = self.inner.sidecars.usage();
+        out.push(("SidecarCacheEntries".into(), entries as f64));
+        out.push(("SidecarCacheBytes".into(), bytes as f64));
+        out
     }
 
     fn fetch_index_untimed(&self, segment: &SegmentMetadata, index: IndexType) -> Result<Vec<u8>> {
@@ -433,12 +437,7 @@ impl Inner {
     /// Remembers where a cached sidecar's rows are now (after the files it named were compacted
     /// away), so the next fetches of the segment read them there at once.
     pub(crate) fn repoint_sidecar(&self, segment_id: KafkaUuid, files: Vec<calving_layout::sidecar::DataFileRef>) {
-        let mut cache = self.sidecars.lock().expect("sidecar cache");
-        if let Some(cached) = cache.get(&segment_id) {
-            let mut moved = Sidecar::clone(cached);
-            moved.files = files;
-            cache.insert(segment_id, Arc::new(moved));
-        }
+        self.sidecars.repoint(segment_id, files);
     }
 
     /// The live data files of `table` that hold offsets `start..=end` of `topic_id`/`partition`,
@@ -476,13 +475,13 @@ impl Inner {
     }
 
     pub(crate) fn forget_sidecar(&self, segment: &SegmentMetadata) {
-        self.sidecars.lock().expect("sidecar cache").remove(&segment.segment_id);
+        self.sidecars.remove(&segment.segment_id);
     }
 
     /// The segment's sidecar, cached.
     pub(crate) fn sidecar(&self, segment: &SegmentMetadata) -> Result<Arc<Sidecar>> {
-        if let Some(s) = self.sidecars.lock().expect("sidecar cache").get(&segment.segment_id) {
-            return Ok(s.clone());
+        if let Some(s) = self.sidecars.get(&segment.segment_id) {
+            return Ok(s);
         }
         let mut bytes = None;
         let mut tried = Vec::new();
@@ -502,11 +501,7 @@ impl Inner {
             return Err(RsmError::NotFound { segment: segment.to_string(), what: format!("sidecar {}", tried.join(" or ")) });
         };
         let sidecar = Arc::new(Sidecar::decode(&bytes).map_err(|source| RsmError::Layout { segment: segment.to_string(), source })?);
-        let mut cache = self.sidecars.lock().expect("sidecar cache");
-        if cache.len() >= self.sidecar_cache_entries {
-            cache.clear();
-        }
-        cache.insert(segment.segment_id, sidecar.clone());
+        self.sidecars.insert(segment.segment_id, Arc::clone(&sidecar));
         Ok(sidecar)
     }
 }
