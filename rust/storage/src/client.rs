@@ -14,10 +14,12 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
-use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, RetryConfig, StaticCredentialProvider,
+};
 use url::Url;
 
 use crate::config::{
@@ -228,7 +230,7 @@ fn gcs_builder(config: &StorageConfig, bucket: &str) -> Result<GoogleCloudStorag
         GoogleCloudStorageBuilder::from_env()
     };
     b = b.with_bucket_name(bucket);
-    let endpoint = config.raw(ConfigKey::GcsServicePath);
+    let endpoint = config.raw(ConfigKey::GcsServiceHost);
     if let Some(endpoint) = endpoint {
         b = b.with_base_url(endpoint.trim_end_matches('/'));
     }
@@ -240,7 +242,14 @@ fn gcs_builder(config: &StorageConfig, bucket: &str) -> Result<GoogleCloudStorag
     }
     let anonymous = config.flag(ConfigKey::GcsNoAuth)?;
     if anonymous {
-        b = b.with_skip_signature(true);
+        // Reads and listings honour `skip_signature`; object_store 0.14's writes (PUT, DELETE,
+        // multipart) still fetch a token, from the metadata server by default. An empty static
+        // token keeps them from asking anyone.
+        b = b
+            .with_skip_signature(true)
+            .with_credentials(Arc::new(StaticCredentialProvider::new(GcpCredential {
+                bearer: String::new(),
+            })));
     }
     if config.flag(ConfigKey::GcsDisableVmMetadata)? && !anonymous {
         let has = |k| b.get_config_value(&k).is_some_and(|v| !v.is_empty());
@@ -262,19 +271,30 @@ fn gcs_builder(config: &StorageConfig, bucket: &str) -> Result<GoogleCloudStorag
     )
 }
 
+/// The account and key of the Azure Storage emulators (Azurite), as Microsoft documents them: what
+/// `UseDevelopmentStorage=true` stands for.
+const EMULATOR_ACCOUNT: &str = "devstoreaccount1";
+const EMULATOR_ACCOUNT_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
 fn azure_builder(
     config: &StorageConfig,
     scheme_str: &str,
     authority: &str,
 ) -> Result<MicrosoftAzureBuilder> {
-    // `with_url` understands `abfss://container@account.dfs.core.windows.net` and `az://container`.
-    let mut b = MicrosoftAzureBuilder::from_env().with_url(format!("{scheme_str}://{authority}"));
-    let mut endpoint = None;
+    // `with_url` understands `abfs[s]://container@account.(dfs|blob).core.windows.net` and
+    // `az://container`; Hadoop's `wasb[s]://container@account.blob.core.windows.net` names the
+    // same container and account.
+    let url_scheme = match scheme_str {
+        "wasb" => "abfs",
+        "wasbs" => "abfss",
+        other => other,
+    };
+    let mut b = MicrosoftAzureBuilder::from_env().with_url(format!("{url_scheme}://{authority}"));
+    let (mut endpoint, mut emulator) = (None, false);
     if let Some(cs) = config.raw(ConfigKey::AdlsConnectionString) {
         let cs = parse_connection_string(cs)?;
-        if cs.use_emulator {
-            b = b.with_use_emulator(true);
-        }
+        emulator = cs.use_emulator;
         if let Some(v) = cs.account_name {
             b = b.with_account(v);
         }
@@ -284,10 +304,7 @@ fn azure_builder(
         if let Some(v) = cs.sas {
             b = b.with_config(AzureConfigKey::SasKey, v);
         }
-        if let Some(v) = cs.blob_endpoint {
-            endpoint = Some(v.clone());
-            b = b.with_endpoint(v);
-        }
+        endpoint = cs.blob_endpoint;
     }
     if let Some(v) = config.raw(ConfigKey::AdlsAccountName) {
         b = b.with_account(v);
@@ -311,6 +328,26 @@ fn azure_builder(
         b = b.with_authority_host(v);
     }
     let allow_http = endpoint_is_http(endpoint.as_deref());
+    match endpoint {
+        // An emulator on its own address (`BlobEndpoint=http://127.0.0.1:PORT/devstoreaccount1`):
+        // requests go to `<endpoint>/<container>/<path>`, signed like any account's.
+        Some(endpoint) => {
+            if emulator {
+                let unset = |b: &MicrosoftAzureBuilder, k| b.get_config_value(&k).is_none();
+                if unset(&b, AzureConfigKey::AccountName) {
+                    b = b.with_account(EMULATOR_ACCOUNT);
+                }
+                if unset(&b, AzureConfigKey::AccessKey) && unset(&b, AzureConfigKey::SasKey) {
+                    b = b.with_access_key(EMULATOR_ACCOUNT_KEY);
+                }
+            }
+            b = b.with_endpoint(endpoint);
+        }
+        // `UseDevelopmentStorage=true` alone: object_store's emulator mode (127.0.0.1:10000, or
+        // `AZURITE_BLOB_STORAGE_URL`), plain HTTP.
+        None if emulator => b = b.with_use_emulator(true),
+        None => {}
+    }
     Ok(b.with_client_options(client_options(config, allow_http))
         .with_retry(retry_config(config)))
 }
@@ -401,6 +438,59 @@ mod tests {
             )],
         );
         build_store(&az, Scheme::Azure, "az", "c").unwrap();
+    }
+
+    #[test]
+    fn azure_endpoints_from_either_connection_string_form() {
+        let endpoint = |az: &MicrosoftAzureBuilder| az.get_config_value(&AzureConfigKey::Endpoint);
+        // Iceberg Java: the per-account key holds the Blob endpoint URL.
+        let c = config(
+            "abfs://c@devstoreaccount1.dfs.core.windows.net/wh",
+            &[(
+                "adls.connection-string.devstoreaccount1.dfs.core.windows.net",
+                "http://127.0.0.1:10000/devstoreaccount1/",
+            )],
+        );
+        let b = azure_builder(&c, "abfs", "c@devstoreaccount1.dfs.core.windows.net").unwrap();
+        assert_eq!(
+            endpoint(&b).as_deref(),
+            Some("http://127.0.0.1:10000/devstoreaccount1")
+        );
+        // An emulator connection string with its own endpoint: the emulator's account and key.
+        let c = config(
+            "az://c/wh",
+            &[(
+                "adls.connection-string",
+                "UseDevelopmentStorage=true;BlobEndpoint=http://127.0.0.1:4000/devstoreaccount1",
+            )],
+        );
+        let b = azure_builder(&c, "az", "c").unwrap();
+        assert_eq!(
+            endpoint(&b).as_deref(),
+            Some("http://127.0.0.1:4000/devstoreaccount1")
+        );
+        assert_eq!(
+            b.get_config_value(&AzureConfigKey::AccountName).as_deref(),
+            Some(EMULATOR_ACCOUNT)
+        );
+        assert!(b.get_config_value(&AzureConfigKey::AccessKey).is_some());
+        // `UseDevelopmentStorage=true` alone: object_store's emulator mode.
+        let c = config(
+            "az://c/wh",
+            &[("adls.connection-string", "UseDevelopmentStorage=true")],
+        );
+        let b = azure_builder(&c, "az", "c").unwrap();
+        assert_eq!(
+            b.get_config_value(&AzureConfigKey::UseEmulator).as_deref(),
+            Some("true")
+        );
+        assert_eq!(endpoint(&b), None);
+        // Hadoop's wasbs:// names a container and account as abfss:// does.
+        let c = config(
+            "wasbs://c@acct.blob.core.windows.net/wh",
+            &[("adls.account-key", "a2V5")],
+        );
+        build_store(&c, Scheme::Azure, "wasbs", "c@acct.blob.core.windows.net").unwrap();
     }
 
     #[test]

@@ -10,16 +10,21 @@
 //! - [`kafka_records_dump`]: `tests/oracle/KafkaRecordsDump.java`, which reads files with Kafka's
 //!   own record parser (`FileRecords`, `ensureValid()`) and prints JSON lines.
 //!
-//! - [`s3::S3Server`]: moto's S3 server on loopback; [`registry::Registry`]: Apicurio Registry
-//!   (a Confluent-compatible Schema Registry) on loopback: the real parts the storage, rsm and
-//!   schema suites run against.
+//! - [`s3::S3Server`]: moto's S3 server on loopback; [`gcs::GcsServer`]: fake-gcs-server (plus
+//!   the XML API writes it lacks) on loopback; [`azure::AzuriteServer`]: Azurite's Blob service on
+//!   loopback; [`registry::Registry`]: Apicurio Registry (a Confluent-compatible Schema Registry)
+//!   on loopback: the real parts the storage, rsm and schema suites run against.
 //!
 //! A missing piece (no Java, no Maven) fails the test with the reason: an oracle test that
 //! silently skipped would count as coverage it is not.
 
+pub mod azure;
+pub mod gcs;
 pub mod registry;
 pub mod s3;
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -32,6 +37,32 @@ pub fn package_dir() -> PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
+/// One plain (unsigned) HTTP/1.1 request to `127.0.0.1:port`, with `headers`; returns the status
+/// and the rest of the answer (headers and body).
+pub(crate) fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut reader = BufReader::new(stream);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line)?;
+    let status = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut rest = String::new();
+    let _ = reader.read_to_string(&mut rest);
+    Ok((status, rest))
 }
 
 /// The repository root (every package is at `rust/<name>`).

@@ -3,10 +3,11 @@
 //! (DESIGN.md, "Real components in tests"). Killed when dropped, also on panic; it also exits by
 //! itself when the test process is gone, or after 20 minutes.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::http_request;
 
 /// The moto version `tests/install-deps.sh` installs.
 pub const MOTO_VERSION: &str = "5.2.1";
@@ -88,21 +89,7 @@ impl S3Server {
 
     /// One plain (unsigned) HTTP/1.1 request; returns the status and body.
     pub fn request(&self, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.port,
-            body.len()
-        )?;
-        let mut reader = BufReader::new(stream);
-        let mut status_line = String::new();
-        reader.read_line(&mut status_line)?;
-        let status = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let mut rest = String::new();
-        let _ = reader.read_to_string(&mut rest);
-        Ok((status, rest))
+        http_request(self.port, method, path, &[], body)
     }
 
     /// Creates a bucket with a path-style PUT.

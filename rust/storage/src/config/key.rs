@@ -116,13 +116,15 @@ config_keys! {
     // ---- Google Cloud Storage (Iceberg's GCPProperties names).
     /// Project id: accepted for compatibility, object_store does not need it.
     GcsProjectId => "gcs.project-id", aliases [], default None, secret false;
-    /// Endpoint (base URL) of the GCS JSON API, e.g. for an emulator.
-    GcsServicePath => "gcs.service.path", aliases [], default None, secret false;
+    /// Endpoint (base URL) of the service, e.g. `http://127.0.0.1:4443` for an emulator (default
+    /// `https://storage.googleapis.com`). Iceberg Java's and pyiceberg's name; iceberg-rust's
+    /// `gcs.service.path` is an alias.
+    GcsServiceHost => "gcs.service.host", aliases ["gcs.service.path"], default None, secret false;
     /// Service-account key: JSON, raw or base64-encoded (iceberg-rust's form).
     GcsCredentialsJson => "gcs.credentials-json", aliases [], default None, secret true;
     /// Static OAuth2 bearer token (not refreshed).
     GcsOauth2Token => "gcs.oauth2.token", aliases [], default None, secret true;
-    /// Send unsigned requests.
+    /// Send unsigned requests (public buckets, emulators).
     GcsNoAuth => "gcs.no-auth", aliases ["gcs.allow-anonymous"], default Some("false"), secret false;
     /// Never ask the GCE metadata server for credentials.
     GcsDisableVmMetadata => "gcs.disable-vm-metadata", aliases [], default Some("false"), secret false;
@@ -131,9 +133,10 @@ config_keys! {
 
     // ---- Azure Data Lake Storage / Blob (Iceberg's AzureProperties names).
     /// Storage account name (for `az://container/…`; `abfss://container@account.dfs.core.windows.net` names it).
-    AdlsAccountName => "adls.account-name", aliases [], default None, secret false;
-    /// Shared account key.
-    AdlsAccountKey => "adls.account-key", aliases [], default None, secret true;
+    /// Iceberg Java's shared-key name is an alias.
+    AdlsAccountName => "adls.account-name", aliases ["adls.auth.shared-key.account.name"], default None, secret false;
+    /// Shared account key (base64). Iceberg Java's shared-key name is an alias.
+    AdlsAccountKey => "adls.account-key", aliases ["adls.auth.shared-key.account.key"], default None, secret true;
     /// SAS token (Iceberg Java's per-account form `adls.sas-token.<account-host>` is accepted too).
     AdlsSasToken => "adls.sas-token", aliases [], default None, secret true;
     /// Tenant id of a service principal.
@@ -144,8 +147,10 @@ config_keys! {
     AdlsClientSecret => "adls.client-secret", aliases [], default None, secret true;
     /// Authority host of the service principal (default `https://login.microsoftonline.com`).
     AdlsAuthorityHost => "adls.authority-host", aliases [], default None, secret false;
-    /// Connection string (`AccountName=…;AccountKey=…;SharedAccessSignature=…;BlobEndpoint=…` or
-    /// `UseDevelopmentStorage=true`); the other `adls.*` keys override its parts.
+    /// Connection string (pyiceberg's form: `AccountName=…;AccountKey=…;SharedAccessSignature=…;BlobEndpoint=…`
+    /// or `UseDevelopmentStorage=true`), or the Blob endpoint URL alone (Iceberg Java's per-account form
+    /// `adls.connection-string.<account>.dfs.core.windows.net=http://127.0.0.1:10000/devstoreaccount1`);
+    /// the other `adls.*` keys override its parts.
     AdlsConnectionString => "adls.connection-string", aliases [], default None, secret true;
 }
 

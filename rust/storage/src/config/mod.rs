@@ -41,7 +41,8 @@ pub enum Scheme {
     S3,
     /// `gs://`, `gcs://`: Google Cloud Storage.
     Gcs,
-    /// `abfss://`, `abfs://`, `az://`, `adl://`, `azure://`: Azure Blob / ADLS Gen2.
+    /// `abfss://`, `abfs://`, `wasbs://`, `wasb://`, `az://`, `adl://`, `azure://`: Azure Blob /
+    /// ADLS Gen2.
     Azure,
 }
 
@@ -53,7 +54,7 @@ impl Scheme {
             "memory" => Some(Scheme::Memory),
             "s3" | "s3a" | "s3n" => Some(Scheme::S3),
             "gs" | "gcs" => Some(Scheme::Gcs),
-            "abfss" | "abfs" | "az" | "adl" | "azure" => Some(Scheme::Azure),
+            "abfss" | "abfs" | "wasbs" | "wasb" | "az" | "adl" | "azure" => Some(Scheme::Azure),
             _ => None,
         }
     }
@@ -347,8 +348,8 @@ impl StorageConfig {
         if let Some(endpoint) = self.raw(ConfigKey::S3Endpoint) {
             check_endpoint(ConfigKey::S3Endpoint, endpoint)?;
         }
-        if let Some(endpoint) = self.raw(ConfigKey::GcsServicePath) {
-            check_endpoint(ConfigKey::GcsServicePath, endpoint)?;
+        if let Some(endpoint) = self.raw(ConfigKey::GcsServiceHost) {
+            check_endpoint(ConfigKey::GcsServiceHost, endpoint)?;
         }
         match self
             .raw(ConfigKey::S3SseType)
@@ -464,7 +465,9 @@ fn normalize_warehouse(warehouse: &str) -> Result<(String, Scheme)> {
     let scheme = Scheme::from_url_scheme(scheme_str).ok_or_else(|| {
         Error::invalid_config(
             "warehouse",
-            format!("unsupported scheme {scheme_str:?} (file, s3, s3a, gs, abfss, az, memory)"),
+            format!(
+                "unsupported scheme {scheme_str:?} (file, s3, s3a, gs, abfss, abfs, wasbs, az, memory)"
+            ),
         )
     })?;
     let (authority, _path) = rest.split_once('/').unwrap_or((rest, ""));
@@ -507,7 +510,8 @@ fn normalize_warehouse(warehouse: &str) -> Result<(String, Scheme)> {
     Ok((normalized, scheme))
 }
 
-/// The parts of an Azure connection string this crate uses.
+/// The parts of an Azure connection string this crate uses (the endpoint alone for Iceberg
+/// Java's form, a URL).
 #[derive(Default)]
 pub(crate) struct ConnectionString {
     pub(crate) account_name: Option<String>,
@@ -519,6 +523,26 @@ pub(crate) struct ConnectionString {
 
 pub(crate) fn parse_connection_string(cs: &str) -> Result<ConnectionString> {
     let mut out = ConnectionString::default();
+    let trimmed = cs.trim();
+    let lower = trimmed.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        // Iceberg Java's `adls.connection-string.<account host>`: the Blob endpoint URL. It may
+        // carry a SAS token in its query, so the value is never part of an error.
+        let url = Url::parse(trimmed).map_err(|e| {
+            Error::invalid_config(
+                ConfigKey::AdlsConnectionString.as_str(),
+                format!("not a valid endpoint URL: {e}"),
+            )
+        })?;
+        if url.password().is_some() || !url.username().is_empty() {
+            return Err(Error::invalid_config(
+                ConfigKey::AdlsConnectionString.as_str(),
+                "the endpoint URL must not contain user information",
+            ));
+        }
+        out.blob_endpoint = Some(trimmed.trim_end_matches('/').to_string());
+        return Ok(out);
+    }
     for part in cs.split(';').map(str::trim).filter(|p| !p.is_empty()) {
         let Some((k, v)) = part.split_once('=') else {
             return Err(Error::invalid_config(
@@ -530,7 +554,7 @@ pub(crate) fn parse_connection_string(cs: &str) -> Result<ConnectionString> {
             "accountname" => out.account_name = Some(v.to_string()),
             "accountkey" => out.account_key = Some(v.to_string()),
             "sharedaccesssignature" => out.sas = Some(v.to_string()),
-            "blobendpoint" => out.blob_endpoint = Some(v.to_string()),
+            "blobendpoint" => out.blob_endpoint = Some(v.trim_end_matches('/').to_string()),
             "usedevelopmentstorage" => out.use_emulator = v.eq_ignore_ascii_case("true"),
             // Derived by the client from the account name.
             "defaultendpointsprotocol"
@@ -707,6 +731,51 @@ mod tests {
     }
 
     #[test]
+    fn iceberg_java_and_pyiceberg_names_of_gcs_and_azure_settings() {
+        for name in ["gcs.service.host", "gcs.service.path"] {
+            let c =
+                StorageConfig::new("gs://b", &props(&[(name, "http://127.0.0.1:4443")])).unwrap();
+            assert_eq!(
+                c.get(ConfigKey::GcsServiceHost),
+                Some("http://127.0.0.1:4443"),
+                "{name}"
+            );
+        }
+        let c = StorageConfig::new(
+            "abfs://c@devstoreaccount1.dfs.core.windows.net/wh",
+            &props(&[
+                ("adls.auth.shared-key.account.name", "devstoreaccount1"),
+                ("adls.auth.shared-key.account.key", "a2V5"),
+                (
+                    "adls.connection-string.devstoreaccount1.dfs.core.windows.net",
+                    "http://127.0.0.1:10000/devstoreaccount1",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.get(ConfigKey::AdlsAccountName), Some("devstoreaccount1"));
+        assert!(c.is_set(ConfigKey::AdlsAccountKey));
+        let endpoint = parse_connection_string(c.raw(ConfigKey::AdlsConnectionString).unwrap())
+            .unwrap()
+            .blob_endpoint;
+        assert_eq!(
+            endpoint.as_deref(),
+            Some("http://127.0.0.1:10000/devstoreaccount1")
+        );
+        // A URL with user information is refused without printing it.
+        let err = StorageConfig::new(
+            "abfs://c@a.dfs.core.windows.net",
+            &props(&[("adls.connection-string", "https://user:SECRETVALUE@host/a")]),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidConfig { key, .. } if key == "adls.connection-string"),
+            "{err:?}"
+        );
+        assert!(!format!("{err:?}").contains("SECRETVALUE"), "{err:?}");
+    }
+
+    #[test]
     fn defaults() {
         let c = StorageConfig::new("s3://bucket/prefix/", &HashMap::new()).unwrap();
         assert_eq!(c.warehouse(), "s3://bucket/prefix");
@@ -772,6 +841,11 @@ mod tests {
         ok(
             "abfss://c@acct.dfs.core.windows.net/x",
             "abfss://c@acct.dfs.core.windows.net/x",
+            Scheme::Azure,
+        );
+        ok(
+            "wasbs://c@acct.blob.core.windows.net/x",
+            "wasbs://c@acct.blob.core.windows.net/x",
             Scheme::Azure,
         );
         for bad in [

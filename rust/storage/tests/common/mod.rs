@@ -1,5 +1,6 @@
 //! Shared pieces of this crate's integration tests: a real S3-protocol server (moto's server
-//! mode, from calving-test-utils) on loopback, log capture, unique names.
+//! mode), a GCS emulator (fake-gcs-server) and Azurite, from calving-test-utils, on loopback;
+//! log capture, unique names.
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::HashMap;
@@ -94,8 +95,49 @@ pub trait S3Config {
 
 impl S3Config for S3Server {
     fn config(&self, bucket: &str, prefix: &str, extra: &[(&str, &str)]) -> StorageConfig {
-        let mut p: HashMap<String, String> = S3Server::s3_props(&self.endpoint).into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-        p.extend(props(extra));
+        let p = with_extra(S3Server::s3_props(&self.endpoint), extra);
         StorageConfig::new(&format!("s3://{bucket}/{prefix}"), &p).expect("S3 config")
+    }
+}
+
+#[allow(unused_imports)]
+pub use calving_test_utils::azure::AzuriteServer;
+#[allow(unused_imports)]
+pub use calving_test_utils::gcs::GcsServer;
+
+/// The configuration of a warehouse on an emulator, as for the real service.
+pub trait EmulatorConfig {
+    /// The configuration of `<prefix>` in `bucket` (a bucket or container) on this emulator.
+    fn config(&self, bucket: &str, prefix: &str, extra: &[(&str, &str)]) -> StorageConfig;
+}
+
+fn with_extra(
+    base: Vec<(&'static str, String)>,
+    extra: &[(&str, &str)],
+) -> HashMap<String, String> {
+    let mut p: HashMap<String, String> =
+        base.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    p.extend(props(extra));
+    p
+}
+
+impl EmulatorConfig for GcsServer {
+    /// `gs://bucket/prefix`, `gcs.service.host` pointing at the emulator, no auth.
+    fn config(&self, bucket: &str, prefix: &str, extra: &[(&str, &str)]) -> StorageConfig {
+        let p = with_extra(GcsServer::gcs_props(&self.endpoint), extra);
+        StorageConfig::new(&format!("gs://{bucket}/{prefix}"), &p).expect("GCS config")
+    }
+}
+
+impl EmulatorConfig for AzuriteServer {
+    /// `abfs://container@devstoreaccount1.dfs.core.windows.net/prefix` with Iceberg Java's
+    /// shared-key and per-account endpoint keys.
+    fn config(&self, container: &str, prefix: &str, extra: &[(&str, &str)]) -> StorageConfig {
+        let p = with_extra(AzuriteServer::adls_props(&self.endpoint), extra);
+        let warehouse = format!(
+            "abfs://{container}@{}.dfs.core.windows.net/{prefix}",
+            calving_test_utils::azure::ACCOUNT
+        );
+        StorageConfig::new(&warehouse, &p).expect("Azure config")
     }
 }
