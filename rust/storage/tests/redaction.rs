@@ -1,6 +1,7 @@
 //! Credentials never appear in `Debug`/`Display` of the configuration, the storage, the
 //! factory or FileIO, in errors (ours and iceberg's), or in logs (every target, TRACE level),
-//! neither on failure paths nor on the real S3 wire path (moto on loopback).
+//! neither on failure paths nor on the real wire paths (moto, fake-gcs-server and Azurite on
+//! loopback).
 //!
 //! Its own test binary: the log capture is the global tracing subscriber.
 
@@ -10,7 +11,9 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use calving_storage::{Error, ObjectStorage, StorageConfig};
-use common::{closed_port, props, unique, CapturedLogs, S3Config, S3Server};
+use common::{
+    closed_port, props, unique, AzuriteServer, CapturedLogs, GcsServer, S3Config, S3Server,
+};
 
 fn s3_config(endpoint: &str, extra: &[(&str, &str)]) -> StorageConfig {
     let mut p = props(&[
@@ -170,5 +173,75 @@ async fn s3_credentials_stay_out_of_logs_on_the_wire_path() {
             !all.contains(secret),
             "a credential in Debug/Display: {all}"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcs_and_azure_credentials_stay_out_of_logs_on_the_wire_path() {
+    let gcs = GcsServer::start();
+    let azurite = AzuriteServer::start();
+    let bucket = unique("secrets").to_lowercase();
+    gcs.create_bucket(&bucket);
+    azurite.create_container(&bucket);
+    // fake-gcs-server takes any bearer token; Azurite checks the shared-key signatures.
+    let token = "gcs-wire-token-SECRET-0123456789";
+    let gcs_config = StorageConfig::new(
+        &format!("gs://{bucket}/wh"),
+        &props(&[
+            ("gcs.service.host", &gcs.endpoint),
+            ("gcs.oauth2.token", token),
+            ("gcs.disable-config-load", "true"),
+        ]),
+    )
+    .unwrap();
+    let connection_string = azurite.connection_string();
+    let azure_config = StorageConfig::new(
+        &format!(
+            "abfss://{bucket}@{}.dfs.core.windows.net/wh",
+            calving_test_utils::azure::ACCOUNT
+        ),
+        &props(&[("adls.connection-string", &connection_string)]),
+    )
+    .unwrap();
+    let logs = CapturedLogs::global();
+    let mut texts = Vec::new();
+    for config in [gcs_config, azure_config] {
+        let storage = ObjectStorage::new(config.clone()).unwrap();
+        let loc = storage.location("x/y.bin");
+        storage
+            .put(&loc, Bytes::from_static(b"payload"))
+            .await
+            .unwrap();
+        assert_eq!(&storage.get(&loc).await.unwrap()[..], b"payload");
+        let mut w = storage.writer(&storage.location("x/big.bin")).unwrap();
+        w.write(Bytes::from(vec![1u8; 9 * common::MIB]))
+            .await
+            .unwrap();
+        w.finish().await.unwrap();
+        let io = storage.file_io();
+        io.new_output(storage.location("x/m.json"))
+            .unwrap()
+            .write(Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
+        texts.extend([
+            format!("{config:?}"),
+            format!("{config}"),
+            format!("{storage:?}"),
+            format!("{io:?}"),
+        ]);
+    }
+    let all = texts.join("\n") + &logs.text();
+    assert!(all.contains("<redacted>"), "{all}");
+    assert!(
+        all.contains("storage operation done"),
+        "the operations were logged: {all}"
+    );
+    for secret in [
+        token,
+        connection_string.as_str(),
+        calving_test_utils::azure::ACCOUNT_KEY,
+    ] {
+        assert!(!all.contains(secret), "a credential leaked: {all}");
     }
 }
