@@ -2,7 +2,8 @@
 //!
 //! Owns the translation of Iceberg property names into object_store builder calls, per backend:
 //! `s3.*` → `AmazonS3Builder`, `gcs.*` → `GoogleCloudStorageBuilder`, `adls.*` →
-//! `MicrosoftAzureBuilder`, plus the shared `storage.*` retry and timeout settings
+//! `MicrosoftAzureBuilder` (an emulator or another endpoint through `adls.connection-string`;
+//! `wasb[s]://` read as `abfs[s]://`), plus the shared `storage.*` retry and timeout settings
 //! (`ClientOptions`, `RetryConfig`). `file` is one `LocalFileSystem` rooted at `/`; `memory` is a
 //! process-wide registry of `InMemory` stores by name, so that every client built from the same
 //! `memory://name` location (ours and iceberg's FileIO) sees the same objects while any is alive.

@@ -6,9 +6,11 @@
 //!
 //! # Pieces
 //!
-//! - [`StorageConfig`]: the warehouse location plus properties (`s3.endpoint`,
-//!   `s3.path-style-access`, `storage.retry.num-retries`, …; every key is a [`ConfigKey`]),
-//!   checked once. Credentials never appear in its `Debug`/`Display`, in errors or in logs.
+//! - [`StorageConfig`]: the warehouse location (`s3://`, `gs://`,
+//!   `abfss://container@account.dfs.core.windows.net`, `wasbs://`, `az://`, `file://`,
+//!   `memory://`) plus properties (`s3.endpoint`, `gcs.service.host`, `adls.connection-string`,
+//!   `storage.retry.num-retries`, …; every key is a [`ConfigKey`]), checked once. Credentials
+//!   never appear in its `Debug`/`Display`, in errors or in logs.
 //! - [`ObjectStorage`]: the warehouse's object store addressed by full locations
 //!   (`s3://bucket/a/b.parquet`): put, streaming write ([`ObjectWriter`], or
 //!   [`BlockingObjectWriter`] for `std::io::Write` encoders) with bounded memory, get, ranged
@@ -18,8 +20,9 @@
 //!   [`ObjectStorage::file_io`] for a FileIO.
 //! - [`Error`]: one error type, by what the caller can do; [`Error::is_retriable`] says whether
 //!   the Kafka plugin should report a retriable failure.
-//! - `conformance` (feature `conformance`): the test suite every backend passes, for other
-//!   crates' tests too.
+//! - `conformance` (feature `conformance`): the test suite every backend passes (the local
+//!   filesystem, memory, and S3, GCS and Azure on their emulators: moto, fake-gcs-server,
+//!   Azurite), for other crates' tests too.
 //!
 //! # Design
 //!
