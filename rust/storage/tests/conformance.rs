@@ -220,6 +220,35 @@ async fn azure_locations_and_connection_strings_reach_the_same_objects() {
     }
 }
 
+/// Keys are literal on GCS and Azure too: `%2F` and spaces stay as written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcs_and_azure_keys_are_literal() {
+    let gcs = GcsServer::start();
+    let azurite = AzuriteServer::start();
+    let bucket = unique("literal").to_lowercase();
+    gcs.create_bucket(&bucket);
+    azurite.create_container(&bucket);
+    for config in [
+        gcs.config(&bucket, "wh", &[]),
+        azurite.config(&bucket, "wh", &[]),
+    ] {
+        let storage = ObjectStorage::new(config).unwrap();
+        let odd = storage.location("p/k=a%2Fb c/x.parquet");
+        storage.put(&odd, Bytes::from_static(b"odd")).await.unwrap();
+        let listed = storage.list(&storage.location("p")).await.unwrap();
+        assert_eq!(
+            listed
+                .iter()
+                .map(|i| i.location.as_str())
+                .collect::<Vec<_>>(),
+            vec![odd.as_str()]
+        );
+        assert_eq!(&storage.get(&odd).await.unwrap()[..], b"odd");
+        storage.delete(&odd).await.unwrap();
+        assert!(!storage.exists(&odd).await.unwrap(), "{odd}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_catalog_writes_table_metadata_through_the_factory() {
     init_logs();
