@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use calving_storage::{Error, ObjectStorage, StorageConfig};
-use common::{closed_port, props};
+use common::{closed_port, props, unique, AzuriteServer, EmulatorConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -195,4 +195,60 @@ async fn request_timeout_is_transient() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+/// The same classification on GCS and Azure: an endpoint nobody listens on is transient, naming
+/// the location; a wrong account key (Azurite checks the signatures) is a permission error the
+/// broker must not retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcs_and_azure_failures_map_by_what_the_caller_can_do() {
+    let dead = format!("http://127.0.0.1:{}", closed_port());
+    let fast = [
+        ("storage.retry.num-retries", "1"),
+        ("storage.retry.min-wait-ms", "10"),
+    ];
+    let mut gcs = props(&[("gcs.service.host", &dead), ("gcs.no-auth", "true")]);
+    gcs.extend(props(&fast));
+    let mut azure = props(&[
+        (
+            "adls.connection-string",
+            &format!("{dead}/devstoreaccount1"),
+        ),
+        ("adls.account-name", "devstoreaccount1"),
+        ("adls.account-key", "a2V5"),
+    ]);
+    azure.extend(props(&fast));
+    for config in [
+        StorageConfig::new("gs://bucket/wh", &gcs).unwrap(),
+        StorageConfig::new("abfs://c@devstoreaccount1.dfs.core.windows.net/wh", &azure).unwrap(),
+    ] {
+        let storage = ObjectStorage::new(config).unwrap();
+        let loc = storage.location("data/x.parquet");
+        assert_transient("get", storage.get(&loc).await, &loc);
+        assert_transient(
+            "put",
+            storage.put(&loc, Bytes::from_static(b"x")).await,
+            &loc,
+        );
+    }
+
+    let azurite = AzuriteServer::start();
+    let container = unique("denied").to_lowercase();
+    azurite.create_container(&container);
+    let wrong_key = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk=";
+    let storage = ObjectStorage::new(azurite.config(
+        &container,
+        "wh",
+        &[("adls.auth.shared-key.account.key", wrong_key)],
+    ))
+    .unwrap();
+    let loc = storage.location("x.bin");
+    match storage.put(&loc, Bytes::from_static(b"x")).await {
+        Err(err @ Error::PermissionDenied { .. }) => {
+            assert!(!err.is_retriable(), "{err}");
+            assert!(err.to_string().contains(&loc), "{err}");
+            assert!(!format!("{err:?}").contains(wrong_key), "{err:?}");
+        }
+        other => panic!("expected PermissionDenied, got {other:?}"),
+    }
 }
