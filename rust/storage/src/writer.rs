@@ -269,7 +269,7 @@ impl BlockingObjectWriter {
         BlockingObjectWriter {
             writer: Some(writer),
             runtime,
-            buf: Vec::with_capacity(CHUNK),
+            buf: Vec::new(),
         }
     }
 
@@ -290,7 +290,7 @@ impl BlockingObjectWriter {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        let chunk = Bytes::from(std::mem::take(&mut self.buf));
         let writer = self.writer.as_mut().ok_or_else(|| Error::Other {
             operation: Operation::Write,
             location: String::new(),
@@ -320,6 +320,11 @@ impl io::Write for BlockingObjectWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         if self.writer.is_none() {
             return Err(io::Error::other("writer already finished"));
+        }
+        if self.buf.capacity() == 0 {
+            // Reserved on the first write after a hand-over, not ahead: a copy keeps one open
+            // writer per table partition, most of which write only when they finish.
+            self.buf.reserve(CHUNK.max(data.len()));
         }
         self.buf.extend_from_slice(data);
         if self.buf.len() >= CHUNK {
