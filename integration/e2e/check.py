@@ -15,6 +15,20 @@
         the tiered segments (aborted ones included: the table keeps records, Kafka hides them),
         once each, with their timestamps, keys, values and headers
 
+    check.py acked <oracle> <unacked> <dump> <isolation> <figures> <label>
+        (integration/cluster/faults.sh) every acknowledged record of the oracle read back at its
+        offset, equal (MaintainClient soak: records in transactions of unknown outcome, status U,
+        may be missing under read_committed), aborted ones hidden under read_committed, no record
+        twice; records the consumer read that nobody acknowledged must be sends whose callback
+        failed (<unacked>: written after all); the counts go to <figures> as JSON
+    check.py jmx-figures <jmx file>...
+        the plugin's copy and commit counters summed over brokers, one line (no check)
+    check.py orphans <sweep output> <objects> <windows> <grace s> <label>
+        every orphan `calving sweep --dry-run` listed was written (its object's last-modified time,
+        <objects>: "key epoch-seconds" lines, the bucket's keys) inside a fault window ("kind start end" lines,
+        epoch seconds) widened by <grace> seconds: nothing is left behind when nothing failed;
+        metadata files (*.metadata.json, written by the REST catalog itself) are counted apart
+
     check.py jmx <after tiering> <after reads> <copied> <label>
         the plugin's MBean, as Kafka's JmxTool read it from the running broker (properties
         format) after tiering and after the consumers' remote reads: copies and commits cover the
@@ -34,7 +48,7 @@ import os
 import random
 import subprocess
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 failed = False
@@ -223,9 +237,11 @@ def cmd_table(oracle, tiered_path, warehouse, topic, engine, label):
         return
     actual = []
     topic_ids = set()
+    ids = Counter()
     for line in lines:
         d = json.loads(line)
         topic_ids.add(d["topic_id"])
+        ids[(d["topic_id"], d["partition"], d["offset"])] += 1
         ts_us = d["timestamp"]
         actual.append(dict(partition=d["partition"], offset=d["offset"],
                            timestamp=ts_us // 1000 if ts_us % 1000 == 0 else ts_us / 1000,
@@ -234,6 +250,10 @@ def cmd_table(oracle, tiered_path, warehouse, topic, engine, label):
                            headers=",".join(k.encode("utf-8").hex() + "=" + ("-" if v is None else v)
                                             for k, v in d["headers"])))
     actual.sort(key=lambda r: (r["partition"], r["offset"]))
+    twice = sorted(k for k, n in ids.items() if n > 1)
+    if twice:
+        result(False, name, f"{len(twice)} (topic id, partition, offset) twice in the table, first: {twice[:3]}")
+        return
     # Every produced record up to the partition's latest tiered offset when tiering was checked;
     # segments tiered since then (the LogAppendTime topic's end marker: local retention rolls its
     # active segment) may add rows, which must then be the produced ones too.
@@ -250,7 +270,7 @@ def cmd_table(oracle, tiered_path, warehouse, topic, engine, label):
     else:
         aborted = sum(1 for r in expected if r["status"] == "A")
         more = f", {aborted} of aborted transactions" if aborted else ""
-        result(True, f"{name} ({len(actual)} rows equal the produced records{more})")
+        result(True, f"{name} ({len(actual)} rows equal the produced records{more}, no (topic id, partition, offset) twice)")
 
 
 def cmd_table_empty(warehouse, topic, engine, label):
@@ -261,6 +281,117 @@ def cmd_table_empty(warehouse, topic, engine, label):
         return
     rows = [line for line in lines if line.strip()]
     result(not rows, f"{name} (0 rows)" if not rows else name, f"{len(rows)} rows left")
+
+
+def content(r):
+    return (r["timestamp"], r["key"], r["value"], r["headers"])
+
+
+def cmd_acked(oracle, unacked_path, dump, isolation, figures, label):
+    acked = read_rows(oracle)
+    unacked = read_rows(unacked_path) if os.path.exists(unacked_path) else []
+    consumed = read_rows(dump)
+    by_offset = {(r["topic"], r["partition"], r["offset"]): r for r in acked}
+    read = defaultdict(list)
+    for r in consumed:
+        read[(r["topic"], r["partition"], r["offset"])].append(r)
+    # Content seen once among every record sent (acknowledged or not): a second copy of it in the
+    # log is a duplicate.
+    sent = Counter(content(r) for r in acked + unacked)
+    acked_content = {content(r) for r in acked}
+    unacked_content = {content(r) for r in unacked}
+    committed = isolation == "read_committed"
+    lost, differ, visible_aborted, uncertain_in = [], [], [], 0
+    for k, r in sorted(by_offset.items()):
+        got = read.get(k, [])
+        if committed and r["status"] == "A":
+            if got:
+                visible_aborted.append(k)
+            continue
+        if committed and r["status"] == "U" and not got:
+            continue
+        if not got:
+            lost.append(k)
+        elif any(content(g) != content(r) or g["tstype"] != r["tstype"] for g in got):
+            differ.append((k, short(r), short(got[0])))
+        elif r["status"] == "U":
+            uncertain_in += 1
+    twice = [k for k, g in read.items() if len(g) > 1]
+    duplicates, written_unacked, unknown = [], 0, []
+    for k, g in read.items():
+        if k in by_offset:
+            continue
+        c = content(g[0])
+        if c in acked_content and sent[c] == 1:
+            duplicates.append(k)
+        elif c in unacked_content:
+            written_unacked += 1
+        else:
+            unknown.append((k, short(g[0])))
+    aborted = sum(1 for r in acked if r["status"] == "A")
+    uncertain = sum(1 for r in acked if r["status"] == "U")
+    figs = dict(isolation=isolation, acked=len(acked), consumed=len(consumed), lost=len(lost), differ=len(differ),
+                duplicates=len(duplicates) + len(twice), aborted_visible=len(visible_aborted),
+                unacked_sends=len(unacked), unacked_in_log=written_unacked, unknown=len(unknown),
+                aborted=aborted, uncertain=uncertain, uncertain_committed=uncertain_in)
+    with open(figures, "w") as f:
+        json.dump(figs, f)
+    result(not lost and not differ,
+           f"{label}: every acknowledged record back ({len(acked)} acknowledged, {len(consumed)} read, 0 lost"
+           + (f", {aborted} aborted hidden" if committed else "")
+           + (f", {uncertain} in transactions of unknown outcome ({uncertain_in} committed)" if uncertain else "") + ")",
+           f"{len(lost)} lost (first {lost[:5]}), {len(differ)} differ (first {differ[:2]})")
+    result(not duplicates and not twice and not unknown,
+           f"{label}: no record twice, nothing nobody sent ({written_unacked} of {len(unacked)} unacknowledged sends in the log)",
+           f"{len(duplicates)} acknowledged records again at other offsets (first {sorted(duplicates)[:5]}), "
+           f"{len(twice)} offsets read twice, {len(unknown)} records nobody sent (first {unknown[:2]})")
+    if committed:
+        result(not visible_aborted, f"{label}: no aborted record visible ({aborted} aborted)",
+               f"{len(visible_aborted)} aborted records read under read_committed (first {visible_aborted[:5]})")
+
+
+def cmd_jmx_figures(*paths):
+    brokers = [read_jmx(p) for p in paths]
+    keys = ("CopyCount", "CopyFailures", "CommitFailures", "Commits", "CommittedSegments", "CommitConflicts",
+            "CommitUnknownOutcomes", "FetchCount", "FetchIndexCount")
+    print(" ".join(f"{k}={sum(b.get(k, 0) for b in brokers):.0f}" for k in keys)
+          + " errors_by_kind=" + ",".join(f"{k}:{sum(b.get(k, 0) for b in brokers):.0f}"
+                                          for k in sorted({k for b in brokers for k in b if "Error" in k})
+                                          if sum(b.get(k, 0) for b in brokers)))
+
+
+def cmd_orphans(sweep_out, objects_path, windows_path, grace, label):
+    grace = float(grace)
+    orphans = [line.split(" ", 1)[1].strip() for line in open(sweep_out) if line.startswith("orphan ")]
+    mtime = {}
+    for line in open(objects_path):
+        if line.strip():
+            path, t = line.rsplit(" ", 1)
+            mtime[path] = float(t)
+    windows = []
+    for line in open(windows_path):
+        if line.strip():
+            kind, a, b = line.split()[:3]
+            windows.append((kind, float(a) - grace, float(b) + grace))
+    outside, kinds, catalog_files = [], Counter(), 0
+    for o in orphans:
+        if o.endswith(".metadata.json"):
+            # Written by the catalog, not by Calving: Iceberg's REST catalog (JdbcCatalog) writes
+            # the next metadata file before its compare-and-set, and leaves it when another
+            # broker's commit won (a conflict Calving retries), or when two brokers created the
+            # table at once (00000-*): in ordinary operation, not only under faults.
+            catalog_files += 1
+            continue
+        key = o.split("://", 1)[1].split("/", 1)[1] if "://" in o else o.lstrip("/")  # s3://bucket/key or key
+        t = mtime.get(key)
+        w = next((k for k, a, b in windows if t is not None and a <= t <= b), None)
+        if w is None:
+            outside.append((o, t))
+        else:
+            kinds[w] += 1
+    result(not outside, f"{label}: {len(orphans)} orphans: {catalog_files} metadata files of the catalog's lost races, "
+           f"{len(orphans) - catalog_files} others each written during a fault ({dict(kinds)})",
+           f"{len(outside)} orphans written outside every fault window (first {outside[:3]})")
 
 
 def read_jmx(path):
@@ -327,7 +458,8 @@ def cmd_jmx_cluster(copied, label, *paths):
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     {"consumed": cmd_consumed, "queries": cmd_queries, "offsets": cmd_offsets, "table": cmd_table,
-     "table-empty": cmd_table_empty, "jmx": cmd_jmx, "jmx-cluster": cmd_jmx_cluster}[cmd](*args)
+     "table-empty": cmd_table_empty, "jmx": cmd_jmx, "jmx-cluster": cmd_jmx_cluster, "acked": cmd_acked,
+     "jmx-figures": cmd_jmx_figures, "orphans": cmd_orphans}[cmd](*args)
     sys.exit(1 if failed else 0)
 
 

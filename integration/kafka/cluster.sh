@@ -16,11 +16,14 @@
 # space-separated), NODE_DATA[i], NODE_LOG[i], NODE_JMX_URL[i] (JMX without authentication, on
 # 127.0.0.1 only), NODE_PID[i] (while it runs). Every internal topic has replication factor
 # min(3, N) and min.insync.replicas min(2, N). Heap per node: CLUSTER_HEAP (default 512m).
+# With CLUSTER_METADATA_DIR=1 each node keeps its KRaft metadata log in a directory of its own,
+# NODE_META[i] (metadata.log.dir), apart from its log dir: a node's log dir can then be wiped
+# (keeping its meta.properties) and the node still rejoins (integration/cluster/faults.sh).
 
 _cluster_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=broker.sh
 . "$_cluster_here/broker.sh"   # KAFKA_LOG_OPTS, jmx_options, kafka_wait_started
-NODE_DATA=(); NODE_LOG=(); NODE_JMX_URL=(); NODE_JMX_PORT=(); NODE_PID=(); NODE_WORK=(); _NODE_STARTS=()
+NODE_DATA=(); NODE_META=(); NODE_LOG=(); NODE_JMX_URL=(); NODE_JMX_PORT=(); NODE_PID=(); NODE_WORK=(); _NODE_STARTS=()
 
 cluster_init() {
   CLUSTER_WORK=$1
@@ -47,6 +50,8 @@ print(*[s.getsockname()[1] for s in ss])' "$CLUSTER_N") || { echo "cluster.sh: n
     local port=${ports[$(( (i - 1) * 3 ))]} cport=${ports[$(( (i - 1) * 3 + 1 ))]} jport=${ports[$(( (i - 1) * 3 + 2 ))]}
     NODE_WORK[i]="$CLUSTER_WORK/node$i"
     NODE_DATA[i]="${NODE_WORK[i]}/data"
+    NODE_META[i]=""
+    [ "${CLUSTER_METADATA_DIR:-0}" != 1 ] || NODE_META[i]="${NODE_WORK[i]}/metadata"
     NODE_LOG[i]="${NODE_WORK[i]}/server.log"
     NODE_JMX_PORT[i]=$jport
     NODE_JMX_URL[i]="service:jmx:rmi:///jndi/rmi://127.0.0.1:$jport/jmxrmi"
@@ -66,6 +71,7 @@ controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs=${NODE_DATA[i]}
+${NODE_META[i]:+metadata.log.dir=${NODE_META[i]}}
 num.partitions=1
 default.replication.factor=$rf
 min.insync.replicas=$isr

@@ -25,6 +25,24 @@
 //              sets the topic's retention.ms, then waits until the earliest offset of every
 //              partition moved above 0 and stayed for 3 s; writes "topic partition earliest" per
 //              partition
+//   soak       --bootstrap B --oracle FILE --topics t --stop-file F [--partitions N] [--rate N]
+//              [--replication-factor N --min-isr N] [--segment-bytes N]
+//              (integration/cluster/faults.sh) creates the topic as produce round 1 does, then
+//              produces until F exists, through faults: an idempotent producer (acks=all) writes
+//              about N records a second round the partitions while a transactional one, in a thread
+//              of its own, runs a transaction of 6 to 15 records over every partition every 1.5 s,
+//              every third aborted; then one end marker per partition. A send whose callback failed
+//              was not acknowledged: it is left out of the oracle and written to FILE.unacked (offset
+//              -1; it may still be in the log). A transaction whose commit failed has an unknown
+//              outcome: status U (its records acknowledged, committed or not); one whose abort
+//              failed is aborted all the same (a new producer with the same transactional.id aborts
+//              it): A. After a failed transaction the producer is closed and a new one initialized.
+//              Timestamps start two hours back (see soak()). Prints "soak: <key>=<value> ..." (acked,
+//              unacked, send failures by exception, transactions committed/aborted/uncertain,
+//              producer restarts) on stderr
+//   isr        --bootstrap B --topics t --size N [--timeout-s N]
+//              waits until every partition has a leader and at least N in-sync replicas; prints the
+//              milliseconds it waited on stdout
 //
 // File formats: those of E2eClient.java (oracle and dump lines).
 // Exit status 0 on success, 1 on failure (message on stderr).
@@ -72,6 +90,8 @@ public class MaintainClient {
                 case "produce": produce(); break;
                 case "consume": consume(); break;
                 case "retention": retention(); break;
+                case "soak": soak(); break;
+                case "isr": isr(); break;
                 default: throw new IllegalArgumentException("unknown command " + args[0]);
             }
             System.exit(0);
@@ -181,6 +201,163 @@ public class MaintainClient {
             if (r.offset < 0) throw new IllegalStateException("a record of " + r.topic + " has no offset");
         E2eClient.writeRows(Path.of(opt("oracle")), new ArrayList<>(E2eClient.produced));
         System.err.println("produced " + E2eClient.produced.size() + " records into " + topics.size() + " topics");
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // soak
+
+    static final Map<String, Integer> sendFailures = new java.util.TreeMap<>();
+
+    /** E2eClient.send, but a failed send is counted, not fatal: its row keeps offset -1. */
+    static E2eClient.Row sendTracked(KafkaProducer<byte[], byte[]> producer, ProducerRecord<byte[], byte[]> rec, char status) {
+        E2eClient.Row row = new E2eClient.Row(rec, status, 'C');
+        E2eClient.produced.add(row);
+        producer.send(rec, (md, e) -> {
+            if (e != null) {
+                synchronized (sendFailures) { sendFailures.merge(e.getClass().getSimpleName(), 1, Integer::sum); }
+                return;
+            }
+            row.partition = md.partition();
+            row.offset = md.offset();
+            row.timestamp = md.timestamp();
+        });
+        return row;
+    }
+
+    static Properties faultTolerant(Properties p) {
+        // Through a broker's kill -9 and restart: retry sends for up to 2 minutes.
+        p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, "120000");
+        p.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, "15000");
+        p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "60000");
+        return p;
+    }
+
+    static KafkaProducer<byte[], byte[]> transactional(String topic) {
+        Properties tp = faultTolerant(E2eClient.producerProps("lz4"));
+        tp.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "calving-soak-" + topic);
+        tp.put(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG, "60000");
+        while (true) {
+            KafkaProducer<byte[], byte[]> tx = new KafkaProducer<>(tp);
+            try {
+                tx.initTransactions();
+                return tx;
+            } catch (Exception e) {
+                System.err.println("soak: initTransactions failed, again: " + e);
+                tx.close(Duration.ZERO);
+            }
+        }
+    }
+
+    static void soak() throws Exception {
+        String topic = opt("topics");
+        Path stop = Path.of(opt("stop-file"));
+        int parts = partitions();
+        double rate = Double.parseDouble(opt("rate", "50"));
+        long now = System.currentTimeMillis() / 1000 * 1000;
+        // Timestamps from two hours back: older than local.retention.ms (1 s), so that every tiered
+        // segment leaves the local log, and younger than producer.id.expiration.ms (a day), which
+        // Kafka compares with record timestamps: a replica rebuilt from the tier keeps its
+        // producers. The end markers, a day and three hours on (segment.ms after every record),
+        // roll the last data segments.
+        long t0 = now - 2 * 3_600_000L, markerTs = t0 + DAY + 3 * 3_600_000L;
+        try (Admin admin = E2eClient.admin()) { createTopics(admin); }
+        E2eClient.Gen g = new E2eClient.Gen(7, topic + "-soak", t0, parts);
+        int[] txStats = new int[4];   // committed, aborted, uncertain, producer restarts
+        java.util.concurrent.atomic.AtomicBoolean done = new java.util.concurrent.atomic.AtomicBoolean();
+        Thread txThread = new Thread(() -> {
+            KafkaProducer<byte[], byte[]> tx = transactional(topic);
+            int txns = 0;
+            while (!done.get()) {
+                boolean abort = txns % 3 == 1;
+                int n = 6 + (txns % 4) * 3;
+                List<E2eClient.Row> rows = new ArrayList<>();
+                try {
+                    tx.beginTransaction();
+                    for (int k = 0; k < n; k++) {
+                        ProducerRecord<byte[], byte[]> rec;
+                        synchronized (g) { rec = g.record(topic, k % parts); }
+                        rows.add(sendTracked(tx, rec, abort ? 'A' : 'C'));
+                    }
+                    if (abort) { tx.abortTransaction(); txStats[1]++; } else { tx.commitTransaction(); txStats[0]++; }
+                } catch (Exception e) {
+                    System.err.println("soak: transaction " + txns + (abort ? " (abort)" : " (commit)") + " failed: " + e);
+                    for (E2eClient.Row r : rows) r.status = abort ? 'A' : 'U';
+                    if (abort) txStats[1]++; else txStats[2]++;
+                    tx.close(Duration.ZERO);
+                    tx = transactional(topic);
+                    txStats[3]++;
+                }
+                txns++;
+                try { Thread.sleep(1500); } catch (InterruptedException ie) { break; }
+            }
+            tx.close();
+        }, "soak-transactions");
+        txThread.start();
+        long start = System.currentTimeMillis();
+        long sent = 0;
+        try (KafkaProducer<byte[], byte[]> p = new KafkaProducer<>(faultTolerant(E2eClient.producerProps("zstd")))) {
+            while (!Files.exists(stop)) {
+                ProducerRecord<byte[], byte[]> rec;
+                synchronized (g) { rec = g.record(topic, (int) (sent % parts)); }
+                sendTracked(p, rec, 'N');
+                sent++;
+                long due = start + (long) (sent * 1000 / rate);
+                long wait = due - System.currentTimeMillis();
+                if (wait > 0) Thread.sleep(wait);
+            }
+            done.set(true);
+            txThread.join();
+            p.flush();
+            for (int part = 0; part < parts; part++)
+                sendTracked(p, new ProducerRecord<>(topic, part, markerTs, null,
+                    "end marker".getBytes(StandardCharsets.UTF_8)), 'M');
+            p.flush();
+        }
+        List<E2eClient.Row> acked = new ArrayList<>(), unacked = new ArrayList<>();
+        synchronized (E2eClient.produced) {
+            for (E2eClient.Row r : E2eClient.produced) (r.offset >= 0 ? acked : unacked).add(r);
+        }
+        E2eClient.writeRows(Path.of(opt("oracle")), acked);
+        E2eClient.writeRows(Path.of(opt("oracle") + ".unacked"), unacked);
+        for (E2eClient.Row r : acked)
+            if (r.status == 'M' && r.offset < 0) throw new IllegalStateException("an end marker was not acknowledged");
+        // TransactionAbortedException: records of a transaction this client aborted before they were
+        // sent (never written); any other failure is a send the faults made fail.
+        StringBuilder causes = new StringBuilder();
+        synchronized (sendFailures) { sendFailures.forEach((k, v) -> causes.append(causes.length() > 0 ? "," : "").append(k).append(':').append(v)); }
+        System.err.printf("soak: acked=%d unacked=%d send_failures=%s tx_committed=%d tx_aborted=%d tx_uncertain=%d"
+            + " tx_producer_restarts=%d seconds=%.0f%n", acked.size(), unacked.size(), causes.length() > 0 ? causes : "0",
+            txStats[0], txStats[1], txStats[2], txStats[3], (System.currentTimeMillis() - start) / 1000.0);
+        long markers = acked.stream().filter(r -> r.status == 'M').count();
+        if (markers != parts) throw new IllegalStateException(markers + " of " + parts + " end markers acknowledged");
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // isr
+
+    static void isr() throws Exception {
+        int size = Integer.parseInt(opt("size"));
+        long start = System.currentTimeMillis();
+        long deadline = start + 1000L * Long.parseLong(opt("timeout-s", "120"));
+        String last = "";
+        try (Admin admin = E2eClient.admin()) {
+            while (true) {
+                String why = "";
+                try {
+                    for (org.apache.kafka.clients.admin.TopicDescription d : admin.describeTopics(topics()).allTopicNames().get().values())
+                        for (org.apache.kafka.common.TopicPartitionInfo p : d.partitions())
+                            if (p.leader() == null || p.isr().size() < size)
+                                why += " " + d.name() + "-" + p.partition() + " (leader " + (p.leader() == null ? "none" : p.leader().id())
+                                    + ", isr " + p.isr().stream().map(n -> Integer.toString(n.id())).reduce((a, b) -> a + "," + b).orElse("") + ")";
+                } catch (java.util.concurrent.ExecutionException e) {
+                    why = " " + e.getCause();
+                }
+                if (why.isEmpty()) { System.out.println(System.currentTimeMillis() - start); return; }
+                last = why;
+                if (System.currentTimeMillis() > deadline) throw new IllegalStateException("not in sync after the timeout:" + last);
+                Thread.sleep(250);
+            }
+        }
     }
 
     // ------------------------------------------------------------------------------------------
