@@ -114,7 +114,10 @@ kafka_tool() {   # <class> [args...]: one of Kafka's command-line tools (kafka-*
 }
 now() { date +%s.%N | cut -c1-14; }
 elapsed() { python3 -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.1f}")' "$1" "$2"; }
-window() { echo "$1 $2 $3" >>"$work/windows.tsv"; }   # <kind> <start> <end>
+# <kind> <start> <end> [<end of what can orphan files>]: a fault's window, from its start to the
+# recovery; the fourth column ends where the fault can no longer leave objects behind (a kill: the
+# kill; a wipe: the node's stop; an outage: its end), for the sweep's check (default: <end>).
+window() { echo "$1 $2 $3 ${4:-$3}" >>"$work/windows.tsv"; }
 recovered() { echo "$1 $2" >>"$work/recovery.tsv"; }   # <kind> <seconds>
 count_lines() {   # <pattern> [<log>...]: lines matching in the given logs (default: every node's)
   local pat=$1 n=0 log logs; shift
@@ -178,10 +181,10 @@ for round in $(seq "$kills"); do
   node_kill "$i"
   if ! node_start "$i"; then fail "kill round $round" "node $i did not restart"; break; fi
   if isr_wait 120; then
-    tr=$(now); window kill "$tk" "$tr"; recovered kill "$(elapsed "$tk" "$tr")"
+    tr=$(now); window kill "$tk" "$tr" "$tk"; recovered kill "$(elapsed "$tk" "$tr")"
     say "kill round $round: node $i killed during a copy, back in sync after $(elapsed "$tk" "$tr") s"
   else
-    window kill "$tk" "$(now)"; fail "kill round $round" "partitions not back to 3 in-sync replicas within 120 s of node $i's kill: $(tail -n 1 "$work/isr.err" | cut -c1-300)"
+    window kill "$tk" "$(now)" "$tk"; fail "kill round $round" "partitions not back to 3 in-sync replicas within 120 s of node $i's kill: $(tail -n 1 "$work/isr.err" | cut -c1-300)"
   fi
   if [ $((round % 3)) = 0 ]; then
     te=$(now)
@@ -243,7 +246,7 @@ rm -rf "${NODE_DATA[w]}"; mkdir -p "${NODE_DATA[w]}"; cp "$work/meta.properties.
 tr0=$(now)
 lines0=$(wc -l <"${NODE_LOG[w]}")
 if node_start "$w" && isr_wait 240; then
-  tr=$(now); window wipe "$tw" "$tr"; recovered wipe "$(elapsed "$tr0" "$tr")"
+  tr=$(now); window wipe "$tw" "$tr" "$tr0"; recovered wipe "$(elapsed "$tr0" "$tr")"
   # Each replica of the emptied log dir starts above offset 0 only through Kafka's rebuild from the
   # tier ("Reloading from producer snapshot and rebuilding producer state from offset N", N > 0, on
   # node w after its restart), which asks the plugin of node w (JMX, counted since that restart)
@@ -266,7 +269,7 @@ if node_start "$w" && isr_wait 240; then
     fail "wipe" "node $w back in sync, but $rebuilt of $partitions replicas rebuilt from the tier, ${fetch_index:-no} fetchIndex calls"
   fi
 else
-  window wipe "$tw" "$(now)"; fail "wipe" "node $w not back in sync within 240 s of its restart"
+  window wipe "$tw" "$(now)" "$tr0"; fail "wipe" "node $w not back in sync within 240 s of its restart"
 fi
 
 # outages: the object store, then the catalog, paused mid-copy
@@ -288,7 +291,7 @@ outage() {   # <kind> <pid>
     sleep 0.5
   done
   tr=$(now)
-  window "$kind" "$tp" "$tr"
+  window "$kind" "$tp" "$tr" "$tc"
   if [ -n "$copied" ]; then
     recovered "$kind" "$(elapsed "$tc" "$tr")"
     pass "$kind outage: ${outage} s unreachable mid-copy, copies committed again $(elapsed "$tc" "$tr") s after it ended"
@@ -340,11 +343,14 @@ if [ -f "$work/consumed-read_uncommitted.tsv" ]; then
 fi
 
 # ---- 6. figures from the brokers: JMX (since each broker's last start) and their logs (whole run)
+jmx_pids=()
 for i in 1 2 3; do
-  kafka_tool org.apache.kafka.tools.JmxTool --jmx-url "${NODE_JMX_URL[i]}" \
+  "${jvm[@]}" -cp "$LIBS/*" org.apache.kafka.tools.JmxTool --jmx-url "${NODE_JMX_URL[i]}" \
     --object-name 'io.calving:type=RemoteStorageManager,*' --one-time true --report-format properties \
-    >"$work/jmx-$i.txt" 2>"$work/jmx.err" || tail -n 3 "$work/jmx.err" >&2
+    >"$work/jmx-$i.txt" 2>"$work/jmx-$i.err" &
+  jmx_pids+=($!)
 done
+for p in "${jmx_pids[@]}"; do wait "$p" || true; done
 jmx=$(python3 "$root/integration/e2e/check.py" jmx-figures "$work"/jmx-[123].txt 2>&1)
 
 # ---- 7. the broker logs: ERRORs of the remote log subsystem only where a fault explains them
@@ -430,9 +436,9 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket="calving"):
         print(f"{o['Key']} {o['LastModified'].timestamp()}")
 EOF
   check orphans "$work/sweep-1.txt" "$work/objects.txt" "$work/windows.tsv" 30 "sweep (dry run)"
-  say "fault windows (+30 s) cover $(python3 - "$work/windows.tsv" "$t_produce" "$tstop" <<'EOF'
+  say "the sweep check's fault windows (+-30 s) cover $(python3 - "$work/windows.tsv" "$t_produce" "$tstop" <<'EOF'
 import sys
-w = sorted((float(l.split()[1]) - 30, float(l.split()[2]) + 30) for l in open(sys.argv[1]) if l.strip())
+w = sorted((float(l.split()[1]) - 30, float(l.split()[3]) + 30) for l in open(sys.argv[1]) if l.strip())
 a0, b0 = float(sys.argv[2]), float(sys.argv[3])
 covered, end = 0.0, a0
 for a, b in w:
@@ -497,10 +503,8 @@ EOF
 # Copies started but never logged as copied were killed with their broker, failed (Kafka logged
 # an ERROR and copies the segment again), or cancelled by a leader change (the new leader copies it).
 echo "figures: $figs; copies (broker logs, whole run): $copied copied of $copying started, $copy_errors 'Error occurred while copying', $unknown commits of unknown outcome ($landed found landed); orphans swept $orphans1; JMX since each broker's last start: $jmx; recovery: $rec"
-stopped=0
-for i in 1 2; do node_stop "$i" 60 && stopped=$((stopped + 1)); done
-node_stop 3 20 || true
-[ "$stopped" = 2 ] || say "$((2 - stopped)) of nodes 1 and 2 needed SIGKILL to stop"
+# A clean shutdown is run.sh's check; here the nodes just go.
+for i in 1 2 3; do node_kill "$i"; done
 rest_s3_stop
 
 summary faults "$started"

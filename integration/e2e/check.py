@@ -25,8 +25,9 @@
         the plugin's copy and commit counters summed over brokers, one line (no check)
     check.py orphans <sweep output> <objects> <windows> <grace s> <label>
         every orphan `calving sweep --dry-run` listed was written (its object's last-modified time,
-        <objects>: "key epoch-seconds" lines, the bucket's keys) inside a fault window ("kind start end" lines,
-        epoch seconds) widened by <grace> seconds: nothing is left behind when nothing failed;
+        <objects>: "key epoch-seconds" lines, the bucket's keys) inside a fault window ("kind start end
+        [orphaning end]" lines, epoch seconds: from start to the fourth column when there is one)
+        widened by <grace> seconds: nothing is left behind when nothing failed;
         metadata files (*.metadata.json, written by the REST catalog itself) are counted apart
 
     check.py jmx <after tiering> <after reads> <copied> <label>
@@ -371,8 +372,8 @@ def cmd_orphans(sweep_out, objects_path, windows_path, grace, label):
     windows = []
     for line in open(windows_path):
         if line.strip():
-            kind, a, b = line.split()[:3]
-            windows.append((kind, float(a) - grace, float(b) + grace))
+            kind, a, b, *c = line.split()
+            windows.append((kind, float(a) - grace, float(c[0] if c else b) + grace))
     outside, kinds, catalog_files = [], Counter(), 0
     for o in orphans:
         if o.endswith(".metadata.json"):
