@@ -11,8 +11,9 @@
 # transactional one (every third transaction aborted) write until the faults are over; what was
 # acknowledged goes to the oracle, sends whose callback failed to oracle.unacked.
 #
-# Faults, one after the other while the producers run (every start and end is written to
-# windows.tsv: "kind start end" in epoch seconds):
+# Faults, one after the other while the producers run (each is written to windows.tsv: "kind start
+# end orphaning-end", epoch seconds: from its start to its recovery; the last column ends where it
+# can no longer leave objects behind: a kill at the kill, a wipe at the stop, an outage at its end):
 #   kill      CALVING_FAULTS_KILLS (10) rounds: a random node, at a random point during a copy (its
 #             next "Copying … to remote storage" line, then 0-400 ms), gets kill -9, is restarted at
 #             once and must have every partition back to 3 in-sync replicas before the next round;
@@ -29,10 +30,11 @@
 #             catch up to the ISR;
 #   s3        the object store unreachable for CALVING_FAULTS_OUTAGE_S (60) seconds mid-copy;
 #   catalog   the REST catalog unreachable as long, mid-copy.
-# The outages pause the servers with SIGSTOP and resume them with SIGCONT: moto keeps its state in
-# memory only (a restarted moto has an empty bucket), and the fixture's catalog lives in memory in
-# front of its SQLite file; a paused process keeps its port and its state, the kernel still accepts
-# connections on its behalf, and no request is answered: what a client sees of a hung or
+# The outages pause the servers with SIGSTOP and resume them with SIGCONT, not a stop and restart:
+# moto keeps its state in memory only (checked: a moto restarted on the same port has no bucket),
+# and the fixture, whose catalog would survive in its SQLite file, takes a free port when it starts
+# (the brokers know its URI). A paused process keeps its port and its state, the kernel still
+# accepts connections on its behalf and nothing answers: what a client sees of a hung or
 # partitioned server (requests time out), not of a refused connection.
 #
 # Checks (PASS/FAIL lines as in run.sh, through integration/kafka/harness.sh):
@@ -45,13 +47,17 @@
 #   - the wiped node rebuilt each of its replicas from the tier (its log: producer state rebuilt from
 #     an offset above 0; its plugin's JMX: two fetchIndex calls per replica);
 #   - no ERROR from the remote log subsystem in any broker log outside the fault windows, and
-#     inside them only the expected ones (see expected_error below);
-#   - `calving sweep --dry-run` lists only objects written during a fault (check.py orphans), a
-#     real sweep deletes them, a second dry run finds none, and every acknowledged record still
-#     reads back afterwards (read_committed).
-# Figures: acked, consumed, lost, duplicates, copy failures and retries (the plugin's JMX metrics
-# since each broker's last start, Kafka's "Error occurred while copying" and "Copied" log lines over
-# the whole run), and the time to recover after each kind of fault. Ends with
+#     inside them only the expected ones, each named with its cause in step 7 below;
+#   - `calving sweep --dry-run` lists only objects written during a fault (check.py orphans; the
+#     metadata files the REST catalog itself writes and leaves when a concurrent commit wins the
+#     race are counted apart, at any time), a real sweep deletes them, a second dry run finds
+#     none, and every acknowledged record still reads back afterwards (read_committed).
+# Figures (the "figures:" line): acked, consumed, lost, duplicates, copy failures and retries (the
+# plugin's JMX metrics since each broker's last start; over the whole run from the broker logs:
+# copies started and copied, Kafka's "Error occurred while copying", the plugin's commits of
+# unknown outcome), orphans swept, and the time to recover after each kind of fault (kill, wipe:
+# until 3 in-sync replicas everywhere; reassign: until done and in sync; elect: the command;
+# outages: from the end of the outage to the next copy committed). ~10 min on 2 cores. Ends with
 # "faults: N passed, N failed (S s)"; exit status 1 when anything failed; the work directory is kept
 # on failure or with CALVING_KEEP_WORK=1.
 #
