@@ -377,11 +377,14 @@ jmx=$(python3 "$root/integration/e2e/check.py" jmx-figures "$work"/jmx-[123].txt
 # plus 30 s: a copy started before the end can fail up to a storage timeout later), and the line
 # after the ERROR (its exception) must match too. Anything else fails:
 #   - ReplicaFetcherThread "Error building remote log auxiliary state for <partition>", caused by
-#     "IllegalStateException: This instance is in invalid state, initialized: false" or
+#     "IllegalStateException: This instance is in invalid state, initialized: false",
 #     "ReplicaNotAvailableException: Remote log metadata cache is not initialized for partition"
-#     (kill, wipe, reassign): a replica that was restarted or newly created fetches before Kafka's
-#     own TopicBasedRemoteLogMetadataManager has loaded its partitions; the fetcher retries (the
-#     ISR checks above show it caught up). Kafka's, before the plugin is asked anything.
+#     or "KafkaException: No topic id registered for topic partition" (thrown by
+#     RemoteLogManager.fetchRemoteLogSegmentMetadata) (kill, wipe, reassign): a replica that was
+#     restarted or newly created fetches before Kafka's own RemoteLogManager and
+#     TopicBasedRemoteLogMetadataManager have registered and loaded its partitions; the fetcher
+#     retries (the ISR checks above show it caught up). Kafka's, before the plugin is asked
+#     anything.
 #   - RLMCopyTask "Error occurred while copying log segments of partition", caused by
 #     "IllegalArgumentException: segmentLeaderEpochs can not be null or empty" (reassign only): a
 #     leader's copy task that runs on for a moment after its replica was removed and its log
@@ -406,7 +409,8 @@ first = min((a for _, a, _ in windows), default=float("inf"))
 EXPECTED = [  # (ERROR line, the line after it, fault kinds; "startup": before the first fault)
     (r"Error building remote log auxiliary state for",
      r"IllegalStateException: This instance is in invalid state, initialized: false"
-     r"|ReplicaNotAvailableException: Remote log metadata cache is not initialized for partition", {"kill", "wipe", "reassign"}),
+     r"|ReplicaNotAvailableException: Remote log metadata cache is not initialized for partition"
+     r"|KafkaException: No topic id registered for topic partition", {"kill", "wipe", "reassign"}),
     (r"Error occurred while copying log segments of partition",
      r"IllegalArgumentException: segmentLeaderEpochs can not be null or empty", {"reassign"}),
     (r"Error occurred while copying log segments of partition", r"RemoteStorageException", {"s3", "catalog"}),
@@ -492,7 +496,7 @@ fi
 copy_errors=$(count_lines 'ERROR .*Error occurred while copying log segments')
 copied=$(count_lines 'Copied .* to remote storage')
 copying=$(count_lines 'Copying .* to remote storage')
-unknown=$(count_lines 'commit outcome unknown')
+unknown=$(count_lines 'commit outcome unknown; reloading')
 landed=$(count_lines 'a commit whose outcome was unknown had landed')
 rec=$(python3 - "$work/recovery.tsv" <<'EOF'
 import sys
