@@ -144,6 +144,18 @@ impl TypedValues {
         }
     }
 
+    /// A new start over the same columns and writer schemas, nothing appended or counted (a
+    /// conversion that reads its segment again for other table partitions).
+    pub fn restart(&self) -> Result<TypedValues, LayoutError> {
+        let columns = self.columns.fresh().map_err(|e| LayoutError::Typed(e.to_string()))?;
+        let writers: Vec<WriterEntry> = self
+            .decoders
+            .iter()
+            .map(|(&id, (d, text))| WriterEntry { id, writer: Arc::clone(d.writer()), text: text.clone() })
+            .collect();
+        Ok(TypedValues::new(self.framing, columns, writers))
+    }
+
     pub fn stats(&self) -> TypedStats {
         self.stats
     }

@@ -1,6 +1,6 @@
 //! `copyLogSegmentData`: a segment into the table, exactly once (see the crate docs).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -71,6 +71,14 @@ impl SharedUpload {
 /// a new file. Rows of one segment spread over many day partitions (a backfill, a producer
 /// replaying history) would otherwise hold one row group of up to 48 MiB per day.
 const OPEN_FILES_BUDGET_BYTES: usize = 96 << 20;
+
+/// Table partitions a copy writes at once. Each open data file costs about a megabyte before
+/// it holds a row (a Parquet writer's encoders and compression contexts per column) besides its
+/// row group, so a segment whose rows spread over more partitions (a backfill: batches of many
+/// days, interleaved) is read again for each further group of partitions instead of opening a
+/// file for every one: memory stays bounded, and each partition's rows still land in one file
+/// (or a few, past the budget above) rather than in a new file whenever the budget closes one.
+const MAX_OPEN_PARTITIONS: usize = 16;
 
 struct PartWriter {
     writer: ArrowWriter<SharedUpload>,
@@ -306,111 +314,156 @@ fn convert_and_commit(
     let unpartitioned = PartitionKey::new(spec.as_ref().clone(), schema.clone(), Struct::empty());
     let zstd_level = table.metadata().properties().get("write.parquet.compression-level").and_then(|v| v.parse().ok()).unwrap_or(1);
     let props = writer_properties(zstd_level);
-    let mut converter = SegmentConverter::new(target, seg.identity(), ChunkLimits::default());
-    if let Some(typed) = typed {
-        let layout_err = |source| RsmError::Layout { segment: name.clone(), source };
-        if let Some(values) = typed.values {
-            converter = converter.with_typed(values).map_err(layout_err)?;
-        }
-        if let Some(keys) = typed.keys {
-            converter = converter.with_typed_keys(keys).map_err(layout_err)?;
-        }
-    }
-    let mut writers: HashMap<String, PartWriter> = HashMap::new();
-    // Files finished early (the budget above), then every other at the end.
+    let layout_err = |source| RsmError::Layout { segment: name.clone(), source };
+    // Schema modes: pass 0 converts with the prepared parts (they also carry the writer schemas
+    // of reused rows, for the sidecar); later passes, for rows only, with fresh copies.
+    let (mut values, mut keys) = typed.map_or((None, None), |t| (t.values, t.keys));
+    let restart = |t: &Option<calving_layout::typed::TypedValues>| t.as_ref().map(|t| t.restart()).transpose();
+    let (values_template, keys_template) = (restart(&values).map_err(layout_err)?, restart(&keys).map_err(layout_err)?);
+    // Files finished early (the budget above), then every other at the end of its pass.
     let mut closed: Vec<(DataFile, DataFileRef)> = Vec::new();
     let part_size = inner.storage.config().settings().part_size;
     let mut reused_rows = 0u64;
     let covered = |o: i64| held.iter().any(|&(s, e)| s <= o && o <= e);
-
-    let mut sink = |chunk: RecordBatch| -> Result<(), SinkError> {
-        let offsets = offsets_of(&chunk, offset_col);
-        let chunk = if held.is_empty() {
-            chunk
-        } else {
-            let keep: BooleanArray = offsets.iter().map(|o| Some(!covered(o.unwrap_or(-1)))).collect();
-            reused_rows += (keep.len() - keep.true_count()) as u64;
-            filter_record_batch(&chunk, &keep).map_err(|e| SinkError::Layout(LayoutError::Arrow(e)))?
-        };
-        if chunk.num_rows() == 0 {
-            return Ok(());
-        }
-        let parts = match &by_spec {
-            Some((splitter, values)) => split(splitter, values, &chunk)
-                .map_err(|source| SinkError::Rsm(RsmError::Iceberg { segment: name.clone(), source: Box::new(source) }))?,
-            None => vec![(unpartitioned.clone(), chunk)],
-        };
-        for (key, part) in parts {
-            let part_offsets = offsets_of(&part, offset_col);
-            let id = format!("{:?}", key.data());
-            if !writers.contains_key(&id) {
-                let location = calving_table::new_data_file_location(table, key.data());
-                let out = inner
-                    .storage
-                    .blocking_writer(&location, rt.handle().clone())
-                    .map_err(|source| SinkError::Rsm(RsmError::Storage { segment: name.clone(), source }))?;
-                let upload = SharedUpload(Arc::new(std::sync::Mutex::new(Some(out))));
-                let writer = ArrowWriter::try_new(upload.clone(), arrow_schema.clone(), Some(props.clone()))
-                    .map_err(|source| SinkError::Rsm(RsmError::from_parquet(name.clone(), source)))?;
-                writers.insert(
-                    id.clone(),
-                    PartWriter {
-                        writer,
-                        upload,
-                        location,
-                        partition: key.data().clone(),
-                        rows: 0,
-                        min_offset: i64::MAX,
-                        max_offset: i64::MIN,
-                    },
-                );
-            }
-            let w = writers.get_mut(&id).expect("inserted above");
-            w.writer.write(&part).map_err(|source| SinkError::Rsm(RsmError::from_parquet(name.clone(), source)))?;
-            w.rows += part.num_rows() as u64;
-            let values = part_offsets.values();
-            w.min_offset = w.min_offset.min(values.iter().copied().min().unwrap_or(i64::MAX));
-            w.max_offset = w.max_offset.max(values.iter().copied().max().unwrap_or(i64::MIN));
-        }
-        let buffered = |w: &PartWriter| w.writer.memory_size() + w.writer.bytes_written().min(part_size);
-        while writers.len() > 1 && writers.values().map(buffered).sum::<usize>() > OPEN_FILES_BUDGET_BYTES {
-            let largest = writers.iter().max_by_key(|(_, w)| buffered(w)).map(|(id, _)| id.clone()).expect("writers");
-            let w = writers.remove(&largest).expect("found above");
-            written.push(w.location.clone());
-            closed.push(close_part(w, table, &name).map_err(SinkError::Rsm)?);
-        }
-        Ok(())
-    };
-
     let sink_err = |e: SinkError| match e {
         SinkError::Layout(source) => RsmError::Layout { segment: name.clone(), source },
         SinkError::Rsm(e) => e,
     };
     let read_err = |source| RsmError::SegmentRead { segment: name.clone(), source };
-    let mut reader = LogReader::open(&files.log).map_err(read_err)?;
-    while let Some(entry) = reader.next_entry().map_err(read_err)? {
-        converter.push(&entry, &mut sink).map_err(|e| match e {
-            SinkError::Layout(LayoutError::Segment(source)) => RsmError::SegmentRead { segment: name.clone(), source },
-            other => sink_err(other),
-        })?;
-    }
-    let read_side = |p: &std::path::Path| {
-        std::fs::read(p)
-            .map_err(|e| RsmError::SegmentRead { segment: name.clone(), source: calving_segment::ReadError::from(e).in_file(p) })
-    };
-    let side = SideFiles {
-        offset_index: read_side(&files.offset_index)?,
-        time_index: read_side(&files.time_index)?,
-        txn_index: files.txn_index.as_deref().map(read_side).transpose()?,
-        producer_snapshot: read_side(&files.producer_snapshot)?,
-        leader_epoch: files.leader_epoch.clone(),
-    };
-    let (mut sidecar, stats) = converter.finish(side, &mut sink).map_err(sink_err)?;
 
-    // Close the data files and describe them to the table.
-    for (_, w) in writers {
-        written.push(w.location.clone());
-        closed.push(close_part(w, table, &name)?);
+    // Pass 0 converts the whole segment (rows, sidecar, stats) and writes the rows of the first
+    // MAX_OPEN_PARTITIONS table partitions it meets; each later pass reads the segment again for
+    // the rows of the next ones (see MAX_OPEN_PARTITIONS).
+    let mut pass = 0usize;
+    let mut first: Option<(calving_layout::sidecar::Sidecar, calving_layout::convert::ConvertStats)> = None;
+    let mut pending: Vec<String> = Vec::new();
+    loop {
+        let only: Option<HashSet<String>> = (pass > 0).then(|| pending.drain(..pending.len().min(MAX_OPEN_PARTITIONS)).collect());
+        let mut converter = SegmentConverter::new(target.clone(), seg.identity(), ChunkLimits::default());
+        let (pass_values, pass_keys) = if pass == 0 {
+            (values.take(), keys.take())
+        } else {
+            (restart(&values_template).map_err(layout_err)?, restart(&keys_template).map_err(layout_err)?)
+        };
+        if let Some(v) = pass_values {
+            converter = converter.with_typed(v).map_err(layout_err)?;
+        }
+        if let Some(k) = pass_keys {
+            converter = converter.with_typed_keys(k).map_err(layout_err)?;
+        }
+        let mut writers: HashMap<String, PartWriter> = HashMap::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut sink = |chunk: RecordBatch| -> Result<(), SinkError> {
+            let offsets = offsets_of(&chunk, offset_col);
+            let chunk = if held.is_empty() {
+                chunk
+            } else {
+                let keep: BooleanArray = offsets.iter().map(|o| Some(!covered(o.unwrap_or(-1)))).collect();
+                if pass == 0 {
+                    reused_rows += (keep.len() - keep.true_count()) as u64;
+                }
+                filter_record_batch(&chunk, &keep).map_err(|e| SinkError::Layout(LayoutError::Arrow(e)))?
+            };
+            if chunk.num_rows() == 0 {
+                return Ok(());
+            }
+            let parts = match &by_spec {
+                Some((splitter, values)) => split(splitter, values, &chunk)
+                    .map_err(|source| SinkError::Rsm(RsmError::Iceberg { segment: name.clone(), source: Box::new(source) }))?,
+                None => vec![(unpartitioned.clone(), chunk)],
+            };
+            for (key, part) in parts {
+                let id = format!("{:?}", key.data());
+                let admitted = match &only {
+                    Some(only) => only.contains(&id),
+                    // Pass 0: the first partitions met; the others wait for a later pass.
+                    None => seen.contains(&id) || (seen.len() < MAX_OPEN_PARTITIONS && seen.insert(id.clone())),
+                };
+                if !admitted {
+                    if only.is_none() && !pending.contains(&id) {
+                        pending.push(id);
+                    }
+                    continue;
+                }
+                let part_offsets = offsets_of(&part, offset_col);
+                if !writers.contains_key(&id) {
+                    let location = calving_table::new_data_file_location(table, key.data());
+                    let out = inner
+                        .storage
+                        .blocking_writer(&location, rt.handle().clone())
+                        .map_err(|source| SinkError::Rsm(RsmError::Storage { segment: name.clone(), source }))?;
+                    let upload = SharedUpload(Arc::new(std::sync::Mutex::new(Some(out))));
+                    let writer = ArrowWriter::try_new(upload.clone(), arrow_schema.clone(), Some(props.clone()))
+                        .map_err(|source| SinkError::Rsm(RsmError::from_parquet(name.clone(), source)))?;
+                    writers.insert(
+                        id.clone(),
+                        PartWriter {
+                            writer,
+                            upload,
+                            location,
+                            partition: key.data().clone(),
+                            rows: 0,
+                            min_offset: i64::MAX,
+                            max_offset: i64::MIN,
+                        },
+                    );
+                }
+                let w = writers.get_mut(&id).expect("inserted above");
+                w.writer.write(&part).map_err(|source| SinkError::Rsm(RsmError::from_parquet(name.clone(), source)))?;
+                w.rows += part.num_rows() as u64;
+                let values = part_offsets.values();
+                w.min_offset = w.min_offset.min(values.iter().copied().min().unwrap_or(i64::MAX));
+                w.max_offset = w.max_offset.max(values.iter().copied().max().unwrap_or(i64::MIN));
+            }
+            let buffered = |w: &PartWriter| w.writer.memory_size() + w.writer.bytes_written().min(part_size);
+            while writers.len() > 1 && writers.values().map(buffered).sum::<usize>() > OPEN_FILES_BUDGET_BYTES {
+                let largest = writers.iter().max_by_key(|(_, w)| buffered(w)).map(|(id, _)| id.clone()).expect("writers");
+                let w = writers.remove(&largest).expect("found above");
+                written.push(w.location.clone());
+                closed.push(close_part(w, table, &name).map_err(SinkError::Rsm)?);
+            }
+            Ok(())
+        };
+
+        let mut reader = LogReader::open(&files.log).map_err(read_err)?;
+        while let Some(entry) = reader.next_entry().map_err(read_err)? {
+            converter.push(&entry, &mut sink).map_err(|e| match e {
+                SinkError::Layout(LayoutError::Segment(source)) => RsmError::SegmentRead { segment: name.clone(), source },
+                other => sink_err(other),
+            })?;
+        }
+        let side = if pass == 0 {
+            let read_side = |p: &std::path::Path| {
+                std::fs::read(p)
+                    .map_err(|e| RsmError::SegmentRead { segment: name.clone(), source: calving_segment::ReadError::from(e).in_file(p) })
+            };
+            SideFiles {
+                offset_index: read_side(&files.offset_index)?,
+                time_index: read_side(&files.time_index)?,
+                txn_index: files.txn_index.as_deref().map(read_side).transpose()?,
+                producer_snapshot: read_side(&files.producer_snapshot)?,
+                leader_epoch: files.leader_epoch.clone(),
+            }
+        } else {
+            SideFiles::default()
+        };
+        let converted = converter.finish(side, &mut sink).map_err(sink_err)?;
+        // Close this pass's data files and describe them to the table.
+        for (_, w) in writers {
+            written.push(w.location.clone());
+            closed.push(close_part(w, table, &name)?);
+        }
+        if pass == 0 {
+            first = Some(converted);
+        }
+        if pending.is_empty() {
+            break;
+        }
+        pass += 1;
+    }
+    let (mut sidecar, stats) = first.expect("pass 0 ran");
+    if pass > 0 {
+        tracing::info!(segment = %seg, passes = pass + 1, "rows spread over many table partitions: the segment was read once per group of partitions");
     }
     let (data_files, mut refs): (Vec<DataFile>, Vec<DataFileRef>) = closed.into_iter().unzip();
     refs.sort_by_key(|r| r.min_offset);

@@ -10,7 +10,7 @@ use calving_segment::{Compression, LogEntries, LogEntry};
 use calving_test_utils::{fixture_files, fixture_names, fixtures_dir};
 
 mod common;
-use common::{count_rows, fetch_all, segment, walk};
+use common::{check_served, count_rows, fetch_all, segment, walk};
 
 fn open(dir: &Path) -> RemoteStorage {
     let props = HashMap::from([("warehouse".to_string(), format!("file://{}/warehouse", dir.display()))]);
@@ -340,4 +340,58 @@ fn a_committed_segment_without_its_sidecar_gets_it_back() {
     assert!(again.data_files.is_empty(), "no row appended twice");
     assert_eq!(count_rows(&rsm, &md.topic), first.stats.records);
     assert!(fetch_all(&rsm, &md, 0, None) == served, "served as before");
+}
+
+/// A segment whose batches cycle over 40 day partitions (a backfill replaying history), more
+/// than a copy writes at once: the copy reads it again per group of partitions, and still every
+/// record is in the table once, each partition's rows in one data file, and Kafka reads the
+/// segment back as it was.
+#[test]
+fn a_segment_over_many_day_partitions_is_copied_in_passes() {
+    use calving_segment::synth::{write_segment, SynthSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join(format!("{:020}.log", 0));
+    let mut data = Vec::new();
+    let days = 40;
+    let spec = SynthSpec {
+        compression: Compression::Lz4,
+        value_size: 200,
+        records_per_batch: 16,
+        distinct_batches: days * 4,
+        batch_interval_ms: 6 * 3_600_000,
+        ..SynthSpec::default()
+    };
+    let stats = write_segment(&spec, 0, 1 << 20, &mut data).unwrap();
+    std::fs::write(&log, &data).unwrap();
+    for ext in ["index", "timeindex", "snapshot"] {
+        std::fs::write(log.with_extension(ext), b"").unwrap();
+    }
+    let md = SegmentMetadata {
+        topic: "backfill".into(),
+        topic_id: KafkaUuid([9; 16]),
+        partition: 0,
+        segment_id: KafkaUuid::random(),
+        start_offset: 0,
+        end_offset: stats.records as i64 - 1,
+        max_timestamp_ms: 1_700_000_000_000 + (days as i64) * 86_400_000,
+        segment_size: data.len() as u64,
+        leader_epochs: Default::default(),
+    };
+    let files = LogSegmentFiles {
+        log: log.clone(),
+        offset_index: log.with_extension("index"),
+        time_index: log.with_extension("timeindex"),
+        txn_index: None,
+        producer_snapshot: log.with_extension("snapshot"),
+        leader_epoch: Vec::new(),
+    };
+    let rsm = open(dir.path());
+    let outcome = rsm.copy_log_segment(&md, &files).unwrap();
+    assert_eq!(outcome.stats.records, stats.records);
+    let day_dirs: std::collections::BTreeSet<_> =
+        outcome.data_files.iter().map(|f| f.rsplit_once('/').unwrap().0.to_string()).collect();
+    assert!(day_dirs.len() >= days - 1, "{} day partitions: {day_dirs:?}", day_dirs.len());
+    assert_eq!(outcome.data_files.len(), day_dirs.len(), "one data file per day partition");
+    assert_eq!(count_rows(&rsm, &md.topic), stats.records, "every record once");
+    check_served(&rsm, &md, &files);
 }

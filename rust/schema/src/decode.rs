@@ -584,6 +584,16 @@ impl ValueColumns {
         Ok(Self { columns, rows: 0 })
     }
 
+    /// Empty builders for the same columns (a conversion that reads its segment again).
+    pub fn fresh(&self) -> Result<Self, ColumnsError> {
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| Ok(Column { field: c.field.clone(), builder: Col::new(c.field.data_type(), c.field.name())? }))
+            .collect::<Result<_, ColumnsError>>()?;
+        Ok(Self { columns, rows: 0 })
+    }
+
     /// Builders for the columns of a table made from `writer` alone (field ids from 1, as
     /// [`WriterSchema::iceberg_fields`] numbers them): for measuring and testing the decoder
     /// without a table.

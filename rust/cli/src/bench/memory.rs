@@ -37,6 +37,9 @@ pub struct MemoryArgs {
     /// removed afterwards.
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
+    /// Only the shapes whose name contains this text (e.g. `days`).
+    #[arg(long)]
+    shape: Option<String>,
 }
 
 struct Shape {
@@ -84,7 +87,8 @@ pub fn run(args: MemoryArgs) -> Result<(), BenchError> {
     println!("# calving bench memory: peak memory of one segment's convert, {} MiB lz4 segments; {}", args.size_mib, super::machine());
     println!("{:<30} {:>9} {:>11} {:>6} {:>9} {:>10} {:>13}  (each verified with calving verify)", "shape", "seg MiB", "records", "days", "cpu s", "MiB/s/core", "peak MiB");
     let mut worst = 0u64;
-    for (i, shape) in shapes().into_iter().enumerate() {
+    let chosen = shapes().into_iter().filter(|s| args.shape.as_deref().is_none_or(|f| s.name.contains(f)));
+    for (i, shape) in chosen.enumerate() {
         let dir = scratch.0.join(format!("shape-{i}"));
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let stats = generate_with(&dir.join(LOG), &shape.spec, args.size_mib << 20)?;
