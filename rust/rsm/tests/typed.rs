@@ -202,10 +202,22 @@ fn raw(value: Option<Vec<u8>>) -> Rec {
 
 /// Writes a segment of `batches` (codec, records) from `base` into `dir`; the broker's view of it.
 fn write_segment(dir: &Path, topic: &str, base: i64, batches: &[(Compression, &[Rec])]) -> (SegmentMetadata, LogSegmentFiles) {
+    write_segment_over_days(dir, topic, base, batches, 1)
+}
+
+/// [`write_segment`] with the batches' timestamps cycling over `days` days (a backfill).
+fn write_segment_over_days(
+    dir: &Path,
+    topic: &str,
+    base: i64,
+    batches: &[(Compression, &[Rec])],
+    days: i64,
+) -> (SegmentMetadata, LogSegmentFiles) {
     let log = dir.join(format!("{topic}-{base:020}.log"));
     let mut data = Vec::new();
     let mut offset = base;
-    for (codec, recs) in batches {
+    for (i, (codec, recs)) in batches.iter().enumerate() {
+        let day_ms = (i as i64 % days) * 86_400_000;
         let mut records = Vec::new();
         for (d, r) in recs.iter().enumerate() {
             let key = r.key.clone().unwrap_or_else(|| Some(format!("k{}", offset + d as i64).into_bytes()));
@@ -220,8 +232,8 @@ fn write_segment(dir: &Path, topic: &str, base: i64, batches: &[(Compression, &[
             crc: 0,
             attributes: Attributes(0).with_compression(*codec),
             last_offset_delta: n - 1,
-            base_timestamp: 1_700_000_000_000 + offset,
-            max_timestamp: 1_700_000_000_000 + offset + i64::from(n) - 1,
+            base_timestamp: 1_700_000_000_000 + day_ms + offset,
+            max_timestamp: 1_700_000_000_000 + day_ms + offset + i64::from(n) - 1,
             producer_id: -1,
             producer_epoch: -1,
             base_sequence: -1,
@@ -241,7 +253,7 @@ fn write_segment(dir: &Path, topic: &str, base: i64, batches: &[(Compression, &[
         segment_id: KafkaUuid::random(),
         start_offset: base,
         end_offset: offset - 1,
-        max_timestamp_ms: 1_700_000_000_000 + offset,
+        max_timestamp_ms: 1_700_000_000_000 + (days - 1) * 86_400_000 + offset,
         segment_size: data.len() as u64,
         leader_epochs: BTreeMap::from([(0, base)]),
     };
@@ -713,4 +725,25 @@ fn reupload_after_the_latest_schema_moved_on_still_serves() {
     let fresh = open(dir.path(), &[("schema.registry.url", url.as_str()), ("value.mode", "value_schema_latest")]);
     assert!(fetch_all(&fresh, &again, 0, None) == std::fs::read(&files.log).unwrap());
     assert_eq!(common::count_rows(&rsm, "relatest"), 4);
+}
+
+/// Values in columns over more day partitions than a copy writes at once: the later passes'
+/// value columns (fresh decoders over the same writer schemas) hold the same values, which come
+/// back byte for byte.
+#[test]
+fn typed_values_over_many_day_partitions() {
+    let registry = Registry::start("backfill");
+    let id = registry.register("backfill-value", &schema(1));
+    let dir = tempfile::tempdir().unwrap();
+    let url = registry.url();
+    let rsm = open(dir.path(), &[("schema.registry.url", url.as_str()), ("value.mode", "value_schema_id_prefix")]);
+    let days = 24;
+    let recs: Vec<Vec<Rec>> = (0..days * 2).map(|b| (0..3).map(|r| typed(id, 1, b * 3 + r)).collect()).collect();
+    let batches: Vec<(Compression, &[Rec])> = recs.iter().map(|r| (Compression::None, &r[..])).collect();
+    let (md, files) = write_segment_over_days(dir.path(), "backfill", 0, &batches, days);
+    let outcome = rsm.copy_log_segment(&md, &files).unwrap();
+    assert_eq!(outcome.stats.values_in_columns, (days * 6) as u64);
+    assert_eq!(outcome.data_files.len(), days as usize, "one data file per day partition");
+    assert!(fetch_all(&rsm, &md, 0, None) == std::fs::read(&files.log).unwrap(), "served byte for byte");
+    assert_eq!(common::count_rows(&rsm, "backfill"), (days * 6) as u64);
 }
