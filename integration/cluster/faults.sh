@@ -37,7 +37,9 @@
 # and the fixture, whose catalog would survive in its SQLite file, takes a free port when it starts
 # (the brokers know its URI). A paused process keeps its port and its state, the kernel still
 # accepts connections on its behalf and nothing answers: what a client sees of a hung or
-# partitioned server (requests time out), not of a refused connection.
+# partitioned server (requests time out), not of a refused connection. While moto is paused the
+# REST catalog's own reads of the table metadata hang too, so most copies wait in the catalog (the
+# plugin's REST client has no request timeout besides the 60 s of its commits) and few fail.
 #
 # Checks (PASS/FAIL lines as in run.sh, through integration/kafka/harness.sh):
 #   - every acknowledged record consumed from offset 0 under read_uncommitted and read_committed,
