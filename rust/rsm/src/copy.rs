@@ -68,9 +68,10 @@ impl SharedUpload {
 
 /// What the open data files of one copy may buffer in all (encoded row groups in progress and
 /// upload buffers): past it, the largest is finished and its table partition's later rows go to
-/// a new file. Rows of one segment spread over many day partitions (a backfill, a producer
-/// replaying history) would otherwise hold one row group of up to 48 MiB per day.
-const OPEN_FILES_BUDGET_BYTES: usize = 96 << 20;
+/// a new file. Rows of one segment spread over several day partitions (a backfill, a producer
+/// replaying history) would otherwise hold one row group of up to 48 MiB per day; one row
+/// group's worth in all keeps such a copy within what a one-day copy holds.
+const OPEN_FILES_BUDGET_BYTES: usize = 48 << 20;
 
 /// Table partitions a copy writes at once. Each open data file costs about a megabyte before
 /// it holds a row (a Parquet writer's encoders and compression contexts per column) besides its
