@@ -47,6 +47,12 @@ pub const WAREHOUSE: &str = "warehouse";
 /// `namespace`
 pub const NAMESPACE: &str = "namespace";
 
+/// `catalog.request-timeout-ms`: the longest one REST catalog request may take (loads, creates;
+/// commits have their own 60 s). Without it a catalog that accepts connections and never answers
+/// holds every copy (and the broker's copier threads) for as long as it does.
+pub const REST_REQUEST_TIMEOUT_MS: &str = "catalog.request-timeout-ms";
+/// Default of [`REST_REQUEST_TIMEOUT_MS`].
+pub const DEFAULT_REST_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Default `catalog.name`.
 pub const DEFAULT_CATALOG_NAME: &str = "calving";
 /// Default `namespace`.
@@ -104,6 +110,8 @@ pub struct CatalogConfig {
     commit_retry: BTreeMap<String, String>,
     /// `commit.group.max-segments`: most segments one group commit takes.
     group_max_segments: usize,
+    /// `catalog.request-timeout-ms` (REST): the longest a catalog request may take.
+    rest_request_timeout: std::time::Duration,
 }
 
 impl CatalogConfig {
@@ -193,8 +201,16 @@ impl CatalogConfig {
         let mut storage_props = BTreeMap::new();
         let mut commit_retry = BTreeMap::new();
         let mut group_max_segments = 64;
+        let mut rest_request_timeout = DEFAULT_REST_REQUEST_TIMEOUT;
         for (key, value) in &props {
-            if key == "commit.group.max-segments" {
+            if key == REST_REQUEST_TIMEOUT_MS {
+                rest_request_timeout = value
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .map(std::time::Duration::from_millis)
+                    .ok_or_else(|| Error::config(key, format!("`{value}` is not a positive integer")))?;
+            } else if key == "commit.group.max-segments" {
                 group_max_segments = value.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| {
                     Error::config(key, format!("`{value}` is not a positive integer"))
                 })?;
@@ -264,6 +280,7 @@ impl CatalogConfig {
             rest_warehouse,
             commit_retry,
             group_max_segments,
+            rest_request_timeout,
         })
     }
 
@@ -384,7 +401,13 @@ impl CatalogConfig {
                         w.clone(),
                     );
                 }
+                let client = reqwest::Client::builder()
+                    .connect_timeout(self.rest_request_timeout.min(std::time::Duration::from_secs(10)))
+                    .timeout(self.rest_request_timeout)
+                    .build()
+                    .map_err(|e| Error::config(REST_REQUEST_TIMEOUT_MS, format!("cannot build the HTTP client: {e}")))?;
                 let catalog = RestCatalogBuilder::default()
+                    .with_client(client)
                     .with_storage_factory(factory)
                     .load(self.name.clone(), props)
                     .await

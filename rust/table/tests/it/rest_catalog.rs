@@ -369,3 +369,31 @@ async fn rest_brokers_appending_different_partitions_all_land() {
     assert_eq!(scanned_keys(&table).await, expected);
     drop(fixture);
 }
+
+/// A REST catalog that accepts connections and never answers (a hung server, a black-holed
+/// proxy) fails the call after `catalog.request-timeout-ms`, retriable, instead of holding the
+/// copy (and a broker's copier thread) for as long as the server stays silent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_rest_catalog_times_out() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let uri = format!("http://{}", listener.local_addr().unwrap());
+    // Accept and hold every connection, answering nothing.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            held.push(conn);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = rest_config(&uri, dir.path(), &[("catalog.request-timeout-ms", "700")]);
+    let started = std::time::Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(20), async {
+        let catalog = CalvingCatalog::connect(config).await?;
+        catalog.load_table("silent").await.map(drop)
+    })
+    .await
+    .expect("the catalog call must give up by itself");
+    let e = result.expect_err("nothing answered");
+    assert!(e.is_retriable(), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+}
