@@ -498,6 +498,7 @@ pub async fn expire_snapshots(catalog: &CalvingCatalog, topic: &str, options: &M
             },
         ];
         let updates = vec![TableUpdate::RemoveSnapshots { snapshot_ids: expired.clone() }];
+        let attempt_started = std::time::Instant::now();
         match crate::snapshot_commit::commit(catalog, &table, requirements, updates).await {
             Ok(after) => {
                 let deleted_files = delete_unreferenced(&after, &before).await?;
@@ -506,7 +507,7 @@ pub async fn expire_snapshots(catalog: &CalvingCatalog, topic: &str, options: &M
             }
             Err(Error::CommitConflict { .. } | Error::CatalogUnavailable { .. }) if retry < policy.num_retries => {
                 retry += 1;
-                tokio::time::sleep(policy.wait(retry)).await;
+                tokio::time::sleep(policy.wait(retry, attempt_started.elapsed())).await;
                 table = catalog.load_table(topic).await?;
             }
             Err(e) => return Err(e),
