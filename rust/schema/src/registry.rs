@@ -25,7 +25,10 @@
 //! share one request (a per-id `OnceCell`); a failure that may pass (`Unavailable`) is not cached,
 //! so the next caller tries again. Every call is bounded by the configured timeout, waiting for
 //! another caller's request included. `latest` always asks the registry (the latest version
-//! changes); its answer fills the id cache.
+//! changes); its answer fills the id cache. The cache is bounded: at most [`MAX_CACHED_SCHEMAS`]
+//! schemas and [`MAX_CACHED_NOT_FOUND`] "no usable schema" answers (values that merely look
+//! framed carry arbitrary ids); past either bound, answers are dropped (the "not found" ones
+//! first) and asked again when needed.
 //!
 //! # Credentials
 //!
@@ -289,6 +292,37 @@ const MAX_REFERENCE_DEPTH: usize = 16;
 
 type CacheEntry = Arc<OnceCell<Result<Arc<RegisteredSchema>, Arc<RegistryError>>>>;
 
+/// Schemas the id cache keeps, at most.
+pub const MAX_CACHED_SCHEMAS: usize = 10_000;
+/// "Not found" / "invalid" answers the id cache keeps, at most.
+pub const MAX_CACHED_NOT_FOUND: usize = 1_000;
+
+/// Drops answers from `cache` until it holds at most `max_not_found` "no usable schema" answers
+/// and `max_schemas + max_not_found` entries in all; requests in flight are kept.
+fn trim(cache: &mut HashMap<SchemaId, CacheEntry>, max_schemas: usize, max_not_found: usize) {
+    if cache.len() <= max_schemas + max_not_found {
+        return;
+    }
+    let not_found: Vec<SchemaId> = cache
+        .iter()
+        .filter(|(_, c)| matches!(c.get(), Some(Err(_))))
+        .map(|(&id, _)| id)
+        .collect();
+    for id in not_found.iter().skip(max_not_found) {
+        cache.remove(id);
+    }
+    let over = cache.len().saturating_sub(max_schemas + max_not_found);
+    let done: Vec<SchemaId> = cache
+        .iter()
+        .filter(|(_, c)| c.get().is_some())
+        .map(|(&id, _)| id)
+        .take(over)
+        .collect();
+    for id in done {
+        cache.remove(&id);
+    }
+}
+
 /// A Schema Registry client. Cheap to share (`Arc`); all methods take `&self`.
 pub struct SchemaRegistry {
     config: RegistryConfig,
@@ -358,7 +392,12 @@ impl SchemaRegistry {
             }
         });
         match tokio::time::timeout(self.config.timeout, fetch).await {
-            Ok(Ok(done)) => Ok(done.clone()),
+            Ok(Ok(done)) => {
+                let done = done.clone();
+                let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+                trim(&mut cache, MAX_CACHED_SCHEMAS, MAX_CACHED_NOT_FOUND);
+                Ok(done)
+            }
             Ok(Err(e)) => Err(e),
             Err(_) => Err(RegistryError::Unavailable {
                 url: self.display_url(0),
@@ -398,6 +437,7 @@ impl SchemaRegistry {
         let schema = Arc::new(to_registered(id, resp, version)?);
         let cell = {
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            trim(&mut cache, MAX_CACHED_SCHEMAS, MAX_CACHED_NOT_FOUND);
             cache.entry(id).or_default().clone()
         };
         let _ = cell.set(Ok(schema.clone()));
@@ -633,6 +673,40 @@ fn encode_segment(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_id_cache_is_bounded_not_found_answers_first() {
+        let mut cache: HashMap<SchemaId, CacheEntry> = HashMap::new();
+        let not_found = |id| {
+            let c = CacheEntry::default();
+            let _ = c.set(Err(Arc::new(RegistryError::NotFound { what: format!("id {id}") })));
+            c
+        };
+        let writer = Arc::new(WriterSchema::parse(r#"{"type":"record","name":"R","fields":[{"name":"a","type":"long"}]}"#).unwrap());
+        let found = |id| {
+            let c = CacheEntry::default();
+            let _ = c.set(Ok(Arc::new(RegisteredSchema { id, text: String::new(), writer: writer.clone(), version: None })));
+            c
+        };
+        for id in 0..50 {
+            cache.insert(id, not_found(id));
+        }
+        for id in 100..120 {
+            cache.insert(id, found(id));
+        }
+        cache.insert(999, CacheEntry::default()); // a request in flight
+        trim(&mut cache, 30, 5);
+        let count = |c: &HashMap<SchemaId, CacheEntry>| {
+            (c.values().filter(|e| matches!(e.get(), Some(Err(_)))).count(), c.values().filter(|e| matches!(e.get(), Some(Ok(_)))).count())
+        };
+        assert_eq!(count(&cache), (5, 20), "not-found answers dropped first, schemas kept");
+        assert!(cache.contains_key(&999), "in flight kept");
+        for id in 200..240 {
+            cache.insert(id, found(id));
+        }
+        trim(&mut cache, 30, 5);
+        assert!(cache.len() <= 35 && cache.contains_key(&999), "{}", cache.len());
+    }
 
     #[test]
     fn user_info_in_url_becomes_basic_auth_and_leaves_the_url() {

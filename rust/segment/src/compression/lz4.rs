@@ -127,6 +127,52 @@ pub(super) fn compress(input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    /// The encoder alone, pinned: served layout v1 serves compressed batches as this encoder's
+    /// output, and brokers keep the positions and sizes it gave in their index caches for ever,
+    /// so its bytes must never change (`lz4_flex` is pinned to an exact version for this). The
+    /// hashes were taken from `lz4_flex` 0.13.1; a change here is a change of the served layout:
+    /// never update them to make an upgrade pass.
+    #[test]
+    fn encoder_output_is_pinned() {
+        let mut lcg = 0x2545_f491_u32;
+        let mut noise = || {
+            lcg = lcg.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (lcg >> 24) as u8
+        };
+        let text: Vec<u8> = (0..200_000u32).flat_map(|i| format!("{{\"id\":{i},\"kind\":\"order\"}}").into_bytes()).collect();
+        let inputs: Vec<(&str, Vec<u8>)> = vec![
+            ("empty", Vec::new()),
+            ("one byte", vec![7]),
+            ("repeated", vec![b'a'; 150_000]),
+            ("text", text),
+            ("noise", (0..100_000).map(|_| noise()).collect()),
+            ("mixed", (0..300_000u32).map(|i| if i % 7 == 0 { noise() } else { (i % 13) as u8 }).collect()),
+        ];
+        let got: Vec<(String, usize, u32)> = inputs
+            .iter()
+            .map(|(name, input)| {
+                let mut out = Vec::new();
+                compress(input, &mut out).unwrap();
+                let mut back = Vec::new();
+                decompress(&out, &mut back, usize::MAX).unwrap();
+                assert_eq!(&back, input, "{name} round trip");
+                (name.to_string(), out.len(), xxhash_rust::xxh32::xxh32(&out, 0))
+            })
+            .collect();
+        let expected: Vec<(String, usize, u32)> = GOLDEN.iter().map(|&(n, l, h)| (n.to_string(), l, h)).collect();
+        assert_eq!(got, expected, "the lz4 encoder's output changed: served layout v1 would change");
+    }
+
+    /// (input, frame length, xxh32 of the frame) from `lz4_flex` 0.13.1.
+    const GOLDEN: [(&str, usize, u32); 6] = [
+        ("empty", 11, 4266315151),
+        ("one byte", 16, 2208599239),
+        ("repeated", 645, 3835055287),
+        ("text", 1034887, 550586620),
+        ("noise", 100019, 4026974359),
+        ("mixed", 154077, 3604593316),
+    ];
+
     /// A frame declaring 4 MiB blocks made of thousands of 2-byte blocks (each one literal byte):
     /// decoding reserves room for what each block can produce, not 4 MiB per block.
     #[test]
