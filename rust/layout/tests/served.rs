@@ -24,10 +24,9 @@ use calving_layout::sidecar::{SegmentIdentity, Sidecar};
 use calving_layout::LayoutError;
 use calving_segment::index::offset;
 use calving_segment::{Compression, LogEntries, LogEntry};
-use calving_test_utils::{fixture_files, fixture_names, kafka_records_dump};
+use calving_test_utils::{fixture_files, fixture_names, kafka_reads};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
-use serde_json::Value;
 
 struct Converted {
     sidecar: Sidecar,
@@ -155,27 +154,6 @@ fn served_bytes_match_sidecar_and_originals() {
         }
     }
     assert!(identical > 60 && relayered > 50, "{identical} identical, {relayered} re-encoded batches");
-}
-
-/// What Kafka's record parser reads in each of `files`: its batches and records, without what
-/// only the encoding decides (position, size, CRC, codec, attributes).
-fn kafka_reads(files: &[PathBuf]) -> Vec<Vec<Value>> {
-    let mut by_file: Vec<Vec<Value>> = Vec::new();
-    for mut v in kafka_records_dump(files) {
-        match v["type"].as_str() {
-            Some("file") => by_file.push(Vec::new()),
-            Some("batch" | "record") => {
-                if let Some(o) = v.as_object_mut() {
-                    for k in ["position", "sizeInBytes", "crc", "compression", "attributes"] {
-                        o.remove(k);
-                    }
-                }
-                by_file.last_mut().unwrap().push(v)
-            }
-            _ => {}
-        }
-    }
-    by_file
 }
 
 /// Kafka's record parser sees the same batches and records in the served file.

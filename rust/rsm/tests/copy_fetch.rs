@@ -182,30 +182,30 @@ fn delete_keeps_rows_and_is_idempotent() {
     let _ = fixtures_dir();
 }
 
-/// A data file with several offset pages (the writer puts up to 20 000 rows in a page): a fetch
-/// reads only the rows of its offsets (`parquet_io`'s row filter) and serves exactly the
-/// original bytes, from any batch, across page boundaries.
-#[test]
-fn fetches_within_multi_page_files_serve_exact_bytes() {
-    use calving_segment::synth::{write_segment, SynthSpec};
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join(format!("{:020}.log", 0));
+/// A synthetic segment of `spec` (about `bytes` long) written to `dir` with empty side files, as
+/// the broker would hand it over: (metadata, files, the segment's bytes, record count).
+fn synthetic_segment(
+    dir: &Path,
+    topic: &str,
+    spec: &calving_segment::synth::SynthSpec,
+    bytes: u64,
+    max_timestamp_ms: i64,
+) -> (SegmentMetadata, LogSegmentFiles, Vec<u8>, u64) {
+    let log = dir.join(format!("{:020}.log", 0));
     let mut data = Vec::new();
-    let spec = SynthSpec { value_size: 100, ..SynthSpec::default() };
-    let stats = write_segment(&spec, 0, 10 << 20, &mut data).unwrap();
-    assert!(stats.records > 40_000, "{} rows: too few for several offset pages", stats.records);
+    let stats = calving_segment::synth::write_segment(spec, 0, bytes, &mut data).unwrap();
     std::fs::write(&log, &data).unwrap();
     for ext in ["index", "timeindex", "snapshot"] {
         std::fs::write(log.with_extension(ext), b"").unwrap();
     }
     let md = SegmentMetadata {
-        topic: "pages".into(),
-        topic_id: KafkaUuid([7; 16]),
+        topic: topic.into(),
+        topic_id: KafkaUuid([topic.len() as u8; 16]),
         partition: 0,
         segment_id: KafkaUuid::random(),
         start_offset: 0,
         end_offset: stats.records as i64 - 1,
-        max_timestamp_ms: 1_700_000_300_000,
+        max_timestamp_ms,
         segment_size: data.len() as u64,
         leader_epochs: Default::default(),
     };
@@ -217,6 +217,18 @@ fn fetches_within_multi_page_files_serve_exact_bytes() {
         producer_snapshot: log.with_extension("snapshot"),
         leader_epoch: Vec::new(),
     };
+    (md, files, data, stats.records)
+}
+
+/// A data file with several offset pages (the writer puts up to 20 000 rows in a page): a fetch
+/// reads only the rows of its offsets (`parquet_io`'s row filter) and serves exactly the
+/// original bytes, from any batch, across page boundaries.
+#[test]
+fn fetches_within_multi_page_files_serve_exact_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = calving_segment::synth::SynthSpec { value_size: 100, ..Default::default() };
+    let (md, files, data, records) = synthetic_segment(dir.path(), "pages", &spec, 10 << 20, 1_700_000_300_000);
+    assert!(records > 40_000, "{records} rows: too few for several offset pages");
     let rsm = open(dir.path());
     rsm.copy_log_segment(&md, &files).unwrap();
     assert!(fetch_all(&rsm, &md, 0, None) == data, "the uncompressed segment comes back byte for byte");
@@ -348,10 +360,8 @@ fn a_committed_segment_without_its_sidecar_gets_it_back() {
 /// segment back as it was.
 #[test]
 fn a_segment_over_many_day_partitions_is_copied_in_passes() {
-    use calving_segment::synth::{write_segment, SynthSpec};
+    use calving_segment::synth::SynthSpec;
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join(format!("{:020}.log", 0));
-    let mut data = Vec::new();
     let days = 40;
     let spec = SynthSpec {
         compression: Compression::Lz4,
@@ -361,37 +371,15 @@ fn a_segment_over_many_day_partitions_is_copied_in_passes() {
         batch_interval_ms: 6 * 3_600_000,
         ..SynthSpec::default()
     };
-    let stats = write_segment(&spec, 0, 1 << 20, &mut data).unwrap();
-    std::fs::write(&log, &data).unwrap();
-    for ext in ["index", "timeindex", "snapshot"] {
-        std::fs::write(log.with_extension(ext), b"").unwrap();
-    }
-    let md = SegmentMetadata {
-        topic: "backfill".into(),
-        topic_id: KafkaUuid([9; 16]),
-        partition: 0,
-        segment_id: KafkaUuid::random(),
-        start_offset: 0,
-        end_offset: stats.records as i64 - 1,
-        max_timestamp_ms: 1_700_000_000_000 + (days as i64) * 86_400_000,
-        segment_size: data.len() as u64,
-        leader_epochs: Default::default(),
-    };
-    let files = LogSegmentFiles {
-        log: log.clone(),
-        offset_index: log.with_extension("index"),
-        time_index: log.with_extension("timeindex"),
-        txn_index: None,
-        producer_snapshot: log.with_extension("snapshot"),
-        leader_epoch: Vec::new(),
-    };
+    let max_ts = 1_700_000_000_000 + (days as i64) * 86_400_000;
+    let (md, files, _, records) = synthetic_segment(dir.path(), "backfill", &spec, 1 << 20, max_ts);
     let rsm = open(dir.path());
     let outcome = rsm.copy_log_segment(&md, &files).unwrap();
-    assert_eq!(outcome.stats.records, stats.records);
+    assert_eq!(outcome.stats.records, records);
     let day_dirs: std::collections::BTreeSet<_> =
         outcome.data_files.iter().map(|f| f.rsplit_once('/').unwrap().0.to_string()).collect();
     assert!(day_dirs.len() >= days - 1, "{} day partitions: {day_dirs:?}", day_dirs.len());
     assert_eq!(outcome.data_files.len(), day_dirs.len(), "one data file per day partition");
-    assert_eq!(count_rows(&rsm, &md.topic), stats.records, "every record once");
+    assert_eq!(count_rows(&rsm, &md.topic), records, "every record once");
     check_served(&rsm, &md, &files);
 }

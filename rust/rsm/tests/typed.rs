@@ -21,7 +21,7 @@ use apache_avro::types::Value as A;
 use calving_rsm::{KafkaUuid, LogSegmentFiles, RemoteStorage, SegmentMetadata};
 use calving_segment::record::record::write_record;
 use calving_segment::{Attributes, BatchEncoder, BatchHeader, Compression};
-use calving_test_utils::{kafka_records_dump, read_table_all_columns};
+use calving_test_utils::{kafka_reads, read_table_all_columns};
 use serde_json::{json, Value as J};
 
 mod common;
@@ -275,21 +275,7 @@ fn kafka_reads_the_same(dir: &Path, md: &SegmentMetadata, files: &LogSegmentFile
     std::fs::create_dir_all(&sub).unwrap();
     let path = sub.join(files.log.file_name().unwrap());
     std::fs::write(&path, &served).unwrap();
-    let mut by_file: Vec<Vec<J>> = Vec::new();
-    for mut v in kafka_records_dump(&[files.log.clone(), path]) {
-        match v["type"].as_str() {
-            Some("file") => by_file.push(Vec::new()),
-            Some("batch" | "record") => {
-                if let Some(o) = v.as_object_mut() {
-                    for k in ["position", "sizeInBytes", "crc", "compression", "attributes"] {
-                        o.remove(k);
-                    }
-                }
-                by_file.last_mut().unwrap().push(v)
-            }
-            _ => {}
-        }
-    }
+    let by_file = kafka_reads(&[files.log.clone(), path]);
     assert!(by_file[1].iter().all(|v| v["type"] != "batch" || v["valid"] == true));
     assert_eq!(by_file[0], by_file[1], "Kafka reads the served segment differently");
 }

@@ -171,6 +171,28 @@ pub fn kafka_records_dump(files: &[PathBuf]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// What Kafka's record parser reads in each of `files` ([`kafka_records_dump`]): its batches and
+/// records, without what only the encoding decides (position, size, CRC, codec, attributes), so
+/// a served segment and its original compare equal when Kafka reads the same from both.
+pub fn kafka_reads(files: &[PathBuf]) -> Vec<Vec<serde_json::Value>> {
+    let mut by_file: Vec<Vec<serde_json::Value>> = Vec::new();
+    for mut v in kafka_records_dump(files) {
+        match v["type"].as_str() {
+            Some("file") => by_file.push(Vec::new()),
+            Some("batch" | "record") => {
+                if let Some(o) = v.as_object_mut() {
+                    for k in ["position", "sizeInBytes", "crc", "compression", "attributes"] {
+                        o.remove(k);
+                    }
+                }
+                by_file.last_mut().expect("a file line first").push(v)
+            }
+            _ => {}
+        }
+    }
+    by_file
+}
+
 /// Rows of a table of Calving's embedded catalog (`<warehouse>/calving-catalog.db`) as an
 /// independent Iceberg reader returns them: `engine` is `pyiceberg` or `duckdb`
 /// (`tests/oracle/read_table.py`; installed by `tests/install-deps.sh`). One JSON object per row,
