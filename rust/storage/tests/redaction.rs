@@ -114,6 +114,35 @@ async fn credentials_never_appear_in_debug_display_errors_or_logs() {
     }
 }
 
+/// Puts, gets, streams 9 MiB and writes through the FileIO on `config`'s store; returns what
+/// its types print (`Debug`, `Display`), for the caller to search for credentials.
+async fn exercise(config: &StorageConfig) -> Vec<String> {
+    let storage = ObjectStorage::new(config.clone()).unwrap();
+    let loc = storage.location("x/y.bin");
+    storage
+        .put(&loc, Bytes::from_static(b"payload"))
+        .await
+        .unwrap();
+    assert_eq!(&storage.get(&loc).await.unwrap()[..], b"payload");
+    let mut w = storage.writer(&storage.location("x/big.bin")).unwrap();
+    w.write(Bytes::from(vec![1u8; 9 * common::MIB]))
+        .await
+        .unwrap();
+    w.finish().await.unwrap();
+    let io = storage.file_io();
+    io.new_output(storage.location("x/m.json"))
+        .unwrap()
+        .write(Bytes::from_static(b"{}"))
+        .await
+        .unwrap();
+    vec![
+        format!("{config:?}"),
+        format!("{config}"),
+        format!("{storage:?}"),
+        format!("{io:?}"),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_credentials_stay_out_of_logs_on_the_wire_path() {
     let server = S3Server::start();
@@ -134,34 +163,7 @@ async fn s3_credentials_stay_out_of_logs_on_the_wire_path() {
         ],
     );
     let logs = CapturedLogs::global();
-    let texts = {
-        {
-            let storage = ObjectStorage::new(config.clone()).unwrap();
-            let loc = storage.location("x/y.bin");
-            storage
-                .put(&loc, Bytes::from_static(b"payload"))
-                .await
-                .unwrap();
-            assert_eq!(&storage.get(&loc).await.unwrap()[..], b"payload");
-            let mut w = storage.writer(&storage.location("x/big.bin")).unwrap();
-            w.write(Bytes::from(vec![1u8; 9 * common::MIB]))
-                .await
-                .unwrap();
-            w.finish().await.unwrap();
-            let io = storage.file_io();
-            io.new_output(storage.location("x/m.json"))
-                .unwrap()
-                .write(Bytes::from_static(b"{}"))
-                .await
-                .unwrap();
-            vec![
-                format!("{config:?}"),
-                format!("{config}"),
-                format!("{storage:?}"),
-                format!("{io:?}"),
-            ]
-        }
-    };
+    let texts = exercise(&config).await;
     let all = texts.join("\n") + &logs.text();
     assert!(all.contains("<redacted>"), "{all}");
     assert!(
@@ -204,33 +206,8 @@ async fn gcs_and_azure_credentials_stay_out_of_logs_on_the_wire_path() {
     )
     .unwrap();
     let logs = CapturedLogs::global();
-    let mut texts = Vec::new();
-    for config in [gcs_config, azure_config] {
-        let storage = ObjectStorage::new(config.clone()).unwrap();
-        let loc = storage.location("x/y.bin");
-        storage
-            .put(&loc, Bytes::from_static(b"payload"))
-            .await
-            .unwrap();
-        assert_eq!(&storage.get(&loc).await.unwrap()[..], b"payload");
-        let mut w = storage.writer(&storage.location("x/big.bin")).unwrap();
-        w.write(Bytes::from(vec![1u8; 9 * common::MIB]))
-            .await
-            .unwrap();
-        w.finish().await.unwrap();
-        let io = storage.file_io();
-        io.new_output(storage.location("x/m.json"))
-            .unwrap()
-            .write(Bytes::from_static(b"{}"))
-            .await
-            .unwrap();
-        texts.extend([
-            format!("{config:?}"),
-            format!("{config}"),
-            format!("{storage:?}"),
-            format!("{io:?}"),
-        ]);
-    }
+    let mut texts = exercise(&gcs_config).await;
+    texts.extend(exercise(&azure_config).await);
     let all = texts.join("\n") + &logs.text();
     assert!(all.contains("<redacted>"), "{all}");
     assert!(
