@@ -20,7 +20,7 @@ use calving_storage::{ObjectStorage, StorageConfig};
 use calving_test_utils::azure::{AzuriteServer, ACCOUNT};
 use calving_test_utils::fixture_files;
 use calving_test_utils::gcs::GcsServer;
-use common::{check_served, count_rows, fetch_all, segment, walk, S3Server};
+use common::{check_copied_to_the_store, check_served, count_rows, fetch_all, segment, S3Server};
 
 /// Both segments of each fixture (lz4: compressed; txn: uncompressed, transactional, with
 /// aborts and a transaction index).
@@ -62,30 +62,9 @@ fn round_trip(props: &HashMap<String, String>, dir: &Path) {
     for (md, files) in &segments {
         let outcome = rsm.copy_log_segment(md, files).unwrap_or_else(|e| panic!("copy {md}: {e}"));
         assert!(outcome.snapshot_id.is_some() && !outcome.data_files.is_empty(), "{md}: {outcome:?}");
-        let table = format!("{warehouse}/kafka/{}/", md.topic);
-        for l in &outcome.data_files {
-            assert!(l.starts_with(&table), "{l} is not under {table}");
-        }
-        let sidecars = format!("{warehouse}/calving-sidecars/kafka/{}/{}/", md.topic, md.partition);
-        assert!(outcome.sidecar_location.starts_with(&sidecars), "{} is not under {sidecars}", outcome.sidecar_location);
         outcomes.push(outcome);
     }
-    let objects = list(props);
-    for o in &outcomes {
-        for l in o.data_files.iter().chain([&o.sidecar_location]) {
-            assert!(objects.contains(l), "{l} is not in the store: {objects:#?}");
-        }
-    }
-    for topic in ["fx-lz4", "fx-txn"] {
-        let metadata = format!("{warehouse}/kafka/{topic}/metadata/");
-        assert!(objects.iter().any(|l| l.starts_with(&metadata) && l.ends_with(".metadata.json")), "{objects:#?}");
-        assert!(objects.iter().any(|l| l.starts_with(&metadata) && l.ends_with(".avro")), "{objects:#?}");
-    }
-    let local: Vec<_> = walk(dir)
-        .into_iter()
-        .filter(|p| ["parquet", "sidecar", "json", "avro"].contains(&p.extension().and_then(|e| e.to_str()).unwrap_or("")))
-        .collect();
-    assert!(local.is_empty(), "nothing of the warehouse is a local file: {local:?}");
+    check_copied_to_the_store(warehouse, &segments, &outcomes, &list(props), dir);
 
     // Fetch: records, batch facts, every index type; another broker serves the same bytes.
     for (md, files) in &segments {

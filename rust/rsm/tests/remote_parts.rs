@@ -36,7 +36,8 @@ use std::time::{Duration, Instant};
 use calving_rsm::{CopyOutcome, IndexType, KafkaUuid, LogSegmentFiles, RemoteStorage, SegmentMetadata};
 use calving_test_utils::fixture_files;
 use common::{
-    check_served, closed_port, count_rows, fetch_all, segment, walk, CutProxy, ListObjects, RestFixture, S3Server,
+    check_copied_to_the_store, check_served, closed_port, count_rows, fetch_all, segment, CutProxy, ListObjects, RestFixture,
+    S3Server,
 };
 
 const BUCKET: &str = "calving";
@@ -100,33 +101,10 @@ fn rest_catalog_and_s3_warehouse() {
         let outcome = rsm.copy_log_segment(md, files).unwrap_or_else(|e| panic!("{e}\nREST fixture log:\n{}", rest.log_text()));
         assert!(outcome.snapshot_id.is_some() && !outcome.data_files.is_empty(), "{md}");
         assert_eq!(outcome.reused_rows, 0);
-        let table = format!("{WAREHOUSE}/kafka/{}/", md.topic);
-        for l in &outcome.data_files {
-            assert!(l.starts_with(&table), "{l} is not under {table}");
-        }
-        // Sidecars live outside every table's location, where orphan removal does not reach.
-        let sidecars = format!("{WAREHOUSE}/calving-sidecars/kafka/{}/{}/", md.topic, md.partition);
-        assert!(outcome.sidecar_location.starts_with(&sidecars), "{} is not under {sidecars}", outcome.sidecar_location);
         outcomes.push(outcome);
     }
     let copied = started.elapsed();
-    let objects = s3.list(BUCKET, "wh");
-    for o in &outcomes {
-        for l in o.data_files.iter().chain([&o.sidecar_location]) {
-            assert!(objects.contains(l), "{l} is not in the bucket: {objects:#?}");
-        }
-    }
-    for topic in ["fx-lz4", "fx-txn"] {
-        // Table metadata: the REST server's (S3FileIO) metadata JSON and iceberg-rust's manifests.
-        let metadata = format!("{WAREHOUSE}/kafka/{topic}/metadata/");
-        assert!(objects.iter().any(|l| l.starts_with(&metadata) && l.ends_with(".metadata.json")), "{objects:#?}");
-        assert!(objects.iter().any(|l| l.starts_with(&metadata) && l.ends_with(".avro")), "{objects:#?}");
-    }
-    let local: Vec<_> = walk(dir.path())
-        .into_iter()
-        .filter(|p| ["parquet", "sidecar", "json", "avro"].contains(&p.extension().and_then(|e| e.to_str()).unwrap_or("")))
-        .collect();
-    assert!(local.is_empty(), "nothing of the warehouse is a local file: {local:?}");
+    check_copied_to_the_store(WAREHOUSE, &segments, &outcomes, &s3.list(BUCKET, "wh"), dir.path());
 
     // Fetch: records, batch facts and every index type, from this broker and from another one
     // that finds the segment from its metadata alone (REST catalog -> table location -> sidecar).

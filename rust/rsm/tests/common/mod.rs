@@ -149,6 +149,39 @@ pub fn check_served(rsm: &RemoteStorage, md: &SegmentMetadata, files: &LogSegmen
     }
 }
 
+/// Where copies into a remote warehouse put things: each outcome's data files under its table's
+/// location and its sidecar under `<warehouse>/calving-sidecars`, all of them among `objects`
+/// (the store's listing), every topic's metadata (JSON and Avro manifests) in the store, and no
+/// file of the warehouse on the local disk (`dir`).
+pub fn check_copied_to_the_store(
+    warehouse: &str,
+    segments: &[(SegmentMetadata, LogSegmentFiles)],
+    outcomes: &[calving_rsm::CopyOutcome],
+    objects: &[String],
+    dir: &Path,
+) {
+    for ((md, _), outcome) in segments.iter().zip(outcomes) {
+        let table = format!("{warehouse}/kafka/{}/", md.topic);
+        for l in &outcome.data_files {
+            assert!(l.starts_with(&table), "{l} is not under {table}");
+        }
+        // Sidecars live outside every table's location, where orphan removal does not reach.
+        let sidecars = format!("{warehouse}/calving-sidecars/kafka/{}/{}/", md.topic, md.partition);
+        assert!(outcome.sidecar_location.starts_with(&sidecars), "{} is not under {sidecars}", outcome.sidecar_location);
+        for l in outcome.data_files.iter().chain([&outcome.sidecar_location]) {
+            assert!(objects.contains(l), "{l} is not in the store: {objects:#?}");
+        }
+        let metadata = format!("{warehouse}/kafka/{}/metadata/", md.topic);
+        assert!(objects.iter().any(|l| l.starts_with(&metadata) && l.ends_with(".metadata.json")), "{objects:#?}");
+        assert!(objects.iter().any(|l| l.starts_with(&metadata) && l.ends_with(".avro")), "{objects:#?}");
+    }
+    let local: Vec<_> = walk(dir)
+        .into_iter()
+        .filter(|p| ["parquet", "sidecar", "json", "avro"].contains(&p.extension().and_then(|e| e.to_str()).unwrap_or("")))
+        .collect();
+    assert!(local.is_empty(), "nothing of the warehouse is a local file: {local:?}");
+}
+
 /// Rows of the topic's table, counted by an Iceberg scan (through the catalog and its FileIO).
 pub fn count_rows(rsm: &RemoteStorage, topic: &str) -> u64 {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
