@@ -313,6 +313,22 @@ impl SegmentConverter {
         self.maybe_flush(sink)
     }
 
+    /// Hands the rows buffered so far to `sink` ([`finish`](Self::finish) does too).
+    pub fn flush<E: From<LayoutError>>(&mut self, sink: &mut impl FnMut(RecordBatch) -> Result<(), E>) -> Result<(), E> {
+        if !self.rows.is_empty() {
+            let chunk = self.rows.finish()?;
+            sink(chunk)?;
+        }
+        Ok(())
+    }
+
+    /// The schema-mode parts (values, keys) of this converter started afresh over the same
+    /// columns and writer schemas ([`TypedValues::restart`]): for converting the same segment
+    /// again, for rows only.
+    pub fn restart_typed(&self) -> Result<(Option<TypedValues>, Option<TypedValues>), LayoutError> {
+        Ok((self.rows.typed().map(TypedValues::restart).transpose()?, self.rows.typed_keys().map(TypedValues::restart).transpose()?))
+    }
+
     /// Ends the segment: the last rows go to `sink`; returns the sidecar (its `files` empty, for
     /// the caller to fill once the data files are written).
     pub fn finish<E: From<LayoutError>>(
@@ -320,10 +336,7 @@ impl SegmentConverter {
         side: SideFiles,
         sink: &mut impl FnMut(RecordBatch) -> Result<(), E>,
     ) -> Result<(Sidecar, ConvertStats), E> {
-        if !self.rows.is_empty() {
-            let chunk = self.rows.finish()?;
-            sink(chunk)?;
-        }
+        self.flush(sink)?;
         if self.served_position > self.served_limit {
             // Only when the segment is larger than its metadata said (the room was computed from it).
             return Err(LayoutError::RowsMismatch {

@@ -317,10 +317,9 @@ fn convert_and_commit(
     let props = writer_properties(zstd_level);
     let layout_err = |source| RsmError::Layout { segment: name.clone(), source };
     // Schema modes: pass 0 converts with the prepared parts (they also carry the writer schemas
-    // of reused rows, for the sidecar); later passes, for rows only, with fresh copies.
+    // of reused rows, for the sidecar); a later pass, for rows only, with the parts of the pass
+    // before it started afresh.
     let (mut values, mut keys) = typed.map_or((None, None), |t| (t.values, t.keys));
-    let restart = |t: &Option<calving_layout::typed::TypedValues>| t.as_ref().map(|t| t.restart()).transpose();
-    let (values_template, keys_template) = (restart(&values).map_err(layout_err)?, restart(&keys).map_err(layout_err)?);
     // Files finished early (the budget above), then every other at the end of its pass.
     let mut closed: Vec<(DataFile, DataFileRef)> = Vec::new();
     let part_size = inner.storage.config().settings().part_size;
@@ -341,15 +340,10 @@ fn convert_and_commit(
     loop {
         let only: Option<HashSet<String>> = (pass > 0).then(|| pending.drain(..pending.len().min(MAX_OPEN_PARTITIONS)).collect());
         let mut converter = SegmentConverter::new(target.clone(), seg.identity(), ChunkLimits::default());
-        let (pass_values, pass_keys) = if pass == 0 {
-            (values.take(), keys.take())
-        } else {
-            (restart(&values_template).map_err(layout_err)?, restart(&keys_template).map_err(layout_err)?)
-        };
-        if let Some(v) = pass_values {
+        if let Some(v) = values.take() {
             converter = converter.with_typed(v).map_err(layout_err)?;
         }
-        if let Some(k) = pass_keys {
+        if let Some(k) = keys.take() {
             converter = converter.with_typed_keys(k).map_err(layout_err)?;
         }
         let mut writers: HashMap<String, PartWriter> = HashMap::new();
@@ -433,6 +427,10 @@ fn convert_and_commit(
                 other => sink_err(other),
             })?;
         }
+        converter.flush(&mut sink).map_err(sink_err)?;
+        if !pending.is_empty() {
+            (values, keys) = converter.restart_typed().map_err(layout_err)?;
+        }
         let side = if pass == 0 {
             let read_side = |p: &std::path::Path| {
                 std::fs::read(p)
@@ -448,7 +446,10 @@ fn convert_and_commit(
         } else {
             SideFiles::default()
         };
-        let converted = converter.finish(side, &mut sink).map_err(sink_err)?;
+        // Every row went to `sink` above: finishing only builds the sidecar.
+        let converted = converter
+            .finish(side, &mut |_: RecordBatch| -> Result<(), SinkError> { unreachable!("rows were flushed before finish") })
+            .map_err(sink_err)?;
         // Close this pass's data files and describe them to the table.
         for (_, w) in writers {
             written.push(w.location.clone());
