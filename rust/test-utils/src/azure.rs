@@ -5,10 +5,10 @@
 //! directory, removed on drop.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use crate::http_request;
+use crate::{http_request, ServerProcess};
 use crate::s3::closed_port;
 
 /// The Azurite version `tests/install-deps.sh` installs.
@@ -54,11 +54,10 @@ req.end();
 
 /// A running Azurite Blob service.
 pub struct AzuriteServer {
-    child: Child,
+    process: ServerProcess,
     pub port: u16,
     /// `http://127.0.0.1:PORT/devstoreaccount1`: the account's Blob endpoint.
     pub endpoint: String,
-    dir: PathBuf,
 }
 
 /// Azurite's Blob service entry point under the install-deps.sh prefix.
@@ -80,37 +79,30 @@ impl AzuriteServer {
         let port = closed_port();
         let dir = std::env::temp_dir().join(format!("calving-azurite-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("Azurite directory");
-        let log = std::fs::File::create(dir.join("azurite.log")).expect("Azurite log file");
-        let child = Command::new("node")
-            .arg("-e")
+        let mut cmd = Command::new("node");
+        cmd.arg("-e")
             .arg(AZURITE_LAUNCHER)
             .arg(&main)
             .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string(), "--location"])
             .arg(&dir)
-            .args(["--skipApiVersionCheck", "--loose", "--disableTelemetry"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("Azurite log file"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start node ({e}): install Node.js, then run tests/install-deps.sh"));
-        let mut server = AzuriteServer { child, port, endpoint: format!("http://127.0.0.1:{port}/{ACCOUNT}"), dir };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = server.child.try_wait().expect("Azurite status") {
-                panic!("Azurite exited ({status}) before answering:\n{}", server.log_text());
-            }
-            // Any HTTP answer (an unsigned request is refused) means it listens.
-            if http_request(port, "GET", &format!("/{ACCOUNT}?comp=list"), &[], "").is_ok_and(|(status, _)| status > 0) {
-                return server;
-            }
-            assert!(Instant::now() < deadline, "Azurite did not answer on port {port} within 60 s:\n{}", server.log_text());
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            .args(["--skipApiVersionCheck", "--loose", "--disableTelemetry"]);
+        // Any HTTP answer (an unsigned request is refused) means it listens.
+        let ready = || http_request(port, "GET", &format!("/{ACCOUNT}?comp=list"), &[], "").is_ok_and(|(status, _)| status > 0);
+        let process = ServerProcess::start(
+            "Azurite",
+            cmd,
+            dir.join("azurite.log"),
+            Some(dir),
+            "install Node.js, then run tests/install-deps.sh",
+            Duration::from_secs(60),
+            ready,
+        );
+        AzuriteServer { process, port, endpoint: format!("http://127.0.0.1:{port}/{ACCOUNT}") }
     }
 
     /// What Azurite logged so far.
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(self.dir.join("azurite.log")).unwrap_or_default()
+        self.process.log_text()
     }
 
     /// Creates a container in the development account.
@@ -148,13 +140,5 @@ impl AzuriteServer {
             "DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};BlobEndpoint={}/;",
             self.endpoint
         )
-    }
-}
-
-impl Drop for AzuriteServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

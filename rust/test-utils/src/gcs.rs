@@ -7,20 +7,19 @@
 //! by itself when the test process is gone, or after 20 minutes.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::s3::closed_port;
-use crate::{http_request, repo_root};
+use crate::{http_request, repo_root, ServerProcess};
 
 /// A running GCS emulator.
 pub struct GcsServer {
-    child: Child,
+    process: ServerProcess,
     pub port: u16,
     /// `http://127.0.0.1:PORT`: the service endpoint (`gcs.service.host`).
     pub endpoint: String,
-    log: PathBuf,
 }
 
 /// `go`, from `PATH` or the standard install location.
@@ -71,35 +70,24 @@ impl GcsServer {
         let binary = emulator_binary();
         let port = closed_port();
         let log = std::env::temp_dir().join(format!("calving-fake-gcs-{}-{port}.log", std::process::id()));
-        let file = std::fs::File::create(&log).expect("GCS emulator log file");
-        let child = Command::new(binary)
-            .args(["-host", "127.0.0.1", "-port", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("GCS emulator log file"))
-            .stderr(file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {} ({e}): run tests/install-deps.sh", binary.display()));
-        let mut server = GcsServer { child, port, endpoint: format!("http://127.0.0.1:{port}"), log };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = server.child.try_wait().expect("GCS emulator status") {
-                panic!("the GCS emulator exited ({status}) before answering:\n{}", server.log_text());
-            }
-            if http_request(port, "GET", "/storage/v1/b", &[], "").is_ok_and(|(status, _)| status == 200) {
-                return server;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the GCS emulator did not answer on port {port} within 30 s:\n{}",
-                server.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut cmd = Command::new(binary);
+        cmd.args(["-host", "127.0.0.1", "-port", &port.to_string()]);
+        let ready = || http_request(port, "GET", "/storage/v1/b", &[], "").is_ok_and(|(status, _)| status == 200);
+        let process = ServerProcess::start(
+            "the GCS emulator",
+            cmd,
+            log,
+            None,
+            "run tests/install-deps.sh",
+            Duration::from_secs(30),
+            ready,
+        );
+        GcsServer { process, port, endpoint: format!("http://127.0.0.1:{port}") }
     }
 
     /// What the emulator logged so far.
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log_text()
     }
 
     /// Creates a bucket through the JSON API.
@@ -124,13 +112,5 @@ impl GcsServer {
             ("gcs.no-auth", "true".into()),
             ("gcs.disable-config-load", "true".into()),
         ]
-    }
-}
-
-impl Drop for GcsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
     }
 }

@@ -26,8 +26,9 @@ pub mod s3;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// The directory of the package under test, from the environment `cargo test` gives the test
 /// process. Not `env!("CARGO_MANIFEST_DIR")`: a compiled artifact is reused across checkouts that
@@ -63,6 +64,66 @@ pub(crate) fn http_request(
     let mut rest = String::new();
     let _ = reader.read_to_string(&mut rest);
     Ok((status, rest))
+}
+
+/// The process of a server a test runs on loopback (moto, the GCS emulator, Azurite): its
+/// output goes to a log file; when dropped (also on panic) it is killed and its log and scratch
+/// directory are removed.
+pub(crate) struct ServerProcess {
+    child: Child,
+    log: PathBuf,
+    scratch: Option<PathBuf>,
+}
+
+impl ServerProcess {
+    /// Runs `cmd` (`what` in messages) with its output in `log`, then waits up to `timeout` for
+    /// `ready` to hold. Fails (never skips) when it cannot start (`hint` says what to install),
+    /// exits first, or does not answer in time.
+    pub(crate) fn start(
+        what: &str,
+        mut cmd: Command,
+        log: PathBuf,
+        scratch: Option<PathBuf>,
+        hint: &str,
+        timeout: Duration,
+        ready: impl Fn() -> bool,
+    ) -> ServerProcess {
+        let file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{what} log file {}: {e}", log.display()));
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap_or_else(|e| panic!("{what} log file: {e}")))
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what} ({e}): {hint}"));
+        let mut server = ServerProcess { child, log, scratch };
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = server.child.try_wait().unwrap_or_else(|e| panic!("{what} status: {e}")) {
+                panic!("{what} exited ({status}) before answering:\n{}", server.log_text());
+            }
+            if ready() {
+                return server;
+            }
+            assert!(Instant::now() < deadline, "{what} did not answer within {timeout:?}:\n{}", server.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// What the server logged so far.
+    pub(crate) fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+        if let Some(dir) = &self.scratch {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 /// The repository root (every package is at `rust/<name>`).

@@ -4,10 +4,10 @@
 //! itself when the test process is gone, or after 20 minutes.
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use crate::http_request;
+use crate::{http_request, ServerProcess};
 
 /// The moto version `tests/install-deps.sh` installs.
 pub const MOTO_VERSION: &str = "5.2.1";
@@ -37,11 +37,10 @@ pub fn closed_port() -> u16 {
 
 /// A running moto S3 server.
 pub struct S3Server {
-    child: Child,
+    process: ServerProcess,
     pub port: u16,
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
-    log: std::path::PathBuf,
 }
 
 impl S3Server {
@@ -60,31 +59,16 @@ impl S3Server {
         }
         let port = closed_port();
         let log = std::env::temp_dir().join(format!("calving-moto-{}-{port}.log", std::process::id()));
-        let file = std::fs::File::create(&log).expect("moto log file");
-        let child = Command::new("python3")
-            .args(["-c", MOTO_LAUNCHER, &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("moto log file"))
-            .stderr(file)
-            .spawn()
-            .expect("start moto");
-        let mut server = S3Server { child, port, endpoint: format!("http://127.0.0.1:{port}"), log };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = server.child.try_wait().expect("moto status") {
-                panic!("moto exited ({status}) before answering:\n{}", server.log_text());
-            }
-            if server.request("GET", "/", "").is_ok_and(|(status, _)| status > 0) {
-                return server;
-            }
-            assert!(Instant::now() < deadline, "moto did not answer on port {port} within 60 s:\n{}", server.log_text());
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut cmd = Command::new("python3");
+        cmd.args(["-c", MOTO_LAUNCHER, &port.to_string()]);
+        let ready = || http_request(port, "GET", "/", &[], "").is_ok_and(|(status, _)| status > 0);
+        let process = ServerProcess::start("moto", cmd, log, None, "run tests/install-deps.sh", Duration::from_secs(60), ready);
+        S3Server { process, port, endpoint: format!("http://127.0.0.1:{port}") }
     }
 
     /// What the server logged so far.
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log_text()
     }
 
     /// One plain (unsigned) HTTP/1.1 request; returns the status and body.
@@ -110,13 +94,5 @@ impl S3Server {
             ("s3.disable-config-load", "true".into()),
             ("s3.disable-ec2-metadata", "true".into()),
         ]
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
     }
 }
