@@ -31,7 +31,7 @@ use std::sync::Arc;
 use arrow_array::builder::Int32Builder;
 use arrow_array::{ArrayRef, Int32Array, RecordBatch};
 use arrow_schema::FieldRef;
-use calving_schema::{wire, Decoder, SchemaId, ValueColumns, WriterSchema};
+use calving_schema::{wire, Decoder, RowEncoder, SchemaId, ValueColumns, WriterSchema};
 
 use crate::error::LayoutError;
 use crate::sidecar::Sidecar;
@@ -220,11 +220,18 @@ pub enum Part<'a> {
     Key(&'a RecordBatch),
 }
 
-/// Compiled writer schemas of sidecars, for re-encoding values and keys when serving.
+/// Compiled writer schemas of sidecars, for re-encoding values and keys when serving, and
+/// each one resolved against the batch being served ([`RowEncoder`]: columns looked up and
+/// downcast once per batch, not per row).
 #[derive(Debug, Default)]
 pub struct WriterCache {
     by_segment: HashMap<([u8; 16], &'static str, SchemaId), Arc<WriterSchema>>,
+    /// Encoders of the batch being served, per part: an encoder holds its batch's arrays, so
+    /// those of earlier batches are dropped as soon as a part moves on to another batch.
+    encoders: Vec<(EncoderKey, RowEncoder)>,
 }
+
+type EncoderKey = ([u8; 16], &'static str, SchemaId);
 
 impl WriterCache {
     /// The writer schema `id` of the segment `segment_id` whose writer schemas (of values or of
@@ -264,12 +271,23 @@ impl WriterCache {
             section,
             reason: format!("a row is in columns (writer schema {id}), the sidecar has no {section}"),
         })?;
-        let writer = self.get(sidecar.segment.segment_id, section, schemas, id)?;
+        let key = (sidecar.segment.segment_id, section, id);
+        let at = match self.encoders.iter().position(|(k, e)| *k == key && e.is_for(batch)) {
+            Some(at) => at,
+            None => {
+                let writer = self.get(key.0, section, schemas, id)?;
+                self.encoders.retain(|((_, s, _), e)| *s != section || e.is_for(batch));
+                self.encoders.push((key, RowEncoder::new(&writer, batch)));
+                self.encoders.len() - 1
+            }
+        };
         out.clear();
         if schemas.framing == Framing::Prefixed {
             wire::write(id, &[], out);
         }
-        calving_schema::encode_row(&writer, batch, row, out)
+        self.encoders[at]
+            .1
+            .encode(row, out)
             .map_err(|e| LayoutError::Typed(format!("re-encoding with writer schema {id} ({section}): {e}")))
     }
 }

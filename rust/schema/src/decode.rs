@@ -137,6 +137,7 @@ pub enum Malformed {
 
 /// A decoded value, in the units of its column (microseconds for times and timestamps, the
 /// unscaled `i128` for decimals, 16 bytes for uuids, the symbol index for enums).
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Value<'a> {
     Null,
@@ -214,9 +215,22 @@ pub(crate) struct Style {
     /// Pad every varint with one redundant continuation byte.
     pub(crate) pad_varints: bool,
     /// Write arrays and maps one item per block.
+    #[cfg(test)]
     pub(crate) split_blocks: bool,
     /// Write block counts negated, followed by the block's byte size.
+    #[cfg(test)]
     pub(crate) sized_blocks: bool,
+}
+
+impl Style {
+    /// What serializers write.
+    pub(crate) const CANONICAL: Style = Style {
+        pad_varints: false,
+        #[cfg(test)]
+        split_blocks: false,
+        #[cfg(test)]
+        sized_blocks: false,
+    };
 }
 
 pub(crate) fn write_long(v: i64, out: &mut Vec<u8>, style: Style) {
@@ -247,7 +261,9 @@ fn write_bytes(b: &[u8], out: &mut Vec<u8>, style: Style) {
     out.extend_from_slice(b);
 }
 
-/// Encodes column values back into Avro binary with the writer's node.
+/// Encodes column values back into Avro binary with the writer's node (the oracles' way back;
+/// serving uses [`crate::encode::RowEncoder`]).
+#[cfg(test)]
 pub(crate) fn encode(node: &Node, v: &Value<'_>, out: &mut Vec<u8>, style: Style) {
     match (node, v) {
         (Node::Null, Value::Null) => {}
@@ -268,31 +284,7 @@ pub(crate) fn encode(node: &Node, v: &Value<'_>, out: &mut Vec<u8>, style: Style
         (Node::Uuid { fixed: false }, Value::Uuid(u)) => {
             write_bytes(format_uuid(u).as_bytes(), out, style)
         }
-        (Node::Decimal { fixed, .. }, Value::Decimal(d)) => {
-            let be = d.to_be_bytes();
-            match fixed {
-                Some(n) => {
-                    let sign = if *d < 0 { 0xff } else { 0 };
-                    let n = *n;
-                    if n >= 16 {
-                        out.extend(std::iter::repeat_n(sign, n - 16));
-                        out.extend_from_slice(&be);
-                    } else {
-                        out.extend_from_slice(&be[16 - n..]);
-                    }
-                }
-                None => {
-                    // Minimal two's complement, at least one byte (BigInteger.toByteArray()).
-                    let sign = if *d < 0 { 0xff } else { 0 };
-                    let mut start = 0;
-                    while start < 15 && be[start] == sign && (be[start + 1] & 0x80) == (sign & 0x80)
-                    {
-                        start += 1;
-                    }
-                    write_bytes(&be[start..], out, style);
-                }
-            }
-        }
+        (Node::Decimal { fixed, .. }, Value::Decimal(d)) => write_decimal(*d, *fixed, out, style),
         (Node::Fixed(_), Value::Bytes(b)) => out.extend_from_slice(b),
         (Node::Enum(_), Value::Enum(i)) => write_long(i64::from(*i), out, style),
         (Node::Array(item), Value::List(items)) => {
@@ -321,6 +313,32 @@ pub(crate) fn encode(node: &Node, v: &Value<'_>, out: &mut Vec<u8>, style: Style
     }
 }
 
+/// A decimal's unscaled value as Avro writes it: on a `fixed(n)`, n bytes of big-endian two's
+/// complement; on `bytes`, the minimal two's complement, at least one byte (Java's
+/// `BigInteger.toByteArray()`).
+pub(crate) fn write_decimal(d: i128, fixed: Option<usize>, out: &mut Vec<u8>, style: Style) {
+    let be = d.to_be_bytes();
+    let sign = if d < 0 { 0xff } else { 0 };
+    match fixed {
+        Some(n) => {
+            if n >= 16 {
+                out.extend(std::iter::repeat_n(sign, n - 16));
+                out.extend_from_slice(&be);
+            } else {
+                out.extend_from_slice(&be[16 - n..]);
+            }
+        }
+        None => {
+            let mut start = 0;
+            while start < 15 && be[start] == sign && (be[start + 1] & 0x80) == (sign & 0x80) {
+                start += 1;
+            }
+            write_bytes(&be[start..], out, style);
+        }
+    }
+}
+
+#[cfg(test)]
 fn write_blocks<T>(
     items: &[T],
     out: &mut Vec<u8>,
@@ -351,7 +369,7 @@ fn write_blocks<T>(
     write_long(0, out, style);
 }
 
-fn format_uuid(u: &[u8; 16]) -> String {
+pub(crate) fn format_uuid(u: &[u8; 16]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(36);
     for (i, b) in u.iter().enumerate() {
