@@ -396,7 +396,8 @@ jmx=$(python3 "$root/integration/e2e/check.py" jmx-figures "$work"/jmx-[123].txt
 #   - RLMCopyTask "Error occurred while copying log segments of partition", caused by the plugin's
 #     "RemoteStorageException" (s3, catalog only): copyLogSegmentData failed while the object store
 #     or the catalog was unreachable; Kafka copies the segment again later.
-#   - "Encountered error while creating __remote_log_metadata topic" before the first fault (as in
+#   - "Encountered error while [querying or ]creating __remote_log_metadata topic" (Kafka 4.4's
+#     wording has "querying or") before the first fault (as in
 #     run.sh: the topic needs 3 brokers registered).
 python3 - "$work/windows.tsv" "$work/errors.txt" "${NODE_LOG[@]}" <<'EOF' | tee_results
 import datetime, re, sys
@@ -416,7 +417,7 @@ EXPECTED = [  # (ERROR line, the line after it, fault kinds; "startup": before t
     (r"Error occurred while copying log segments of partition",
      r"IllegalArgumentException: segmentLeaderEpochs can not be null or empty", {"reassign"}),
     (r"Error occurred while copying log segments of partition", r"RemoteStorageException", {"s3", "catalog"}),
-    (r"Encountered error while creating __remote_log_metadata topic", r".", {"startup"}),
+    (r"Encountered error while (querying or )?creating __remote_log_metadata topic", r".", {"startup"}),
 ]
 stamp = re.compile(r"^\[(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d),(\d{3})\] ERROR")
 unexpected, expected = [], {}
@@ -500,6 +501,9 @@ copied=$(count_lines 'Copied .* to remote storage')
 copying=$(count_lines 'Copying .* to remote storage')
 unknown=$(count_lines 'commit outcome unknown; reloading')
 landed=$(count_lines 'a commit whose outcome was unknown had landed')
+# Segments Kafka's metadata cache dropped (an overlapping segment of the same epoch replaced it)
+# that CalvingRemoteLogMetadataManager served reads from (a WARN line per segment and broker).
+holes=$(count_lines "which Kafka's remote log metadata cache no longer maps")
 rec=$(python3 - "$work/recovery.tsv" <<'EOF'
 import sys
 from collections import defaultdict
@@ -527,7 +531,7 @@ EOF
 )
 # Copies started but never logged as copied were killed with their broker, failed (Kafka logged
 # an ERROR and copies the segment again), or cancelled by a leader change (the new leader copies it).
-echo "figures: $figs; copies (broker logs, whole run): $copied copied of $copying started, $copy_errors 'Error occurred while copying', $unknown commits of unknown outcome ($landed found landed); orphans swept $orphans1; JMX since each broker's last start: $jmx; recovery: $rec"
+echo "figures: $figs; copies (broker logs, whole run): $copied copied of $copying started, $copy_errors 'Error occurred while copying', $unknown commits of unknown outcome ($landed found landed); $holes reads of segments Kafka's metadata cache dropped (CalvingRemoteLogMetadataManager); orphans swept $orphans1; JMX since each broker's last start: $jmx; recovery: $rec"
 # A clean shutdown is run.sh's check; here the nodes just go.
 for i in 1 2 3; do node_kill "$i"; done
 rest_s3_stop

@@ -35,8 +35,9 @@
 #
 # plugin_properties prints the broker properties that load the plugin jar
 # (remote.log.storage.system.enable, io.calving.kafka.CalvingRemoteStorageManager,
-# remote.log.storage.manager.class.path=<jar>, the topic-based RemoteLogMetadataManager on PLAINTEXT
-# with 1 partition and replication factor 1, rsm.config.warehouse=file://<warehouse dir>, 1 s
+# remote.log.storage.manager.class.path=<jar>, Kafka's topic-based RemoteLogMetadataManager as
+# io.calving.kafka.CalvingRemoteLogMetadataManager from the same jar, on PLAINTEXT with 1 partition
+# and replication factor 1, rsm.config.warehouse=file://<warehouse dir>, 1 s
 # remote.log.manager.task.interval.ms and log.retention.check.interval.ms); each <key>=<value>
 # replaces the line of that key, or is added after them.
 
@@ -124,6 +125,8 @@ plugin_properties() {
     remote.log.storage.system.enable=true
     remote.log.storage.manager.class.name=io.calving.kafka.CalvingRemoteStorageManager
     "remote.log.storage.manager.class.path=$1"
+    remote.log.metadata.manager.class.name=io.calving.kafka.CalvingRemoteLogMetadataManager
+    "remote.log.metadata.manager.class.path=$1"
     remote.log.metadata.manager.listener.name=PLAINTEXT
     rlmm.config.remote.log.metadata.topic.replication.factor=1
     rlmm.config.remote.log.metadata.topic.num.partitions=1
