@@ -19,6 +19,7 @@
 //! reconciled by the snapshot id (see [`crate::publish`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -169,7 +170,10 @@ impl std::fmt::Debug for Pending {
 /// in this process wait for it, then go together in the next commit — one snapshot, one
 /// manifest, every member's ledger entries — taken by whichever of them gets the table's commit
 /// lock first (at most `commit.group.max-segments`, default 64, segments and [`GROUP_MAX_BYTES`] of files). An
-/// idle table commits the first append at once. Every member is checked against the ledger on
+/// idle table commits the first append at once. A group whose commit meets another writer's
+/// takes in, before it plans again, the appends that queued while it waited (within the same
+/// bounds; never after an attempt whose outcome is unknown): under contention groups grow with
+/// the wait instead of each conflicting on its own. Every member is checked against the ledger on
 /// its own (and against the members before it): one that fails the check fails alone.
 pub async fn append(
     catalog: &CalvingCatalog,
@@ -188,8 +192,8 @@ pub async fn append(
         if let Ok(outcome) = answer.try_recv() {
             return outcome;
         }
-        let group = take_group(&table.queue, catalog.config().group_max_segments());
-        commit_group(catalog, topic, group).await;
+        let group = take_group(&table.queue, catalog.config().group_max_segments(), 0, 0);
+        commit_group(catalog, topic, &table, group).await;
         drop(serialized);
         if let Ok(outcome) = answer.try_recv() {
             return outcome;
@@ -197,13 +201,14 @@ pub async fn append(
     }
 }
 
-/// The oldest waiting appends, within the group bounds (at least one).
-fn take_group(queue: &std::sync::Mutex<Vec<Pending>>, max_segments: usize) -> Vec<Pending> {
+/// The oldest waiting appends, within the group bounds (at least one, when any wait): a group
+/// already holding `have` segments of `have_bytes` takes only what keeps it within them.
+fn take_group(queue: &std::sync::Mutex<Vec<Pending>>, max_segments: usize, have: usize, have_bytes: u64) -> Vec<Pending> {
     let mut queue = queue.lock().expect("append queue");
-    let (mut n, mut bytes) = (0usize, 0u64);
-    while n < queue.len() && n < max_segments.max(1) {
+    let (mut n, mut bytes) = (0usize, have_bytes);
+    while n < queue.len() && have + n < max_segments.max(1) {
         let b: u64 = queue[n].data_files.iter().map(DataFile::file_size_in_bytes).sum();
-        if n > 0 && bytes + b > GROUP_MAX_BYTES {
+        if have + n > 0 && bytes + b > GROUP_MAX_BYTES {
             break;
         }
         bytes += b;
@@ -212,22 +217,29 @@ fn take_group(queue: &std::sync::Mutex<Vec<Pending>>, max_segments: usize) -> Ve
     queue.drain(..n).collect()
 }
 
-/// Commits a group (the caller holds the table's commit lock) and answers every member.
-async fn commit_group(catalog: &CalvingCatalog, topic: &str, group: Vec<Pending>) {
+/// Commits a group (the caller holds the table's commit lock) and answers every member,
+/// including the appends that joined it while it retried after a conflict.
+async fn commit_group(catalog: &CalvingCatalog, topic: &str, queue: &Arc<TableCommits>, group: Vec<Pending>) {
     if group.is_empty() {
         return;
     }
     let started = Instant::now();
-    let (mut members, replies): (Vec<Member>, Vec<_>) = group
-        .into_iter()
-        .map(|p| (Member { commit: p.commit, data_files: p.data_files, refused: None }, p.reply))
-        .unzip();
-    let size = members.len();
+    let members = group.into_iter().map(Member::from).collect();
     let shared = catalog.known(&catalog.table_ident(topic), |k| k.shared());
-    let mut change = GroupAppend { members: std::mem::take(&mut members), manifest: None, listed: HashSet::new(), plans: 0, shared, written: Vec::new() };
+    let mut change = GroupAppend {
+        members,
+        manifest: None,
+        listed: HashSet::new(),
+        plans: 0,
+        shared,
+        written: Vec::new(),
+        queue: queue.clone(),
+        max_segments: catalog.config().group_max_segments(),
+    };
     let result = publish::publish_locked(catalog, topic, &mut change).await;
     let table = catalog.table_ident(topic);
-    for (i, (member, reply)) in change.members.iter_mut().zip(replies).enumerate() {
+    let size = change.members.len();
+    for (i, member) in change.members.iter_mut().enumerate() {
         let outcome = match (&result, member.refused.take()) {
             (_, Some(refused)) => {
                 catalog.counters().refused();
@@ -255,7 +267,9 @@ async fn commit_group(catalog: &CalvingCatalog, topic: &str, group: Vec<Pending>
             (Ok(None), None) => Err(Error::from(iceberg::Error::new(ErrorKind::Unexpected, "the group commit committed nothing"))),
             (Err(e), None) => Err(e.for_another_caller()),
         };
-        let _ = reply.send(outcome); // a caller that gave up (dropped) needs no answer
+        if let Some(reply) = member.reply.take() {
+            let _ = reply.send(outcome); // a caller that gave up (dropped) needs no answer
+        }
     }
 }
 
@@ -265,6 +279,14 @@ struct Member {
     data_files: Vec<DataFile>,
     /// Why the last plan left it out (offsets the ledger holds since its caller planned).
     refused: Option<Error>,
+    /// Where its caller waits for the outcome.
+    reply: Option<tokio::sync::oneshot::Sender<Result<CommitOutcome>>>,
+}
+
+impl From<Pending> for Member {
+    fn from(p: Pending) -> Self {
+        Member { commit: p.commit, data_files: p.data_files, refused: None, reply: Some(p.reply) }
+    }
 }
 
 /// Several segments' appends in one snapshot, as the commit driver plans it.
@@ -279,6 +301,9 @@ struct GroupAppend {
     /// Other writers committed to the table lately (`known`).
     shared: bool,
     written: Vec<String>,
+    /// The table's queue of appends: those waiting when the group rebases join it.
+    queue: Arc<TableCommits>,
+    max_segments: usize,
 }
 
 #[async_trait]
@@ -353,6 +378,15 @@ impl Change for GroupAppend {
 
     fn superseded(&self) -> Vec<String> {
         self.written.iter().filter(|w| !self.listed.contains(w.as_str())).cloned().collect()
+    }
+
+    /// Appends queued while the group waited out a conflict join it (within the group bounds):
+    /// under contention a group grows with the wait instead of leaving them for the next round
+    /// of conflicts. Their files go into the rebased plan's new manifest.
+    fn rebasing(&mut self) {
+        let bytes = self.members.iter().flat_map(|m| &m.data_files).map(DataFile::file_size_in_bytes).sum();
+        let joined = take_group(&self.queue.queue, self.max_segments, self.members.len(), bytes);
+        self.members.extend(joined.into_iter().map(Member::from));
     }
 }
 

@@ -136,6 +136,10 @@ pub(crate) trait Change: Send {
     fn superseded(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Called before each attempt after a conflict while no attempt's outcome is unknown (so none
+    /// of the change can have landed): a change may take in more work for the next plan (group
+    /// commit: appends queued meanwhile join the retrying group).
+    fn rebasing(&mut self) {}
 }
 
 /// Commits `change` to the topic's table; see the module docs.
@@ -229,6 +233,9 @@ pub(crate) async fn publish_locked<C: Change>(catalog: &CalvingCatalog, topic: &
         match catalog.load_table(topic).await {
             Ok(t) => (table, fresh) = (t, true),
             Err(e) => break unknown.take().unwrap_or(e),
+        }
+        if unknown.is_none() {
+            change.rebasing();
         }
     };
     let err = match (err, unknown) {

@@ -983,3 +983,55 @@ async fn a_sole_writer_plans_on_its_last_commit_and_a_shared_table_is_loaded() {
     got.sort();
     assert_eq!(got, expected, "every offset once");
 }
+
+/// Group commit under contention: appends that queue while a group waits out a conflict join
+/// that group when it plans again (one snapshot for all of them, not the conflicting one alone
+/// and the others in the next round), each checked against the ledger on its own: one whose
+/// offsets the other writer took meanwhile is refused alone.
+#[tokio::test]
+async fn appends_queued_while_a_group_retries_join_it() {
+    let cat = TempCatalog::new().await;
+    let broker = cat.calving.clone();
+    let table = broker.ensure_table("joined").await.unwrap();
+    broker
+        .append("joined", vec![data_file(&table, &rows(0, 0, 2))], segment("first", 0, 0, 1))
+        .await
+        .unwrap();
+    // Another writer commits: this broker's next plan, on the state it knows, conflicts.
+    let other = cat.second_instance().await;
+    other
+        .append("joined", vec![data_file(&table, &rows(9, 0, 2))], segment("other", 9, 0, 1))
+        .await
+        .unwrap();
+    const N: i32 = 5;
+    let appends = (1..=N).map(|p| {
+        let df = data_file(&table, &rows(p, 0, 2));
+        broker.append("joined", vec![df], segment(&format!("j{p}"), p, 0, 1))
+    });
+    // Offsets the other writer committed, queued behind the conflicting group: refused alone.
+    let dup = broker.append("joined", vec![data_file(&table, &rows(9, 0, 2))], segment("dup", 9, 0, 1));
+    let (results, dup) = tokio::join!(futures::future::join_all(appends), dup);
+    let snapshots: Vec<i64> = results.iter().map(|r| r.as_ref().unwrap().snapshot_id()).collect();
+    assert!(snapshots.iter().all(|s| *s == snapshots[0]), "one snapshot for every member: {snapshots:?}");
+    assert!(matches!(dup, Err(Error::OffsetsAlreadyCommitted { .. })), "{dup:?}");
+    let stats = broker.commit_stats();
+    assert_eq!(
+        (stats.commits, stats.segments, stats.conflicts, stats.refused, stats.failed),
+        (2, 1 + N as u64, 1, 1, 0),
+        "the first commit, then one conflict and one commit of all {N}: {stats:?}"
+    );
+    let table = broker.load_table("joined").await.unwrap();
+    let grouped = table.metadata().current_snapshot().unwrap().summary().additional_properties.get(calving_table::SEGMENTS_PROP).cloned();
+    assert_eq!(grouped.as_deref(), Some("5"));
+    assert_eq!(ancestry(&table).count(), 3, "first, other, the group");
+    let (ledger, _) = ledger::load(&table).await.unwrap();
+    for p in 0..=N {
+        assert_eq!(ledger.ranges(TOPIC_ID, p), &[(0, 1)], "partition {p}");
+    }
+    let mut expected: Vec<_> = (0..=N).chain([9]).flat_map(|p| keys(p, 0..2)).collect();
+    expected.sort();
+    let mut got = scanned_keys(&table).await;
+    got.sort();
+    assert_eq!(got, expected, "every member once, the refused one not at all");
+    assert!(all_referenced_files_exist(&table).await);
+}
