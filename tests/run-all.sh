@@ -6,10 +6,9 @@
 # Kafka 4.1.2, integration/typed/run.sh for typed tables with a real Schema Registry,
 # then integration/maintain/run.sh for Iceberg maintenance by Spark and pyiceberg, then
 # integration/cluster/run.sh for three brokers on one REST catalog and S3 warehouse, and again on
-# the SQL catalog on PostgreSQL (integration/cluster/run.sh postgres): each of their
+# the SQL catalog on PostgreSQL (integration/cluster/run.sh postgres), then
+# integration/cluster/faults.sh for the same cluster under faults: each of their
 # PASS/FAIL lines counts as one test). Ends with one summary line "N passed, N failed".
-# integration/cluster/faults.sh (the same cluster under faults, ~11 min) runs on its own: see
-# the README ("Run the tests").
 #
 # Prerequisites: tests/install-deps.sh (gradle, Kafka jars). Honours CARGO_TARGET_DIR.
 set -euo pipefail
@@ -65,9 +64,12 @@ suite cluster "Several brokers: integration/cluster/run.sh (3 KRaft nodes commit
   integration/cluster/run.sh
 suite cluster_pg "Several brokers on PostgreSQL: integration/cluster/run.sh postgres (the same, the SQL catalog on a throwaway PostgreSQL)" \
   integration/cluster/run.sh postgres
-e2e_passed=$((e2e_39_passed + e2e_44_passed + typed_passed + maint_passed + cluster_passed + cluster_pg_passed))
+suite faults "Faults: integration/cluster/faults.sh (the 3 brokers under kill -9s, leader elections, a reassignment, a wiped log dir, S3 and catalog outages, producers writing; then the sweep)" \
+  env CALVING_CLI="$cli" integration/cluster/faults.sh
+# shellcheck disable=SC2154 # set by suite
+e2e_passed=$((e2e_39_passed + e2e_44_passed + typed_passed + maint_passed + cluster_passed + cluster_pg_passed + faults_passed))
 # shellcheck disable=SC2154
-e2e_failed=$((e2e_39_failed + e2e_44_failed + typed_failed + maint_failed + cluster_failed + cluster_pg_failed))
+e2e_failed=$((e2e_39_failed + e2e_44_failed + typed_failed + maint_failed + cluster_failed + cluster_pg_failed + faults_failed))
 
 rust_passed=$(grep -Eo '[0-9]+ passed' "$logs/cargo.txt" | awk '{s+=$1} END {print s+0}')
 rust_failed=$(grep -Eo '[0-9]+ failed' "$logs/cargo.txt" | awk '{s+=$1} END {print s+0}')
@@ -76,6 +78,6 @@ java_total=$(cat build/test-results/test/TEST-*.xml 2>/dev/null | grep -Eo '<tes
 java_skipped=$(cat build/test-results/test/TEST-*.xml 2>/dev/null | grep -Eo '<testsuite [^>]*' | grep -Eo ' skipped="[0-9]+"' | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')
 java_total=$((java_total - java_skipped))
 java_failed=$(cat build/test-results/test/TEST-*.xml 2>/dev/null | grep -Eo '<testsuite [^>]*' | grep -Eo ' (failures|errors)="[0-9]+"' | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')
-echo "Rust: $rust_passed passed, $rust_failed failed; Java: $((java_total - java_failed)) passed, $java_failed failed, $java_skipped skipped; end to end (e2e on Kafka 3.9.2: $e2e_39_passed passed, $e2e_39_failed failed; e2e on Kafka 4.4.0: $e2e_44_passed passed, $e2e_44_failed failed; typed: $typed_passed passed, $typed_failed failed; maintenance: $maint_passed passed, $maint_failed failed; cluster: $cluster_passed passed, $cluster_failed failed; cluster on PostgreSQL: $cluster_pg_passed passed, $cluster_pg_failed failed): $e2e_passed passed, $e2e_failed failed"
+echo "Rust: $rust_passed passed, $rust_failed failed; Java: $((java_total - java_failed)) passed, $java_failed failed, $java_skipped skipped; end to end (e2e on Kafka 3.9.2: $e2e_39_passed passed, $e2e_39_failed failed; e2e on Kafka 4.4.0: $e2e_44_passed passed, $e2e_44_failed failed; typed: $typed_passed passed, $typed_failed failed; maintenance: $maint_passed passed, $maint_failed failed; cluster: $cluster_passed passed, $cluster_failed failed; cluster on PostgreSQL: $cluster_pg_passed passed, $cluster_pg_failed failed; faults: $faults_passed passed, $faults_failed failed): $e2e_passed passed, $e2e_failed failed"
 echo "$((rust_passed + java_total - java_failed + e2e_passed)) passed, $((rust_failed + java_failed + e2e_failed)) failed"
 [ $((rust_failed + java_failed + e2e_failed)) = 0 ]

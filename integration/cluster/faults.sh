@@ -6,6 +6,11 @@
 #   integration/cluster/faults.sh   (after tests/install-deps.sh, `gradle --no-daemon -q jar` and
 #                                    `cargo build -p calving-cli`: the `calving sweep` it runs)
 #
+# The brokers' remote log metadata manager is io.calving.kafka.CalvingRemoteLogMetadataManager
+# (integration/kafka/harness.sh): Kafka's own with the repair of the hole in its cache this test
+# found (README, "Kafka's remote log metadata: the hole Calving mends"); the figures count the
+# segments whose reads it recovered.
+#
 # Workload: one topic of 12 partitions, replication factor 3, min.insync.replicas=2, 64 KiB
 # segments, local.retention.ms=1000; MaintainClient soak: an idempotent producer (acks=all) and a
 # transactional one (every third transaction aborted) write until the faults are over; what was
