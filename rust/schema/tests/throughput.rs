@@ -132,12 +132,8 @@ fn decode_throughput() {
     );
 }
 
-/// The benchmark's workload (`calving bench typed`): ~1 KiB orders from `calving_schema::synth`
-/// (nested record, an array of ~22 item records, a map, strings, longs, doubles, a
-/// timestamp-millis, a decimal, optional unions). Best of 5 passes over 20 000 values.
-#[test]
-#[ignore]
-fn decode_throughput_orders() {
+/// `n` orders of about 1 KiB from `calving_schema::synth`, always the same ones.
+fn orders(n: usize) -> (calving_schema::synth::AvroOrders, Vec<Vec<u8>>) {
     let orders = calving_schema::synth::AvroOrders::new();
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     let mut rand = move || {
@@ -146,13 +142,23 @@ fn decode_throughput_orders() {
         x ^= x << 17;
         x
     };
-    let payloads: Vec<Vec<u8>> = (0..20_000)
+    let payloads = (0..n)
         .map(|_| {
             let mut v = Vec::new();
             orders.write(&mut rand, 1024, &mut v);
             v
         })
         .collect();
+    (orders, payloads)
+}
+
+/// The benchmark's workload (`calving bench typed`): ~1 KiB orders from `calving_schema::synth`
+/// (nested record, an array of ~22 item records, a map, strings, longs, doubles, a
+/// timestamp-millis, a decimal, optional unions). Best of 5 passes over 20 000 values.
+#[test]
+#[ignore]
+fn decode_throughput_orders() {
+    let (orders, payloads) = orders(20_000);
     let total: usize = payloads.iter().map(Vec::len).sum();
     let mib = total as f64 / (1 << 20) as f64;
     let writer = Arc::new(WriterSchema::parse(orders.schema()).unwrap());
@@ -192,21 +198,7 @@ fn encode_throughput_orders() {
     use arrow_array::RecordBatch;
     use calving_schema::RowEncoder;
 
-    let orders = calving_schema::synth::AvroOrders::new();
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let mut rand = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    let payloads: Vec<Vec<u8>> = (0..20_000)
-        .map(|_| {
-            let mut v = Vec::new();
-            orders.write(&mut rand, 1024, &mut v);
-            v
-        })
-        .collect();
+    let (orders, payloads) = orders(20_000);
     let total: usize = payloads.iter().map(Vec::len).sum();
     let mib = total as f64 / (1 << 20) as f64;
     let writer = Arc::new(WriterSchema::parse(orders.schema()).unwrap());

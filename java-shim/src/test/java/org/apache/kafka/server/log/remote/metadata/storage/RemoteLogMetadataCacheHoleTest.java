@@ -55,17 +55,23 @@ public class RemoteLogMetadataCacheHoleTest {
         return m.createWithUpdates(done);
     }
 
+    /** A cache as the topic-based manager holds it once it has caught up, with `segment` copied. */
+    private static RemoteLogMetadataCache cacheWith(RemoteLogSegmentMetadata segment) throws Exception {
+        RemoteLogMetadataCache cache = new RemoteLogMetadataCache();
+        cache.markInitialized();
+        cache.addCopyInProgressSegment(segment);
+        finish(cache, segment);
+        return cache;
+    }
+
     private static Optional<RemoteLogSegmentMetadata> calving(RemoteLogMetadataCache cache, int epoch, long offset) {
         return CalvingRemoteLogMetadataManager.finishedSegmentHolding(cache.listAllRemoteLogSegments(), epoch, offset);
     }
 
     @Test
     public void aShorterSegmentOfTheSameEpochStartReplacesALongerOneAndCalvingStillFindsIt() throws Exception {
-        RemoteLogMetadataCache cache = new RemoteLogMetadataCache();
-        cache.markInitialized();
         RemoteLogSegmentMetadata earlier = segment(144, 195, 2, Map.of(0, 144L));
-        cache.addCopyInProgressSegment(earlier);
-        finish(cache, earlier);
+        RemoteLogMetadataCache cache = cacheWith(earlier);
         RemoteLogSegmentMetadata deposed = segment(196, 262, 2, Map.of(0, 196L, 1, 210L));
         RemoteLogSegmentMetadata leader = segment(193, 249, 1, Map.of(0, 193L, 1, 210L));
         cache.addCopyInProgressSegment(deposed);
@@ -108,11 +114,8 @@ public class RemoteLogMetadataCacheHoleTest {
 
     @Test
     public void aSegmentBeingDeletedIsNotServed() throws Exception {
-        RemoteLogMetadataCache cache = new RemoteLogMetadataCache();
-        cache.markInitialized();
         RemoteLogSegmentMetadata s = segment(0, 99, 1, Map.of(0, 0L));
-        cache.addCopyInProgressSegment(s);
-        finish(cache, s);
+        RemoteLogMetadataCache cache = cacheWith(s);
         assertTrue(calving(cache, 0, 50).isPresent());
         cache.updateRemoteLogSegmentMetadata(new RemoteLogSegmentMetadataUpdate(s.remoteLogSegmentId(), 2L, Optional.empty(),
             RemoteLogSegmentState.DELETE_SEGMENT_STARTED, 1));
