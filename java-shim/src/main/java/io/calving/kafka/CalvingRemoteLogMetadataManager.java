@@ -1,7 +1,11 @@
 package io.calving.kafka;
 
 import java.lang.reflect.Method;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashSet;
 import java.util.Iterator;
+import java.util.List;
 import java.util.Map;
 import java.util.NavigableMap;
 import java.util.Optional;
@@ -42,7 +46,11 @@ import org.slf4j.LoggerFactory;
  * an offset hold the same record there (an epoch's records never diverge, and only committed
  * records are copied), so any of them serves it; the longest is taken. The scan runs only where
  * Kafka's answer was empty (offsets not in remote storage at all, e.g. past its end), at the cost
- * of one pass over the partition's cached segment metadata.
+ * of one pass over the partition's cached segment metadata. Likewise such a segment is listed again
+ * under its epoch ({@link #listRemoteLogSegments(TopicIdPartition, int)}: what the broker's
+ * retention and timestamp lookups go through), so that retention deletes it in its turn; the
+ * partition is scanned for it only when the epoch's listed segments end before the epoch's
+ * highest copied offset.
  *
  * <p>Kafka 4.4's manager starts its initialisation when the broker tells it it is ready
  * ({@code BrokerReadyCallback}), but the wrapper a broker puts around a manager loaded from
@@ -95,6 +103,70 @@ public class CalvingRemoteLogMetadataManager extends TopicBasedRemoteLogMetadata
     }
 
     /**
+     * Kafka's segments of the epoch, plus those its cache stopped mapping (see the class doc), in
+     * order of start offset: the broker's retention (and its timestamp lookups) go through this
+     * list, and would never see such a segment otherwise.
+     */
+    @Override
+    public Iterator<RemoteLogSegmentMetadata> listRemoteLogSegments(TopicIdPartition topicIdPartition,
+                                                                    int leaderEpoch) throws RemoteStorageException {
+        List<RemoteLogSegmentMetadata> listed = new ArrayList<>();
+        super.listRemoteLogSegments(topicIdPartition, leaderEpoch).forEachRemaining(listed::add);
+        Optional<Long> highest = highestOffsetForEpoch(topicIdPartition, leaderEpoch);
+        if (!missesTheEpochsEnd(listed, leaderEpoch, highest)) {
+            return listed.iterator();
+        }
+        return withDroppedSegments(listed, listRemoteLogSegments(topicIdPartition), leaderEpoch).iterator();
+    }
+
+    /**
+     * Whether the finished segments of {@code listed} end the epoch before its highest copied
+     * offset: the mark of a segment the cache dropped (the one that held that offset). Cheap: the
+     * whole partition is scanned only then.
+     */
+    public static boolean missesTheEpochsEnd(List<RemoteLogSegmentMetadata> listed, int epoch, Optional<Long> highest) {
+        if (!highest.isPresent()) {
+            return false;
+        }
+        long end = -1;
+        for (RemoteLogSegmentMetadata m : listed) {
+            if (m.state() == RemoteLogSegmentState.COPY_SEGMENT_FINISHED && m.segmentLeaderEpochs().containsKey(epoch)) {
+                end = Math.max(end, epochRange(m, epoch)[1]);
+            }
+        }
+        return end < highest.get();
+    }
+
+    /**
+     * {@code listed} (the segments Kafka lists for {@code epoch}) with the finished segments of
+     * {@code all} that hold part of the epoch and are not listed, in order of start offset.
+     */
+    public static List<RemoteLogSegmentMetadata> withDroppedSegments(List<RemoteLogSegmentMetadata> listed,
+                                                                     Iterator<RemoteLogSegmentMetadata> all,
+                                                                     int epoch) {
+        Set<RemoteLogSegmentId> ids = new HashSet<>();
+        listed.forEach(m -> ids.add(m.remoteLogSegmentId()));
+        List<RemoteLogSegmentMetadata> merged = new ArrayList<>(listed);
+        while (all.hasNext()) {
+            RemoteLogSegmentMetadata m = all.next();
+            if (m.state() == RemoteLogSegmentState.COPY_SEGMENT_FINISHED && m.segmentLeaderEpochs().containsKey(epoch)
+                && !ids.contains(m.remoteLogSegmentId())) {
+                merged.add(m);
+            }
+        }
+        merged.sort(Comparator.comparingLong(RemoteLogSegmentMetadata::startOffset));
+        return merged;
+    }
+
+    /** The offsets {@code [from, to]} a segment holds in {@code epoch} (which it must have). */
+    private static long[] epochRange(RemoteLogSegmentMetadata m, int epoch) {
+        NavigableMap<Integer, Long> epochs = m.segmentLeaderEpochs();
+        long from = Math.max(epochs.get(epoch), m.startOffset());
+        Map.Entry<Integer, Long> next = epochs.higherEntry(epoch);
+        return new long[] {from, next != null ? next.getValue() - 1 : m.endOffset()};
+    }
+
+    /**
      * The finished segment among {@code segments} that holds {@code offset} in leader epoch
      * {@code epoch} (from where the epoch starts in the segment, or the segment's start, to where
      * the next epoch starts in it, or the segment's end: the rule of Kafka's own lookup); the
@@ -109,15 +181,11 @@ public class CalvingRemoteLogMetadataManager extends TopicBasedRemoteLogMetadata
             if (m.state() != RemoteLogSegmentState.COPY_SEGMENT_FINISHED) {
                 continue;
             }
-            NavigableMap<Integer, Long> epochs = m.segmentLeaderEpochs();
-            Long epochStart = epochs.get(epoch);
-            if (epochStart == null) {
+            if (!m.segmentLeaderEpochs().containsKey(epoch)) {
                 continue;
             }
-            long from = Math.max(epochStart, m.startOffset());
-            Map.Entry<Integer, Long> next = epochs.higherEntry(epoch);
-            long to = next != null ? next.getValue() - 1 : m.endOffset();
-            if (offset < from || offset > to) {
+            long[] range = epochRange(m, epoch);
+            if (offset < range[0] || offset > range[1]) {
                 continue;
             }
             if (best == null || m.endOffset() > best.endOffset()) {

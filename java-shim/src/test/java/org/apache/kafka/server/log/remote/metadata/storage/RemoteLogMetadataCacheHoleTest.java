@@ -64,6 +64,12 @@ public class RemoteLogMetadataCacheHoleTest {
         return cache;
     }
 
+    private static List<RemoteLogSegmentMetadata> listed(RemoteLogMetadataCache cache, int epoch) throws Exception {
+        List<RemoteLogSegmentMetadata> out = new ArrayList<>();
+        cache.listRemoteLogSegments(epoch).forEachRemaining(out::add);
+        return out;
+    }
+
     private static Optional<RemoteLogSegmentMetadata> calving(RemoteLogMetadataCache cache, int epoch, long offset) {
         return CalvingRemoteLogMetadataManager.finishedSegmentHolding(cache.listAllRemoteLogSegments(), epoch, offset);
     }
@@ -91,8 +97,17 @@ public class RemoteLogMetadataCacheHoleTest {
             assertFalse("Kafka's cache maps offset " + offset, cache.remoteLogSegmentMetadata(1, offset).isPresent());
         }
         List<RemoteLogSegmentId> mapped = new ArrayList<>();
-        cache.listRemoteLogSegments(1).forEachRemaining(m -> mapped.add(m.remoteLogSegmentId()));
-        assertFalse("the replaced segment is listed for its epoch", mapped.contains(deposed.remoteLogSegmentId()));
+        listed(cache, 1).forEach(m -> mapped.add(m.remoteLogSegmentId()));
+        assertEquals("Kafka lists only the shorter segment for the epoch", List.of(leader.remoteLogSegmentId()), mapped);
+
+        // Calving's listing of epoch 1 has it again, in order of start offset; epoch 0's, where
+        // nothing was dropped, is Kafka's as it is.
+        assertTrue(CalvingRemoteLogMetadataManager.missesTheEpochsEnd(listed(cache, 1), 1, cache.highestOffsetForEpoch(1)));
+        List<RemoteLogSegmentId> relisted = new ArrayList<>();
+        CalvingRemoteLogMetadataManager.withDroppedSegments(listed(cache, 1), cache.listAllRemoteLogSegments(), 1)
+            .forEach(m -> relisted.add(m.remoteLogSegmentId()));
+        assertEquals(List.of(leader.remoteLogSegmentId(), deposed.remoteLogSegmentId()), relisted);
+        assertFalse(CalvingRemoteLogMetadataManager.missesTheEpochsEnd(listed(cache, 0), 0, cache.highestOffsetForEpoch(0)));
 
         // Calving's lookup: every offset of both segments, from the longest that holds it.
         for (long offset = 210; offset <= 262; offset++) {
