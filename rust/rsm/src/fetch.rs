@@ -4,6 +4,16 @@
 //! rows of exactly their offsets from the data files that hold them (merged by offset when a
 //! segment's rows span several files), rebuilds the batches, and hands the bytes out. The broker
 //! reads about one fetch (1 MiB by default) and closes the stream: the work done matches.
+//!
+//! **A stream that reads on reads ahead.** Each Parquet read starts afresh: it decompresses the
+//! pages that hold its first rows and skips the rows before them, and a value page of a typed
+//! table holds up to 20 000 values, far more than a step serves. So from its third step on, a
+//! stream reads the rows of several steps at once (2, 4, 8, then 16 steps' worth of served bytes,
+//! and never more than [`READ_AHEAD_BYTES`] of decoded rows, as measured by its previous read) and
+//! serves the next steps from them: a page is decompressed and skipped into once per read instead
+//! of once per step. The first two steps read exactly their own rows, so a fetch of about 1 MiB
+//! from any position costs what it did; the rows held are dropped as soon as the stream passes
+//! them, reaches its end, or is dropped. The served bytes do not depend on how the rows were read.
 //! For a segment copied in a schema mode (its sidecar has value schemas), every column is read
 //! and values in columns are re-encoded by `calving_layout::served`.
 //!
@@ -41,6 +51,12 @@ pub struct SegmentStream {
     chunk: Vec<u8>,
     chunk_pos: usize,
     rebuilder: Rebuilder,
+    /// Rows read ahead for the steps to come.
+    ahead: Option<ReadAhead>,
+    /// Steps produced so far.
+    steps: u32,
+    /// Decoded bytes of rows per served byte, as measured by the last read of rows.
+    decoded_per_served: Option<f64>,
     /// Where the rows are: the sidecar's files, or, once one of them was gone, the table's.
     files: Vec<DataFileRef>,
     resolved: bool,
@@ -78,7 +94,37 @@ pub(crate) fn open(inner: &Arc<Inner>, seg: &SegmentMetadata, start: u64, end: O
         chunk: Vec::new(),
         chunk_pos: 0,
         rebuilder: Rebuilder::default(),
+        ahead: None,
+        steps: 0,
+        decoded_per_served: None,
     })
+}
+
+/// Decoded rows a stream holds at most ahead of what it served (about: the bound is set from the
+/// previous read's decoded bytes per served byte).
+pub const READ_AHEAD_BYTES: u64 = 16 << 20;
+
+/// Most steps a read of rows covers.
+const READ_AHEAD_STEPS: u64 = 16;
+
+/// The rows of batches `first..=last` (indices in the sidecar's batches), one view per batch
+/// read, each sorted by offset.
+struct ReadAhead {
+    first: usize,
+    last: usize,
+    views: Vec<RowsView>,
+}
+
+/// Served bytes the read of rows for step `step` (0-based) covers, from its first batch: one step
+/// for the first two, then 2, 4, 8 and at most [`READ_AHEAD_STEPS`] steps, and no more than
+/// [`READ_AHEAD_BYTES`] of decoded rows at `decoded_per_served`; never less than one step.
+fn read_span(step: u32, chunk: u64, decoded_per_served: Option<f64>) -> u64 {
+    let steps = if step < 2 { 1 } else { 1u64 << (step - 1).min(READ_AHEAD_STEPS.trailing_zeros()) };
+    let mut span = chunk.saturating_mul(steps);
+    if let Some(ratio) = decoded_per_served.filter(|r| r.is_finite() && *r > 0.0) {
+        span = span.min((READ_AHEAD_BYTES as f64 / ratio) as u64);
+    }
+    span.max(chunk)
 }
 
 impl SegmentStream {
@@ -110,25 +156,57 @@ impl SegmentStream {
     fn produce(&mut self) -> Result<()> {
         let sidecar = self.sidecar.clone();
         let batches = &sidecar.batches;
+        let size = served::served_size(batches);
         let first = served::batch_at(batches, self.position).ok_or_else(|| RsmError::BadPosition {
             segment: self.segment.clone(),
             position: self.position,
-            size: served::served_size(batches),
+            size,
         })?;
-        let want = self.inner.config.fetch_chunk_bytes as u64;
-        let mut last = first;
-        while last + 1 < batches.len()
-            && batches[last + 1].served_position < self.end
-            && batches[last + 1].served_position - batches[first].served_position < want
-        {
-            last += 1;
+        let (chunk, end) = (self.inner.config.fetch_chunk_bytes as u64, self.end);
+        // The batches from `first` worth under `span` served bytes (at least one), up to `end`.
+        let through = |span: u64| {
+            let mut last = first;
+            while last + 1 < batches.len()
+                && batches[last + 1].served_position < end
+                && batches[last + 1].served_position - batches[first].served_position < span
+            {
+                last += 1;
+            }
+            last
+        };
+        let mut last = through(chunk);
+        let held = self.ahead.as_ref().filter(|a| a.first <= first && first <= a.last).map(|a| a.last);
+        match held {
+            Some(held_last) => last = last.min(held_last),
+            None => {
+                self.ahead = None; // rows passed: dropped before the next read
+                let read_last = through(read_span(self.steps, chunk, self.decoded_per_served)).max(last);
+                let needs_rows = batches[first..=read_last].iter().any(|b| b.kind == BatchKind::Rows);
+                let (lo, hi) = (batches[first].header.base_offset, batches[read_last].last_offset());
+                let views = if needs_rows {
+                    let (views, decoded) = self.read_rows(lo, hi)?;
+                    let served_end = batches.get(read_last + 1).map_or(size, |b| b.served_position);
+                    let served = served_end - batches[first].served_position;
+                    if decoded > 0 && served > 0 {
+                        self.decoded_per_served = Some(decoded as f64 / served as f64);
+                    }
+                    views
+                } else {
+                    Vec::new()
+                };
+                self.ahead = Some(ReadAhead { first, last: read_last, views });
+            }
         }
+        self.steps = self.steps.saturating_add(1);
         let range = first..last + 1;
         let lo = batches[first].header.base_offset;
         let hi = batches[last].last_offset();
         let needs_rows = batches[range.clone()].iter().any(|b| b.kind == BatchKind::Rows);
-        let views = if needs_rows { self.read_rows(lo, hi)? } else { Vec::new() };
-        let mut rows = merged_rows(&views, lo, hi);
+        let views = match &self.ahead {
+            Some(ahead) if needs_rows => &ahead.views[..],
+            _ => &[][..],
+        };
+        let mut rows = merged_rows(views, lo, hi);
         self.chunk.clear();
         self.rebuilder.rebuild_range(&self.sidecar, range, &mut rows, &mut self.chunk).map_err(|source| match source {
             LayoutError::RowsMismatch { .. } if needs_rows => RsmError::RowsMissing {
@@ -139,17 +217,22 @@ impl SegmentStream {
             },
             source => RsmError::Layout { segment: self.segment.clone(), source },
         })?;
+        drop(rows);
         let chunk_start = batches[first].served_position;
         let skip = (self.position - chunk_start) as usize;
         let take = ((self.end - chunk_start) as usize).min(self.chunk.len());
         self.chunk.truncate(take);
         self.chunk_pos = skip;
         self.position = chunk_start + take as u64;
+        if self.position >= self.end || self.ahead.as_ref().is_some_and(|a| last >= a.last) {
+            self.ahead = None; // every row held is served
+        }
         Ok(())
     }
 
-    /// The rows of offsets `lo..=hi`, one view per batch read, each sorted by offset.
-    fn read_rows(&mut self, lo: i64, hi: i64) -> Result<Vec<RowsView>> {
+    /// The rows of offsets `lo..=hi`, one view per batch read, each sorted by offset, and their
+    /// decoded bytes.
+    fn read_rows(&mut self, lo: i64, hi: i64) -> Result<(Vec<RowsView>, usize)> {
         match self.read_files(lo, hi) {
             Err(e) if e.is_not_found() && !self.resolved => {
                 tracing::info!(segment = %self.segment, error = %e, "a data file the sidecar names is gone; finding the rows in the current table");
@@ -186,8 +269,9 @@ impl SegmentStream {
         Ok(())
     }
 
-    fn read_files(&self, lo: i64, hi: i64) -> Result<Vec<RowsView>> {
+    fn read_files(&self, lo: i64, hi: i64) -> Result<(Vec<RowsView>, usize)> {
         let mut views = Vec::new();
+        let mut decoded = 0;
         let all_columns = self.sidecar.value_schemas.is_some() || self.sidecar.key_schemas.is_some();
         for f in self.files.iter().filter(|f| f.max_offset >= lo && f.min_offset <= hi) {
             let batches = self
@@ -197,10 +281,11 @@ impl SegmentStream {
                 .map_err(|source| RsmError::from_parquet(format!("{}: {}", self.segment, f.location), source))?;
             for b in batches {
                 let b = sorted_by_offset(b).map_err(|source| RsmError::Layout { segment: self.segment.clone(), source })?;
+                decoded += b.get_array_memory_size();
                 views.push(RowsView::new(&b).map_err(|source| RsmError::Layout { segment: self.segment.clone(), source })?);
             }
         }
-        Ok(views)
+        Ok((views, decoded))
     }
 }
 
@@ -277,5 +362,23 @@ impl SegmentStream {
         let out = &self.chunk[self.chunk_pos..];
         self.chunk_pos = self.chunk.len();
         Ok(Some(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_ahead_from_the_third_step_within_the_bound() {
+        let mib = 1u64 << 20;
+        let spans: Vec<u64> = (0..8).map(|step| read_span(step, mib, None)).collect();
+        assert_eq!(spans, [1, 1, 2, 4, 8, 16, 16, 16].map(|n| n * mib));
+        // Rows decoding to 4 bytes per served byte: at most READ_AHEAD_BYTES / 4 served.
+        assert_eq!(read_span(7, mib, Some(4.0)), READ_AHEAD_BYTES / 4);
+        // Never less than one step, whatever the rows decode to.
+        assert_eq!(read_span(7, mib, Some(1000.0)), mib);
+        assert_eq!(read_span(7, mib, Some(0.0)), 16 * mib);
+        assert_eq!(read_span(u32::MAX, u64::MAX, None), u64::MAX);
     }
 }

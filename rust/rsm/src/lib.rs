@@ -30,7 +30,10 @@
 //! ## Fetch ([`RemoteStorage::fetch_log_segment`])
 //! A [`SegmentStream`] (`std::io::Read`) over the served layout (`calving_layout::served`): each
 //! step rebuilds about `fetch.chunk.bytes` of batches from the rows of just those offsets, read
-//! by page from the data files. A caller that stops after 1 MiB costs about 1 MiB of work. Values
+//! by page from the data files (from a stream's third step on, the rows of several steps are read
+//! at once and held until served: at most `fetch::READ_AHEAD_BYTES` decoded, so a page is not
+//! decompressed and skipped into again for every step). A caller that stops after 1 MiB costs
+//! about 1 MiB of work. Values
 //! in columns are re-encoded with the writer schemas of the sidecar: no registry involved.
 //!
 //! ## Where things are

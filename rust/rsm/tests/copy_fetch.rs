@@ -240,6 +240,48 @@ fn fetches_within_multi_page_files_serve_exact_bytes() {
     }
 }
 
+/// Streams that read on (many steps: a 16 KiB `fetch.chunk.bytes`) read the rows of several
+/// steps at once and serve the next steps from them: the bytes are those of the segment from any
+/// position to the end or to any end, for rows in one data file and for rows spread over several
+/// (batches cycling over day partitions, merged by offset).
+#[test]
+fn streams_that_read_ahead_serve_exact_bytes() {
+    use calving_segment::synth::SynthSpec;
+    let one_file = SynthSpec { value_size: 100, ..SynthSpec::default() };
+    let many_files = SynthSpec { value_size: 100, records_per_batch: 16, distinct_batches: 32, batch_interval_ms: 6 * 3_600_000, ..SynthSpec::default() };
+    for (name, spec) in [("ahead", one_file), ("ahead-days", many_files)] {
+        let dir = tempfile::tempdir().unwrap();
+        let (md, files, data, _) = synthetic_segment(dir.path(), name, &spec, 3 << 20, 1_700_000_000_000 + 8 * 86_400_000);
+        let props = HashMap::from([
+            ("warehouse".to_string(), format!("file://{}/warehouse", dir.path().display())),
+            ("fetch.chunk.bytes".to_string(), "16384".to_string()),
+        ]);
+        let rsm = RemoteStorage::open(&props).unwrap();
+        let outcome = rsm.copy_log_segment(&md, &files).unwrap();
+        assert!(name == "ahead" || outcome.data_files.len() > 1, "{name}: {} data files", outcome.data_files.len());
+        assert!(fetch_all(&rsm, &md, 0, None) == data, "{name}: the whole segment");
+        let index = offset::parse(&rsm.fetch_index(&md, IndexType::Offset).unwrap()).unwrap();
+        for (i, e) in index.iter().enumerate().step_by(29) {
+            let start = e.position as u64;
+            assert!(fetch_all(&rsm, &md, start, None) == data[start as usize..], "{name}: from {start} to the end");
+            let end = (start + 100_000 + 7919 * i as u64).min(data.len() as u64 - 1);
+            assert!(fetch_all(&rsm, &md, start, Some(end)) == data[start as usize..=end as usize], "{name}: {start}..={end}");
+            // Read in small pieces, as the broker does.
+            let mut stream = rsm.fetch_log_segment(&md, start, None).unwrap();
+            let mut served = Vec::new();
+            let mut buf = [0u8; 1000];
+            loop {
+                let n = std::io::Read::read(&mut stream, &mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                served.extend_from_slice(&buf[..n]);
+            }
+            assert!(served == data[start as usize..], "{name}: from {start}, in pieces");
+        }
+    }
+}
+
 /// Tables created ahead by their owners are adopted as they are: an unpartitioned one, and one
 /// partitioned by identity(kafka.partition) with an extra column Calving leaves null. Copies land
 /// in them and Kafka's reads come back byte for byte.
