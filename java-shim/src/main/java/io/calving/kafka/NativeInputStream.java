@@ -19,7 +19,8 @@ import org.apache.kafka.server.log.remote.storage.RemoteStorageException;
  * {@link InterruptedIOException} from its next {@code read}, and the native stream is freed before
  * it is thrown; the interrupt status stays set. A stream that is dropped without being closed is
  * freed by a {@link Cleaner} once unreachable. Native code does not see Java interrupts: a read
- * already in native code finishes its step (about {@code fetch.chunk.bytes}) first.
+ * already in native code finishes its step (about {@code fetch.chunk.bytes}; a step that reads ahead
+ * for the next ones, up to 16 of them) first.
  *
  * <p>Reads and close are serialised on the stream's native state, so a close from another thread
  * waits for a read in progress; the handle is never used after it is freed.
