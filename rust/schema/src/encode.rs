@@ -69,18 +69,6 @@ fn err(path: &str, reason: impl Into<String>) -> EncodeError {
     }
 }
 
-/// Appends to `out` the Avro binary datum of row `row` of `batch`'s value columns, written with
-/// `writer` (no wire-format header). Resolves the columns for this one row: to encode many rows
-/// of a batch, build a [`RowEncoder`] once.
-pub fn encode_row(
-    writer: &WriterSchema,
-    batch: &RecordBatch,
-    row: usize,
-    out: &mut Vec<u8>,
-) -> Result<(), EncodeError> {
-    RowEncoder::new(writer, batch).encode(row, out)
-}
-
 /// A writer schema resolved against the value columns of one batch.
 #[derive(Debug)]
 pub struct RowEncoder {
@@ -326,6 +314,7 @@ fn value_of(node: &Node, array: &ArrayRef, path: &str) -> Option<Val> {
         }
         Node::Fixed(n) => Val::Fixed { size: *n, array: Bin::of(array, true)? },
         Node::Enum(symbols) => Val::Enum {
+            // Reversed, so that a repeated symbol maps to its first index, as a search would.
             symbols: symbols.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).rev().collect(),
             array: Str::of(array)?,
         },

@@ -56,6 +56,6 @@ pub mod wire;
 
 pub use avro::{evolve, Evolution, FieldConflict, SchemaError, WriterSchema};
 pub use decode::{Decoder, Fallback, ValueColumns};
-pub use encode::{encode_row, EncodeError, RowEncoder};
+pub use encode::{EncodeError, RowEncoder};
 pub use registry::{RegistryConfig, RegistryError, SchemaRegistry};
 pub use wire::SchemaId;

@@ -46,13 +46,14 @@ fn columns_encode_back_to_the_original_bytes() {
     }
     cols.append_null();
     let batch = columns_batch(cols.fields(), cols.finish().unwrap(), originals.len() + 1);
+    let encoder = crate::encode::RowEncoder::new(&w, &batch);
     for (row, b) in originals.iter().enumerate() {
         let mut out = Vec::new();
-        crate::encode::encode_row(&w, &batch, row, &mut out).unwrap();
+        encoder.encode(row, &mut out).unwrap();
         assert_eq!(&out, b, "row {row}");
     }
     // The null row (a value kept raw) has no encoding with this writer.
-    assert!(crate::encode::encode_row(&w, &batch, 4, &mut Vec::new()).is_err());
+    assert!(encoder.encode(4, &mut Vec::new()).is_err());
 }
 
 fn avro_bytes(text: &str, v: A) -> Vec<u8> {
@@ -918,7 +919,7 @@ proptest! {
         // And the way back: the columns re-encode to the serializer's bytes.
         let batch = columns_batch(fields, arrays, 1);
         let mut again = Vec::new();
-        crate::encode::encode_row(&w, &batch, 0, &mut again).unwrap();
+        crate::encode::RowEncoder::new(&w, &batch).encode(0, &mut again).unwrap();
         prop_assert_eq!(again, bytes);
     }
 

@@ -1,4 +1,4 @@
-//! The first implementation of [`super::encode_row`], kept for tests only as the oracle of
+//! The first implementation of the way back ([`super::RowEncoder`]), kept for tests only as the oracle of
 //! the compiled encoder: it builds a value tree of each row (every column looked up by name for
 //! every row) and encodes the tree with `decode::encode`. Property tests check that both give
 //! the same bytes and the same errors.
