@@ -2,36 +2,31 @@
 //!
 //! [`SegmentConverter`] takes the segment's entries in order. Records of v2 data batches become
 //! rows (emitted in chunks to a sink, in offset order); each batch gets a sidecar entry with its
-//! facts and its position and size in the served layout (computing the size of a batch served as
-//! lz4 means compressing it once, here, so fetches never have to); record facts the rows cannot
-//! hold become [`RecordException`]s. Control batches are kept verbatim; legacy v0/v1 entries are
-//! kept verbatim too (they are rare: pre-0.11 data) and their records also become rows, so the
-//! table holds every record.
+//! facts and its position and size in served layout version 2 ([`crate::served`]: computed from
+//! the records' lengths, nothing is compressed here); record facts the rows cannot hold become
+//! [`RecordException`]s. Control batches are kept verbatim; legacy v0/v1 entries are kept
+//! verbatim too (they are rare: pre-0.11 data) and their records also become rows, so the table
+//! holds every record.
 //!
 //! **Kafka's 2 GiB positions.** Served positions are Java `int`s (`fetchLogSegment`'s
-//! `startPosition`, the offset index), so the served layout must stay under 2 GiB. A compressed
-//! batch served as lz4 can be larger than the original (a well-compressed zstd or gzip batch),
-//! and a segment near Kafka's maximum `segment.bytes` could then exceed it: a copy that would
-//! fail on every attempt and stall the partition's tiering. Instead, once a batch's lz4 re-encode
-//! would leave too little room for the rest of the segment at its original size (the served
-//! bytes so far exceed the original ones by more than 2 GiB − the segment's size), the batch is
-//! kept verbatim in the sidecar (its records still become rows): the served layout never exceeds
-//! 2 GiB, at the cost of those batches' bytes in the sidecar ([`ConvertStats::verbatim_for_size`]).
+//! `startPosition`, the offset index). In layout version 2 no batch's size exceeds its original
+//! size, so positions stay below the segment's own size, which Kafka keeps below 2 GiB
+//! (`segment.bytes` is an `int`). (Version 1's exact positions of lz4 re-encodes could outgrow
+//! the segment; its copies kept such batches verbatim.)
 
-use calving_segment::record::batch::BATCH_HEADER_LEN;
 use calving_segment::record::batch::DEFAULT_MAX_UNCOMPRESSED;
-use calving_segment::{BatchEncoder, Compression, LogEntry, RecordBatch as KafkaBatch};
+use calving_segment::{Compression, LogEntry, RecordBatch as KafkaBatch};
 
 use arrow_array::RecordBatch;
 
 use crate::error::LayoutError;
 use crate::rows::RowsBuilder;
 use crate::schema::TargetColumns;
-use crate::served::{row_timestamp, served_codec, LAYOUT_VERSION};
+use crate::served::{row_timestamp, served_codec, v2_rows_size, Layout};
 use crate::sidecar::{BatchEntry, BatchKind, RecordException, SegmentIdentity, Sidecar, TimestampDeltas};
 use crate::typed::TypedValues;
 
-/// The largest served layout: served positions are Java `int`s.
+/// The largest served position: served positions are Java `int`s.
 pub const MAX_SERVED_SIZE: u64 = i32::MAX as u64;
 
 /// When to hand a chunk of rows to the sink.
@@ -58,16 +53,12 @@ pub struct ConvertStats {
     pub record_bytes: u64,
     /// Batches whose served bytes equal the original bytes.
     pub byte_identical_batches: u64,
-    pub served_bytes: u64,
     /// Schema modes: values in columns, and values kept in the raw fallback.
     pub values_in_columns: u64,
     pub values_raw_fallback: u64,
     /// Key schema modes: keys in columns, and keys kept raw in `kafka.key`.
     pub keys_in_columns: u64,
     pub keys_raw_fallback: u64,
-    /// Compressed data batches kept verbatim (their records rows too) because their lz4
-    /// re-encode would have taken the served layout past Kafka's 2 GiB positions.
-    pub verbatim_for_size: u64,
 }
 
 /// The side files of a segment, kept in the sidecar as they came.
@@ -91,12 +82,7 @@ pub struct SegmentConverter {
     timestamp_deltas: TimestampDeltas,
     verbatim: Vec<u8>,
     served_position: u64,
-    /// The largest served layout allowed ([`MAX_SERVED_SIZE`] unless a test lowers it).
-    served_limit: u64,
     scratch: Vec<u8>,
-    records: Vec<u8>,
-    encoded: Vec<u8>,
-    encoder: BatchEncoder,
     stats: ConvertStats,
 }
 
@@ -112,20 +98,9 @@ impl SegmentConverter {
             timestamp_deltas: TimestampDeltas::default(),
             verbatim: Vec::new(),
             served_position: 0,
-            served_limit: MAX_SERVED_SIZE,
             scratch: Vec::new(),
-            records: Vec::new(),
-            encoded: Vec::new(),
-            encoder: BatchEncoder::default(),
             stats: ConvertStats::default(),
         }
-    }
-
-    /// Lowers the largest served layout from [`MAX_SERVED_SIZE`] (tests reach the limit with
-    /// small segments this way).
-    pub fn with_served_limit(mut self, limit: u64) -> SegmentConverter {
-        self.served_limit = limit.min(MAX_SERVED_SIZE);
-        self
     }
 
     /// Values go to columns (schema modes): see [`crate::typed`].
@@ -182,7 +157,6 @@ impl SegmentConverter {
             verbatim_offset,
         });
         self.served_position += u64::from(served_size);
-        self.stats.served_bytes += u64::from(served_size);
     }
 
     /// Adds the next entry of the segment; full chunks of rows go to `sink`.
@@ -243,9 +217,7 @@ impl SegmentConverter {
         }
         let ts_type = h.attributes.timestamp_type();
         let codec = served_codec(batch.compression());
-        // The served records section: written out only when it is to be compressed; an
-        // uncompressed batch needs its length alone.
-        self.records.clear();
+        // The served records section's length: all layout version 2 needs.
         let mut records_len = 0usize;
         let mut scratch = std::mem::take(&mut self.scratch);
         let result = (|| -> Result<(), LayoutError> {
@@ -267,11 +239,7 @@ impl SegmentConverter {
                     }
                 }
                 self.rows.append(offset, micros, r.key, r.value, r.headers.iter().map(|h| (h.key, h.value)));
-                if codec == Compression::None {
-                    records_len += r.encoded_len();
-                } else {
-                    r.write(&mut self.records);
-                }
+                records_len += r.encoded_len();
                 count += 1;
             }
             self.stats.records += count;
@@ -279,37 +247,12 @@ impl SegmentConverter {
         })();
         self.scratch = scratch;
         result?;
-        records_len += self.records.len();
         self.stats.record_bytes += records_len as u64;
-        let served_size = if codec == Compression::None {
-            BATCH_HEADER_LEN + records_len
-        } else {
-            self.encoded.clear();
-            self.encoder.encode(&h, codec, &self.records, &mut self.encoded).map_err(LayoutError::from)?
-        };
+        let original = batch.bytes();
+        let served_size = v2_rows_size(codec, records_len as u64, original.len() as u32);
         let served_size = u32::try_from(served_size)
             .map_err(|_| LayoutError::RowsMismatch { base_offset: h.base_offset, reason: "served batch larger than 4 GiB".into() })?;
-        let original = batch.bytes();
-        // The served bytes past the original ones once this batch is served: the rest of the
-        // segment is served at its original size at most, so this must stay within the room the
-        // limit leaves beyond the segment's size.
-        let excess = (self.served_position + u64::from(served_size)) as i64 - (batch.position + original.len() as u64) as i64;
-        let room = self.served_limit.saturating_sub(self.identity.segment_size) as i64;
-        if codec != Compression::None && excess > room {
-            if self.stats.verbatim_for_size == 0 {
-                tracing::warn!(
-                    topic = %self.identity.topic,
-                    partition = self.identity.partition,
-                    base_offset = h.base_offset,
-                    segment_size = self.identity.segment_size,
-                    "served as lz4 this segment would pass Kafka's 2 GiB positions: batches from here on that would grow are kept verbatim in the sidecar"
-                );
-            }
-            self.stats.verbatim_for_size += 1;
-            self.push_entry(BatchKind::Verbatim, h, batch.position, original, batch.compression(), original.len() as u32);
-        } else {
-            self.push_entry(BatchKind::Rows, h, batch.position, original, codec, served_size);
-        }
+        self.push_entry(BatchKind::Rows, h, batch.position, original, codec, served_size);
         self.maybe_flush(sink)
     }
 
@@ -337,14 +280,11 @@ impl SegmentConverter {
         sink: &mut impl FnMut(RecordBatch) -> Result<(), E>,
     ) -> Result<(Sidecar, ConvertStats), E> {
         self.flush(sink)?;
-        if self.served_position > self.served_limit {
-            // Only when the segment is larger than its metadata said (the room was computed from it).
+        if self.served_position > MAX_SERVED_SIZE {
+            // Only for a segment larger than Kafka writes: no size exceeds the original's.
             return Err(LayoutError::RowsMismatch {
                 base_offset: self.identity.start_offset,
-                reason: format!(
-                    "served layout of {} bytes exceeds Kafka's 2 GiB segment positions (the segment's metadata gave {} bytes)",
-                    self.served_position, self.identity.segment_size
-                ),
+                reason: format!("served positions up to {} exceed Kafka's 2 GiB segment positions", self.served_position),
             }
             .into());
         }
@@ -358,7 +298,7 @@ impl SegmentConverter {
             self.stats.keys_raw_fallback = t.stats().raw;
         }
         let sidecar = Sidecar {
-            layout_version: LAYOUT_VERSION,
+            layout_version: Layout::CURRENT.version(),
             segment: self.identity,
             files: Vec::new(),
             batches: self.batches,
@@ -384,7 +324,7 @@ mod tests {
     use crate::schema::default_arrow_schema;
     use crate::served::{Rebuilder, RowRef};
     use calving_segment::record::record::{write_record, Header};
-    use calving_segment::{Attributes, BatchHeader, LogEntries};
+    use calving_segment::{Attributes, BatchEncoder, BatchHeader, LogEntries};
 
     /// Record facts the rows cannot hold come back through the sidecar's exceptions: a header
     /// key that is not UTF-8, record attributes other than 0, the producer's timestamp deltas of

@@ -1,10 +1,10 @@
-//! The served layout, version 1: the bytes `fetchLogSegment` returns for a segment, as a pure
-//! function of what was stored (DESIGN.md invariant 2), and the offset and time indexes that
-//! describe exactly those bytes (invariant 3).
+//! The served layouts: the bytes `fetchLogSegment` returns for a segment, as a pure function of
+//! what was stored (DESIGN.md invariant 2), and the offset and time indexes the broker gets for
+//! them (invariant 3). Two versions; a sidecar says which one its positions follow.
 //!
-//! ## Layout version 1
+//! ## The served bytes (both versions)
 //! - Batches are served in their original order, one served batch per original batch, back to
-//!   back from position 0.
+//!   back.
 //! - A batch whose records are rows ([`BatchKind::Rows`]) is rebuilt from its rows and the
 //!   sidecar's batch facts and record exceptions, with a fresh CRC-32C. Originally uncompressed
 //!   batches are served uncompressed and come back byte-identical. Originally compressed batches
@@ -12,21 +12,7 @@
 //!   deterministic encoder of `calving-segment`: only the compression bytes differ from the
 //!   original.
 //! - Control batches and legacy (v0/v1) entries are served verbatim from the sidecar.
-//! - The offset index has one entry per batch after the first: (the batch's base offset, its
-//!   served position). A broker lookup (largest entry ≤ the fetch offset) therefore lands on the
-//!   very batch holding the offset, never on an earlier one. That matters beyond speed: Kafka
-//!   4.1's remote read computes the `read_committed` aborted-transaction bound from the *lookup*
-//!   position plus the bytes it returns (`RemoteLogManager.addAbortedTransactions`); with a
-//!   sparse index the returned bytes start later than the lookup position, the bound falls short,
-//!   and a `read_committed` consumer can be handed aborted records as committed
-//!   (`rust/rsm/tests/broker_read.rs` catches exactly that). Later Kafka versions add the skipped
-//!   bytes; an exact index is right for both.
-//! - The time index follows Kafka's own rule (`LogSegment.append`): before each batch, when more
-//!   than 4096 bytes were served since the last entry, an entry (max timestamp so far, the last
-//!   offset of the batch holding it) if that timestamp grew, and a last entry at the end
-//!   (`onBecomeInactiveSegment`).
-//!
-//! - Schema modes do not change the layout: a row whose value is in columns
+//! - Schema modes do not change the bytes: a row whose value is in columns
 //!   (`kafka.value_schema_id` set, `value` null) gets its value re-encoded from the columns with
 //!   the writer schema the sidecar keeps (with the Confluent header for [`Framing::Prefixed`]),
 //!   which gives back the original bytes (the lossless check at conversion guarantees it); a row
@@ -34,14 +20,59 @@
 //!   `key` struct, `kafka.key_schema_id` set) are re-encoded the same way with the sidecar's key
 //!   schemas.
 //!
+//! ## Positions: what the versions differ in
+//! Each batch has a served position and size in the sidecar ([`BatchEntry::served_position`],
+//! [`BatchEntry::served_size`]); the offset index has one entry per batch after the first: (the
+//! batch's base offset, its position). A broker lookup (largest entry ≤ the fetch offset)
+//! therefore lands on the very batch holding the offset, and `fetchLogSegment` from that
+//! position starts with that batch.
+//!
+//! - **Version 1: byte positions.** Position and size are those of the served bytes, exactly.
+//!   Knowing the size of a batch served as lz4 means compressing it when the segment is copied,
+//!   a quarter of a compressed segment's copy (BENCHMARKS.md), for data most of which Kafka never
+//!   reads back.
+//! - **Version 2: positions that are lower bounds** ([`Layout::V2`], what copies write since
+//!   layout v2). A batch served as it is stored (uncompressed rows, verbatim) has its exact size;
+//!   a batch re-compressed as lz4 has `61 + min(records / 256, original size − 61)` (`records`:
+//!   the uncompressed length of its records section, known without compressing), which never
+//!   exceeds what it serves: a valid LZ4 block never holds more than 256 bytes of output per byte
+//!   ([`lz4_lower_bound`] gives the proof), and the header is 61 bytes. Positions are the running
+//!   sum, so the difference between two batches' positions never exceeds the bytes served between
+//!   them, and every position stays below the segment's own size (each size is at most the
+//!   original batch's): within Kafka's `int` positions. `fetchLogSegment` maps a position to the
+//!   batch whose range holds it and serves from that batch's start.
+//!
+//! **Why lower bounds are safe.** The broker uses a remote segment's index positions for two
+//! things only (apache/kafka 3.9–4.4, `RemoteLogManager.read`): to come back to us with
+//! `fetchLogSegment(startPosition)`, and for `read_committed`, the aborted-transaction upper
+//! bound: the first index entry positioned at or after (fetch position + bytes returned), else
+//! the segment's end (`OffsetIndex.fetchUpperBoundOffset`). With lower-bound positions, an entry
+//! at or after that target is at or after the end of the bytes returned, so the bound covers
+//! every returned record; it may cover more, which only collects aborted transactions the
+//! consumer does not need (the consumer matches them against the batches it has). Exact
+//! positions are right too, which is why version 1 segments stay as they are.
+//!
+//! - Kafka 4.1's remote read computes that bound from the *lookup* position plus the bytes it
+//!   returns (`RemoteLogManager.addAbortedTransactions`); with a sparse index the returned bytes
+//!   start later than the lookup position, the bound falls short, and a `read_committed` consumer
+//!   can be handed aborted records as committed (`rust/rsm/tests/broker_read.rs` catches exactly
+//!   that). Later Kafka versions add the skipped bytes; one entry per batch is right for both.
+//! - The time index follows Kafka's own rule (`LogSegment.append`): before each batch, when more
+//!   than 4096 bytes were appended since the last entry, an entry (max timestamp so far, the last
+//!   offset of the batch holding it) if that timestamp grew, and a last entry at the end
+//!   (`onBecomeInactiveSegment`). Version 1 counts served bytes, version 2 the original batches'
+//!   bytes (as the broker did when it wrote the segment).
+//!
 //! Brokers cache fetched indexes on disk across restarts, so a layout version never changes once
-//! released: the golden tests in `tests/golden.rs` fail if a served byte of version 1 changes.
+//! released: the golden tests in `tests/served.rs` fail if a served byte or an index byte of
+//! version 1 or 2 changes.
 
 use std::ops::Range;
 
 use calving_segment::index::offset::{self, OffsetIndexEntry};
 use calving_segment::index::time::{self, TimeIndexEntry};
 use calving_segment::record::record::{write_record, Header};
+use calving_segment::record::batch::BATCH_HEADER_LEN;
 use calving_segment::{BatchEncoder, Compression, TimestampType};
 
 use crate::error::LayoutError;
@@ -49,12 +80,51 @@ use crate::rows::RowsView;
 use crate::sidecar::{BatchEntry, BatchKind, RecordException, Sidecar};
 use crate::typed::{Part, WriterCache};
 
-/// The layout version this module serves.
-pub const LAYOUT_VERSION: u16 = 1;
+/// The layout version new copies write.
+pub const LAYOUT_VERSION: u16 = Layout::CURRENT.version();
 /// Kafka's default `index.interval.bytes`, applied to the served bytes.
 pub const INDEX_INTERVAL_BYTES: u64 = 4096;
 
-/// The codec a batch is served with in layout version 1.
+/// A served layout version: what a sidecar's positions mean.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Positions are byte positions of the served bytes.
+    V1,
+    /// Positions are lower bounds of them (exact for batches served as stored).
+    V2,
+}
+
+impl Layout {
+    /// What copies write.
+    pub const CURRENT: Layout = Layout::V2;
+
+    pub const fn version(self) -> u16 {
+        match self {
+            Layout::V1 => 1,
+            Layout::V2 => 2,
+        }
+    }
+
+    /// The layout of a sidecar's `layout_version`; a newer one than this Calving serves is an
+    /// error (a sidecar written by a later release).
+    pub fn of(version: u16) -> Result<Layout, LayoutError> {
+        match version {
+            1 => Ok(Layout::V1),
+            2 => Ok(Layout::V2),
+            v => Err(LayoutError::Sidecar {
+                section: "directory",
+                reason: format!("served layout version {v} is newer than this Calving serves (1 and 2)"),
+            }),
+        }
+    }
+
+    /// Whether positions are exact byte positions.
+    pub fn exact(self) -> bool {
+        self == Layout::V1
+    }
+}
+
+/// The codec a batch is served with.
 pub fn served_codec(original: Compression) -> Compression {
     match original {
         Compression::None => Compression::None,
@@ -62,9 +132,46 @@ pub fn served_codec(original: Compression) -> Compression {
     }
 }
 
-/// Total size of the served segment.
+/// A lower bound of the size of Kafka's LZ4 frame holding `len` bytes, whatever the encoder
+/// chose: `len / 256`.
+///
+/// Proof, per block of the frame (the frame adds a header, block lengths and an end mark on
+/// top): a block stored uncompressed holds its input. A compressed block is a run of sequences;
+/// a sequence with `l` literals and a match of `m` bytes costs a token, `l` literal bytes and,
+/// but for the last sequence, a 2-byte match offset plus, when `m ≥ 19`, `⌊(m − 19) / 255⌋ + 1`
+/// length bytes (more than `(m − 19) / 255`). If `m ≤ 18`: `3 + l ≥ (l + m) / 256`. Otherwise
+/// `3 + l + (m − 19) / 255 ≥ (l + m) / 256`, since `3 > 19 / 255` and `1/255 > 1/256`. The last
+/// sequence costs `1 + l ≥ l / 256`. Summed: a block is at least its input over 256.
+pub const fn lz4_lower_bound(len: u64) -> u64 {
+    len / 256
+}
+
+/// The size layout version 2 gives a batch of rows whose records section is `records_len` bytes
+/// uncompressed, served with `codec`, `original_size` bytes in the segment: exact when served
+/// uncompressed, else a lower bound of the lz4 batch (header + [`lz4_lower_bound`]), never above
+/// the original size.
+pub fn v2_rows_size(codec: Compression, records_len: u64, original_size: u32) -> u64 {
+    let header = BATCH_HEADER_LEN as u64;
+    match codec {
+        Compression::None => header + records_len,
+        _ => header + lz4_lower_bound(records_len).min(u64::from(original_size).saturating_sub(header)),
+    }
+}
+
+/// Total size of the served segment (layout version 2: of its positions).
 pub fn served_size(batches: &[BatchEntry]) -> u64 {
     batches.last().map_or(0, |b| b.served_position + u64::from(b.served_size))
+}
+
+/// About how many bytes batch `b` serves, for sizing reads: its size where positions are exact
+/// or it is served as stored; else its original size (an lz4 re-encode of a compressed batch is
+/// about as large).
+pub fn served_estimate(layout: Layout, b: &BatchEntry) -> u64 {
+    if layout.exact() || b.kind == BatchKind::Verbatim || b.served_codec == Compression::None {
+        u64::from(b.served_size)
+    } else {
+        u64::from(b.original_size).max(u64::from(b.served_size))
+    }
 }
 
 /// The batch whose served bytes contain `position`.
@@ -91,7 +198,7 @@ pub fn offset_index(batches: &[BatchEntry], base_offset: i64) -> Vec<u8> {
 }
 
 /// The served time index (`.timeindex` bytes) of a segment starting at `base_offset`.
-pub fn time_index(batches: &[BatchEntry], base_offset: i64) -> Vec<u8> {
+pub fn time_index(layout: Layout, batches: &[BatchEntry], base_offset: i64) -> Vec<u8> {
     let mut entries: Vec<TimeIndexEntry> = Vec::new();
     let mut max_so_far = -1i64;
     let mut offset_of_max = base_offset;
@@ -111,7 +218,10 @@ pub fn time_index(batches: &[BatchEntry], base_offset: i64) -> Vec<u8> {
             maybe_append(&mut entries, max_so_far, offset_of_max);
             since = 0;
         }
-        since += u64::from(b.served_size);
+        since += u64::from(match layout {
+            Layout::V1 => b.served_size,
+            Layout::V2 => b.original_size,
+        });
     }
     maybe_append(&mut entries, max_so_far, offset_of_max);
     let mut out = Vec::with_capacity(entries.len() * time::ENTRY_LEN);
@@ -237,6 +347,7 @@ impl Rebuilder {
         rows: &mut impl Iterator<Item = RowRef<'a>>,
         out: &mut Vec<u8>,
     ) -> Result<(), LayoutError> {
+        let layout = Layout::of(sidecar.layout_version)?;
         let mut rows = rows.peekable();
         for batch in &sidecar.batches[range] {
             if batch.kind == BatchKind::Verbatim {
@@ -248,10 +359,25 @@ impl Rebuilder {
             let n = usize::try_from(batch.header.records_count).unwrap_or(0);
             let start = out.len();
             self.rebuild(sidecar, batch, rows.by_ref().take(n), out)?;
-            if out.len() - start != batch.served_size as usize {
+            // The rows must give the batch the sidecar describes: its exact size, or in version 2
+            // for a re-compressed batch, the lower bound of the records rebuilt (which must hold:
+            // the index's safety rests on it).
+            let served = (out.len() - start) as u64;
+            let size = u64::from(batch.served_size);
+            let fits = match layout {
+                Layout::V1 => served == size,
+                Layout::V2 => {
+                    v2_rows_size(batch.served_codec, self.records.len() as u64, batch.original_size) == size && served >= size
+                }
+            };
+            if !fits {
                 return Err(LayoutError::RowsMismatch {
                     base_offset: batch.header.base_offset,
-                    reason: format!("rebuilt {} bytes, the sidecar says {}", out.len() - start, batch.served_size),
+                    reason: format!(
+                        "rebuilt {served} bytes ({} of records), the sidecar says {size} (layout version {})",
+                        self.records.len(),
+                        layout.version()
+                    ),
                 });
             }
         }
@@ -271,9 +397,71 @@ pub(crate) fn row_timestamp(timestamp_type: TimestampType, base_timestamp: i64, 
     (micros, (derived != delta).then_some(delta))
 }
 
-/// The range of batches whose served bytes overlap `start..end` (served positions).
-pub fn batches_overlapping(batches: &[BatchEntry], start: u64, end: u64) -> Range<usize> {
-    let first = batch_at(batches, start).unwrap_or(batches.len());
-    let last = batches.partition_point(|b| b.served_position < end);
-    first..last.max(first)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calving_segment::{Attributes, BatchHeader};
+    use proptest::prelude::*;
+
+    fn lz4_batch(records: &[u8]) -> usize {
+        let header = BatchHeader {
+            base_offset: 0,
+            batch_length: 0,
+            partition_leader_epoch: 0,
+            magic: 2,
+            crc: 0,
+            attributes: Attributes(0),
+            last_offset_delta: 0,
+            base_timestamp: 0,
+            max_timestamp: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            records_count: 1,
+        };
+        let mut out = Vec::new();
+        BatchEncoder::default().encode(&header, Compression::Lz4, records, &mut out).unwrap()
+    }
+
+    /// Layout version 2's size of a re-compressed batch never exceeds what the pinned encoder
+    /// serves, also for the inputs LZ4 compresses best (long runs: zeros, a short pattern),
+    /// across its 64 KiB blocks.
+    #[test]
+    fn v2_sizes_are_lower_bounds_of_the_lz4_batches() {
+        for len in [0usize, 1, 18, 19, 255, 4096, 65_535, 65_536, 65_537, 300_000, 1 << 21] {
+            for records in [vec![0u8; len], (0..len).map(|i| (i % 7) as u8).collect()] {
+                let served = lz4_batch(&records) as u64;
+                let bound = v2_rows_size(Compression::Lz4, len as u64, u32::MAX);
+                assert!(bound <= served, "{len} bytes: bound {bound} > served {served}");
+            }
+        }
+        // Zeros come within 10% of the bound: it is not loose where it matters.
+        let served = lz4_batch(&vec![0u8; 1 << 21]) as u64;
+        assert!(served < v2_rows_size(Compression::Lz4, 1 << 21, u32::MAX) * 11 / 10, "{served}");
+    }
+
+    proptest! {
+        #[test]
+        fn v2_sizes_are_lower_bounds_for_any_records(
+            runs in prop::collection::vec((any::<u8>(), 1usize..5000, 0usize..40), 0..60),
+        ) {
+            // Runs of a byte, then a few arbitrary bytes: compressible and not.
+            let mut records = Vec::new();
+            for (byte, run, noise) in runs {
+                records.extend(std::iter::repeat_n(byte, run));
+                records.extend((0..noise).map(|i| byte.wrapping_mul(31).wrapping_add((i as u8).wrapping_mul(17))));
+            }
+            let served = lz4_batch(&records) as u64;
+            prop_assert!(v2_rows_size(Compression::Lz4, records.len() as u64, u32::MAX) <= served);
+        }
+    }
+
+    #[test]
+    fn v2_sizes_stay_within_the_original_and_exact_uncompressed() {
+        assert_eq!(v2_rows_size(Compression::None, 1000, 10), 1061);
+        assert_eq!(v2_rows_size(Compression::Lz4, 1 << 30, 100), 100);
+        assert_eq!(v2_rows_size(Compression::Lz4, 256 * 10, 1000), 71);
+        assert!(Layout::of(3).is_err());
+        assert_eq!(Layout::of(LAYOUT_VERSION).unwrap(), Layout::CURRENT);
+    }
 }

@@ -291,6 +291,7 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 /// The whole sidecar.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sidecar {
+    /// The served layout its positions follow ([`crate::served::Layout`]).
     pub layout_version: u16,
     pub segment: SegmentIdentity,
     pub files: Vec<DataFileRef>,
@@ -756,6 +757,7 @@ impl Directory {
             });
         }
         let layout_version = r.u16()?;
+        crate::served::Layout::of(layout_version)?;
         let n = r.u16()? as usize;
         let mut sections = Vec::with_capacity(n);
         for _ in 0..n {

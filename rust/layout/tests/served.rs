@@ -1,13 +1,16 @@
 //! The served layout on real broker segments (`tests/fixtures/segments`), through a real Parquet
 //! round trip: convert → rows written with Calving's writer settings → read back → rebuild.
 //!
-//! Checked for every fixture segment: the rebuilt bytes have exactly the sidecar's positions and
-//! sizes; originally uncompressed batches, control batches and legacy entries come back
-//! byte-identical; Kafka's own record parser reads the same batch facts and records (header
-//! values included) from the served file as from the original (`KafkaRecordsDump`, codec, size,
-//! CRC and position aside); Kafka's `DumpLogSegments` finds no mismatch between the served
-//! `.log` and the served `.index`/`.timeindex`; and the served bytes and indexes of layout
-//! version 1 still hash to the committed golden values (`tests/golden/layout-v1.txt`; rewrite it
+//! Checked for every fixture segment: the sidecar's positions (layout version 2, what copies
+//! write) are lower bounds of the rebuilt bytes' positions, exact for batches served as stored;
+//! the same segment with version 1's exact positions (what earlier copies wrote: positions of
+//! the rebuilt bytes, [`exact`]) serves the same bytes with exactly its sizes; originally
+//! uncompressed batches, control batches and legacy entries come back byte-identical; Kafka's
+//! own record parser reads the same batch facts and records (header values included) from the
+//! served file as from the original (`KafkaRecordsDump`, codec, size, CRC and position aside);
+//! Kafka's `DumpLogSegments` finds no mismatch between the served `.log` and the served
+//! `.timeindex` of either version; and the served bytes and both versions' indexes still hash
+//! to the committed golden values (`tests/golden/layout-v1.txt`, `layout-v2.txt`; rewrite them
 //! with `CALVING_BLESS=1` only when adding fixtures, never to make a layout change pass).
 
 use std::fmt::Write as _;
@@ -19,7 +22,7 @@ use calving_layout::convert::{ChunkLimits, SegmentConverter, SideFiles};
 use calving_layout::parquet_props::writer_properties;
 use calving_layout::rows::RowsView;
 use calving_layout::schema::{default_arrow_schema, TargetColumns};
-use calving_layout::served::{self, Rebuilder, RowRef};
+use calving_layout::served::{self, Layout, Rebuilder, RowRef};
 use calving_layout::sidecar::{SegmentIdentity, Sidecar};
 use calving_layout::LayoutError;
 use calving_segment::index::offset;
@@ -38,11 +41,10 @@ fn read_opt(path: PathBuf) -> Option<Vec<u8>> {
 }
 
 fn convert(log: &Path) -> Converted {
-    convert_within(log, None).0
+    convert_stats(log).0
 }
 
-/// [`convert`], with the served layout limited to `limit` bytes when given.
-fn convert_within(log: &Path, limit: Option<u64>) -> (Converted, calving_layout::convert::ConvertStats) {
+fn convert_stats(log: &Path) -> (Converted, calving_layout::convert::ConvertStats) {
     let data = std::fs::read(log).unwrap();
     let base: i64 = log.file_stem().unwrap().to_str().unwrap().parse().unwrap();
     let identity = SegmentIdentity {
@@ -59,9 +61,6 @@ fn convert_within(log: &Path, limit: Option<u64>) -> (Converted, calving_layout:
     // Small chunks so rows of one batch span several chunks and files' row groups.
     let limits = ChunkLimits { max_rows: 37, max_bytes: 64 * 1024 };
     let mut conv = SegmentConverter::new(target, identity, limits);
-    if let Some(limit) = limit {
-        conv = conv.with_served_limit(limit);
-    }
     let mut writer = ArrowWriter::try_new(Vec::new(), default_arrow_schema(), Some(writer_properties(1))).unwrap();
     let mut sink = |chunk: RecordBatch| -> Result<(), LayoutError> {
         writer.write(&chunk).unwrap();
@@ -82,7 +81,26 @@ fn convert_within(log: &Path, limit: Option<u64>) -> (Converted, calving_layout:
     let parquet = Bytes::from(writer.into_inner().unwrap());
     // The sidecar survives its own encoding.
     let sidecar = Sidecar::decode(&sidecar.encode()).unwrap();
+    assert_eq!(sidecar.layout_version, 2, "copies write layout version 2");
     (Converted { sidecar, parquet }, stats)
+}
+
+/// The same segment in layout version 1: positions and sizes of the bytes it serves, as copies
+/// before version 2 wrote them.
+fn exact(c: &Converted, served: &[u8]) -> Converted {
+    let mut sidecar = c.sidecar.clone();
+    sidecar.layout_version = 1;
+    for (b, e) in sidecar.batches.iter_mut().zip(LogEntries::new(served)) {
+        let e = e.unwrap();
+        b.served_position = e.position();
+        b.served_size = e.bytes().len() as u32;
+    }
+    let sidecar = Sidecar::decode(&sidecar.encode()).unwrap();
+    Converted { sidecar, parquet: c.parquet.clone() }
+}
+
+fn layout(c: &Converted) -> Layout {
+    Layout::of(c.sidecar.layout_version).unwrap()
 }
 
 fn serve(c: &Converted) -> Vec<u8> {
@@ -106,18 +124,28 @@ fn served_bytes_match_sidecar_and_originals() {
         let original = std::fs::read(&log).unwrap();
         let c = convert(&log);
         let served = serve(&c);
-        assert_eq!(served.len() as u64, served::served_size(&c.sidecar.batches), "{}", log.display());
         let entries: Vec<LogEntry> = LogEntries::new(&served).map(Result::unwrap).collect();
         let originals: Vec<LogEntry> = LogEntries::new(&original).map(Result::unwrap).collect();
         assert_eq!(entries.len(), originals.len(), "{}", log.display());
+        // Version 1's exact twin serves the same bytes (its rebuild checks every size).
+        let v1 = exact(&c, &served);
+        assert_eq!(serve(&v1), served, "{}", log.display());
+        assert_eq!(served.len() as u64, served::served_size(&v1.sidecar.batches), "{}", log.display());
+        let mut position = 0;
         for ((s, o), b) in entries.iter().zip(&originals).zip(&c.sidecar.batches) {
-            assert_eq!(s.position(), b.served_position);
+            // Version 2: positions are the running sum of sizes that never exceed the served
+            // batch's, exact for batches served as stored, and within the original's size.
+            assert_eq!(b.served_position, position, "{}", log.display());
+            position += u64::from(b.served_size);
+            assert!(b.served_position <= s.position() && b.served_size as usize <= s.bytes().len(), "{}", log.display());
+            assert!(b.served_size <= b.original_size, "{}", log.display());
             s.verify_crc().unwrap();
             let same_bytes = match o {
                 LogEntry::Batch(ob) => ob.compression() == Compression::None || ob.header.attributes.is_control(),
                 LogEntry::Legacy(_) => true,
             };
             if same_bytes {
+                assert_eq!(b.served_size as usize, s.bytes().len(), "{}: a batch served as stored has its exact size", log.display());
                 assert_eq!(s.bytes(), o.bytes(), "{} batch at {} differs", log.display(), o.position());
                 identical += 1;
             } else {
@@ -135,48 +163,68 @@ fn served_bytes_match_sidecar_and_originals() {
                 relayered += 1;
             }
         }
-        // Invariant 3, exactly: every served offset-index entry is (a batch's base offset, that
-        // batch's served position), for every batch after the first, so a lookup lands on the
-        // batch holding the offset.
+        // Invariant 3: every served offset-index entry is (a batch's base offset, that batch's
+        // position), for every batch after the first, so a lookup lands on the batch holding
+        // the offset, and the position leads back to that batch (version 1: its first byte).
         let base = c.sidecar.segment.start_offset;
-        let index = offset::parse(&served::offset_index(&c.sidecar.batches, base)).unwrap();
-        assert_eq!(index.len(), entries.len().saturating_sub(1), "{}", log.display());
-        for (e, s) in index.iter().zip(entries.iter().skip(1)) {
-            assert_eq!(e.position as u64, s.position());
-            let first_offset = match s {
-                LogEntry::Batch(b) => b.header.base_offset,
-                LogEntry::Legacy(l) => {
-                    let mut scratch = Vec::new();
-                    l.records(&mut scratch, 1 << 30).unwrap()[0].offset
+        for c in [&c, &v1] {
+            let index = offset::parse(&served::offset_index(&c.sidecar.batches, base)).unwrap();
+            assert_eq!(index.len(), entries.len().saturating_sub(1), "{}", log.display());
+            for (k, (e, s)) in index.iter().zip(entries.iter().skip(1)).enumerate() {
+                assert_eq!(served::batch_at(&c.sidecar.batches, e.position as u64), Some(k + 1));
+                if layout(c).exact() {
+                    assert_eq!(e.position as u64, s.position());
                 }
-            };
-            assert_eq!(base + i64::from(e.relative_offset), first_offset, "{}", log.display());
+                let first_offset = match s {
+                    LogEntry::Batch(b) => b.header.base_offset,
+                    LogEntry::Legacy(l) => {
+                        let mut scratch = Vec::new();
+                        l.records(&mut scratch, 1 << 30).unwrap()[0].offset
+                    }
+                };
+                assert_eq!(base + i64::from(e.relative_offset), first_offset, "{}", log.display());
+            }
         }
     }
     assert!(identical > 60 && relayered > 50, "{identical} identical, {relayered} re-encoded batches");
 }
 
-/// Kafka's record parser sees the same batches and records in the served file.
+/// Kafka's record parser sees the same batches and records in the served file, and Kafka's
+/// index checks accept both versions' indexes.
 #[test]
 fn kafka_reads_served_segments_like_the_originals() {
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
-    let mut dumps = Vec::new();
+    let (mut sanity, mut timeindexes) = (Vec::new(), Vec::new());
     for (i, log) in all_logs().iter().enumerate() {
         let c = convert(log);
         let served = serve(&c);
-        let sub = dir.path().join(format!("{i}"));
-        std::fs::create_dir(&sub).unwrap();
-        let name = log.file_name().unwrap();
-        let path = sub.join(name);
-        std::fs::write(&path, &served).unwrap();
+        let v1 = exact(&c, &served);
         let base = c.sidecar.segment.start_offset;
-        std::fs::write(path.with_extension("index"), served::offset_index(&c.sidecar.batches, base)).unwrap();
-        std::fs::write(path.with_extension("timeindex"), served::time_index(&c.sidecar.batches, base)).unwrap();
-        files.push(log.clone());
-        files.push(path.clone());
-        dumps.push(path.with_extension("index"));
-        dumps.push(path.with_extension("timeindex"));
+        let name = log.file_name().unwrap();
+        // One directory per version: the served log, version 1's offset index (DumpLogSegments
+        // finds a time-index entry's batch through the offset index, so it must hold byte
+        // positions) and the version's time index; and the version's own offset index beside the
+        // log in another, for the sanity check.
+        for (v, c) in [("v1", &v1), ("v2", &c)] {
+            let sub = dir.path().join(format!("{i}-{v}"));
+            std::fs::create_dir(&sub).unwrap();
+            let path = sub.join(name);
+            std::fs::write(&path, &served).unwrap();
+            std::fs::write(path.with_extension("index"), served::offset_index(&v1.sidecar.batches, base)).unwrap();
+            std::fs::write(path.with_extension("timeindex"), served::time_index(layout(c), &c.sidecar.batches, base)).unwrap();
+            sanity.push(path.with_extension("timeindex"));
+            timeindexes.push(path.with_extension("timeindex"));
+            if v == "v1" {
+                files.push(log.clone());
+                files.push(path.clone());
+            }
+            let only = dir.path().join(format!("{i}-{v}-index"));
+            std::fs::create_dir(&only).unwrap();
+            std::fs::write(only.join(name), &served).unwrap();
+            std::fs::write(only.join(name).with_extension("index"), served::offset_index(&c.sidecar.batches, base)).unwrap();
+            sanity.push(only.join(name).with_extension("index"));
+        }
     }
     let by_file = kafka_reads(&files);
     for (pair, log) in by_file.chunks(2).zip(all_logs()) {
@@ -185,78 +233,48 @@ fn kafka_reads_served_segments_like_the_originals() {
     }
     // Kafka's own checks on the served indexes: the sanity check a broker runs when it loads them,
     // and DumpLogSegments' time-index verification against the served log (its offset-index
-    // verification expects Kafka's sparse "last offset of an append" entries, which layout v1
-    // deliberately does not use: see calving_layout::served).
-    let out = calving_test_utils::dump_log_segments_output(&dumps, &["--index-sanity-check"]);
+    // verification expects Kafka's sparse "last offset of an append" entries, which the served
+    // layouts deliberately do not use: see calving_layout::served).
+    let out = calving_test_utils::dump_log_segments_output(&sanity, &["--index-sanity-check"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let passed = String::from_utf8_lossy(&out.stdout).matches("passed sanity check").count();
     let empty = String::from_utf8_lossy(&out.stdout).matches("is empty").count();
-    assert_eq!(passed + empty, dumps.len(), "{}", String::from_utf8_lossy(&out.stdout));
-    let timeindexes: Vec<_> = dumps.iter().filter(|p| p.extension().unwrap() == "timeindex").cloned().collect();
+    assert_eq!(passed + empty, sanity.len(), "{}", String::from_utf8_lossy(&out.stdout));
     let out = calving_test_utils::dump_log_segments_output(&timeindexes, &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("mismatch") && !stderr.contains("not found") && !stderr.contains("out of order"), "{stderr}");
 }
 
+/// The served bytes and indexes of both layout versions, pinned: a broker's cached indexes of a
+/// segment copied by any release must keep matching what later releases serve.
 #[test]
-fn golden_layout_v1() {
-    let mut text = String::new();
-    for log in all_logs() {
-        let c = convert(&log);
-        let served = serve(&c);
-        let base = c.sidecar.segment.start_offset;
-        let rel = log.strip_prefix(calving_test_utils::fixtures_dir()).unwrap();
-        writeln!(
-            text,
-            "{} served={} crc={:08x} index={:08x} timeindex={:08x}",
-            rel.display(),
-            served.len(),
-            crc32c::crc32c(&served),
-            crc32c::crc32c(&served::offset_index(&c.sidecar.batches, base)),
-            crc32c::crc32c(&served::time_index(&c.sidecar.batches, base)),
-        )
-        .unwrap();
-    }
-    let golden = calving_test_utils::package_dir().join("tests/golden/layout-v1.txt");
-    if std::env::var_os("CALVING_BLESS").is_some() {
-        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
-        std::fs::write(&golden, &text).unwrap();
-    }
-    let expected = std::fs::read_to_string(&golden).expect("tests/golden/layout-v1.txt");
-    assert_eq!(text, expected, "served layout v1 changed: a broker's cached indexes would no longer match");
-}
-
-/// A segment whose lz4 re-encode would pass the served-size limit (Kafka's 2 GiB positions;
-/// lowered here to just above the segment's own size): the batches that would take it past are
-/// kept verbatim, the served layout stays within the limit, every record is still a row, and
-/// Kafka's parser reads the same records from it as from the original.
-#[test]
-fn served_layout_stays_within_kafkas_positions() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut checked = 0;
-    for fixture in ["zstd", "gzip"] {
-        for log in fixture_files(fixture, "log") {
-            let original = std::fs::read(&log).unwrap();
-            let (_, free_stats) = convert_within(&log, None);
-            let grows = free_stats.served_bytes as i64 - original.len() as i64;
-            if grows <= 64 {
-                continue; // lz4 is not larger than the original here: nothing to limit
-            }
-            let limit = original.len() as u64 + (grows / 2) as u64;
-            let (c, stats) = convert_within(&log, Some(limit));
-            assert!(stats.served_bytes <= limit, "{}: {} > {limit}", log.display(), stats.served_bytes);
-            assert!(stats.verbatim_for_size > 0 && stats.verbatim_for_size < stats.batches, "{stats:?}");
-            assert_eq!(stats.records, free_stats.records, "every record is a row");
+fn golden_layouts() {
+    for version in [1u16, 2] {
+        let mut text = String::new();
+        for log in all_logs() {
+            let c = convert(&log);
             let served = serve(&c);
-            assert_eq!(served.len() as u64, stats.served_bytes);
-            let path = dir.path().join(format!("{checked}-{}", log.file_name().unwrap().to_str().unwrap()));
-            std::fs::write(&path, &served).unwrap();
-            let reads = kafka_reads(&[log.clone(), path]);
-            assert!(reads[1].iter().all(|v| v["type"] != "batch" || v["valid"] == true), "{}", log.display());
-            assert_eq!(reads[0], reads[1], "{}: Kafka reads the limited served segment differently", log.display());
-            checked += 1;
+            let c = if version == 1 { exact(&c, &served) } else { c };
+            let base = c.sidecar.segment.start_offset;
+            let rel = log.strip_prefix(calving_test_utils::fixtures_dir()).unwrap();
+            writeln!(
+                text,
+                "{} served={} crc={:08x} index={:08x} timeindex={:08x}",
+                rel.display(),
+                served.len(),
+                crc32c::crc32c(&served),
+                crc32c::crc32c(&served::offset_index(&c.sidecar.batches, base)),
+                crc32c::crc32c(&served::time_index(layout(&c), &c.sidecar.batches, base)),
+            )
+            .unwrap();
         }
+        let golden = calving_test_utils::package_dir().join(format!("tests/golden/layout-v{version}.txt"));
+        if std::env::var_os("CALVING_BLESS").is_some() {
+            std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+            std::fs::write(&golden, &text).unwrap();
+        }
+        let expected = std::fs::read_to_string(&golden).unwrap_or_else(|e| panic!("{}: {e}", golden.display()));
+        assert_eq!(text, expected, "served layout v{version} changed: a broker's cached indexes would no longer match");
     }
-    assert!(checked > 0, "no fixture segment grows when served as lz4");
 }

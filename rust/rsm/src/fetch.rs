@@ -1,5 +1,10 @@
 //! `fetchLogSegment`: a lazy stream over the served layout.
 //!
+//! A stream starts at the batch whose served range holds the position it is opened at (in
+//! layout version 1 at that very byte; in version 2, whose positions are lower bounds, at the
+//! batch's start: `calving_layout::served`), and ends with the batch holding the end position
+//! (version 1: at that byte).
+//!
 //! Each step takes the next batches worth about `fetch.chunk.bytes` of served bytes, reads the
 //! rows of exactly their offsets from the data files that hold them (merged by offset when a
 //! segment's rows span several files), rebuilds the batches, and hands the bytes out. The broker
@@ -31,7 +36,7 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use calving_layout::rows::RowsView;
-use calving_layout::served::{self, Rebuilder, RowRef};
+use calving_layout::served::{self, Layout, Rebuilder, RowRef};
 use calving_layout::sidecar::{BatchKind, DataFileRef, Sidecar};
 use calving_layout::LayoutError;
 
@@ -44,6 +49,7 @@ pub struct SegmentStream {
     inner: Arc<Inner>,
     segment: String,
     sidecar: Arc<Sidecar>,
+    layout: Layout,
     /// Next served position to produce.
     position: u64,
     /// End of the stream (exclusive).
@@ -74,6 +80,7 @@ impl std::fmt::Debug for SegmentStream {
 
 pub(crate) fn open(inner: &Arc<Inner>, seg: &SegmentMetadata, start: u64, end: Option<u64>) -> Result<SegmentStream> {
     let sidecar = inner.sidecar(seg)?;
+    let layout = Layout::of(sidecar.layout_version).map_err(|source| RsmError::Layout { segment: seg.to_string(), source })?;
     let size = served::served_size(&sidecar.batches);
     if start > size {
         return Err(RsmError::BadPosition { segment: seg.to_string(), position: start, size });
@@ -89,6 +96,7 @@ pub(crate) fn open(inner: &Arc<Inner>, seg: &SegmentMetadata, start: u64, end: O
         partition: sidecar.segment.partition,
         segment_id: seg.segment_id,
         sidecar,
+        layout,
         position: start,
         end,
         chunk: Vec::new(),
@@ -128,15 +136,6 @@ fn read_span(step: u32, chunk: u64, decoded_per_served: Option<f64>) -> u64 {
 }
 
 impl SegmentStream {
-    /// Total bytes this stream yields.
-    pub fn len(&self) -> u64 {
-        self.end - self.position + (self.chunk.len() - self.chunk_pos) as u64
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Produces the next chunk of served bytes into `self.chunk`, counted in the metrics (the
     /// bytes served, or the error by kind).
     fn fill(&mut self) -> Result<()> {
@@ -162,15 +161,14 @@ impl SegmentStream {
             position: self.position,
             size,
         })?;
-        let (chunk, end) = (self.inner.config.fetch_chunk_bytes as u64, self.end);
+        let (chunk, end, layout) = (self.inner.config.fetch_chunk_bytes as u64, self.end, self.layout);
+        let estimate = |b| served::served_estimate(layout, b);
         // The batches from `first` worth under `span` served bytes (at least one), up to `end`.
         let through = |span: u64| {
-            let mut last = first;
-            while last + 1 < batches.len()
-                && batches[last + 1].served_position < end
-                && batches[last + 1].served_position - batches[first].served_position < span
-            {
+            let (mut last, mut bytes) = (first, estimate(&batches[first]));
+            while last + 1 < batches.len() && batches[last + 1].served_position < end && bytes < span {
                 last += 1;
+                bytes += estimate(&batches[last]);
             }
             last
         };
@@ -185,8 +183,7 @@ impl SegmentStream {
                 let (lo, hi) = (batches[first].header.base_offset, batches[read_last].last_offset());
                 let views = if needs_rows {
                     let (views, decoded) = self.read_rows(lo, hi)?;
-                    let served_end = batches.get(read_last + 1).map_or(size, |b| b.served_position);
-                    let served = served_end - batches[first].served_position;
+                    let served: u64 = batches[first..=read_last].iter().map(estimate).sum();
                     if decoded > 0 && served > 0 {
                         self.decoded_per_served = Some(decoded as f64 / served as f64);
                     }
@@ -219,11 +216,18 @@ impl SegmentStream {
         })?;
         drop(rows);
         let chunk_start = batches[first].served_position;
-        let skip = (self.position - chunk_start) as usize;
-        let take = ((self.end - chunk_start) as usize).min(self.chunk.len());
-        self.chunk.truncate(take);
-        self.chunk_pos = skip;
-        self.position = chunk_start + take as u64;
+        if self.layout.exact() {
+            // Byte positions: from the very byte asked for, to the end asked for.
+            let skip = (self.position - chunk_start) as usize;
+            let take = ((self.end - chunk_start) as usize).min(self.chunk.len());
+            self.chunk.truncate(take);
+            self.chunk_pos = skip;
+            self.position = chunk_start + take as u64;
+        } else {
+            // Lower-bound positions: whole batches.
+            self.chunk_pos = 0;
+            self.position = batches[last].served_position + u64::from(batches[last].served_size);
+        }
         if self.position >= self.end || self.ahead.as_ref().is_some_and(|a| last >= a.last) {
             self.ahead = None; // every row held is served
         }

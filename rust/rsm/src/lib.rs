@@ -231,7 +231,11 @@ impl RemoteStorage {
         let base = sidecar.segment.start_offset;
         Ok(match index {
             IndexType::Offset => served::offset_index(&sidecar.batches, base),
-            IndexType::Timestamp => served::time_index(&sidecar.batches, base),
+            IndexType::Timestamp => {
+                let layout = served::Layout::of(sidecar.layout_version)
+                    .map_err(|source| RsmError::Layout { segment: segment.to_string(), source })?;
+                served::time_index(layout, &sidecar.batches, base)
+            }
             IndexType::Transaction => sidecar.txn_index.clone().ok_or_else(|| RsmError::NotFound {
                 segment: segment.to_string(),
                 what: "transaction index (the segment has no aborted transactions)".into(),

@@ -1,15 +1,20 @@
-//! Reading served segments the way the broker does (`RemoteLogManager.read`, apache/kafka 4.1):
-//! look the fetch offset up in the served offset index (largest entry ≤ offset, else position
-//! 0), open `fetchLogSegment` there, walk batch headers sequentially (`RemoteLogInputStream`),
-//! skip batches that end before the offset, take up to `maxBytes`, and for `read_committed`
-//! compute the aborted-transaction upper bound from the served index
-//! (`OffsetIndex.fetchUpperBoundOffset`: the first entry positioned after the bytes returned,
-//! else the segment's end + 1) and collect aborted transactions from the served transaction index.
+//! Reading served segments the way the broker does (`RemoteLogManager.read`, apache/kafka
+//! 3.9–4.4): look the fetch offset up in the served offset index (largest entry ≤ offset, else
+//! position 0), open `fetchLogSegment` there, walk batch headers sequentially
+//! (`RemoteLogInputStream`), skip batches that end before the offset, take up to `maxBytes`, and
+//! for `read_committed` compute the aborted-transaction upper bound from the served index
+//! (`OffsetIndex.fetchUpperBoundOffset`: the first entry positioned at or after the fetch
+//! position + the bytes returned, else the segment's end + 1; the fetch position is the lookup
+//! position, plus the bytes skipped in later versions: both are checked) and collect aborted
+//! transactions from the served transaction index. Positions are the broker's to pass around
+//! only: nothing here assumes they are byte positions (layout version 2's are lower bounds).
 //!
-//! For every offset of the transactional fixture and several fetch sizes: the first record the
-//! consumer gets is the first record at or after the fetch offset (nothing skipped), and every
-//! record of an aborted transaction in the returned batches is covered by a collected aborted
-//! transaction (no aborted record handed to a `read_committed` consumer as committed).
+//! For every offset of the transactional fixture (lz4 batches: re-compressed, so version 2's
+//! positions fall short of the bytes) and several fetch sizes: a fetch from a position starts at
+//! the batch the index entry names, the first record the consumer gets is the first record at
+//! or after the fetch offset (nothing skipped), and every record of an aborted transaction in
+//! the returned batches is covered by a collected aborted transaction (no aborted record handed
+//! to a `read_committed` consumer as committed).
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -69,15 +74,34 @@ fn broker_reads_find_every_offset_and_bound_aborted_transactions() {
         let is_aborted = |pid: i64, o: i64| aborted.iter().any(|t| t.producer_id == pid && t.first_offset <= o && o <= t.last_offset);
         let mut whole = Vec::new();
         rsm.fetch_log_segment(&md, 0, None).unwrap().read_to_end(&mut whole).unwrap();
+        let served_batches = walk(&whole);
+        assert_eq!(index.len() + 1, served_batches.len());
+        for (e, b) in index.iter().zip(&served_batches[1..]) {
+            assert_eq!(md.start_offset + i64::from(e.relative_offset), b.base, "one entry per batch after the first");
+        }
+        let compressed = LogEntries::new(&whole).any(|e| matches!(e, Ok(LogEntry::Batch(b)) if b.compression() != calving_segment::Compression::None));
+        if compressed {
+            // Version 2: some position falls short of its batch's byte position.
+            let mut byte_positions = LogEntries::new(&whole).skip(1).map(|e| e.unwrap().position());
+            assert!(index.iter().any(|e| byte_positions.next() != Some(e.position as u64)), "{}: positions are exact", log.display());
+        }
         for max_bytes in [100usize, 700, 4096, 1 << 20] {
             for target in md.start_offset..=md.end_offset {
                 // RemoteIndexCache.lookupOffset: the position to start reading at.
-                let start = offset::lookup(&index, (target - md.start_offset) as i32).position as usize;
+                let entry = offset::lookup(&index, (target - md.start_offset) as i32);
+                let start = entry.position as usize;
                 let mut tail = Vec::new();
                 rsm.fetch_log_segment(&md, start as u64, None).unwrap().read_to_end(&mut tail).unwrap();
-                assert_eq!(tail, whole[start..], "a fetch from {start} is the tail of the segment");
+                assert!(whole.ends_with(&tail), "a fetch from {start} is a tail of the segment");
+                let tail_at = whole.len() - tail.len();
+                // It starts with the batch the entry names (position 0: the first batch).
+                let first_base = LogEntries::new(&tail).next().map(|e| match e.unwrap() {
+                    LogEntry::Batch(b) => b.header.base_offset,
+                    LogEntry::Legacy(_) => unreachable!(),
+                });
+                assert_eq!(first_base, Some(md.start_offset + i64::from(entry.relative_offset)), "offset {target}: fetch from {start}");
                 // Skip batches that end before the fetch offset.
-                let mut first_pos = start;
+                let mut first_pos = tail_at;
                 let mut found = false;
                 for e in LogEntries::new(&tail) {
                     let LogEntry::Batch(b) = e.unwrap() else { unreachable!() };
@@ -87,6 +111,7 @@ fn broker_reads_find_every_offset_and_bound_aborted_transactions() {
                     }
                     first_pos += b.bytes().len();
                 }
+                let skipped = first_pos - tail_at;
                 let expected = all_offsets.iter().copied().find(|&o| o >= target);
                 if !found {
                     assert_eq!(expected, None, "offset {target}: the served segment ends before a record that follows");
@@ -105,21 +130,25 @@ fn broker_reads_find_every_offset_and_bound_aborted_transactions() {
                     }
                 }
                 // read_committed (RemoteLogManager.addAbortedTransactions): the upper bound is the
-                // first served-index entry positioned after the lookup position + bytes returned.
-                let end = (start + returned.len()) as i32;
-                let upper = index
-                    .iter()
-                    .find(|e| e.position > end)
-                    .map_or(md.end_offset + 1, |e| md.start_offset + i64::from(e.relative_offset));
-                let first_base = got[0].base;
-                let collected: Vec<_> = aborted.iter().filter(|t| t.last_offset >= first_base && t.first_offset < upper).collect();
-                for b in got.iter().filter(|b| b.transactional && !b.control) {
-                    for &o in b.offsets.iter().filter(|&&o| is_aborted(b.producer_id, o)) {
-                        assert!(
-                            collected.iter().any(|t| t.producer_id == b.producer_id && t.first_offset <= o && o <= t.last_offset),
-                            "offset {target}, maxBytes {max_bytes}: aborted record {o} not covered (upper bound {upper})"
-                        );
-                        checked_aborted += 1;
+                // first served-index entry positioned at or after the fetch position + the bytes
+                // returned; the fetch position is the lookup position, or (later Kafka versions)
+                // that plus the bytes skipped.
+                for fetch_position in [start, start + skipped] {
+                    let end = (fetch_position + returned.len()) as i32;
+                    let upper = index
+                        .iter()
+                        .find(|e| e.position >= end)
+                        .map_or(md.end_offset + 1, |e| md.start_offset + i64::from(e.relative_offset));
+                    let first_base = got[0].base;
+                    let collected: Vec<_> = aborted.iter().filter(|t| t.last_offset >= first_base && t.first_offset < upper).collect();
+                    for b in got.iter().filter(|b| b.transactional && !b.control) {
+                        for &o in b.offsets.iter().filter(|&&o| is_aborted(b.producer_id, o)) {
+                            assert!(
+                                collected.iter().any(|t| t.producer_id == b.producer_id && t.first_offset <= o && o <= t.last_offset),
+                                "offset {target}, maxBytes {max_bytes}: aborted record {o} not covered (upper bound {upper})"
+                            );
+                            checked_aborted += 1;
+                        }
                     }
                 }
                 checked += 1;

@@ -5,12 +5,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use calving_rsm::{IndexType, KafkaUuid, LogSegmentFiles, RemoteStorage, RsmError, SegmentMetadata};
-use calving_segment::index::offset;
 use calving_segment::{Compression, LogEntries, LogEntry};
 use calving_test_utils::{fixture_files, fixture_names, fixtures_dir};
 
 mod common;
-use common::{check_served, count_rows, fetch_all, segment, walk};
+use common::{check_served, count_rows, fetch_all, segment, walk, Served};
 
 fn open(dir: &Path) -> RemoteStorage {
     let props = HashMap::from([("warehouse".to_string(), format!("file://{}/warehouse", dir.display()))]);
@@ -50,19 +49,15 @@ fn copy_then_fetch_serves_every_record_back() {
             let or: Vec<_> = o.records(&mut b).unwrap().map(Result::unwrap).collect();
             assert_eq!(sr, or);
         }
-        // Indexes: the served offset index points at served batch starts; the others come back
-        // as they were given.
-        let index = offset::parse(&rsm.fetch_index(&md, IndexType::Offset).unwrap()).unwrap();
-        let starts: Vec<u64> = served_entries.iter().map(LogEntry::position).collect();
-        for e in &index {
-            assert!(starts.contains(&(e.position as u64)), "index entry {e:?} is not a batch start");
+        // Indexes: the served offset index has one entry per batch after the first (positions:
+        // lower bounds of the bytes, `Served`); the others come back as they were given.
+        let map = Served::of(&rsm, &md);
+        for (k, &p) in map.positions.iter().enumerate() {
             // A fetch from an index position yields exactly the tail of the whole segment.
-            let tail = fetch_all(&rsm, &md, e.position as u64, None);
-            assert_eq!(tail, served[e.position as usize..]);
+            assert!(fetch_all(&rsm, &md, p, None) == map.whole[map.starts[k]..], "{}: fetch from {p}", log.display());
         }
-        if let Some(e) = index.get(1) {
-            let end = e.position as u64 + 99;
-            assert_eq!(fetch_all(&rsm, &md, e.position as u64, Some(end)), served[e.position as usize..=end as usize]);
+        if let Some(&p) = map.positions.get(1) {
+            assert!(fetch_all(&rsm, &md, p, Some(p + 99)) == map.expected(p, Some(p + 99)), "{}", log.display());
         }
         assert!(!rsm.fetch_index(&md, IndexType::Timestamp).unwrap().is_empty());
         assert_eq!(rsm.fetch_index(&md, IndexType::ProducerSnapshot).unwrap(), std::fs::read(&files.producer_snapshot).unwrap());
@@ -232,11 +227,10 @@ fn fetches_within_multi_page_files_serve_exact_bytes() {
     let rsm = open(dir.path());
     rsm.copy_log_segment(&md, &files).unwrap();
     assert!(fetch_all(&rsm, &md, 0, None) == data, "the uncompressed segment comes back byte for byte");
-    let index = offset::parse(&rsm.fetch_index(&md, IndexType::Offset).unwrap()).unwrap();
-    for e in index.iter().step_by(37) {
-        let start = e.position as u64;
-        let end = (start + (1 << 20)).min(data.len() as u64 - 1);
-        assert!(fetch_all(&rsm, &md, start, Some(end)) == data[start as usize..=end as usize], "fetch from {start}");
+    let map = Served::of(&rsm, &md);
+    for &start in map.positions.iter().step_by(37) {
+        let end = start + (1 << 20);
+        assert!(fetch_all(&rsm, &md, start, Some(end)) == map.expected(start, Some(end)), "fetch from {start}");
     }
 }
 
@@ -260,12 +254,11 @@ fn streams_that_read_ahead_serve_exact_bytes() {
         let outcome = rsm.copy_log_segment(&md, &files).unwrap();
         assert!(name == "ahead" || outcome.data_files.len() > 1, "{name}: {} data files", outcome.data_files.len());
         assert!(fetch_all(&rsm, &md, 0, None) == data, "{name}: the whole segment");
-        let index = offset::parse(&rsm.fetch_index(&md, IndexType::Offset).unwrap()).unwrap();
-        for (i, e) in index.iter().enumerate().step_by(29) {
-            let start = e.position as u64;
-            assert!(fetch_all(&rsm, &md, start, None) == data[start as usize..], "{name}: from {start} to the end");
-            let end = (start + 100_000 + 7919 * i as u64).min(data.len() as u64 - 1);
-            assert!(fetch_all(&rsm, &md, start, Some(end)) == data[start as usize..=end as usize], "{name}: {start}..={end}");
+        let map = Served::of(&rsm, &md);
+        for (i, &start) in map.positions.iter().enumerate().step_by(29) {
+            assert!(fetch_all(&rsm, &md, start, None) == map.expected(start, None), "{name}: from {start} to the end");
+            let end = start + 100_000 + 7919 * i as u64;
+            assert!(fetch_all(&rsm, &md, start, Some(end)) == map.expected(start, Some(end)), "{name}: {start}..={end}");
             // Read in small pieces, as the broker does.
             let mut stream = rsm.fetch_log_segment(&md, start, None).unwrap();
             let mut served = Vec::new();
@@ -277,7 +270,7 @@ fn streams_that_read_ahead_serve_exact_bytes() {
                 }
                 served.extend_from_slice(&buf[..n]);
             }
-            assert!(served == data[start as usize..], "{name}: from {start}, in pieces");
+            assert!(served == map.expected(start, None), "{name}: from {start}, in pieces");
         }
     }
 }
@@ -424,4 +417,47 @@ fn a_segment_over_many_day_partitions_is_copied_in_passes() {
     assert_eq!(outcome.data_files.len(), day_dirs.len(), "one data file per day partition");
     assert_eq!(count_rows(&rsm, &md.topic), records, "every record once");
     check_served(&rsm, &md, &files);
+}
+
+/// Segments copied before layout version 2 keep their sidecars of version 1, whose positions
+/// are the served bytes' own: they are served as they always were, from any byte and to any
+/// byte (a compressed fixture, re-compressed as lz4, and an uncompressed one), and their offset
+/// index names every batch's first byte.
+#[test]
+fn version_1_sidecars_serve_byte_ranges() {
+    use calving_layout::sidecar::Sidecar;
+    let dir = tempfile::tempdir().unwrap();
+    let rsm = open(dir.path());
+    let mut checked = 0;
+    for fixture in ["lz4", "none"] {
+        let log = fixture_files(fixture, "log").into_iter().next().unwrap();
+        let (md, files) = segment(fixture, &log);
+        let outcome = rsm.copy_log_segment(&md, &files).unwrap();
+        let whole = fetch_all(&rsm, &md, 0, None);
+        // Rewrite the sidecar as version 1 wrote it: positions and sizes of the served bytes.
+        let path = outcome.sidecar_location.strip_prefix("file://").unwrap();
+        let mut sidecar = Sidecar::decode(&std::fs::read(path).unwrap()).unwrap();
+        assert_eq!(sidecar.layout_version, 2);
+        let starts: Vec<u64> = LogEntries::new(&whole).map(|e| e.unwrap().position()).collect();
+        let exact = starts.iter().zip(&sidecar.batches).all(|(&s, b)| s == b.served_position);
+        assert_eq!(exact, fixture == "none", "{fixture}: version 2 positions are exact only for batches served as stored");
+        sidecar.layout_version = 1;
+        for (k, b) in sidecar.batches.iter_mut().enumerate() {
+            b.served_position = starts[k];
+            b.served_size = (starts.get(k + 1).copied().unwrap_or(whole.len() as u64) - starts[k]) as u32;
+        }
+        std::fs::write(path, sidecar.encode()).unwrap();
+        let fresh = open(dir.path()); // no cached sidecar
+        assert!(fetch_all(&fresh, &md, 0, None) == whole, "{fixture}");
+        let index = calving_segment::index::offset::parse(&fresh.fetch_index(&md, IndexType::Offset).unwrap()).unwrap();
+        assert!(index.iter().zip(&starts[1..]).all(|(e, &s)| e.position as u64 == s), "{fixture}: entries at batch starts");
+        let len = whole.len() as u64;
+        for start in (0..len).step_by(997) {
+            assert!(fetch_all(&fresh, &md, start, None) == whole[start as usize..], "{fixture}: from byte {start}");
+            let end = (start + 3001).min(len - 1);
+            assert!(fetch_all(&fresh, &md, start, Some(end)) == whole[start as usize..=end as usize], "{fixture}: {start}..={end}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "{checked}");
 }

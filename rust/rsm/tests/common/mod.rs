@@ -78,6 +78,43 @@ pub fn segment(fixture: &str, log: &Path) -> (SegmentMetadata, LogSegmentFiles) 
     (md, files)
 }
 
+/// A served segment as the broker's positions see it: each batch's position (0, then the offset
+/// index's entries, one per batch after the first) and where its bytes start in the whole served
+/// segment. Layout version 2's positions are lower bounds of the bytes: checked here.
+pub struct Served {
+    pub whole: Vec<u8>,
+    pub positions: Vec<u64>,
+    pub starts: Vec<usize>,
+}
+
+impl Served {
+    pub fn of(rsm: &RemoteStorage, md: &SegmentMetadata) -> Served {
+        let whole = fetch_all(rsm, md, 0, None);
+        let index = offset::parse(&rsm.fetch_index(md, IndexType::Offset).unwrap()).unwrap();
+        let positions: Vec<u64> = std::iter::once(0).chain(index.iter().map(|e| e.position as u64)).collect();
+        let starts: Vec<usize> = LogEntries::new(&whole).map(|e| e.unwrap().position() as usize).collect();
+        assert_eq!(positions.len(), starts.len().max(1), "{md}: one index entry per batch after the first");
+        for k in 1..starts.len() {
+            assert!(positions[k] > positions[k - 1], "{md}: positions increase");
+            assert!(positions[k] - positions[k - 1] <= (starts[k] - starts[k - 1]) as u64, "{md}: a position step exceeds its batch");
+        }
+        Served { whole, positions, starts }
+    }
+
+    /// The batch whose positions hold `position`.
+    pub fn batch_at(&self, position: u64) -> usize {
+        self.positions.partition_point(|&p| p <= position) - 1
+    }
+
+    /// What a fetch from `start` through `end` (positions, inclusive) serves: whole batches, from
+    /// the one holding `start` through the one holding `end`.
+    pub fn expected(&self, start: u64, end: Option<u64>) -> &[u8] {
+        let from = self.starts.get(self.batch_at(start)).copied().unwrap_or(self.whole.len());
+        let to = end.map_or(self.whole.len(), |e| self.starts.get(self.batch_at(e) + 1).copied().unwrap_or(self.whole.len()));
+        &self.whole[from..to]
+    }
+}
+
 pub fn fetch_all(rsm: &RemoteStorage, md: &SegmentMetadata, start: u64, end: Option<u64>) -> Vec<u8> {
     let mut out = Vec::new();
     rsm.fetch_log_segment(md, start, end).unwrap().read_to_end(&mut out).unwrap();
@@ -123,22 +160,17 @@ pub fn check_served(rsm: &RemoteStorage, md: &SegmentMetadata, files: &LogSegmen
         let or: Vec<_> = o.records(&mut b).unwrap().map(Result::unwrap).collect();
         assert_eq!(sr, or, "{}: records of the batch at {}", log.display(), o.position);
     }
-    // The served offset index points at served batch starts; a fetch from any entry is the tail
-    // of the whole segment; a bounded fetch is the inclusive range.
-    let index = offset::parse(&rsm.fetch_index(md, IndexType::Offset).unwrap()).unwrap();
-    assert!(!index.is_empty() || served.len() < 4096, "{}: empty offset index", log.display());
-    let starts: Vec<u64> = served_entries.iter().map(LogEntry::position).collect();
-    for e in &index {
-        assert!(starts.contains(&(e.position as u64)), "index entry {e:?} is not a batch start");
+    // The served offset index has one entry per batch after the first, whose positions are
+    // lower bounds of the bytes ([`Served`]); a fetch from any entry is the tail of the whole
+    // segment from that batch; a bounded fetch ends with the batch holding the end.
+    let map = Served::of(rsm, md);
+    assert!(map.whole == served);
+    // Tails from (at most 24, evenly spread) batches: each fetch reads to the end.
+    for &p in map.positions.iter().step_by(map.positions.len().div_ceil(24).max(1)) {
+        assert!(fetch_all(rsm, md, p, None) == map.expected(p, None), "{}: fetch from {p}", log.display());
     }
-    // Tails from (at most 24, evenly spread) index entries: each fetch reads to the end.
-    for e in index.iter().step_by(index.len().div_ceil(24).max(1)) {
-        let tail = fetch_all(rsm, md, e.position as u64, None);
-        assert_eq!(tail, served[e.position as usize..]);
-    }
-    if let Some(e) = index.get(1) {
-        let end = e.position as u64 + 99;
-        assert_eq!(fetch_all(rsm, md, e.position as u64, Some(end)), served[e.position as usize..=end as usize]);
+    if let Some(&p) = map.positions.get(1) {
+        assert!(fetch_all(rsm, md, p, Some(p + 99)) == map.expected(p, Some(p + 99)), "{}: fetch {p}..={}", log.display(), p + 99);
     }
     assert!(!rsm.fetch_index(md, IndexType::Timestamp).unwrap().is_empty());
     assert_eq!(rsm.fetch_index(md, IndexType::ProducerSnapshot).unwrap(), std::fs::read(&files.producer_snapshot).unwrap());
