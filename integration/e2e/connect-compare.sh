@@ -6,7 +6,7 @@
 #   integration/e2e/connect-compare.sh    (after tests/install-deps.sh and `gradle --no-daemon -q jar`)
 #
 # Workload (both sides, one after the other, each on a fresh single-node Kafka broker on
-# 127.0.0.1): Kafka's ProducerPerformance writes CALVING_COMPARE_MIB (default 256) MiB of ~1 KiB
+# 127.0.0.1): Kafka's ProducerPerformance writes CALVING_COMPARE_MIB (default 512) MiB of ~1 KiB
 # JSON-like records (integration/e2e/measure.py payload; ProducerPerformance picks the lines with a
 # fixed seed, SplittableRandom(0), so both sides get the very same records) with lz4, acks=all,
 # linger 20 ms, 128 KiB batches, unthrottled, into one partition of 4 MiB segments
@@ -31,6 +31,10 @@
 #     running before the first record (its JVM start and plugin scan are not counted, nor the
 #     brokers' starts).
 # Both JVMs: SerialGC, the broker's 768 MiB heap (BROKER_HEAP) and the worker's 1 GiB.
+# The headline figures subtract nothing. Also shown: each process's idle CPU rate (10 s before the
+# first record, the sink already running) and the ratio with rate x window taken out of each, since
+# side B's window is longer (the sink commits on its interval); and the sizes on disk of Calving's
+# warehouse, the sink's warehouse and LocalTieredStorage's copies.
 # Checks (exit 1 otherwise): Calving's table holds exactly the produced records below the end
 # marker; the sink's table holds every record (the produced ones + the end marker), once; side B's
 # consumer from offset 0 reads the same number of records and bytes (keys+values) as were counted in
@@ -43,7 +47,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 jar=${CALVING_JAR:-$root/build/libs/calving-0.1.0-SNAPSHOT.jar}
-mib=${CALVING_COMPARE_MIB:-256}
+mib=${CALVING_COMPARE_MIB:-512}
 segment_bytes=${CALVING_COMPARE_SEGMENT_BYTES:-4194304}
 commit_ms=${CALVING_COMPARE_COMMIT_MS:-10000}
 iceberg_version=${CALVING_COMPARE_ICEBERG:-1.10.1}
@@ -188,6 +192,7 @@ run_calving() {
     || die "[calving] could not read the table"
   [ "$rows" = "$records" ] || die "[calving] the table holds $rows records below the end marker, $records were produced"
   R[rows_calving]=$rows
+  R[mib_calving_warehouse]=$(du -sm "$work/warehouse" | cut -f1)
   R[bytes]=$bytes
   say "[calving] table $table: $rows records below the end marker ($total rows in all), $bytes bytes of keys+values"
 }
@@ -297,6 +302,8 @@ EOF
   [ "$rows" = $((records + 1)) ] && [ "$markers" = 1 ] \
     || die "[connect] the sink's table holds $rows rows ($markers end markers); $records records + 1 end marker were produced"
   R[rows_connect]=$rows R[sink_snapshots]=$snaps R[sink_files]=$files
+  R[mib_sink_warehouse]=$(du -sm "$work/sink-warehouse" | cut -f1)
+  R[mib_plain_remote]=$(du -sm "$work/remote" | cut -f1)
   say "[connect] sink table $table: $rows rows, $snaps snapshots, $files data files, columns $cols"
 }
 

@@ -119,6 +119,9 @@ def summary(*pairs):
     print(f"sink: commit interval {v['commit_ms']} ms (the sink's default: 300000 ms = 5 min), "
           f"{v['sink_snapshots']} snapshots, {v['sink_files']} data files; last row committed "
           f"{v['sink_lag']} s after the producer finished")
+    print(f"on disk: Calving's warehouse {v['mib_calving_warehouse']} MiB (the table: raw key/value bytes + Kafka "
+          f"metadata); side B: LocalTieredStorage's segment copies {v['mib_plain_remote']} MiB + the sink's warehouse "
+          f"{v['mib_sink_warehouse']} MiB (parsed JSON columns)")
     out = {
         "date": v["date"], "loadavg": v["loadavg"], "kafka": v["kafka"], "iceberg_sink": v["iceberg"],
         "records": int(v["records"]), "bytes": int(v["bytes"]), "gib": round(gib, 4),
@@ -129,6 +132,8 @@ def summary(*pairs):
         "ratio_calving_over_connect_plus_plain": round(ratio, 4), "target": "<= 1/3", "target_met": ratio <= target,
         "rows": {"calving": int(v["rows_calving"]), "connect": int(v["rows_connect"])},
         "idle_cpu_s_per_s": idle, "ratio_net_of_idle": round(net_ratio, 4),
+        "disk_mib": {"calving_warehouse": int(v["mib_calving_warehouse"]), "plain_remote": int(v["mib_plain_remote"]),
+                     "sink_warehouse": int(v["mib_sink_warehouse"])},
         "commit_interval_ms": int(v["commit_ms"]), "wall_s": {"calving": float(v["wall_calving"]),
                                                               "connect": float(v["wall_connect"])},
     }
