@@ -43,20 +43,26 @@
 //!   batch whose range holds it and serves from that batch's start.
 //!
 //! **Why lower bounds are safe.** The broker uses a remote segment's index positions for two
-//! things only (apache/kafka 3.9–4.4, `RemoteLogManager.read`): to come back to us with
-//! `fetchLogSegment(startPosition)`, and for `read_committed`, the aborted-transaction upper
-//! bound: the first index entry positioned at or after (fetch position + bytes returned), else
-//! the segment's end (`OffsetIndex.fetchUpperBoundOffset`). With lower-bound positions, an entry
-//! at or after that target is at or after the end of the bytes returned, so the bound covers
-//! every returned record; it may cover more, which only collects aborted transactions the
-//! consumer does not need (the consumer matches them against the batches it has). Exact
-//! positions are right too, which is why version 1 segments stay as they are.
+//! things only (apache/kafka 3.9.2, 4.0.2, 4.1.2, 4.2.2, 4.3.2, 4.4.0, `RemoteLogManager.read`,
+//! `findOffsetByTimestamp`, `RemoteIndexCache`; nothing compares them with the segment's size):
+//! to come back to us with `fetchLogSegment(startPosition)` (an index entry's position, or 0
+//! when the fetch offset is below the first entry), and, for `read_committed`, the
+//! aborted-transaction upper bound: the offset of the first index entry positioned at or after
+//! (lookup position + the bytes skipped to reach the fetch offset + the bytes returned), else the
+//! segment's end + 1 (`OffsetIndex.fetchUpperBoundOffset`). Skipped and returned bytes are real
+//! bytes, and a position step never exceeds the bytes between the batches, so an entry at or
+//! after that target names a batch at or after the end of the bytes returned: the bound covers
+//! every returned record. It may cover more, which only collects aborted transactions (and
+//! searches later segments' transaction indexes) the consumer does not need: it applies an
+//! aborted transaction only to returned batches at or past its first offset. Two conditions
+//! make this hold, and both do: the first batch is at position 0, and a segment's positions
+//! never change (its sidecar records its layout; brokers keep fetched indexes on disk across
+//! restarts). Exact positions are right too, which is why version 1 segments stay as they are.
 //!
-//! - Kafka 4.1's remote read computes that bound from the *lookup* position plus the bytes it
-//!   returns (`RemoteLogManager.addAbortedTransactions`); with a sparse index the returned bytes
-//!   start later than the lookup position, the bound falls short, and a `read_committed` consumer
-//!   can be handed aborted records as committed (`rust/rsm/tests/broker_read.rs` catches exactly
-//!   that). Later Kafka versions add the skipped bytes; one entry per batch is right for both.
+//! - One entry per batch: a lookup lands on the batch holding the offset, so nothing is skipped.
+//!   A bound computed without the skipped bytes (as an earlier reading of Kafka's code assumed)
+//!   would fall short with a sparse index and hand aborted records to a `read_committed`
+//!   consumer as committed; `rust/rsm/tests/broker_read.rs` checks both formulas.
 //! - The time index follows Kafka's own rule (`LogSegment.append`): before each batch, when more
 //!   than 4096 bytes were appended since the last entry, an entry (max timestamp so far, the last
 //!   offset of the batch holding it) if that timestamp grew, and a last entry at the end

@@ -18,9 +18,12 @@ use iceberg::{Catalog, ErrorKind, NamespaceIdent, TableCreation, TableIdent};
 
 use crate::error::{Error, Result};
 
-/// Table property recording the served-layout version of the rows Calving writes.
+/// Table property recording the version of the row layout of tables Calving creates (their
+/// columns and what the rows hold). Not the served layout: that is per segment, in its sidecar
+/// and in the `calving.layout-version` of the snapshot summary that committed it
+/// (`calving_layout::served::Layout`; versions 1 and 2 share these rows).
 pub const LAYOUT_VERSION_PROP: &str = "calving.layout-version";
-/// Layout version of tables created by this crate.
+/// Row layout version of tables created by this crate.
 pub const LAYOUT_VERSION: &str = "1";
 
 /// Column names (dotted paths) of the default table.
