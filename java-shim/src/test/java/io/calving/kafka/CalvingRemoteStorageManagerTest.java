@@ -139,24 +139,40 @@ public class CalvingRemoteStorageManagerTest {
         }
 
         // From a batch in the middle (a position of the served offset index), as the broker does.
+        // Positions are the broker's to pass back (served layout v2: lower bounds of the bytes);
+        // the index has one entry per batch after the first, so entry k names batch k + 1.
         List<int[]> entries = Fixtures.offsetIndex(offsetIndex);
-        int[] middle = entries.get(entries.size() / 2);
+        List<Integer> starts = new java.util.ArrayList<>();
+        int at = 0;
+        for (RecordBatch b : org.apache.kafka.common.record.MemoryRecords.readableRecords(ByteBuffer.wrap(served)).batches()) {
+            starts.add(at);
+            at += b.sizeInBytes();
+        }
+        assertEquals(where + ": one index entry per batch after the first", starts.size() - 1, entries.size());
+        int k = entries.size() / 2;
+        int[] middle = entries.get(k);
         long targetOffset = md.startOffset() + middle[0];
         int position = middle[1];
         byte[] tail = Fixtures.fetch(rsm, md, position);
-        assertArrayEquals(where, Arrays.copyOfRange(served, position, served.length), tail);
+        assertArrayEquals(where, Arrays.copyOfRange(served, starts.get(k + 1), served.length), tail);
         List<String> tailBatches = Fixtures.servedBatches(tail);
         RecordBatch first = org.apache.kafka.common.record.MemoryRecords.readableRecords(ByteBuffer.wrap(tail))
                 .batches().iterator().next();
-        assertTrue(where + ": the index entry's batch holds or precedes its offset", first.baseOffset() <= targetOffset);
+        assertEquals(where + ": the index entry's batch starts at its offset", targetOffset, first.baseOffset());
         assertEquals(where, Fixtures.originalBatches(s.log, first.baseOffset()), tailBatches);
-        // The bounded form: both ends inclusive.
+        // The bounded form: from the batch holding the start through the batch holding the end.
+        int last = k + 1;
+        while (last + 1 < starts.size() && entries.get(last)[1] <= position + 99) {
+            last++;
+        }
+        int endByte = last + 1 < starts.size() ? starts.get(last + 1) : served.length;
+        byte[] expected = Arrays.copyOfRange(served, starts.get(k + 1), endByte);
         byte[] bounded = Fixtures.readAll(rsm.fetchLogSegment(md, position, position + 99));
-        assertArrayEquals(where, Arrays.copyOfRange(served, position, Math.min(served.length, position + 100)), bounded);
+        assertArrayEquals(where, expected, bounded);
         // Single-byte reads give the same bytes.
-        try (InputStream in = rsm.fetchLogSegment(md, position, position + 9)) {
-            for (int i = 0; i < 10; i++) {
-                assertEquals(served[position + i] & 0xff, in.read());
+        try (InputStream in = rsm.fetchLogSegment(md, position, position + 99)) {
+            for (byte b : expected) {
+                assertEquals(b & 0xff, in.read());
             }
             assertEquals(-1, in.read());
         }
