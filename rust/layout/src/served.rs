@@ -86,8 +86,6 @@ use crate::rows::RowsView;
 use crate::sidecar::{BatchEntry, BatchKind, RecordException, Sidecar};
 use crate::typed::{Part, WriterCache};
 
-/// The layout version new copies write.
-pub const LAYOUT_VERSION: u16 = Layout::CURRENT.version();
 /// Kafka's default `index.interval.bytes`, applied to the served bytes.
 pub const INDEX_INTERVAL_BYTES: u64 = 4096;
 
@@ -353,7 +351,7 @@ impl Rebuilder {
         rows: &mut impl Iterator<Item = RowRef<'a>>,
         out: &mut Vec<u8>,
     ) -> Result<(), LayoutError> {
-        let layout = Layout::of(sidecar.layout_version)?;
+        let layout = sidecar.layout()?;
         let mut rows = rows.peekable();
         for batch in &sidecar.batches[range] {
             if batch.kind == BatchKind::Verbatim {
@@ -468,6 +466,6 @@ mod tests {
         assert_eq!(v2_rows_size(Compression::Lz4, 1 << 30, 100), 100);
         assert_eq!(v2_rows_size(Compression::Lz4, 256 * 10, 1000), 71);
         assert!(Layout::of(3).is_err());
-        assert_eq!(Layout::of(LAYOUT_VERSION).unwrap(), Layout::CURRENT);
+        assert_eq!(Layout::of(Layout::CURRENT.version()).unwrap(), Layout::CURRENT);
     }
 }

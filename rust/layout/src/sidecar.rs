@@ -411,6 +411,11 @@ impl<'a> R<'a> {
 const BATCH_LEN: usize = 1 + 8 + 4 + 4 + 1 + 2 + 4 + 8 + 8 + 8 + 2 + 4 + 4 + 8 + 4 + 4 + 1 + 8 + 4 + 8;
 
 impl Sidecar {
+    /// The served layout its positions follow.
+    pub fn layout(&self) -> Result<crate::served::Layout, LayoutError> {
+        crate::served::Layout::of(self.layout_version)
+    }
+
     /// About the bytes this sidecar holds in memory, parsed (what a cache of sidecars counts).
     pub fn memory_size(&self) -> usize {
         use std::mem::size_of;

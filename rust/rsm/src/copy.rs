@@ -279,7 +279,7 @@ fn close_part(w: PartWriter, table: &Table, name: &str) -> Result<(DataFile, Dat
 }
 
 fn custom_metadata() -> Vec<u8> {
-    vec![calving_layout::served::LAYOUT_VERSION as u8]
+    vec![calving_layout::served::Layout::CURRENT.version() as u8]
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -491,7 +491,7 @@ fn convert_and_commit(
             end_offset: seg.end_offset,
             already_held: held.to_vec(),
             extra: BTreeMap::from([
-                ("calving.layout-version".to_string(), calving_layout::served::LAYOUT_VERSION.to_string()),
+                ("calving.layout-version".to_string(), calving_layout::served::Layout::CURRENT.version().to_string()),
                 ("calving.topic".to_string(), seg.topic.clone()),
             ]),
         };

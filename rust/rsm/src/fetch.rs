@@ -80,7 +80,7 @@ impl std::fmt::Debug for SegmentStream {
 
 pub(crate) fn open(inner: &Arc<Inner>, seg: &SegmentMetadata, start: u64, end: Option<u64>) -> Result<SegmentStream> {
     let sidecar = inner.sidecar(seg)?;
-    let layout = Layout::of(sidecar.layout_version).map_err(|source| RsmError::Layout { segment: seg.to_string(), source })?;
+    let layout = sidecar.layout().map_err(|source| RsmError::Layout { segment: seg.to_string(), source })?;
     let size = served::served_size(&sidecar.batches);
     if start > size {
         return Err(RsmError::BadPosition { segment: seg.to_string(), position: start, size });
@@ -155,11 +155,10 @@ impl SegmentStream {
     fn produce(&mut self) -> Result<()> {
         let sidecar = self.sidecar.clone();
         let batches = &sidecar.batches;
-        let size = served::served_size(batches);
         let first = served::batch_at(batches, self.position).ok_or_else(|| RsmError::BadPosition {
             segment: self.segment.clone(),
             position: self.position,
-            size,
+            size: served::served_size(batches),
         })?;
         let (chunk, end, layout) = (self.inner.config.fetch_chunk_bytes as u64, self.end, self.layout);
         let estimate = |b| served::served_estimate(layout, b);

@@ -232,8 +232,7 @@ impl RemoteStorage {
         Ok(match index {
             IndexType::Offset => served::offset_index(&sidecar.batches, base),
             IndexType::Timestamp => {
-                let layout = served::Layout::of(sidecar.layout_version)
-                    .map_err(|source| RsmError::Layout { segment: segment.to_string(), source })?;
+                let layout = sidecar.layout().map_err(|source| RsmError::Layout { segment: segment.to_string(), source })?;
                 served::time_index(layout, &sidecar.batches, base)
             }
             IndexType::Transaction => sidecar.txn_index.clone().ok_or_else(|| RsmError::NotFound {

@@ -51,7 +51,7 @@ fn copy_then_fetch_serves_every_record_back() {
         }
         // Indexes: the served offset index has one entry per batch after the first (positions:
         // lower bounds of the bytes, `Served`); the others come back as they were given.
-        let map = Served::of(&rsm, &md);
+        let map = Served::new(&rsm, &md, served);
         for (k, &p) in map.positions.iter().enumerate() {
             // A fetch from an index position yields exactly the tail of the whole segment.
             assert!(fetch_all(&rsm, &md, p, None) == map.whole[map.starts[k]..], "{}: fetch from {p}", log.display());
@@ -226,8 +226,9 @@ fn fetches_within_multi_page_files_serve_exact_bytes() {
     assert!(records > 40_000, "{records} rows: too few for several offset pages");
     let rsm = open(dir.path());
     rsm.copy_log_segment(&md, &files).unwrap();
-    assert!(fetch_all(&rsm, &md, 0, None) == data, "the uncompressed segment comes back byte for byte");
-    let map = Served::of(&rsm, &md);
+    let whole = fetch_all(&rsm, &md, 0, None);
+    assert!(whole == data, "the uncompressed segment comes back byte for byte");
+    let map = Served::new(&rsm, &md, whole);
     for &start in map.positions.iter().step_by(37) {
         let end = start + (1 << 20);
         assert!(fetch_all(&rsm, &md, start, Some(end)) == map.expected(start, Some(end)), "fetch from {start}");
@@ -253,8 +254,9 @@ fn streams_that_read_ahead_serve_exact_bytes() {
         let rsm = RemoteStorage::open(&props).unwrap();
         let outcome = rsm.copy_log_segment(&md, &files).unwrap();
         assert!(name == "ahead" || outcome.data_files.len() > 1, "{name}: {} data files", outcome.data_files.len());
-        assert!(fetch_all(&rsm, &md, 0, None) == data, "{name}: the whole segment");
-        let map = Served::of(&rsm, &md);
+        let whole = fetch_all(&rsm, &md, 0, None);
+        assert!(whole == data, "{name}: the whole segment");
+        let map = Served::new(&rsm, &md, whole);
         for (i, &start) in map.positions.iter().enumerate().step_by(29) {
             assert!(fetch_all(&rsm, &md, start, None) == map.expected(start, None), "{name}: from {start} to the end");
             let end = start + 100_000 + 7919 * i as u64;

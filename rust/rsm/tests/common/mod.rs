@@ -88,8 +88,8 @@ pub struct Served {
 }
 
 impl Served {
-    pub fn of(rsm: &RemoteStorage, md: &SegmentMetadata) -> Served {
-        let whole = fetch_all(rsm, md, 0, None);
+    /// From the whole served segment (`fetch_all` from 0), already fetched.
+    pub fn new(rsm: &RemoteStorage, md: &SegmentMetadata, whole: Vec<u8>) -> Served {
         let index = offset::parse(&rsm.fetch_index(md, IndexType::Offset).unwrap()).unwrap();
         let positions: Vec<u64> = std::iter::once(0).chain(index.iter().map(|e| e.position as u64)).collect();
         let starts: Vec<usize> = LogEntries::new(&whole).map(|e| e.unwrap().position() as usize).collect();
@@ -163,8 +163,8 @@ pub fn check_served(rsm: &RemoteStorage, md: &SegmentMetadata, files: &LogSegmen
     // The served offset index has one entry per batch after the first, whose positions are
     // lower bounds of the bytes ([`Served`]); a fetch from any entry is the tail of the whole
     // segment from that batch; a bounded fetch ends with the batch holding the end.
-    let map = Served::of(rsm, md);
-    assert!(map.whole == served);
+    let map = Served::new(rsm, md, served);
+    assert!(map.positions.len() > 1 || map.whole.len() < 4096, "{}: empty offset index", log.display());
     // Tails from (at most 24, evenly spread) batches: each fetch reads to the end.
     for &p in map.positions.iter().step_by(map.positions.len().div_ceil(24).max(1)) {
         assert!(fetch_all(rsm, md, p, None) == map.expected(p, None), "{}: fetch from {p}", log.display());
