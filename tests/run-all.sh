@@ -63,7 +63,7 @@ suite maint "Table maintenance by other engines: integration/maintain/run.sh (Sp
 suite cluster "Several brokers: integration/cluster/run.sh (3 KRaft nodes committing into one table through one REST catalog, warehouse on a loopback S3 server)" \
   integration/cluster/run.sh
 suite cluster_pg "Several brokers on PostgreSQL: integration/cluster/run.sh postgres (the same, the SQL catalog on a throwaway PostgreSQL)" \
-  integration/cluster/run.sh postgres
+  env CALVING_CLI="$cli" integration/cluster/run.sh postgres
 suite faults "Faults: integration/cluster/faults.sh (the 3 brokers under kill -9s, leader elections, a reassignment, a wiped log dir, S3 and catalog outages, producers writing; then the sweep)" \
   env CALVING_CLI="$cli" integration/cluster/faults.sh
 # shellcheck disable=SC2154 # set by suite

@@ -9,7 +9,8 @@
 #   integration/cluster/run.sh [postgres]   (after tests/install-deps.sh and `gradle --no-daemon -q jar`)
 #
 # Steps, each ending in lines "PASS <name>" or "FAIL <name>: <why>":
-#   1. moto + the REST fixture (or PostgreSQL); three nodes with the plugin (catalog.type=rest or
+#   1. moto + the REST fixture (or PostgreSQL, then eight CLI processes opening the fresh SQL
+#      catalog at once, as brokers starting together do: none may fail); three nodes with the plugin (catalog.type=rest or
 #      sql, warehouse s3://calving/wh), remote log metadata topic with replication factor 3, two copier threads
 #      per broker (copies of one table arrive from every broker at once);
 #   2. one topic of 12 partitions, replication factor 3, min.insync.replicas=2, 64 KiB segments
@@ -92,6 +93,23 @@ if [ "$catalog" = postgres ]; then
   catalog_uri=$PG_URI
   catalog_props=(rsm.config.catalog.type=sql "rsm.config.catalog.uri=$PG_URI")
   catalog_shown="SQL catalog on PostgreSQL $PG_URI"
+  # Every broker opening the catalog creates its tables if missing; PostgreSQL lets concurrent
+  # `CREATE TABLE IF NOT EXISTS` collide. Eight processes open the fresh catalog at once (the CLI,
+  # through the brokers' code path) and must all succeed, before the brokers do the same.
+  target=${CARGO_TARGET_DIR:-$HOME/.cache/calving/target}
+  cli=${CALVING_CLI:-}
+  [ -n "$cli" ] || for c in "$target/debug/calving" "$target/release/calving"; do [ -x "$c" ] && { cli=$c; break; }; done
+  [ -n "$cli" ] || die "no calving CLI under $target (cargo build -p calving-cli)"
+  opens=()
+  for i in 1 2 3 4 5 6 7 8; do
+    "$cli" segments --warehouse "file://$work/open-race" -p catalog.type=sql -p "catalog.uri=$PG_URI" --topic none \
+      >"$work/open-race.$i.log" 2>&1 &
+    opens+=($!)
+  done
+  failed_opens=0
+  for pid in "${opens[@]}"; do wait "$pid" || failed_opens=$((failed_opens + 1)); done
+  if [ "$failed_opens" = 0 ]; then pass "8 processes opened the fresh SQL catalog at once, none failed creating its tables"
+  else fail "concurrent catalog open" "$failed_opens of 8 failed: $(cat "$work"/open-race.*.log | sort -u | head -n 3)"; fi
 else
   rest_s3_start "$work/rest-s3" || die "moto or the REST fixture did not start"
   catalog_uri=$REST_URI

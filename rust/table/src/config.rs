@@ -382,11 +382,26 @@ impl CatalogConfig {
                     iceberg_catalog_sql::SQL_CATALOG_PROP_BIND_STYLE.into(),
                     bind_style.to_string(),
                 );
-                let catalog = SqlCatalogBuilder::default()
-                    .with_storage_factory(factory)
-                    .load(self.name.clone(), props)
-                    .await
-                    .map_err(|e| Error::from_catalog("connect to the sql catalog", e))?;
+                // Opening creates the catalog's tables (`CREATE TABLE IF NOT EXISTS`). On
+                // PostgreSQL two brokers starting at once can both try, and the loser fails
+                // ("duplicate key value violates unique constraint pg_type_typname_nsp_index",
+                // or "already exists") although the tables are there: open again.
+                let mut attempt = 1;
+                let catalog = loop {
+                    match SqlCatalogBuilder::default()
+                        .with_storage_factory(factory.clone())
+                        .load(self.name.clone(), props.clone())
+                        .await
+                    {
+                        Ok(catalog) => break catalog,
+                        Err(e) if attempt < SQL_OPEN_ATTEMPTS && lost_create_race(&e) => {
+                            tracing::debug!(attempt, error = %e, "sql catalog: another client created its tables at the same time; opening again");
+                            tokio::time::sleep(std::time::Duration::from_millis(50 * attempt as u64)).await;
+                            attempt += 1;
+                        }
+                        Err(e) => return Err(Error::from_catalog("connect to the sql catalog", e)),
+                    }
+                };
                 tracing::info!(catalog = %self.name, uri = %redact_uri(&self.uri), "sql catalog ready");
                 Ok(Arc::new(catalog))
             }
@@ -452,6 +467,17 @@ impl fmt::Debug for CatalogConfig {
             .field("group_max_segments", &self.group_max_segments)
             .finish()
     }
+}
+
+/// How many times the SQL catalog is opened when it lost a race creating its tables.
+const SQL_OPEN_ATTEMPTS: u32 = 5;
+
+/// Whether opening the SQL catalog failed only because another client created the catalog's
+/// tables at the same moment (PostgreSQL does not serialize concurrent `CREATE TABLE IF NOT
+/// EXISTS`: the loser hits the unique index of `pg_type`, or reports the relation as existing).
+fn lost_create_race(e: &iceberg::Error) -> bool {
+    let text = format!("{e:#}");
+    text.contains("duplicate key value violates unique constraint") || text.contains("already exists")
 }
 
 /// The storage behind the catalogs' FileIO. The one place to switch storage implementations:
@@ -523,6 +549,20 @@ fn redact_uri(uri: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lost_create_race_is_told_from_other_failures() {
+        let wrap = |db: &str| {
+            iceberg::Error::new(iceberg::ErrorKind::Unexpected, "operation failed for hitting sqlx error")
+                .with_source(std::io::Error::other(db.to_string()))
+        };
+        assert!(lost_create_race(&wrap(
+            "error returned from database: duplicate key value violates unique constraint \"pg_type_typname_nsp_index\""
+        )));
+        assert!(lost_create_race(&wrap("error returned from database: relation \"iceberg_tables\" already exists")));
+        assert!(!lost_create_race(&wrap("error returned from database: password authentication failed for user \"calving\"")));
+        assert!(!lost_create_race(&wrap("pool timed out while waiting for an open connection")));
+    }
 
     #[test]
     fn sql_defaults_from_local_warehouse() {
