@@ -121,7 +121,10 @@ impl TypedValues {
         let mut decoders = HashMap::new();
         let mut plain = None;
         for w in writers {
-            let d = columns.decoder(w.writer);
+            let d = match framing {
+                Framing::Prefixed => columns.decoder(w.writer),
+                Framing::Plain => columns.decoder(w.writer).bare(),
+            };
             if let Some(conflict) = d.conflict() {
                 tracing::debug!(schema_id = w.id, conflict, "writer schema does not fit the value columns; its values stay raw");
                 continue;
@@ -277,7 +280,11 @@ impl WriterCache {
             None => {
                 let writer = self.get(key.0, section, schemas, id)?;
                 self.encoders.retain(|((_, s, _), e)| *s != section || e.is_for(batch));
-                self.encoders.push((key, RowEncoder::new(&writer, batch)));
+                let encoder = match schemas.framing {
+                    Framing::Prefixed => RowEncoder::new(&writer, batch),
+                    Framing::Plain => RowEncoder::new(&writer, batch).bare(),
+                };
+                self.encoders.push((key, encoder));
                 self.encoders.len() - 1
             }
         };

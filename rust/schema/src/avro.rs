@@ -169,15 +169,24 @@ pub struct WriterSchema {
     /// Whether the top level is a record (else one column holds the whole value).
     pub(crate) is_record: bool,
     avro: apache_avro::Schema,
+    /// For a Protobuf or JSON Schema writer: between its bytes and this Avro schema's datums.
+    pub(crate) transcoder: Option<Arc<dyn crate::transcode::Transcoder>>,
 }
 
 impl WriterSchema {
-    /// Parses an Avro schema's JSON text (as a Schema Registry returns it).
+    /// Parses an Avro schema's JSON text (as a Schema Registry returns it), or the
+    /// [`crate::transcode::Envelope`] of a Protobuf or JSON Schema writer schema.
     pub fn parse(text: &str) -> Result<Self, SchemaError> {
         let mut json: serde_json::Value =
             serde_json::from_str(text).map_err(|e| SchemaError::Parse {
                 reason: e.to_string(),
             })?;
+        let mut transcoder = None;
+        if let Some(envelope) = crate::transcode::Envelope::of(&json) {
+            let compiled = envelope?.compile()?;
+            json = compiled.avro;
+            transcoder = Some(compiled.transcoder);
+        }
         tag_fixed_uuids(&mut json);
         let avro = apache_avro::Schema::parse(&json).map_err(|e| SchemaError::Parse {
             reason: e.to_string(),
@@ -205,6 +214,7 @@ impl WriterSchema {
             fields,
             is_record,
             avro,
+            transcoder,
         })
     }
 
@@ -216,6 +226,12 @@ impl WriterSchema {
     /// The schema as apache-avro parsed it (the uuid-on-fixed tag aside).
     pub fn avro(&self) -> &apache_avro::Schema {
         &self.avro
+    }
+
+    /// The format of the values: `avro`, or the format a Protobuf or JSON Schema writer's
+    /// values are transcoded from (see [`crate::transcode`]).
+    pub fn format(&self) -> &'static str {
+        self.transcoder.as_ref().map_or("avro", |t| t.format())
     }
 
     /// The names of the top-level columns this schema writes, in field order.

@@ -63,6 +63,7 @@ use arrow_schema::{ArrowError, DataType, FieldRef, Fields, TimeUnit};
 use thiserror::Error;
 
 use crate::avro::{has_column, Node, WriterSchema};
+use crate::transcode::PayloadFraming;
 
 mod columns;
 mod direct;
@@ -104,6 +105,16 @@ pub enum Fallback {
     /// A decimal beyond its declared precision, or a timestamp whose microseconds overflow.
     #[error("value out of the column type's range")]
     OutOfRange,
+    /// A Protobuf or JSON value that does not decode with its writer schema, holds what its
+    /// columns cannot (an unknown field, an unknown enum number), or whose bytes the columns do
+    /// not give back (see [`crate::transcode`]).
+    #[error("{format} value: {reason}")]
+    Transcode {
+        /// `protobuf` or `json`.
+        format: &'static str,
+        /// What was found, and where.
+        reason: String,
+    },
 }
 
 /// How bytes failed to decode.
@@ -569,6 +580,11 @@ pub struct Decoder {
     plan: Result<FieldPlans, String>,
     /// The plan compiled for decoding (`None` if the schema does not fit).
     program: Option<direct::Program>,
+    /// What precedes a transcoded writer's messages (Protobuf's message indexes, or nothing).
+    framing: PayloadFraming,
+    /// A transcoded writer's value as Avro, and transcoded back (reused between values).
+    avro: Vec<u8>,
+    back: Vec<u8>,
 }
 
 impl Decoder {
@@ -580,6 +596,13 @@ impl Decoder {
     /// The writer schema.
     pub fn writer(&self) -> &Arc<WriterSchema> {
         &self.writer
+    }
+
+    /// Payloads without the Confluent header (`value_schema_latest`): for Protobuf, no
+    /// message-index list either. Avro payloads are the same either way.
+    pub fn bare(mut self) -> Self {
+        self.framing = PayloadFraming::Bare;
+        self
     }
 }
 
@@ -658,6 +681,9 @@ impl ValueColumns {
             writer,
             plan,
             program,
+            framing: PayloadFraming::Confluent,
+            avro: Vec::new(),
+            back: Vec::new(),
         }
     }
 
@@ -676,7 +702,32 @@ impl ValueColumns {
             self.append_null();
             return Err(Fallback::Schema);
         };
-        match self.read(program, payload) {
+        let read = match &decoder.writer.transcoder {
+            None => self.read(program, payload),
+            Some(t) => {
+                let (avro, back) = (&mut decoder.avro, &mut decoder.back);
+                avro.clear();
+                back.clear();
+                let transcoded = t.to_avro(payload, decoder.framing, avro).and_then(|()| {
+                    t.from_avro(avro, decoder.framing, back)
+                        .map_err(|reason| Fallback::Transcode { format: t.format(), reason })?;
+                    if back.as_slice() == payload {
+                        Ok(())
+                    } else {
+                        let at = back.iter().zip(payload).position(|(a, b)| a != b).unwrap_or(back.len().min(payload.len()));
+                        Err(Fallback::Transcode {
+                            format: t.format(),
+                            reason: format!("the columns give other bytes back from byte {at} on"),
+                        })
+                    }
+                });
+                match transcoded {
+                    Ok(()) => self.read(program, avro),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match read {
             Ok(()) => {
                 self.rows += 1;
                 Ok(())

@@ -24,6 +24,7 @@
 //! errors.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -41,6 +42,7 @@ use arrow_schema::DataType;
 use thiserror::Error;
 
 use crate::avro::{has_column, Node, WriterSchema};
+use crate::transcode::{PayloadFraming, Transcoder};
 use crate::decode::{format_uuid, write_decimal, write_long, Style};
 
 #[cfg(test)]
@@ -76,6 +78,8 @@ pub struct RowEncoder {
     /// (an array held here cannot be freed and its address reused by another).
     columns: Vec<ArrayRef>,
     fields: Vec<Enc>,
+    /// A Protobuf or JSON Schema writer: the datum is transcoded to its format.
+    transcoder: Option<(Arc<dyn Transcoder>, PayloadFraming)>,
 }
 
 impl RowEncoder {
@@ -94,7 +98,17 @@ impl RowEncoder {
                 }
             })
             .collect();
-        RowEncoder { columns: batch.columns().to_vec(), fields }
+        let transcoder = writer.transcoder.clone().map(|t| (t, PayloadFraming::Confluent));
+        RowEncoder { columns: batch.columns().to_vec(), fields, transcoder }
+    }
+
+    /// Writes values without the Confluent header (`value_schema_latest`): for Protobuf, no
+    /// message-index list either.
+    pub fn bare(mut self) -> Self {
+        if let Some((_, framing)) = &mut self.transcoder {
+            *framing = PayloadFraming::Bare;
+        }
+        self
     }
 
     /// Whether this encoder was built on `batch` (the same arrays, not equal ones).
@@ -103,8 +117,23 @@ impl RowEncoder {
             && self.columns.iter().zip(batch.columns()).all(|(a, b)| std::sync::Arc::ptr_eq(a, b))
     }
 
-    /// Appends row `row`'s Avro binary datum to `out`; on an error, `out` is left as it was.
+    /// Appends row `row`'s value to `out`: its Avro binary datum, or for a Protobuf or JSON
+    /// Schema writer that datum transcoded to the writer's format; on an error, `out` is left as
+    /// it was.
     pub fn encode(&self, row: usize, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        let Some((transcoder, framing)) = &self.transcoder else {
+            return self.encode_avro(row, out);
+        };
+        let mut avro = Vec::with_capacity(256);
+        self.encode_avro(row, &mut avro)?;
+        let start = out.len();
+        transcoder.from_avro(&avro, *framing, out).map_err(|reason| {
+            out.truncate(start);
+            err("", format!("{}: {reason}", transcoder.format()))
+        })
+    }
+
+    fn encode_avro(&self, row: usize, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         let start = out.len();
         for f in &self.fields {
             if let Err(e) = f.encode(row, out) {

@@ -50,8 +50,11 @@
 pub mod avro;
 pub mod decode;
 pub mod encode;
+pub mod json;
+pub mod protobuf;
 pub mod registry;
 pub mod synth;
+pub mod transcode;
 pub mod wire;
 
 pub use avro::{evolve, Evolution, FieldConflict, SchemaError, WriterSchema};
