@@ -43,10 +43,12 @@ pub enum ValueMode {
     /// `key_value`: the value's bytes in the `value` column.
     KeyValue,
     /// `value_schema_id_prefix`: Confluent wire format, decoded with the writer schema of each
-    /// value's id; the record's fields become columns.
+    /// value's id (Avro, Protobuf or JSON Schema, as the registry's `schemaType` says); the
+    /// record's (message's, object's) fields become columns.
     SchemaIdPrefix,
-    /// `value_schema_latest`: bare Avro binary decoded with the latest schema of the subject
-    /// (`<topic>-value`, or `topic.<name>.value.subject`).
+    /// `value_schema_latest`: bare values (Avro binary, a Protobuf message without the
+    /// message-index list, or a JSON document) decoded with the latest schema of the subject
+    /// (`<topic>-value`, or `topic.<name>.value.subject`), whatever its `schemaType`.
     SchemaLatest,
 }
 
@@ -76,8 +78,8 @@ pub enum KeyMode {
     /// `key_schema_id_prefix`: Confluent wire format, decoded with the writer schema of each
     /// key's id; the key's fields become the top-level `key` struct.
     SchemaIdPrefix,
-    /// `key_schema_latest`: bare Avro binary decoded with the latest schema of the subject
-    /// (`<topic>-key`, or `topic.<name>.key.subject`).
+    /// `key_schema_latest`: bare keys (Avro, Protobuf or JSON, as for values) decoded with the
+    /// latest schema of the subject (`<topic>-key`, or `topic.<name>.key.subject`).
     SchemaLatest,
 }
 

@@ -11,8 +11,9 @@
 //!    (cached: one request per id for the plugin's lifetime). `value_schema_latest`: the latest
 //!    version of the topic's subject. A registry that does not answer fails the copy
 //!    ([`RsmError::SchemaRegistry`], retriable: Kafka keeps its data and retries): never a
-//!    degraded table. An id the registry says does not exist (or is not usable Avro) sends its
-//!    values to the raw fallback.
+//!    degraded table. An id the registry says does not exist (or whose schema is not usable for
+//!    columns) sends its values to the raw fallback. Avro, Protobuf and JSON Schema writers take
+//!    the same path (`calving_schema::transcode`: the latter two are seen as Avro).
 //! 2. **Table schema.** The table's current schema gains `kafka.value_schema_id` (optional int)
 //!    if it lacks it, and each writer schema is merged in with `calving_schema::evolve` (field
 //!    ids stable by name path). A writer with a type change Iceberg cannot express keeps its

@@ -3,7 +3,8 @@
 //!
 //! Endpoints (the Confluent REST API; Apicurio serves it under `/apis/ccompat/v7`):
 //! - `GET {url}/schemas/ids/{id}` → `{"schema": "...", "schemaType": "AVRO", "references": [...]}`
-//!   (`schemaType` absent means Avro);
+//!   (`schemaType` absent means Avro; `PROTOBUF` and `JSON` are kept as a
+//!   [`crate::transcode::Envelope`] with the texts of their references, by name);
 //! - `GET {url}/subjects/{subject}/versions/latest` → the same plus `subject`, `version`, `id`.
 //!
 //! # Errors say what the caller does
@@ -11,7 +12,7 @@
 //! | variant | meaning | the copy |
 //! |---|---|---|
 //! | [`RegistryError::NotFound`] | the registry answered that the id (or subject) does not exist | raw fallback for that record |
-//! | [`RegistryError::Invalid`] | the schema exists but is not a usable Avro schema | raw fallback for that record |
+//! | [`RegistryError::Invalid`] | the schema exists but is not usable for columns (not valid, an unknown type, a type with no Iceberg equivalent) | raw fallback for that record |
 //! | [`RegistryError::Unavailable`] | no answer in time, a connection error, 5xx, 429, 401/403, or an answer we cannot read | fails retriable: Kafka keeps its data and retries |
 //! | [`RegistryError::Config`] | the configuration is wrong (bad URL, unreadable CA file) | fails at startup |
 //!
@@ -36,7 +37,7 @@
 //! URL's user info, which is removed from the URL. Neither appears in errors, logs or `Debug`
 //! output: reqwest errors are stripped of their URL, and URLs are printed without user info.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -47,6 +48,7 @@ use tokio::sync::OnceCell;
 use url::Url;
 
 use crate::avro::{SchemaError, WriterSchema};
+use crate::transcode::Envelope;
 use crate::wire::SchemaId;
 
 /// Default bound on one call (connect, request, and waiting for another caller's request).
@@ -258,14 +260,15 @@ pub enum SchemaType {
     Json,
 }
 
-/// A schema as the registry returned it, parsed when it is Avro.
+/// A schema as the registry returned it, compiled for columns.
 #[derive(Debug)]
 pub struct RegisteredSchema {
     /// The schema id.
     pub id: SchemaId,
-    /// The schema's text, verbatim.
+    /// The schema's text: Avro's verbatim (references inlined), Protobuf's and JSON Schema's
+    /// in an [`Envelope`].
     pub text: String,
-    /// The compiled Avro writer schema.
+    /// The compiled writer schema (Avro, or another format seen as Avro).
     pub writer: Arc<WriterSchema>,
     /// For `latest`: the subject and its version.
     pub version: Option<(String, i32)>,
@@ -285,6 +288,15 @@ struct SchemaResponse {
     subject: Option<String>,
     #[serde(default)]
     version: Option<i32>,
+    /// Protobuf and JSON Schema: the texts of the references (and theirs), by the name the
+    /// schema refers to them with, once [`SchemaRegistry::resolve_references`] fetched them.
+    #[serde(skip)]
+    resolved: BTreeMap<String, String>,
+}
+
+/// Whether a registry's `schemaType` is Avro's (absent means Avro).
+fn is_avro(schema_type: Option<&str>) -> bool {
+    schema_type.is_none_or(|t| t.eq_ignore_ascii_case("AVRO"))
 }
 
 /// How deep references may refer to further references.
@@ -486,10 +498,19 @@ impl SchemaRegistry {
                 }
                 Err(e) => return Err(e),
             };
+            if !is_avro(resp.schema_type.as_deref()) {
+                // A Protobuf import or JSON Schema `$ref`: kept by name, compiled with the schema.
+                resp.resolved.insert(name.to_string(), referenced.schema);
+                pending.extend(referenced.references.into_iter().map(|r| (r, depth + 1)));
+                continue;
+            }
             let json: serde_json::Value = serde_json::from_str(&referenced.schema)
                 .map_err(|e| invalid(format!("{what}: {e}")))?;
             definitions.insert(name.to_string(), json);
             pending.extend(referenced.references.into_iter().map(|r| (r, depth + 1)));
+        }
+        if !is_avro(resp.schema_type.as_deref()) {
+            return Ok(());
         }
         let root: serde_json::Value =
             serde_json::from_str(&resp.schema).map_err(|e| invalid(e.to_string()))?;
@@ -613,26 +634,31 @@ fn to_registered(
             })
         }
     };
-    if kind != SchemaType::Avro {
-        return Err(RegistryError::Invalid {
-            id,
-            reason: format!("{kind:?} schemas are not decoded yet"),
-        });
-    }
     if !resp.references.is_empty() {
         return Err(RegistryError::Invalid {
             id,
             reason: "schema references were not resolved".into(),
         });
     }
+    // Protobuf and JSON Schema are kept as an envelope: type, text and references in one
+    // self-contained text (the sidecar's), which WriterSchema::parse compiles.
+    let text = match kind {
+        SchemaType::Avro => resp.schema,
+        SchemaType::Protobuf | SchemaType::Json => Envelope {
+            schema_type: if kind == SchemaType::Protobuf { "PROTOBUF" } else { "JSON" }.to_string(),
+            schema: resp.schema,
+            references: resp.resolved,
+        }
+        .to_text(),
+    };
     let writer =
-        WriterSchema::parse(&resp.schema).map_err(|e: SchemaError| RegistryError::Invalid {
+        WriterSchema::parse(&text).map_err(|e: SchemaError| RegistryError::Invalid {
             id,
-            reason: e.to_string(),
+            reason: format!("{kind:?} schema: {e}"),
         })?;
     Ok(RegisteredSchema {
         id,
-        text: resp.schema,
+        text,
         writer: Arc::new(writer),
         version,
     })
@@ -753,10 +779,14 @@ mod tests {
             id: None,
             subject: None,
             version: None,
+            resolved: BTreeMap::new(),
         };
         assert!(to_registered(1, resp(None), None).is_ok());
         assert!(to_registered(1, resp(Some("AVRO")), None).is_ok());
+        // A Protobuf text that does not compile: a fallback (values raw), not retriable.
         let e = to_registered(1, resp(Some("PROTOBUF")), None).unwrap_err();
+        assert!(e.is_fallback() && !e.is_retriable());
+        let e = to_registered(1, resp(Some("XML")), None).unwrap_err();
         assert!(e.is_fallback() && !e.is_retriable());
     }
 }

@@ -366,3 +366,62 @@ async fn schema_references_are_inlined() {
     assert_eq!(s.text.matches(r#""name":"Customer""#).count(), 1, "{}", s.text);
     calving_schema::avro::WriterSchema::parse(&s.text).unwrap();
 }
+
+/// Protobuf and JSON Schema (issue 13): the registry's `schemaType` is followed, and a schema's
+/// references (a Protobuf import, a JSON Schema `$ref`, and theirs) are fetched and kept by the
+/// name the schema uses, in one envelope that compiles on its own (the sidecar's text).
+#[tokio::test]
+async fn protobuf_and_json_schemas_keep_their_references() {
+    use calving_schema::transcode::Envelope;
+    let registry = Registry::start("typed-formats");
+    let money = "syntax = \"proto3\";\npackage shop;\nmessage Money {\n  string currency = 1;\n  int64 units = 2;\n}\n";
+    let line = "syntax = \"proto3\";\npackage shop;\nimport \"shop/money.proto\";\nmessage Line {\n  string sku = 1;\n  shop.Money price = 2;\n}\n";
+    let order = "syntax = \"proto3\";\npackage shop;\nimport \"shop/line.proto\";\nimport \"google/protobuf/timestamp.proto\";\nmessage Order {\n  int64 id = 1;\n  repeated shop.Line lines = 2;\n  google.protobuf.Timestamp placed = 3;\n}\n";
+    registry.register_typed("shop-money", "PROTOBUF", money, serde_json::json!([]));
+    registry.register_typed(
+        "shop-line",
+        "PROTOBUF",
+        line,
+        serde_json::json!([{"name": "shop/money.proto", "subject": "shop-money", "version": 1}]),
+    );
+    let proto_id = registry.register_typed(
+        "orders-proto-value",
+        "PROTOBUF",
+        order,
+        serde_json::json!([{"name": "shop/line.proto", "subject": "shop-line", "version": 1}]),
+    );
+    let address = r#"{"type":"object","properties":{"city":{"type":"string"},"zip":{"type":"string"}}}"#;
+    let person = r#"{"$schema":"http://json-schema.org/draft-07/schema#","type":"object","properties":{"name":{"type":"string"},"home":{"$ref":"address.json"}}}"#;
+    registry.register_typed("address", "JSON", address, serde_json::json!([]));
+    let json_id = registry.register_typed(
+        "people-value",
+        "JSON",
+        person,
+        serde_json::json!([{"name": "address.json", "subject": "address", "version": 1}]),
+    );
+    let client = SchemaRegistry::new(RegistryConfig::new(&format!("{}{CCOMPAT}", registry.base)).unwrap()).unwrap();
+
+    let s = client.schema_by_id(proto_id).await.unwrap().unwrap_or_else(|e| panic!("{e}\n{}", registry.log_text()));
+    let json: serde_json::Value = serde_json::from_str(&s.text).unwrap();
+    let envelope = Envelope::of(&json).expect("an envelope").unwrap();
+    assert_eq!(envelope.schema_type, "PROTOBUF");
+    assert_eq!(envelope.schema, order);
+    assert_eq!(
+        envelope.references.keys().collect::<Vec<_>>(),
+        ["shop/line.proto", "shop/money.proto"],
+        "the import and the import's import, by import path"
+    );
+    assert_eq!(envelope.references["shop/money.proto"], money);
+    assert_eq!(s.writer.format(), "protobuf");
+    assert_eq!(s.writer.column_names().collect::<Vec<_>>(), ["id", "lines", "placed"]);
+    // Self-contained: the kept text compiles with no registry.
+    assert_eq!(calving_schema::avro::WriterSchema::parse(&s.text).unwrap().format(), "protobuf");
+
+    let s = client.schema_by_id(json_id).await.unwrap().unwrap_or_else(|e| panic!("{e}\n{}", registry.log_text()));
+    let json: serde_json::Value = serde_json::from_str(&s.text).unwrap();
+    let envelope = Envelope::of(&json).expect("an envelope").unwrap();
+    assert_eq!(envelope.schema_type, "JSON");
+    assert_eq!(envelope.references.keys().collect::<Vec<_>>(), ["address.json"]);
+    assert_eq!(s.writer.format(), "json");
+    assert_eq!(s.writer.column_names().collect::<Vec<_>>(), ["name", "home"]);
+}

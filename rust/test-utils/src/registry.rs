@@ -121,7 +121,13 @@ impl Registry {
     /// Registers a schema that refers to other subjects' schemas (`references`: Confluent's
     /// `[{"name", "subject", "version"}]`); its id.
     pub fn register_with_references(&self, subject: &str, schema: &str, references: serde_json::Value) -> i32 {
-        let body = serde_json::json!({ "schema": schema, "references": references }).to_string();
+        self.register_typed(subject, "AVRO", schema, references)
+    }
+
+    /// Registers a schema of type `schema_type` (`AVRO`, `PROTOBUF`, `JSON`) with `references`;
+    /// its id.
+    pub fn register_typed(&self, subject: &str, schema_type: &str, schema: &str, references: serde_json::Value) -> i32 {
+        let body = serde_json::json!({ "schema": schema, "schemaType": schema_type, "references": references }).to_string();
         let (status, text) = self
             .http("POST", &format!("{CCOMPAT}/subjects/{subject}/versions"), Some(&body))
             .unwrap_or_else(|e| panic!("register {subject}: {e}"));
