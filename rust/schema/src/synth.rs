@@ -1,4 +1,5 @@
-//! Synthetic Avro values for benchmarks (`calving bench typed`): orders of about 1 KiB with a
+//! Synthetic values for benchmarks (`calving bench typed`): orders of about 1 KiB, in Avro
+//! ([`AvroOrders`]), Protobuf ([`ProtobufOrders`]) and JSON ([`JsonOrders`]), with a
 //! nested record, an array of records, a map, strings, longs, doubles, a `timestamp-millis`, a
 //! `decimal` and an optional union, written by an independent Avro implementation (the
 //! `apache-avro` crate's `to_avro_datum`, not this crate's encoder), deterministically: the same
@@ -135,6 +136,263 @@ impl AvroOrders {
     }
 }
 
+/// The orders' Protobuf schema (proto3; the first message is the value's).
+const ORDER_PROTO: &str = r#"syntax = "proto3";
+package calving.bench;
+
+import "google/protobuf/timestamp.proto";
+
+message Order {
+  string order_id = 1;
+  google.protobuf.Timestamp placed = 2;
+  Customer customer = 3;
+  repeated Item items = 4;
+  map<string, string> attrs = 5;
+  int64 total_cents = 6;
+  double weight_kg = 7;
+  Status status = 8;
+  optional string coupon = 9;
+
+  message Customer {
+    int64 id = 1;
+    string segment = 2;
+    string locale = 3;
+    optional string email = 4;
+  }
+  message Item {
+    string sku = 1;
+    string name = 2;
+    int32 qty = 3;
+    double unit_price = 4;
+    string tag = 5;
+  }
+  enum Status {
+    NEW = 0;
+    PAID = 1;
+    SHIPPED = 2;
+    DELIVERED = 3;
+  }
+}
+"#;
+
+/// The orders' JSON Schema (draft-07), properties in the order the values write them.
+const ORDER_JSON_SCHEMA: &str = r#"{"$schema":"http://json-schema.org/draft-07/schema#","title":"Order","type":"object","properties":{"order_id":{"type":"string"},"placed":{"type":"string","format":"date-time"},"customer":{"type":"object","properties":{"id":{"type":"integer"},"segment":{"type":"string"},"locale":{"type":"string"},"email":{"type":"string"}}},"items":{"type":"array","items":{"type":"object","properties":{"sku":{"type":"string"},"name":{"type":"string"},"qty":{"type":"integer"},"unit_price":{"type":"number"},"tag":{"type":"string"}}}},"attrs":{"type":"object","additionalProperties":{"type":"string"}},"total_cents":{"type":"integer"},"weight_kg":{"type":"number"},"status":{"type":"string","enum":["NEW","PAID","SHIPPED","DELIVERED"]},"coupon":{"type":"string"}}}"#;
+
+/// The fields of one synthetic order, drawn once and written in each format.
+struct Order {
+    order_id: String,
+    placed_millis: i64,
+    customer_id: i64,
+    segment: &'static str,
+    locale: &'static str,
+    email: Option<String>,
+    items: Vec<(String, String, i32, i64, &'static str)>,
+    attrs: Vec<(&'static str, String)>,
+    total_cents: i64,
+    weight_grams: i64,
+    status: usize,
+    coupon: Option<String>,
+}
+
+impl Order {
+    /// About `size` bytes once written (`item` bytes per item, `fixed` for the rest).
+    fn draw(rand: &mut dyn FnMut() -> u64, size: usize, fixed: usize, item: usize) -> Order {
+        let mut below = |n: usize| (rand() % n as u64) as usize;
+        let customer_id = 1 + below(1_000_000) as i64;
+        let email = (below(4) != 0).then(|| format!("user{customer_id}@example.com"));
+        let segment = WORDS[17 + below(3)];
+        let locale = LOCALES[below(LOCALES.len())];
+        let order_id = format!("{:016x}", below(usize::MAX) as u64);
+        let placed_millis = 1_700_000_000_000 + below(10_000_000) as i64;
+        let n_items = (size.saturating_sub(fixed) / item).max(1);
+        let mut total_cents = 0;
+        let items = (0..n_items)
+            .map(|_| {
+                let qty = 1 + below(5) as i32;
+                let cents = 99 + below(50_000) as i64;
+                total_cents += cents * i64::from(qty);
+                let sku = format!("SKU-{:05}", below(5000));
+                let name = format!("{} {}", WORDS[20 + below(8)], WORDS[below(17)]);
+                (sku, name, qty, cents, WORDS[below(WORDS.len())])
+            })
+            .collect();
+        let entries = 3 + below(ATTR_KEYS.len() - 2);
+        let attrs = ATTR_KEYS[..entries].iter().map(|k| (*k, format!("{}-{}", WORDS[below(WORDS.len())], below(100)))).collect();
+        let coupon = (below(3) == 0).then(|| format!("SAVE{}", 5 * (1 + below(6))));
+        Order {
+            order_id,
+            placed_millis,
+            customer_id,
+            segment,
+            locale,
+            email,
+            items,
+            attrs,
+            total_cents,
+            weight_grams: 1 + below(20_000) as i64,
+            status: below(STATUS.len()),
+            coupon,
+        }
+    }
+}
+
+/// Synthetic orders as Protobuf messages (the same shape as [`AvroOrders`]: a nested message,
+/// repeated messages, a map, a Timestamp, an enum, proto3 `optional`s), written by this module's
+/// own few lines of Protobuf encoding (field-number order, proto3 defaults omitted, as Java's
+/// generated code writes them), not by the transcoder under test.
+#[derive(Debug, Default)]
+pub struct ProtobufOrders;
+
+impl ProtobufOrders {
+    /// The `.proto` text (to register, schemaType `PROTOBUF`).
+    pub fn schema(&self) -> &'static str {
+        ORDER_PROTO
+    }
+
+    /// Appends an order of about `size` bytes: the message alone (a Confluent-framed value puts
+    /// the message-index byte `0` before it).
+    pub fn write(&self, rand: &mut dyn FnMut() -> u64, size: usize, out: &mut Vec<u8>) {
+        let o = Order::draw(rand, size, 190, 40);
+        let mut customer = Vec::new();
+        pb_varint_field(1, o.customer_id as u64, &mut customer);
+        pb_bytes_field(2, o.segment.as_bytes(), &mut customer);
+        pb_bytes_field(3, o.locale.as_bytes(), &mut customer);
+        if let Some(email) = &o.email {
+            pb_bytes_field(4, email.as_bytes(), &mut customer);
+        }
+        let mut placed = Vec::new();
+        pb_varint_field(1, (o.placed_millis / 1000) as u64, &mut placed);
+        let nanos = (o.placed_millis % 1000) * 1_000_000;
+        if nanos != 0 {
+            pb_varint_field(2, nanos as u64, &mut placed);
+        }
+        pb_bytes_field(1, o.order_id.as_bytes(), out);
+        pb_bytes_field(2, &placed, out);
+        pb_bytes_field(3, &customer, out);
+        let mut item = Vec::new();
+        for (sku, name, qty, cents, tag) in &o.items {
+            item.clear();
+            pb_bytes_field(1, sku.as_bytes(), &mut item);
+            pb_bytes_field(2, name.as_bytes(), &mut item);
+            pb_varint_field(3, *qty as u64, &mut item);
+            pb_double_field(4, *cents as f64 / 100.0, &mut item);
+            pb_bytes_field(5, tag.as_bytes(), &mut item);
+            pb_bytes_field(4, &item, out);
+        }
+        let mut entry = Vec::new();
+        for (k, v) in &o.attrs {
+            entry.clear();
+            pb_bytes_field(1, k.as_bytes(), &mut entry);
+            pb_bytes_field(2, v.as_bytes(), &mut entry);
+            pb_bytes_field(5, &entry, out);
+        }
+        pb_varint_field(6, o.total_cents as u64, out);
+        pb_double_field(7, o.weight_grams as f64 / 1000.0, out);
+        if o.status != 0 {
+            pb_varint_field(8, o.status as u64, out);
+        }
+        if let Some(coupon) = &o.coupon {
+            pb_bytes_field(9, coupon.as_bytes(), out);
+        }
+    }
+}
+
+fn pb_varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn pb_varint_field(field: u64, v: u64, out: &mut Vec<u8>) {
+    pb_varint(field << 3, out);
+    pb_varint(v, out);
+}
+
+fn pb_double_field(field: u64, v: f64, out: &mut Vec<u8>) {
+    pb_varint((field << 3) | 1, out);
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn pb_bytes_field(field: u64, b: &[u8], out: &mut Vec<u8>) {
+    pb_varint((field << 3) | 2, out);
+    pb_varint(b.len() as u64, out);
+    out.extend_from_slice(b);
+}
+
+/// Synthetic orders as JSON documents of [`ORDER_JSON_SCHEMA`]: compact, properties in schema
+/// order, absent optional properties left out, doubles as Java's `Double.toString` writes them
+/// (what Jackson, and so Apicurio's JSON Schema serde, writes), timestamps as `Instant.toString`.
+#[derive(Debug, Default)]
+pub struct JsonOrders;
+
+impl JsonOrders {
+    /// The JSON Schema text (to register, schemaType `JSON`).
+    pub fn schema(&self) -> &'static str {
+        ORDER_JSON_SCHEMA
+    }
+
+    /// Appends an order of about `size` bytes.
+    pub fn write(&self, rand: &mut dyn FnMut() -> u64, size: usize, out: &mut Vec<u8>) {
+        use std::fmt::Write as _;
+        let o = Order::draw(rand, size, 330, 90);
+        let mut s = String::with_capacity(size + 64);
+        let _ = write!(s, r#"{{"order_id":"{}","placed":"{}","customer":{{"id":{},"segment":"{}","locale":"{}""#,
+            o.order_id, instant(o.placed_millis), o.customer_id, o.segment, o.locale);
+        if let Some(email) = &o.email {
+            let _ = write!(s, r#","email":"{email}""#);
+        }
+        s.push_str(r#"},"items":["#);
+        for (i, (sku, name, qty, cents, tag)) in o.items.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            let _ = write!(s, r#"{{"sku":"{sku}","name":"{name}","qty":{qty},"unit_price":{},"tag":"{tag}"}}"#, java_double(*cents as f64 / 100.0));
+        }
+        s.push_str(r#"],"attrs":{"#);
+        for (i, (k, v)) in o.attrs.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            let _ = write!(s, r#""{k}":"{v}""#);
+        }
+        let _ = write!(s, r#"}},"total_cents":{},"weight_kg":{},"status":"{}""#, o.total_cents, java_double(o.weight_grams as f64 / 1000.0), STATUS[o.status]);
+        if let Some(coupon) = &o.coupon {
+            let _ = write!(s, r#","coupon":"{coupon}""#);
+        }
+        s.push('}');
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// `Double.toString` for the values the orders hold (0.001 <= |x| < 10^7: plain notation, at
+/// least one digit after the point).
+fn java_double(x: f64) -> String {
+    let s = format!("{x}");
+    if s.contains('.') { s } else { format!("{s}.0") }
+}
+
+/// `Instant.toString` of epoch milliseconds (UTC, `Z`; a fraction of 3 digits unless zero).
+fn instant(millis: i64) -> String {
+    let secs = millis.div_euclid(1000);
+    let ms = millis.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let time = format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60);
+    if ms == 0 { format!("{time}Z") } else { format!("{time}.{ms:03}Z") }
+}
+
 /// Minimal big-endian two's complement, as Java's `BigInteger.toByteArray()` writes a decimal.
 fn minimal_be(v: i64) -> Vec<u8> {
     let b = v.to_be_bytes();
@@ -152,6 +410,51 @@ mod tests {
 
     use super::*;
     use crate::WriterSchema;
+
+    fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+        let mut x = seed;
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
+    #[test]
+    fn instants_and_doubles_as_java_writes_them() {
+        // Instant.ofEpochMilli(…).toString() and Double.toString(…), from a JVM.
+        assert_eq!(instant(1_700_000_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(instant(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(instant(951_782_400_007), "2000-02-29T00:00:00.007Z");
+        assert_eq!(java_double(5.0), "5.0");
+        assert_eq!(java_double(12.34), "12.34");
+        assert_eq!(java_double(0.005), "0.005");
+    }
+
+    /// JSON orders are valid JSON (serde_json's parser), compact, with the schema's properties
+    /// in order; Protobuf orders are about the asked size.
+    #[test]
+    fn json_and_protobuf_orders_are_well_formed() {
+        let schema: serde_json::Value = serde_json::from_str(ORDER_JSON_SCHEMA).unwrap();
+        let mut rand = xorshift(5);
+        let (mut json_total, mut proto_total) = (0, 0);
+        for _ in 0..200 {
+            let mut v = Vec::new();
+            JsonOrders.write(&mut rand, 1024, &mut v);
+            json_total += v.len();
+            let doc: serde_json::Value = serde_json::from_slice(&v).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&v)));
+            assert!(!v.contains(&b' ') || doc.to_string().contains(' '));
+            for key in doc.as_object().unwrap().keys() {
+                assert!(schema["properties"].get(key).is_some(), "{key}");
+            }
+            let mut p = Vec::new();
+            ProtobufOrders.write(&mut rand, 1024, &mut p);
+            proto_total += p.len();
+        }
+        assert!((900..=1150).contains(&(json_total / 200)), "JSON average {}", json_total / 200);
+        assert!((900..=1150).contains(&(proto_total / 200)), "Protobuf average {}", proto_total / 200);
+    }
 
     /// The orders are deterministic, about the asked size, and every one goes to columns.
     #[test]

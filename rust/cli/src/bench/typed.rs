@@ -1,22 +1,26 @@
-//! `calving bench typed`: what decoding Avro values into columns costs (issue 4's target: convert
-//! throughput per core in `value_schema_id_prefix` mode at least half of raw mode's).
+//! `calving bench typed`: what decoding Avro, Protobuf or JSON values into columns costs (issue
+//! 4's and 13's target: convert throughput per core in `value_schema_id_prefix` mode at least half
+//! of raw mode's).
 //!
-//! One segment per codec holds Avro orders of about 1 KiB (`calving_schema::synth`: a nested
-//! record, an array of records, a map, strings, longs, doubles, a timestamp-millis, a decimal, an
-//! optional union; written by apache-avro) in the Confluent wire format under a schema id that a
+//! One segment per codec holds orders of about 1 KiB (`calving_schema::synth`: a nested record,
+//! an array of records, a map, strings, longs, doubles, a timestamp, a decimal or an enum, optional
+//! fields; written by apache-avro for `--format avro`, as Protobuf messages or compact JSON by the
+//! synth module's own writers for `protobuf` and `json`) in the Confluent wire format under a
+//! schema id that a
 //! real Schema Registry gave: Apicurio Registry started from `tests/schema-registry/start.sh`, or
 //! the one `--registry` names. The same segment is then converted twice, each run in a process of
 //! its own into a fresh warehouse (as `calving bench convert` does):
 //!
 //! - **raw**: `value.mode=key_value`, values as bytes in the `value` column;
-//! - **avro**: `value.mode=value_schema_id_prefix`, every value decoded into columns (checked:
+//! - **typed** (named by the format): `value.mode=value_schema_id_prefix`, every value decoded
+//!   into columns (checked:
 //!   all of them, none in the raw fallback).
 //!
 //! Both warehouses are read back in full and compared: served bytes identical to the original for
 //! uncompressed segments; for lz4 ones (served batches are re-encoded), the two modes serve the
 //! same bytes and the same records as the original.
 //!
-//! Where the Avro time goes is measured on one thread beside it (best of `--runs` each): the copy's pre-scan for schema
+//! Where the typed time goes is measured on one thread beside it (best of `--runs` each): the copy's pre-scan for schema
 //! ids (one more parse of the segment), the decode into columns (one pass, the canonical form that
 //! makes it lossless checked inline) and the Parquet encode of the value columns against that of the raw
 //! `value` column.
@@ -31,7 +35,8 @@ use std::time::Instant;
 use arrow_array::{ArrayRef, LargeBinaryArray, RecordBatch};
 use calving_layout::parquet_props::writer_properties;
 use calving_layout::schema::names;
-use calving_schema::synth::AvroOrders;
+use calving_schema::synth::{AvroOrders, JsonOrders, ProtobufOrders};
+use calving_schema::transcode::Envelope;
 use calving_schema::{wire, ValueColumns, WriterSchema};
 use calving_rsm::SegmentMetadata;
 use calving_segment::synth::{write_segment_with, Rng, SynthSpec};
@@ -65,9 +70,60 @@ pub struct TypedArgs {
     /// Most record bytes (MiB) held in memory as value columns for the Parquet encode split.
     #[arg(long, default_value_t = 128)]
     reference_mib: u64,
+    /// The values' format: Avro orders, or the same orders as Protobuf messages or JSON
+    /// documents (registered with schemaType PROTOBUF / JSON).
+    #[arg(long, default_value = "avro", value_parser = ["avro", "protobuf", "json"])]
+    format: String,
 }
 
-const SUBJECT: &str = "calving-bench-orders-value";
+/// The synthetic orders of one format.
+enum Orders {
+    Avro(AvroOrders),
+    Protobuf(ProtobufOrders),
+    Json(JsonOrders),
+}
+
+impl Orders {
+    fn of(format: &str) -> Orders {
+        match format {
+            "protobuf" => Orders::Protobuf(ProtobufOrders),
+            "json" => Orders::Json(JsonOrders),
+            _ => Orders::Avro(AvroOrders::new()),
+        }
+    }
+
+    /// The registry's `schemaType` and the schema's text.
+    fn schema(&self) -> (&'static str, &str) {
+        match self {
+            Orders::Avro(o) => ("AVRO", o.schema()),
+            Orders::Protobuf(o) => ("PROTOBUF", o.schema()),
+            Orders::Json(o) => ("JSON", o.schema()),
+        }
+    }
+
+    /// The writer schema as a copy compiles it (Protobuf and JSON in their envelope).
+    fn writer(&self) -> Result<WriterSchema, BenchError> {
+        let text = match self.schema() {
+            ("AVRO", text) => text.to_string(),
+            (kind, text) => Envelope { schema_type: kind.into(), schema: text.into(), references: Default::default() }.to_text(),
+        };
+        WriterSchema::parse(&text).map_err(usage)
+    }
+
+    /// A value in the Confluent wire format of about `size` bytes.
+    fn write(&self, id: i32, rand: &mut dyn FnMut() -> u64, size: usize, out: &mut Vec<u8>) {
+        out.push(0);
+        out.extend_from_slice(&id.to_be_bytes());
+        match self {
+            Orders::Avro(o) => o.write(rand, size - 5, out),
+            Orders::Protobuf(o) => {
+                out.push(0); // the message-index list [0]
+                o.write(rand, size - 6, out)
+            }
+            Orders::Json(o) => o.write(rand, size - 5, out),
+        }
+    }
+}
 
 /// One mode's figures.
 struct Mode {
@@ -78,7 +134,7 @@ struct Mode {
     full_read: Timing,
 }
 
-/// Single-thread CPU seconds of the parts of the Avro convert, for the whole segment.
+/// Single-thread CPU seconds of the parts of the typed convert, for the whole segment.
 struct Split {
     /// Parse + wire header of every value (the copy's pre-scan).
     prescan: f64,
@@ -93,7 +149,7 @@ struct Split {
 struct Figures {
     seg: Segment,
     raw: Mode,
-    avro: Mode,
+    typed: Mode,
     split: Split,
     check: String,
 }
@@ -110,9 +166,10 @@ pub fn run(args: TypedArgs) -> Result<(), BenchError> {
             (r, Some(t0.elapsed().as_secs_f64()))
         }
     };
-    let orders = AvroOrders::new();
-    let id = registry.register(SUBJECT, orders.schema())?;
-    let writer = Arc::new(WriterSchema::parse(orders.schema()).map_err(usage)?);
+    let orders = Orders::of(&args.format);
+    let (schema_type, schema) = orders.schema();
+    let id = registry.register(&format!("calving-bench-orders-{}-value", args.format), schema_type, schema)?;
+    let writer = Arc::new(orders.writer()?);
     let mut all = Vec::new();
     for codec in codecs {
         eprintln!("calving bench typed: {codec} segment of {} MiB…", args.size_mib);
@@ -121,11 +178,7 @@ pub fn run(args: TypedArgs) -> Result<(), BenchError> {
         let log = seg_dir.join(LOG);
         let spec = SynthSpec { compression: codec, ..SynthSpec::default() };
         let mut w = BufWriter::with_capacity(1 << 20, File::create(&log).map_err(io_err(&log))?);
-        let mut value = |rng: &mut Rng, size: usize, out: &mut Vec<u8>| {
-            out.extend_from_slice(&[0]);
-            out.extend_from_slice(&id.to_be_bytes());
-            orders.write(&mut || rng.next_u64(), size - 5, out);
-        };
+        let mut value = |rng: &mut Rng, size: usize, out: &mut Vec<u8>| orders.write(id, &mut || rng.next_u64(), size, out);
         let stats = write_segment_with(&spec, 0, args.size_mib << 20, &mut w, &mut value).map_err(io_err(&log))?;
         w.into_inner().map_err(|e| io_err(&log)(e.into_error()))?;
         let seg = described(&seg_dir, codec, stats)?;
@@ -139,17 +192,17 @@ pub fn run(args: TypedArgs) -> Result<(), BenchError> {
 fn measure(args: &TypedArgs, seg: Segment, url: &str, writer: &Arc<WriterSchema>) -> Result<Figures, BenchError> {
     super::plain_read(&seg.files.log)?; // the page cache holds the segment for every pass
     let raw_config = vec![("value.mode".to_string(), "key_value".to_string())];
-    let avro_config = vec![
+    let typed_config = vec![
         ("value.mode".to_string(), "value_schema_id_prefix".to_string()),
         ("schema.registry.url".to_string(), url.to_string()),
     ];
     let raw_served = seg.dir.join("served-raw.log");
-    let avro_served = seg.dir.join("served-avro.log");
+    let typed_served = seg.dir.join("served-typed.log");
     let raw = mode(args, &seg, &raw_config, false, &raw_served)?;
-    let avro = mode(args, &seg, &avro_config, true, &avro_served)?;
-    let check = check_served(&seg, &raw_served, &avro_served)?;
+    let typed = mode(args, &seg, &typed_config, true, &typed_served)?;
+    let check = check_served(&seg, &raw_served, &typed_served)?;
     let split = split(&seg, writer, args.reference_mib << 20, args.runs)?;
-    Ok(Figures { seg, raw, avro, split, check })
+    Ok(Figures { seg, raw, typed, split, check })
 }
 
 /// Converts `seg` `--runs` times with the plugin properties `config`, then reads the last
@@ -190,21 +243,21 @@ fn mode(args: &TypedArgs, seg: &Segment, config: &[(String, String)], typed: boo
 
 /// Uncompressed: both served segments equal the original byte for byte. Compressed: the two
 /// modes serve the same bytes, holding the original's records.
-fn check_served(seg: &Segment, raw: &Path, avro: &Path) -> Result<String, BenchError> {
+fn check_served(seg: &Segment, raw: &Path, typed: &Path) -> Result<String, BenchError> {
     let log = &seg.files.log;
     let fail = |what: String| Err(BenchError::Usage(format!("{} segment: {what}", seg.codec)));
     if seg.codec == Compression::None {
-        for (name, p) in [("raw", raw), ("avro", avro)] {
+        for (name, p) in [("raw", raw), ("typed", typed)] {
             if !same_bytes(log, p)? {
                 return fail(format!("the {name} mode's served segment differs from the original"));
             }
         }
         return Ok("both modes serve the original byte for byte".into());
     }
-    if !same_bytes(raw, avro)? {
+    if !same_bytes(raw, typed)? {
         return fail("the two modes serve different bytes".into());
     }
-    let n = same_records(log, avro)?.ok_or_else(|| BenchError::Usage(format!("{}: served records differ from the original", seg.codec)))?;
+    let n = same_records(log, typed)?.ok_or_else(|| BenchError::Usage(format!("{}: served records differ from the original", seg.codec)))?;
     Ok(format!("both modes serve the same bytes; {n} records equal to the original's"))
 }
 
@@ -273,7 +326,7 @@ fn each_value(log: &Path, mut f: impl FnMut(Option<&[u8]>) -> Result<(), BenchEr
     Ok(())
 }
 
-/// Where the Avro convert's time goes (see [`Split`]), on this thread.
+/// Where the typed convert's time goes (see [`Split`]), on this thread.
 fn split(seg: &Segment, writer: &Arc<WriterSchema>, reference_bytes: u64, runs: u32) -> Result<Split, BenchError> {
     let log = &seg.files.log;
     // 1. The pre-scan, as calving-rsm's `typed::schema_ids` does it.
@@ -392,9 +445,9 @@ impl Registry {
         Ok(Registry { url: format!("http://127.0.0.1:{port}/apis/ccompat/v7"), pid: Some(pid) })
     }
 
-    /// Registers `schema` under `subject` through the Confluent API; its id.
-    fn register(&self, subject: &str, schema: &str) -> Result<i32, BenchError> {
-        let body = serde_json::json!({ "schema": schema }).to_string();
+    /// Registers `schema` of `schema_type` under `subject` through the Confluent API; its id.
+    fn register(&self, subject: &str, schema_type: &str, schema: &str) -> Result<i32, BenchError> {
+        let body = serde_json::json!({ "schema": schema, "schemaType": schema_type }).to_string();
         let rest = self
             .url
             .strip_prefix("http://")
@@ -446,10 +499,10 @@ fn start_script() -> Result<PathBuf, BenchError> {
 
 fn print(args: &TypedArgs, all: &[Figures], machine: &str, registry: &Registry, started: Option<f64>) {
     println!(
-        "calving bench typed: {} MiB synthetic segments of Avro orders (~1 KiB, Confluent wire format; 16-byte keys, \
-         2 headers, 64 records/batch), converted as raw bytes (value.mode=key_value) and as Avro columns \
+        "calving bench typed: {} MiB synthetic segments of {} orders (~1 KiB, Confluent wire format; 16-byte keys, \
+         2 headers, 64 records/batch), converted as raw bytes (value.mode=key_value) and as columns \
          (value.mode=value_schema_id_prefix); best of {} runs",
-        args.size_mib, args.runs
+        args.size_mib, args.format, args.runs
     );
     println!("machine: {machine} at the start, {} at the end", super::load());
     match started {
@@ -458,18 +511,18 @@ fn print(args: &TypedArgs, all: &[Figures], machine: &str, registry: &Registry, 
     }
     println!(
         "registry time: each convert is a fresh process and asks the registry once for the schema id; that lookup is \
-         included in the Avro convert's CPU and wall time (the registry's own CPU is another process's, not counted)"
+         included in the typed convert's CPU and wall time (the registry's own CPU is another process's, not counted)"
     );
     println!("* = MiB per CPU-second (per core) of all the convert's threads\n");
     println!(
-        "{:<5} {:<4} {:>7} {:>7} {:>9} {:>9} {:>7} {:>7} {:>8} {:>7} {:>11}",
+        "{:<5} {:<8} {:>7} {:>7} {:>9} {:>9} {:>7} {:>7} {:>8} {:>7} {:>11}",
         "codec", "mode", "seg MiB", "rec MiB", "conv seg*", "conv rec*", "wall s", "cpu s", "peak MiB", "wh/seg", "full read*"
     );
     for f in all {
-        for (name, m) in [("raw", &f.raw), ("avro", &f.avro)] {
+        for (name, m) in [("raw", &f.raw), (args.format.as_str(), &f.typed)] {
             let seg = mib(f.seg.stats.segment_bytes);
             println!(
-                "{:<5} {:<4} {:>7.0} {:>7.0} {:>9.0} {:>9.0} {:>7.2} {:>7.2} {:>8} {:>7.2} {:>11.0}",
+                "{:<5} {:<8} {:>7.0} {:>7.0} {:>9.0} {:>9.0} {:>7.2} {:>7.2} {:>8} {:>7.2} {:>11.0}",
                 f.seg.codec.name(),
                 name,
                 seg,
@@ -485,14 +538,14 @@ fn print(args: &TypedArgs, all: &[Figures], machine: &str, registry: &Registry, 
         }
     }
     println!("wh/seg: bytes of data files + sidecar / segment bytes; full read: the whole segment served in one stream\n");
-    println!("where the Avro convert's extra CPU goes (one thread, best of {} runs, CPU seconds for the whole segment):", args.runs);
+    println!("where the typed convert's extra CPU goes (one thread, best of {} runs, CPU seconds for the whole segment):", args.runs);
     println!(
         "{:<5} {:>9} {:>9} {:>9} {:>13} {:>12} {:>12}",
-        "codec", "avro-raw", "pre-scan", "decode", "parquet typed", "parquet raw", "unexplained"
+        "codec", "typed-raw", "pre-scan", "decode", "parquet typed", "parquet raw", "unexplained"
     );
     for f in all {
         let s = &f.split;
-        let extra = f.avro.convert.cpu - f.raw.convert.cpu;
+        let extra = f.typed.convert.cpu - f.raw.convert.cpu;
         let explained = s.prescan + s.decode + (s.parquet_typed - s.parquet_raw);
         println!(
             "{:<5} {:>9.2} {:>9.2} {:>9.2} {:>13.2} {:>12.2} {:>12.2}",
@@ -508,7 +561,7 @@ fn print(args: &TypedArgs, all: &[Figures], machine: &str, registry: &Registry, 
     println!(
         "pre-scan: parse + wire header of every value (the copy's schema-id pass); decode: one pass into the columns, \
          canonical form checked inline; parquet: encode of the value columns vs the raw value column (zstd(1), from a prefix, \
-         scaled); unexplained = avro-raw - pre-scan - decode - (parquet typed - parquet raw)\n"
+         scaled); unexplained = typed-raw - pre-scan - decode - (parquet typed - parquet raw)\n"
     );
     println!("served:");
     for f in all {
@@ -518,9 +571,9 @@ fn print(args: &TypedArgs, all: &[Figures], machine: &str, registry: &Registry, 
     let cells: Vec<String> = all
         .iter()
         .map(|f| {
-            let r = f.raw.convert.cpu / f.avro.convert.cpu;
+            let r = f.raw.convert.cpu / f.typed.convert.cpu;
             format!("{} {r:.2} {}", f.seg.codec.name(), if r >= 0.5 { "PASS" } else { "MISS" })
         })
         .collect();
-    println!("  {:<50} {}", "avro convert >= 0.5 x raw convert (MiB/s per core)", cells.join("   "));
+    println!("  {:<50} {}", format!("{} convert >= 0.5 x raw convert (MiB/s per core)", args.format), cells.join("   "));
 }
