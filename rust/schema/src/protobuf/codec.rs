@@ -1,0 +1,1000 @@
+//! The Protobuf transcoder: Protobuf wire bytes ↔ the Avro binary datum of the mapped schema,
+//! one pass each way over a compiled program (no value tree).
+//!
+//! `to_avro` reads a message in two passes over its bytes: the first checks every tag (known
+//! field number, expected wire type, field numbers non-decreasing, a singular field once) and
+//! notes where each field's bytes are (a span: they are contiguous, since numbers do not go
+//! down); the second writes the fields in declaration order (the Avro record's) from their spans,
+//! with the defaults of absent implicit-presence fields. `from_avro` writes the fields in
+//! declaration order and, for a message whose declaration order is not its field-number order,
+//! moves their bytes into field-number order afterwards.
+
+use std::sync::Arc;
+
+use prost_reflect::Kind;
+use serde_json::{json, Value as Json};
+
+use crate::decode::Fallback;
+use crate::transcode::{PayloadFraming, Transcoder};
+
+const VARINT: u8 = 0;
+const I64: u8 = 1;
+const LEN: u8 = 2;
+const I32: u8 = 5;
+
+/// Protobuf's Timestamp range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+const MIN_SECONDS: i64 = -62_135_596_800;
+const MAX_SECONDS: i64 = 253_402_300_799;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Scalar {
+    Int32,
+    Sint32,
+    Sfixed32,
+    Int64,
+    Sint64,
+    Sfixed64,
+    Uint32,
+    Fixed32,
+    Uint64,
+    Fixed64,
+    Float,
+    Double,
+    Bool,
+    String,
+    Bytes,
+}
+
+impl Scalar {
+    pub(super) fn of(kind: &Kind) -> Option<Scalar> {
+        Some(match kind {
+            Kind::Int32 => Scalar::Int32,
+            Kind::Sint32 => Scalar::Sint32,
+            Kind::Sfixed32 => Scalar::Sfixed32,
+            Kind::Int64 => Scalar::Int64,
+            Kind::Sint64 => Scalar::Sint64,
+            Kind::Sfixed64 => Scalar::Sfixed64,
+            Kind::Uint32 => Scalar::Uint32,
+            Kind::Fixed32 => Scalar::Fixed32,
+            Kind::Uint64 => Scalar::Uint64,
+            Kind::Fixed64 => Scalar::Fixed64,
+            Kind::Float => Scalar::Float,
+            Kind::Double => Scalar::Double,
+            Kind::Bool => Scalar::Bool,
+            Kind::String => Scalar::String,
+            Kind::Bytes => Scalar::Bytes,
+            Kind::Message(_) | Kind::Enum(_) => return None,
+        })
+    }
+
+    pub(super) fn avro(self) -> Json {
+        match self {
+            Scalar::Int32 | Scalar::Sint32 | Scalar::Sfixed32 => json!("int"),
+            Scalar::Int64 | Scalar::Sint64 | Scalar::Sfixed64 | Scalar::Uint32 | Scalar::Fixed32 => json!("long"),
+            Scalar::Uint64 | Scalar::Fixed64 => json!({"type": "bytes", "logicalType": "decimal", "precision": 20, "scale": 0}),
+            Scalar::Float => json!("float"),
+            Scalar::Double => json!("double"),
+            Scalar::Bool => json!("boolean"),
+            Scalar::String => json!("string"),
+            Scalar::Bytes => json!("bytes"),
+        }
+    }
+
+    fn wire(self) -> u8 {
+        match self {
+            Scalar::Int32 | Scalar::Sint32 | Scalar::Int64 | Scalar::Sint64 | Scalar::Uint32 | Scalar::Uint64 | Scalar::Bool => VARINT,
+            Scalar::Sfixed32 | Scalar::Fixed32 | Scalar::Float => I32,
+            Scalar::Sfixed64 | Scalar::Fixed64 | Scalar::Double => I64,
+            Scalar::String | Scalar::Bytes => LEN,
+        }
+    }
+
+    /// The Avro datum of the Protobuf default value.
+    fn avro_default(self, out: &mut Vec<u8>) {
+        match self {
+            Scalar::Uint64 | Scalar::Fixed64 => out.extend_from_slice(&[2, 0]),
+            Scalar::Float => out.extend_from_slice(&[0; 4]),
+            Scalar::Double => out.extend_from_slice(&[0; 8]),
+            _ => out.push(0),
+        }
+    }
+}
+
+/// An enum's numbers by symbol index, and the way back.
+#[derive(Debug)]
+pub(super) struct EnumInfo {
+    numbers: Vec<i32>,
+    /// (number, first symbol index with it), sorted by number.
+    by_number: Vec<(i32, u32)>,
+}
+
+impl EnumInfo {
+    pub(super) fn new(numbers: Vec<i32>) -> Self {
+        let mut by_number: Vec<(i32, u32)> = Vec::with_capacity(numbers.len());
+        for (i, &n) in numbers.iter().enumerate() {
+            if !by_number.iter().any(|&(m, _)| m == n) {
+                by_number.push((n, i as u32));
+            }
+        }
+        by_number.sort_unstable();
+        EnumInfo { numbers, by_number }
+    }
+
+    fn index(&self, number: i32) -> Option<u32> {
+        self.by_number.binary_search_by_key(&number, |&(n, _)| n).ok().map(|i| self.by_number[i].1)
+    }
+}
+
+/// What one field, list item, map value holds.
+#[derive(Clone, Debug)]
+pub(super) enum Value {
+    Scalar(Scalar),
+    Enum(Arc<EnumInfo>),
+    /// Index into the transcoder's messages.
+    Message(usize),
+    Timestamp,
+    Wrapper(Scalar),
+}
+
+impl Value {
+    pub(super) fn packable(&self) -> bool {
+        match self {
+            Value::Scalar(s) => !matches!(s, Scalar::String | Scalar::Bytes),
+            Value::Enum(_) => true,
+            _ => false,
+        }
+    }
+
+    pub(super) fn always_present(&self) -> bool {
+        matches!(self, Value::Message(_) | Value::Timestamp | Value::Wrapper(_))
+    }
+
+    fn wire(&self) -> u8 {
+        match self {
+            Value::Scalar(s) => s.wire(),
+            Value::Enum(_) => VARINT,
+            Value::Message(_) | Value::Timestamp | Value::Wrapper(_) => LEN,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(super) enum Card {
+    /// proto3 without presence: the plain type, absent = default.
+    Implicit,
+    /// `["null", T]`.
+    Optional,
+    Repeated { packed: bool },
+    /// Entries: key (field 1) then value (field 2); Avro `map<V>` for string keys, else an array
+    /// of `{key, value}` records (the same datum bytes per entry).
+    Map { key: Scalar },
+}
+
+#[derive(Debug)]
+pub(super) struct Field {
+    name: String,
+    number: u32,
+    card: Card,
+    value: Value,
+    oneof: Option<usize>,
+    /// The wire type of the field's tag.
+    wire: u8,
+    /// The tag's varint bytes.
+    tag: Vec<u8>,
+}
+
+impl Field {
+    pub(super) fn new(name: String, number: u32, card: Card, value: Value, oneof: Option<usize>) -> Self {
+        let wire = match card {
+            Card::Repeated { packed: true } | Card::Map { .. } => LEN,
+            _ => value.wire(),
+        };
+        let mut tag = Vec::new();
+        put_varint(&mut tag, (u64::from(number) << 3) | u64::from(wire));
+        Field { name, number, card, value, oneof, wire, tag }
+    }
+
+    /// Whether the field may appear several times on the wire (one item or entry each).
+    fn repeats(&self) -> bool {
+        matches!(self.card, Card::Repeated { packed: false } | Card::Map { .. })
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct Msg {
+    full_name: String,
+    fields: Vec<Field>,
+    /// (number, declaration index), sorted by number.
+    by_number: Vec<(u32, usize)>,
+    /// Declaration order is field-number order.
+    in_order: bool,
+    /// Per oneof: its members' declaration indexes.
+    oneofs: Vec<Vec<usize>>,
+}
+
+impl Msg {
+    pub(super) fn new(full_name: String, fields: Vec<Field>, oneofs: usize) -> Self {
+        let mut by_number: Vec<(u32, usize)> = fields.iter().enumerate().map(|(i, f)| (f.number, i)).collect();
+        by_number.sort_unstable();
+        let in_order = by_number.iter().enumerate().all(|(i, &(_, d))| i == d);
+        let mut groups = vec![Vec::new(); oneofs];
+        for (i, f) in fields.iter().enumerate() {
+            if let Some(g) = f.oneof.and_then(|g| groups.get_mut(g)) {
+                g.push(i);
+            }
+        }
+        Msg { full_name, fields, by_number, in_order, oneofs: groups }
+    }
+}
+
+/// The compiled schema: messages by index, the root's.
+#[derive(Debug)]
+pub(super) struct ProtobufTranscoder {
+    messages: Vec<Msg>,
+    root: usize,
+}
+
+impl ProtobufTranscoder {
+    pub(super) fn new(messages: Vec<Msg>, root: usize) -> Self {
+        ProtobufTranscoder { messages, root }
+    }
+}
+
+#[cold]
+fn fail(reason: String) -> Fallback {
+    Fallback::Transcode { format: "protobuf", reason }
+}
+
+/// Where a field's bytes are in a message (tags included), and how many times it appears.
+#[derive(Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
+    count: usize,
+}
+
+const ABSENT: Span = Span { start: 0, end: 0, count: 0 };
+
+// ---------------------------------------------------------------------------------------------
+// Protobuf wire reading (positions are offsets in the payload).
+
+#[inline]
+fn varint(buf: &[u8], pos: &mut usize, end: usize) -> Result<u64, Fallback> {
+    let start = *pos;
+    let mut value: u64 = 0;
+    let mut shift = 0;
+    loop {
+        if *pos >= end {
+            return Err(fail(format!("truncated varint at byte {start}")));
+        }
+        let b = buf[*pos];
+        *pos += 1;
+        if shift == 63 && b > 1 {
+            return Err(fail(format!("varint longer than 64 bits at byte {start}")));
+        }
+        value |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Ok(value);
+        }
+        shift += 7;
+    }
+}
+
+#[inline]
+fn take<'a>(buf: &'a [u8], pos: &mut usize, end: usize, n: usize, what: &str) -> Result<&'a [u8], Fallback> {
+    if end - *pos < n {
+        return Err(fail(format!("truncated {what} at byte {}", *pos)));
+    }
+    let s = &buf[*pos..*pos + n];
+    *pos += n;
+    Ok(s)
+}
+
+/// A length prefix: the end of the bytes it announces.
+#[inline]
+fn length(buf: &[u8], pos: &mut usize, end: usize) -> Result<usize, Fallback> {
+    let at = *pos;
+    let len = varint(buf, pos, end)?;
+    if len > (end - *pos) as u64 {
+        return Err(fail(format!("length {len} at byte {at} beyond the {} bytes left", end - *pos)));
+    }
+    Ok(*pos + len as usize)
+}
+
+fn skip(buf: &[u8], pos: &mut usize, end: usize, wire: u8) -> Result<(), Fallback> {
+    match wire {
+        VARINT => varint(buf, pos, end).map(drop),
+        I64 => take(buf, pos, end, 8, "fixed64").map(drop),
+        I32 => take(buf, pos, end, 4, "fixed32").map(drop),
+        _ => length(buf, pos, end).map(|e| *pos = e),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Avro writing.
+
+#[inline]
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+#[inline]
+fn put_long(out: &mut Vec<u8>, v: i64) {
+    put_varint(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+/// A decimal's unscaled value as Avro writes it on `bytes`: minimal two's complement.
+fn put_decimal(out: &mut Vec<u8>, v: u64) {
+    let be = (v as i128).to_be_bytes();
+    let mut start = 0;
+    while start < 15 && be[start] == 0 && be[start + 1] & 0x80 == 0 {
+        start += 1;
+    }
+    put_long(out, (16 - start) as i64);
+    out.extend_from_slice(&be[start..]);
+}
+
+impl Transcoder for ProtobufTranscoder {
+    fn format(&self) -> &'static str {
+        "protobuf"
+    }
+
+    fn to_avro(&self, payload: &[u8], framing: PayloadFraming, avro: &mut Vec<u8>) -> Result<(), Fallback> {
+        let mut pos = 0;
+        let end = payload.len();
+        if framing == PayloadFraming::Confluent {
+            let count = zigzag(varint(payload, &mut pos, end)?);
+            if count != 0 {
+                let mut indexes = Vec::new();
+                for _ in 0..count.clamp(0, 8) {
+                    match varint(payload, &mut pos, end) {
+                        Ok(i) => indexes.push(zigzag(i)),
+                        Err(_) => break,
+                    }
+                }
+                return Err(fail(format!(
+                    "message indexes {indexes:?} (count {count}): not the schema's first message written as the single byte 0"
+                )));
+            }
+        }
+        let mut spans = Vec::with_capacity(32);
+        self.read_message(self.root, payload, pos, end, &mut spans, avro)
+    }
+
+    fn from_avro(&self, avro: &[u8], framing: PayloadFraming, out: &mut Vec<u8>) -> Result<(), String> {
+        if framing == PayloadFraming::Confluent {
+            out.push(0);
+        }
+        let mut r = AvroReader { b: avro, pos: 0 };
+        let mut segments = Vec::with_capacity(32);
+        self.write_message(self.root, &mut r, &mut segments, out)?;
+        if r.pos != avro.len() {
+            return Err(format!("{} bytes after the Avro datum", avro.len() - r.pos));
+        }
+        Ok(())
+    }
+}
+
+fn zigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Protobuf -> Avro.
+
+impl ProtobufTranscoder {
+    fn read_message(&self, mi: usize, buf: &[u8], start: usize, end: usize, spans: &mut Vec<Span>, out: &mut Vec<u8>) -> Result<(), Fallback> {
+        let Some(m) = self.messages.get(mi) else {
+            return Err(fail(format!("no message {mi}")));
+        };
+        let base = spans.len();
+        spans.resize(base + m.fields.len(), ABSENT);
+        // Pass 1: tags, order, spans.
+        let mut pos = start;
+        let mut k = 0;
+        let mut last = 0u64;
+        while pos < end {
+            let at = pos;
+            let tag = varint(buf, &mut pos, end)?;
+            let number = tag >> 3;
+            let wire = (tag & 7) as u8;
+            if number < last {
+                return Err(fail(format!("field {number} after field {last} at byte {at}: not in field-number order ({})", m.full_name)));
+            }
+            while k < m.by_number.len() && u64::from(m.by_number[k].0) < number {
+                k += 1;
+            }
+            let fi = match m.by_number.get(k) {
+                Some(&(n, fi)) if u64::from(n) == number => fi,
+                _ => return Err(fail(format!("unknown field number {number} (wire type {wire}) at byte {at} in {}", m.full_name))),
+            };
+            let f = &m.fields[fi];
+            if wire != f.wire {
+                return Err(fail(format!(
+                    "field {} ({number}) with wire type {wire} at byte {at}, expected {}{}",
+                    f.name,
+                    f.wire,
+                    if matches!(f.card, Card::Repeated { .. }) && f.value.packable() { " (packed or not, as declared)" } else { "" }
+                )));
+            }
+            skip(buf, &mut pos, end, wire)?;
+            let s = &mut spans[base + fi];
+            if s.count == 0 {
+                s.start = at;
+            } else if !f.repeats() {
+                return Err(fail(format!("field {} ({number}) written again at byte {at}", f.name)));
+            }
+            s.end = pos;
+            s.count += 1;
+            last = number;
+        }
+        for members in &m.oneofs {
+            let mut set = members.iter().filter(|&&i| spans[base + i].count > 0);
+            if let (Some(_), Some(&second)) = (set.next(), set.next()) {
+                return Err(fail(format!(
+                    "two members of a oneof set, the second {} at byte {}",
+                    m.fields[second].name,
+                    spans[base + second].start
+                )));
+            }
+        }
+        // Pass 2: the Avro record, in declaration order.
+        for (fi, f) in m.fields.iter().enumerate() {
+            let s = spans[base + fi];
+            self.read_field(f, s, buf, spans, out)?;
+        }
+        spans.truncate(base);
+        Ok(())
+    }
+
+    fn read_field(&self, f: &Field, s: Span, buf: &[u8], spans: &mut Vec<Span>, out: &mut Vec<u8>) -> Result<(), Fallback> {
+        let mut pos = s.start;
+        let end = s.end;
+        match &f.card {
+            Card::Implicit => {
+                if s.count == 0 {
+                    return match &f.value {
+                        Value::Scalar(sc) => {
+                            sc.avro_default(out);
+                            Ok(())
+                        }
+                        Value::Enum(e) => match e.index(0) {
+                            Some(i) => {
+                                put_long(out, i64::from(i));
+                                Ok(())
+                            }
+                            None => Err(fail(format!("field {} absent and its enum has no value 0", f.name))),
+                        },
+                        _ => Err(fail(format!("field {} absent without a default", f.name))),
+                    };
+                }
+                pos += f.tag.len();
+                self.read_value(&f.value, buf, &mut pos, end, spans, out)
+            }
+            Card::Optional => {
+                if s.count == 0 {
+                    out.push(0);
+                    return Ok(());
+                }
+                out.push(2);
+                pos += f.tag.len();
+                self.read_value(&f.value, buf, &mut pos, end, spans, out)
+            }
+            Card::Repeated { packed: true } => {
+                if s.count == 0 {
+                    out.push(0);
+                    return Ok(());
+                }
+                pos += f.tag.len();
+                let data_end = length(buf, &mut pos, end)?;
+                let count = self.packed_count(f, buf, pos, data_end)?;
+                if count > 0 {
+                    put_long(out, count as i64);
+                    while pos < data_end {
+                        self.read_value(&f.value, buf, &mut pos, data_end, spans, out)?;
+                    }
+                }
+                out.push(0);
+                Ok(())
+            }
+            Card::Repeated { packed: false } => {
+                if s.count > 0 {
+                    put_long(out, s.count as i64);
+                    for _ in 0..s.count {
+                        pos += f.tag.len();
+                        self.read_value(&f.value, buf, &mut pos, end, spans, out)?;
+                    }
+                }
+                out.push(0);
+                Ok(())
+            }
+            Card::Map { key } => {
+                if s.count > 0 {
+                    put_long(out, s.count as i64);
+                    let key_tag = 8 | key.wire();
+                    let value_tag = 16 | f.value.wire();
+                    // Where each key's datum is in `out`: a key repeated is a map whose columns
+                    // would say something else than Protobuf (the last entry wins).
+                    let mut keys: Vec<(usize, usize)> = Vec::with_capacity(s.count.min(1024));
+                    for _ in 0..s.count {
+                        pos += f.tag.len();
+                        let entry_end = length(buf, &mut pos, end)?;
+                        let at = pos;
+                        if buf.get(pos) != Some(&key_tag) {
+                            return Err(fail(format!("map {} entry at byte {at} does not start with its key", f.name)));
+                        }
+                        pos += 1;
+                        let key_start = out.len();
+                        self.read_scalar(*key, buf, &mut pos, entry_end, out)?;
+                        keys.push((key_start, out.len()));
+                        let at = pos;
+                        if pos >= entry_end || buf[pos] != value_tag {
+                            return Err(fail(format!("map {} entry: no value (field 2) at byte {at}", f.name)));
+                        }
+                        pos += 1;
+                        self.read_value(&f.value, buf, &mut pos, entry_end, spans, out)?;
+                        if pos != entry_end {
+                            return Err(fail(format!("map {} entry: more after its value at byte {pos}", f.name)));
+                        }
+                    }
+                    if keys.len() > 1 {
+                        keys.sort_unstable_by(|a, b| out[a.0..a.1].cmp(&out[b.0..b.1]));
+                        if keys.windows(2).any(|w| out[w[0].0..w[0].1] == out[w[1].0..w[1].1]) {
+                            return Err(fail(format!("map {}: a key repeated", f.name)));
+                        }
+                    }
+                }
+                out.push(0);
+                Ok(())
+            }
+        }
+    }
+
+    fn packed_count(&self, f: &Field, buf: &[u8], start: usize, end: usize) -> Result<usize, Fallback> {
+        let data = &buf[start..end];
+        let width = match f.value.wire() {
+            I32 => 4,
+            I64 => 8,
+            _ => {
+                if data.last().is_some_and(|b| b & 0x80 != 0) {
+                    return Err(fail(format!("packed {} ends in a truncated varint at byte {}", f.name, end - 1)));
+                }
+                return Ok(data.iter().filter(|&&b| b < 0x80).count());
+            }
+        };
+        if data.len() % width != 0 {
+            return Err(fail(format!("packed {} at byte {start}: {} bytes, not a multiple of {width}", f.name, data.len())));
+        }
+        Ok(data.len() / width)
+    }
+
+    #[inline]
+    fn read_value(&self, v: &Value, buf: &[u8], pos: &mut usize, end: usize, spans: &mut Vec<Span>, out: &mut Vec<u8>) -> Result<(), Fallback> {
+        match v {
+            Value::Scalar(s) => self.read_scalar(*s, buf, pos, end, out),
+            Value::Enum(e) => {
+                let at = *pos;
+                let n = varint(buf, pos, end)? as i32;
+                match e.index(n) {
+                    Some(i) => {
+                        put_long(out, i64::from(i));
+                        Ok(())
+                    }
+                    None => Err(fail(format!("unknown enum number {n} at byte {at}"))),
+                }
+            }
+            Value::Message(mi) => {
+                let sub_end = length(buf, pos, end)?;
+                self.read_message(*mi, buf, *pos, sub_end, spans, out)?;
+                *pos = sub_end;
+                Ok(())
+            }
+            Value::Timestamp => {
+                let sub_end = length(buf, pos, end)?;
+                let at = *pos;
+                let (mut seconds, mut nanos) = (0i64, 0i32);
+                let mut last = 0;
+                while *pos < sub_end {
+                    let tag_at = *pos;
+                    let tag = varint(buf, pos, sub_end)?;
+                    if tag <= last || (tag != 8 && tag != 16) {
+                        return Err(fail(format!("Timestamp: tag {tag} at byte {tag_at}")));
+                    }
+                    last = tag;
+                    let v = varint(buf, pos, sub_end)?;
+                    if tag == 8 {
+                        seconds = v as i64;
+                    } else {
+                        nanos = v as i32;
+                    }
+                }
+                if !(MIN_SECONDS..=MAX_SECONDS).contains(&seconds) || !(0..1_000_000_000).contains(&nanos) || nanos % 1000 != 0 {
+                    return Err(fail(format!(
+                        "Timestamp at byte {at} (seconds {seconds}, nanos {nanos}) out of range or not whole microseconds"
+                    )));
+                }
+                put_long(out, seconds * 1_000_000 + i64::from(nanos / 1000));
+                Ok(())
+            }
+            Value::Wrapper(s) => {
+                let sub_end = length(buf, pos, end)?;
+                if *pos == sub_end {
+                    s.avro_default(out);
+                    return Ok(());
+                }
+                let at = *pos;
+                if buf[*pos] != 8 | s.wire() {
+                    return Err(fail(format!("wrapper: tag {} at byte {at}, expected field 1", buf[*pos])));
+                }
+                *pos += 1;
+                self.read_scalar(*s, buf, pos, sub_end, out)?;
+                if *pos != sub_end {
+                    return Err(fail(format!("wrapper: more after its value at byte {}", *pos)));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    #[inline]
+    fn read_scalar(&self, s: Scalar, buf: &[u8], pos: &mut usize, end: usize, out: &mut Vec<u8>) -> Result<(), Fallback> {
+        match s {
+            Scalar::Int32 => put_long(out, i64::from(varint(buf, pos, end)? as i32)),
+            Scalar::Sint32 => {
+                let n = varint(buf, pos, end)? as u32;
+                put_long(out, i64::from(((n >> 1) as i32) ^ -((n & 1) as i32)));
+            }
+            Scalar::Sfixed32 => {
+                let b = take(buf, pos, end, 4, "sfixed32")?;
+                put_long(out, i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+            }
+            Scalar::Int64 => put_long(out, varint(buf, pos, end)? as i64),
+            Scalar::Sint64 => put_long(out, zigzag(varint(buf, pos, end)?)),
+            Scalar::Sfixed64 => {
+                let b = take(buf, pos, end, 8, "sfixed64")?;
+                put_long(out, i64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
+            }
+            Scalar::Uint32 => put_long(out, i64::from(varint(buf, pos, end)? as u32)),
+            Scalar::Fixed32 => {
+                let b = take(buf, pos, end, 4, "fixed32")?;
+                put_long(out, i64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+            }
+            Scalar::Uint64 => put_decimal(out, varint(buf, pos, end)?),
+            Scalar::Fixed64 => {
+                let b = take(buf, pos, end, 8, "fixed64")?;
+                put_decimal(out, u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
+            }
+            Scalar::Float => out.extend_from_slice(take(buf, pos, end, 4, "float")?),
+            Scalar::Double => out.extend_from_slice(take(buf, pos, end, 8, "double")?),
+            Scalar::Bool => out.push(u8::from(varint(buf, pos, end)? != 0)),
+            Scalar::String | Scalar::Bytes => {
+                let at = *pos;
+                let e = length(buf, pos, end)?;
+                let bytes = &buf[*pos..e];
+                if s == Scalar::String && std::str::from_utf8(bytes).is_err() {
+                    return Err(fail(format!("string at byte {at} is not UTF-8")));
+                }
+                put_long(out, bytes.len() as i64);
+                out.extend_from_slice(bytes);
+                *pos = e;
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Avro -> Protobuf.
+
+struct AvroReader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl AvroReader<'_> {
+    fn long(&mut self) -> Result<i64, String> {
+        let at = self.pos;
+        let mut v: u64 = 0;
+        let mut shift = 0;
+        loop {
+            let Some(&b) = self.b.get(self.pos) else {
+                return Err(format!("Avro datum truncated at byte {at}"));
+            };
+            self.pos += 1;
+            if shift == 63 && b > 1 {
+                return Err(format!("Avro varint overflow at byte {at}"));
+            }
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Ok(zigzag(v));
+            }
+            shift += 7;
+        }
+    }
+
+    fn int(&mut self) -> Result<i32, String> {
+        let at = self.pos;
+        i32::try_from(self.long()?).map_err(|_| format!("Avro int out of range at byte {at}"))
+    }
+
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        if self.b.len() - self.pos < n {
+            return Err(format!("Avro datum truncated at byte {}", self.pos));
+        }
+        let s = &self.b[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn bytes(&mut self) -> Result<&[u8], String> {
+        let at = self.pos;
+        let n = self.long()?;
+        let n = usize::try_from(n).map_err(|_| format!("negative Avro length at byte {at}"))?;
+        self.take(n)
+    }
+
+    /// The next block's item count (0 at the end), Avro's block form.
+    fn block(&mut self) -> Result<usize, String> {
+        let at = self.pos;
+        let mut n = self.long()?;
+        if n < 0 {
+            n = n.checked_neg().ok_or_else(|| format!("Avro block count at byte {at}"))?;
+            self.long()?;
+        }
+        let n = n as u64;
+        if n > (self.b.len() - self.pos) as u64 {
+            return Err(format!("Avro block count {n} at byte {at} beyond the bytes left"));
+        }
+        Ok(n as usize)
+    }
+}
+
+/// Starts a length-delimited part: a one-byte length placeholder; returns where its bytes start.
+#[inline]
+fn open_len(out: &mut Vec<u8>) -> usize {
+    out.push(0);
+    out.len()
+}
+
+/// Ends a length-delimited part: writes its length (moving its bytes if the length needs more
+/// than one byte).
+#[inline]
+fn close_len(out: &mut Vec<u8>, start: usize) {
+    let len = out.len() - start;
+    if len < 0x80 {
+        out[start - 1] = len as u8;
+    } else {
+        let mut prefix = Vec::with_capacity(10);
+        put_varint(&mut prefix, len as u64);
+        out.splice(start - 1..start, prefix);
+    }
+}
+
+impl ProtobufTranscoder {
+    fn write_message(&self, mi: usize, r: &mut AvroReader, segments: &mut Vec<(u32, usize, usize)>, out: &mut Vec<u8>) -> Result<(), String> {
+        let m = self.messages.get(mi).ok_or_else(|| format!("no message {mi}"))?;
+        if m.in_order {
+            for f in &m.fields {
+                self.write_field(f, r, segments, out)?;
+            }
+            return Ok(());
+        }
+        let start = out.len();
+        let base = segments.len();
+        for f in &m.fields {
+            let s = out.len();
+            self.write_field(f, r, segments, out)?;
+            segments.push((f.number, s - start, out.len() - start));
+        }
+        let written = out.split_off(start);
+        segments[base..].sort_unstable_by_key(|&(n, _, _)| n);
+        for &(_, s, e) in &segments[base..] {
+            out.extend_from_slice(&written[s..e]);
+        }
+        segments.truncate(base);
+        Ok(())
+    }
+
+    fn write_field(&self, f: &Field, r: &mut AvroReader, segments: &mut Vec<(u32, usize, usize)>, out: &mut Vec<u8>) -> Result<(), String> {
+        match &f.card {
+            Card::Implicit => {
+                let before = out.len();
+                out.extend_from_slice(&f.tag);
+                if self.write_value(&f.value, r, segments, out)? {
+                    out.truncate(before);
+                }
+            }
+            Card::Optional => match r.long()? {
+                0 => {}
+                1 => {
+                    out.extend_from_slice(&f.tag);
+                    self.write_value(&f.value, r, segments, out)?;
+                }
+                i => return Err(format!("union index {i} for {}", f.name)),
+            },
+            Card::Repeated { packed: true } => {
+                let before = out.len();
+                out.extend_from_slice(&f.tag);
+                let start = open_len(out);
+                loop {
+                    let n = r.block()?;
+                    if n == 0 {
+                        break;
+                    }
+                    for _ in 0..n {
+                        self.write_value(&f.value, r, segments, out)?;
+                    }
+                }
+                if out.len() == start {
+                    out.truncate(before);
+                } else {
+                    close_len(out, start);
+                }
+            }
+            Card::Repeated { packed: false } => loop {
+                let n = r.block()?;
+                if n == 0 {
+                    break;
+                }
+                for _ in 0..n {
+                    out.extend_from_slice(&f.tag);
+                    self.write_value(&f.value, r, segments, out)?;
+                }
+            },
+            Card::Map { key } => loop {
+                let n = r.block()?;
+                if n == 0 {
+                    break;
+                }
+                for _ in 0..n {
+                    out.extend_from_slice(&f.tag);
+                    let start = open_len(out);
+                    out.push(8 | key.wire());
+                    self.write_scalar(*key, r, out)?;
+                    out.push(16 | f.value.wire());
+                    self.write_value(&f.value, r, segments, out)?;
+                    close_len(out, start);
+                }
+            },
+        }
+        Ok(())
+    }
+
+    /// Writes one value (no tag); returns whether it is the type's default (for proto3 implicit
+    /// presence, where a default is not written).
+    fn write_value(&self, v: &Value, r: &mut AvroReader, segments: &mut Vec<(u32, usize, usize)>, out: &mut Vec<u8>) -> Result<bool, String> {
+        match v {
+            Value::Scalar(s) => self.write_scalar(*s, r, out),
+            Value::Enum(e) => {
+                let i = r.int()?;
+                let n = usize::try_from(i)
+                    .ok()
+                    .and_then(|i| e.numbers.get(i))
+                    .ok_or_else(|| format!("enum index {i} out of range"))?;
+                put_varint(out, i64::from(*n) as u64);
+                Ok(*n == 0)
+            }
+            Value::Message(mi) => {
+                let start = open_len(out);
+                self.write_message(*mi, r, segments, out)?;
+                close_len(out, start);
+                Ok(false)
+            }
+            Value::Timestamp => {
+                let micros = r.long()?;
+                let seconds = micros.div_euclid(1_000_000);
+                let nanos = micros.rem_euclid(1_000_000) * 1000;
+                let start = open_len(out);
+                if seconds != 0 {
+                    out.push(8);
+                    put_varint(out, seconds as u64);
+                }
+                if nanos != 0 {
+                    out.push(16);
+                    put_varint(out, nanos as u64);
+                }
+                close_len(out, start);
+                Ok(false)
+            }
+            Value::Wrapper(s) => {
+                let start = open_len(out);
+                out.push(8 | s.wire());
+                if self.write_scalar(*s, r, out)? {
+                    out.truncate(start);
+                }
+                close_len(out, start);
+                Ok(false)
+            }
+        }
+    }
+
+    fn write_scalar(&self, s: Scalar, r: &mut AvroReader, out: &mut Vec<u8>) -> Result<bool, String> {
+        Ok(match s {
+            Scalar::Int32 => {
+                let v = r.int()?;
+                put_varint(out, i64::from(v) as u64);
+                v == 0
+            }
+            Scalar::Sint32 => {
+                let v = r.int()?;
+                put_varint(out, u64::from(((v << 1) ^ (v >> 31)) as u32));
+                v == 0
+            }
+            Scalar::Sfixed32 => {
+                let v = r.int()?;
+                out.extend_from_slice(&v.to_le_bytes());
+                v == 0
+            }
+            Scalar::Int64 => {
+                let v = r.long()?;
+                put_varint(out, v as u64);
+                v == 0
+            }
+            Scalar::Sint64 => {
+                let v = r.long()?;
+                put_varint(out, ((v << 1) ^ (v >> 63)) as u64);
+                v == 0
+            }
+            Scalar::Sfixed64 => {
+                let v = r.long()?;
+                out.extend_from_slice(&v.to_le_bytes());
+                v == 0
+            }
+            Scalar::Uint32 | Scalar::Fixed32 => {
+                let v = r.long()?;
+                let v = u32::try_from(v).map_err(|_| format!("{v} is not a uint32"))?;
+                if s == Scalar::Uint32 {
+                    put_varint(out, u64::from(v));
+                } else {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+                v == 0
+            }
+            Scalar::Uint64 | Scalar::Fixed64 => {
+                let b = r.bytes()?;
+                if b.is_empty() || b.len() > 16 {
+                    return Err(format!("a decimal of {} bytes for a uint64", b.len()));
+                }
+                let mut be = [if b[0] & 0x80 != 0 { 0xff } else { 0 }; 16];
+                be[16 - b.len()..].copy_from_slice(b);
+                let v = i128::from_be_bytes(be);
+                let v = u64::try_from(v).map_err(|_| format!("{v} is not a uint64"))?;
+                if s == Scalar::Uint64 {
+                    put_varint(out, v);
+                } else {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+                v == 0
+            }
+            Scalar::Float => {
+                let b = r.take(4)?;
+                out.extend_from_slice(b);
+                b == [0; 4]
+            }
+            Scalar::Double => {
+                let b = r.take(8)?;
+                out.extend_from_slice(b);
+                b == [0; 8]
+            }
+            Scalar::Bool => {
+                let at = r.pos;
+                let b = r.take(1)?[0];
+                if b > 1 {
+                    return Err(format!("boolean byte {b} at byte {at}"));
+                }
+                out.push(b);
+                b == 0
+            }
+            Scalar::String | Scalar::Bytes => {
+                let b = r.bytes()?;
+                put_varint(out, b.len() as u64);
+                out.extend_from_slice(b);
+                b.is_empty()
+            }
+        })
+    }
+}
