@@ -12,7 +12,7 @@
 //!
 //! | JSON Schema | Avro | Iceberg (see [`crate::avro`]) |
 //! |---|---|---|
-//! | `type: object` with `properties` (or `additionalProperties: false`) | `record`, fields in `properties` order | `struct` |
+//! | `type: object` with `properties` (at least one) | `record`, fields in `properties` order | `struct` |
 //! | a property `p` | field `p` of type `["null", T]` (name made Avro-valid: other characters → `_`, `_` before a digit) | optional `T` |
 //! | `type: object`, no `properties`, `additionalProperties: {schema}` | `map<T>` | `map<string, T>` |
 //! | `type: array`, `items: {schema}` | `array<T>` | `list<T>` |
@@ -28,7 +28,7 @@
 //! | `type: null` | `null` | no column |
 //! | `type: [T, "null"]`, `oneOf`/`anyOf` with a `null` branch | `["null", T]` | optional `T` |
 //! | `type: [A, B]`, `oneOf`/`anyOf` of several types | `[A, B]` | `struct<A, B>` (one field per branch) |
-//! | anything else (`{}`, `true`, `type: object` with neither, an untyped branch) | `string`: the value's JSON text, verbatim | `string` |
+//! | anything else (`{}`, `true`, an object with no property schema and no `additionalProperties` schema, an untyped branch, `enum` of mixed kinds) | `string`: the value's JSON text, verbatim | `string` |
 //! | `$ref` (`#/definitions/X`, `#/$defs/X`, a reference's name or URL, with a fragment) | the target's type | |
 //!
 //! A union must be decidable from a value's JSON kind: at most one branch per kind (string,
@@ -391,10 +391,9 @@ impl Compiler<'_> {
             Some(_) => return Err(unsupported(path, "`properties` is not an object")),
             None => None,
         };
-        let empty = Vec::new();
         let properties = match (properties, additional) {
-            (Some(p), _) => p,
-            (None, Some(J::Bool(false))) => &empty,
+            (Some(p), _) if !p.is_empty() => p,
+            (Some(_), _) | (None, Some(J::Bool(false))) => return Ok(Ty::Json),
             (None, Some(J::Obj(_))) => {
                 let values = additional.unwrap_or(&J::Null);
                 let s = self.slot(doc, values, &format!("{path}.value"), depth + 1)?;

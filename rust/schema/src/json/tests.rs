@@ -1,1 +1,634 @@
-//! Tests of the JSON Schema transcoder.
+//! Tests of the JSON Schema transcoder, through the public API (envelope → writer schema →
+//! columns → re-encoding), with apache-avro (datums) and serde_json (values) as independent
+//! checks.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use apache_avro::types::Value as A;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::{Array, RecordBatch};
+use proptest::prelude::*;
+use serde_json::Value as J;
+
+use crate::transcode::{Envelope, PayloadFraming};
+use crate::{Fallback, RowEncoder, ValueColumns, WriterSchema};
+
+fn writer_with(schema: &str, refs: &[(&str, &str)]) -> Result<Arc<WriterSchema>, crate::SchemaError> {
+    let references: BTreeMap<String, String> = refs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let text = Envelope { schema_type: "JSON".into(), schema: schema.into(), references }.to_text();
+    WriterSchema::parse(&text).map(Arc::new)
+}
+
+fn writer(schema: &str) -> Arc<WriterSchema> {
+    writer_with(schema, &[]).unwrap_or_else(|e| panic!("{e}: {schema}"))
+}
+
+/// Appends every payload; checks that each accepted one re-encodes from the columns to its bytes
+/// and that its datum (read by apache-avro) is the value serde_json reads. Returns the outcomes
+/// and the batch.
+fn run(w: &Arc<WriterSchema>, payloads: &[&[u8]]) -> (Vec<Result<(), Fallback>>, RecordBatch) {
+    let mut cols = ValueColumns::for_writer(w).unwrap();
+    let mut d = cols.decoder(w.clone());
+    assert_eq!(d.conflict(), None);
+    let results: Vec<_> = payloads.iter().map(|p| cols.append(&mut d, p)).collect();
+    let schema = Arc::new(arrow_schema::Schema::new(cols.fields()));
+    let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(payloads.len()));
+    let batch = RecordBatch::try_new_with_options(schema, cols.finish().unwrap(), &options).unwrap();
+    let enc = RowEncoder::new(w, &batch);
+    for (row, (p, r)) in payloads.iter().zip(&results).enumerate() {
+        if r.is_ok() {
+            let mut out = Vec::new();
+            enc.encode(row, &mut out).unwrap();
+            assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(p), "row {row}");
+            check_datum(w, p);
+        }
+    }
+    (results, batch)
+}
+
+/// The transcoder's datum, read by apache-avro, holds what serde_json reads from the payload.
+fn check_datum(w: &WriterSchema, payload: &[u8]) {
+    let t = w.transcoder.as_ref().unwrap();
+    let mut avro = Vec::new();
+    t.to_avro(payload, PayloadFraming::Bare, &mut avro).unwrap();
+    let v = apache_avro::from_avro_datum(w.avro(), &mut &avro[..], None).unwrap();
+    let j: J = serde_json::from_slice(payload).unwrap();
+    assert!(same(&v, Some(&j)), "{v:?} vs {j}");
+}
+
+/// Whether an Avro value is the JSON value (`None`: absent).
+fn same(a: &A, j: Option<&J>) -> bool {
+    match (a, j) {
+        (A::Union(_, b), _) => same(b, j),
+        (A::Null, None | Some(J::Null)) => true,
+        (A::Boolean(b), Some(J::Bool(c))) => b == c,
+        (A::Long(v), Some(n)) => n.as_i64() == Some(*v) && !n.to_string().contains('.'),
+        (A::Double(v), Some(n)) => n.as_f64().is_some_and(|f| f == *v || ((f - v) / v).abs() < 1e-15),
+        (A::String(s), Some(J::String(t))) => s == t || serde_json::from_str::<J>(s).ok().as_ref() == j,
+        (A::String(s), Some(other)) => serde_json::from_str::<J>(s).ok().as_ref() == Some(other),
+        (A::Uuid(u), Some(J::String(t))) => &u.to_string() == t,
+        (A::TimestampMicros(m), Some(J::String(t))) => naive_micros(t) == Some(*m),
+        (A::Date(d), Some(J::String(t))) => naive_micros(&format!("{t}T00:00:00Z")) == Some(i64::from(*d) * 86_400_000_000),
+        (A::Array(items), Some(J::Array(js))) => items.len() == js.len() && items.iter().zip(js).all(|(a, j)| same(a, Some(j))),
+        (A::Map(m), Some(J::Object(o))) => m.len() == o.len() && m.iter().all(|(k, v)| same(v, o.get(k))),
+        (A::Record(fields), Some(J::Object(o))) => {
+            // Column names are the keys with other characters than [A-Za-z0-9_] as `_`.
+            let column = |k: &str| {
+                let n: String = k.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+                if n.starts_with(|c: char| c.is_ascii_digit()) || n.is_empty() { format!("_{n}") } else { n }
+            };
+            let by_column: BTreeMap<String, &J> = o.iter().map(|(k, v)| (column(k), v)).collect();
+            by_column.len() == o.len()
+                && by_column.keys().all(|k| fields.iter().any(|(n, _)| n == k))
+                && fields.iter().all(|(n, v)| same(v, by_column.get(n).copied()))
+        }
+        _ => false,
+    }
+}
+
+/// Microseconds of `YYYY-MM-DDTHH:MM:SS[.f]Z`, counted the slow way (years from 0000).
+fn naive_micros(t: &str) -> Option<i64> {
+    let y: i64 = t.get(0..4)?.parse().ok()?;
+    let m: i64 = t.get(5..7)?.parse().ok()?;
+    let d: i64 = t.get(8..10)?.parse().ok()?;
+    let leap = |y: i64| y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let mut days: i64 = 0;
+    for yy in 0..y {
+        days += if leap(yy) { 366 } else { 365 };
+    }
+    let month_days = [31, if leap(y) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    days += month_days[..(m - 1) as usize].iter().sum::<i64>() + d - 1;
+    days -= 719_528; // 0000-01-01 to 1970-01-01
+    let h: i64 = t.get(11..13)?.parse().ok()?;
+    let mi: i64 = t.get(14..16)?.parse().ok()?;
+    let s: i64 = t.get(17..19)?.parse().ok()?;
+    let frac = t.get(19..t.len() - 1)?;
+    let micros = if frac.is_empty() { 0 } else { format!("{:0<6}", &frac[1..]).get(..6)?.parse().ok()? };
+    Some(((days * 24 + h) * 60 + mi) * 60 * 1_000_000 + s * 1_000_000 + micros)
+}
+
+fn ok(results: &[Result<(), Fallback>]) {
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r, &Ok(()), "payload {i}");
+    }
+}
+
+const PERSON: &str = r#"{
+  "$schema": "http://json-schema.org/draft-07/schema#",
+  "title": "Person", "type": "object",
+  "properties": {
+    "name": {"type": "string"},
+    "age": {"type": "integer"},
+    "score": {"type": "number"},
+    "active": {"type": "boolean"},
+    "nick": {"type": ["string", "null"]},
+    "born": {"type": "string", "format": "date"},
+    "seen": {"type": "string", "format": "date-time"},
+    "id": {"type": "string", "format": "uuid"},
+    "color": {"enum": ["red", "green"]},
+    "tags": {"type": "array", "items": {"type": "string"}},
+    "attrs": {"type": "object", "additionalProperties": {"type": "integer"}},
+    "address": {"type": "object", "properties": {"zip": {"type": "string"}, "city": {"type": "string"}}, "additionalProperties": false},
+    "any": {}
+  }
+}"#;
+
+#[test]
+fn every_mapping_row_goes_to_columns_and_back() {
+    let w = writer(PERSON);
+    assert!(w.is_record());
+    assert_eq!(
+        w.column_names().collect::<Vec<_>>(),
+        ["name", "age", "score", "active", "nick", "born", "seen", "id", "color", "tags", "attrs", "address", "any"]
+    );
+    let full = r#"{"name":"Ann \"A\"\\\n\u001F/é","age":-42,"score":1.5E-7,"active":true,"nick":null,"born":"1999-12-31","seen":"2024-05-01T12:00:00.123456Z","id":"0e8a4f5c-1b2d-4c3e-9f00-aabbccddeeff","color":"green","tags":["a","",""],"attrs":{"x":1,"y":-9223372036854775808},"address":{"zip":"01234","city":"Zürich"},"any":{"free":[1,"x",null]}}"#.as_bytes();
+    let payloads: Vec<&[u8]> = vec![
+        b"{\"name\":\"Ann \\\"A\\\"\\\\\\n\\u001F/\xc3\xa9\",\"nick\":\"x\"}",
+        br#"{"nick":null}"#,
+        br#"{"age":9223372036854775807,"score":100.0,"active":false,"nick":"n","seen":"1970-01-01T00:00:00Z","tags":[],"attrs":{},"address":{},"any":null}"#,
+        br#"{"score":-0.0,"nick":null,"seen":"1969-12-31T23:59:59.999Z","any":"s"}"#,
+        br#"{"score":1.0E7,"nick":null,"born":"0001-01-01","any":1.5}"#,
+        br#"{"score":0.001,"nick":null}"#,
+    ];
+    let (results, batch) = run(&w, &payloads);
+    ok(&results);
+    let (results, batch_full) = run(&w, &[full]);
+    ok(&results);
+    // The values, in the columns.
+    let col = |b: &RecordBatch, name: &str| b.column_by_name(name).unwrap().clone();
+    assert_eq!(col(&batch, "name").as_string::<i32>().value(0), "Ann \"A\"\\\n\u{1f}/é");
+    assert!(col(&batch, "name").is_null(1));
+    assert_eq!(col(&batch, "age").as_primitive::<Int64Type>().value(2), i64::MAX);
+    assert_eq!(col(&batch, "score").as_primitive::<Float64Type>().value(2), 100.0);
+    assert!(col(&batch, "score").as_primitive::<Float64Type>().value(3).is_sign_negative());
+    assert_eq!(col(&batch, "score").as_primitive::<Float64Type>().value(4), 1e7);
+    assert_eq!(col(&batch, "seen").as_primitive::<TimestampMicrosecondType>().value(2), 0);
+    assert_eq!(col(&batch, "seen").as_primitive::<TimestampMicrosecondType>().value(3), -1000);
+    assert_eq!(col(&batch, "born").as_primitive::<Date32Type>().value(4), -719_162);
+    assert_eq!(col(&batch, "any").as_string::<i32>().value(2), "null");
+    assert_eq!(col(&batch, "any").as_string::<i32>().value(3), "\"s\"");
+    assert!(col(&batch, "any").is_null(1));
+    assert_eq!(col(&batch_full, "born").as_primitive::<Date32Type>().value(0), 10_956);
+    assert_eq!(col(&batch_full, "seen").as_primitive::<TimestampMicrosecondType>().value(0), 1_714_564_800_123_456);
+    assert_eq!(col(&batch_full, "color").as_string::<i32>().value(0), "green");
+    let tags = col(&batch_full, "tags");
+    assert_eq!(tags.as_list::<i32>().value(0).as_string::<i32>().value(2), "");
+    let address = col(&batch_full, "address");
+    assert_eq!(address.as_struct().column_by_name("city").unwrap().as_string::<i32>().value(0), "Zürich");
+    assert_eq!(col(&batch_full, "any").as_string::<i32>().value(0), r#"{"free":[1,"x",null]}"#);
+    assert_eq!(col(&batch_full, "id").data_type(), &arrow_schema::DataType::FixedSizeBinary(16));
+}
+
+#[test]
+fn non_canonical_or_invalid_values_go_raw() {
+    let w = writer(PERSON);
+    let raw: Vec<&[u8]> = vec![
+        br#"{"name": "a","nick":null}"#,                                     // whitespace
+        b" {\"nick\":null}",                                                  // leading whitespace
+        br#"{"nick":null} "#,                                                 // trailing whitespace
+        br#"{"nick":null,"name":"a"}"#,                                       // other key order
+        br#"{"nick":null,"zzz":1}"#,                                          // unknown property
+        br#"{"name":"a","name":"a","nick":null}"#,                            // duplicate key
+        br#"{"score":1,"nick":null}"#,                                        // 1 for a number
+        br#"{"score":1e7,"nick":null}"#,                                      // not Java's form
+        br#"{"score":0.0001,"nick":null}"#,                                   // Java: 1.0E-4
+        br#"{"age":1.0,"nick":null}"#,                                        // 1.0 for an integer
+        br#"{"age":-0,"nick":null}"#,                                         // -0
+        br#"{"age":9223372036854775808,"nick":null}"#,                        // out of range
+        br#"{"age":"1","nick":null}"#,                                        // wrong kind
+        br#"{"name":"a\/b","nick":null}"#,                                    // escaped slash
+        br#"{"name":"\u001f","nick":null}"#,                                  // lower-case hex
+        br#"{"name":"\u00e9","nick":null}"#,                                  // escaped non-ASCII
+        br#"{"name":"\ud800","nick":null}"#,                                  // lone surrogate
+        br#"{"seen":"2024-05-01T12:00:00+00:00","nick":null}"#,               // offset
+        br#"{"seen":"2024-05-01T12:00:00.000Z","nick":null}"#,                // zero fraction
+        br#"{"seen":"2024-05-01T12:00:00.120Z","nick":null}"#,                // not 3/6 digits... 
+        br#"{"seen":"2024-02-30T12:00:00Z","nick":null}"#,                    // no such day
+        br#"{"born":"2024-1-01","nick":null}"#,                               // bad date
+        br#"{"id":"0E8A4F5C-1B2D-4C3E-9F00-AABBCCDDEEFF","nick":null}"#,      // upper-case uuid
+        br#"{"color":"blue","nick":null}"#,                                   // not in the enum
+        br#"{"name":"a"}"#,                                                   // nullable property absent
+        br#"{"name":null,"nick":null}"#,                                      // null for a non-nullable one
+        br#"{"attrs":{"a":1,"a":1},"nick":null}"#,                            // repeated map key
+        br#"{"address":{"zip":"1","extra":2},"nick":null}"#,                  // additional property
+        br#"{"nick":null"#,                                                   // truncated
+        br#"{"nick":nul}"#,                                                   // garbage
+        b"\xff\xfe",                                                          // garbage
+        b"",                                                                  // empty
+        br#"{"nick":null}{}"#,                                                // two values
+        br#"{"any":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],"nick":null}"#, // too deep
+        b"{\"name\":\"\xc3\",\"nick\":null}",                                 // not UTF-8
+    ];
+    let (results, batch) = run(&w, &raw);
+    for (i, r) in results.iter().enumerate() {
+        assert!(matches!(r, Err(Fallback::Transcode { format: "json", .. })), "payload {i} {:?}: {r:?}", String::from_utf8_lossy(raw[i]));
+    }
+    assert_eq!(batch.num_rows(), raw.len());
+    assert!(batch.column_by_name("nick").unwrap().is_null(0));
+    // The reasons say what and where.
+    let t = w.transcoder.clone().unwrap();
+    let reason = |p: &[u8]| match t.to_avro(p, PayloadFraming::Bare, &mut Vec::new()) {
+        Err(Fallback::Transcode { reason, .. }) => reason,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(reason(br#"{"name": "a"}"#), "whitespace (only compact JSON goes to columns) at byte 8");
+    assert_eq!(reason(br#"{"age":1.0}"#), "not an integer for an integer property at byte 7");
+    assert!(reason(br#"{"zzz":1}"#).starts_with("a property the schema does not have"));
+    assert!(reason(br#"{"name":"a","name":"b"}"#).starts_with("a property repeated or out of the schema's order at byte 12"));
+}
+
+#[test]
+fn java_double_to_string() {
+    let cases: &[(f64, &str)] = &[
+        (1.0, "1.0"),
+        (100.0, "100.0"),
+        (0.001, "0.001"),
+        (1e7, "1.0E7"),
+        (1.234e-5, "1.234E-5"),
+        (-0.0, "-0.0"),
+        (0.0, "0.0"),
+        (9999999.0, "9999999.0"),
+        (12345678.0, "1.2345678E7"),
+        (123456.789, "123456.789"),
+        (0.1 + 0.2, "0.30000000000000004"),
+        (0.00099, "9.9E-4"),
+        (1e-4, "1.0E-4"),
+        (1e23, "1.0E23"),
+        (f64::MAX, "1.7976931348623157E308"),
+        (f64::MIN_POSITIVE, "2.2250738585072014E-308"),
+        (5e-324, "4.9E-324"),
+        (-1.5, "-1.5"),
+        (1e21, "1.0E21"),
+    ];
+    for (x, java) in cases {
+        let mut out = Vec::new();
+        super::value::write_double(*x, &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), *java, "{x:e}");
+    }
+    assert!(super::value::write_double(f64::NAN, &mut Vec::new()).is_err());
+}
+
+#[test]
+fn unions_nullable_and_top_level_values() {
+    // type: [T, "null"], oneOf with a null branch, a wider union decided by the JSON kind.
+    let w = writer(r#"{"type":"object","properties":{
+        "a":{"oneOf":[{"type":"null","title":"Not included"},{"type":"integer"}]},
+        "b":{"anyOf":[{"type":"string"},{"type":"integer"},{"type":"number"},{"type":"object","properties":{"x":{"type":"boolean"}}}]},
+        "c":{"type":"array","items":{"type":["integer","null"]}}}}"#);
+    let payloads: Vec<&[u8]> = vec![
+        br#"{"a":null,"b":"s","c":[1,null,3]}"#,
+        br#"{"a":5,"b":7}"#,
+        br#"{"a":5,"b":7.5}"#,
+        br#"{"a":5,"b":{"x":true}}"#,
+        br#"{"a":null,"b":{}}"#,
+    ];
+    let (results, batch) = run(&w, &payloads);
+    ok(&results);
+    let b = batch.column_by_name("b").unwrap().as_struct().clone();
+    assert_eq!(b.column_names(), ["string", "long", "double", "object"]);
+    assert_eq!(b.column_by_name("long").unwrap().as_primitive::<Int64Type>().value(1), 7);
+    assert_eq!(b.column_by_name("double").unwrap().as_primitive::<Float64Type>().value(2), 7.5);
+    let (raw, _) = run(&w, &[br#"{"b":7}"#, br#"{"a":null,"b":true}"#]);
+    assert!(raw.iter().all(Result::is_err));
+
+    // Top-level non-objects: one column.
+    for (schema, values) in [
+        (r#"{"type":"string"}"#, vec![&br#""x""#[..], br#""""#]),
+        (r#"{"type":"array","items":{"type":"number"}}"#, vec![&b"[1.0,2.5]"[..], b"[]"]),
+        (r#"{"type":["integer","null"]}"#, vec![&b"1"[..], b"null"]),
+        (r#"{"type":"object","additionalProperties":{"type":"string"}}"#, vec![&br#"{"k":"v","j":"w"}"#[..], b"{}"]),
+    ] {
+        let w = writer(schema);
+        assert!(!w.is_record());
+        assert_eq!(w.column_names().collect::<Vec<_>>(), [crate::avro::NON_RECORD_COLUMN]);
+        let (results, _) = run(&w, &values);
+        ok(&results);
+    }
+}
+
+#[test]
+fn references_and_definitions() {
+    let address = r#"{"type":"object","properties":{"city":{"type":"string"}}}"#;
+    let schema = r##"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","properties":{
+        "home":{"$ref":"https://example.com/address.json"},
+        "work":{"$ref":"address.json#"},
+        "kind":{"$ref":"#/$defs/kind"},
+        "old":{"$ref":"#/definitions/n"}},
+      "$defs":{"kind":{"type":"string","enum":["a","b"]}},
+      "definitions":{"n":{"type":"integer"}}}"##;
+    let w = writer_with(schema, &[("address.json", address)]).unwrap();
+    let (results, batch) = run(&w, &[br#"{"home":{"city":"X"},"work":{},"kind":"a","old":3}"#]);
+    ok(&results);
+    assert_eq!(batch.column_by_name("home").unwrap().as_struct().column_names(), ["city"]);
+    // Recursion, unresolved references, undecidable unions: unsupported.
+    let recursive = r##"{"type":"object","properties":{"next":{"$ref":"#"}}}"##;
+    assert!(matches!(writer_with(recursive, &[]), Err(crate::SchemaError::Unsupported { .. })));
+    let mutual = r##"{"$defs":{"a":{"type":"object","properties":{"b":{"$ref":"#/$defs/b"}}},"b":{"type":"array","items":{"$ref":"#/$defs/a"}}},"$ref":"#/$defs/a"}"##;
+    assert!(matches!(writer_with(mutual, &[]), Err(crate::SchemaError::Unsupported { .. })));
+    assert!(matches!(writer_with(r#"{"$ref":"missing.json"}"#, &[]), Err(crate::SchemaError::Unsupported { .. })));
+    let two_strings = r#"{"oneOf":[{"type":"string"},{"type":"string","format":"date"}]}"#;
+    assert!(matches!(writer_with(two_strings, &[]), Err(crate::SchemaError::Unsupported { .. })));
+    assert!(matches!(writer_with("{not json", &[]), Err(crate::SchemaError::Parse { .. })));
+    // Property names that are no Avro names.
+    let w = writer(r#"{"properties":{"first-name":{"type":"string"},"1x":{"type":"string"},"q\"":{"type":"string"}}}"#);
+    assert_eq!(w.column_names().collect::<Vec<_>>(), ["first_name", "_1x", "q_"]);
+    let (results, _) = run(&w, &[br#"{"first-name":"a","1x":"b","q\"":"c"}"#]);
+    ok(&results);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Property tests: random schemas, values written the way Jackson writes them.
+
+#[derive(Clone, Debug)]
+enum S {
+    Bool,
+    Int,
+    Num,
+    Str,
+    Enum,
+    DateTime,
+    Date,
+    Uuid,
+    Any,
+    Arr(Box<S>),
+    Map(Box<S>),
+    Obj(Vec<(String, S)>),
+    Nullable(Box<S>),
+}
+
+fn gen_schema() -> impl Strategy<Value = S> {
+    let leaf = prop_oneof![
+        Just(S::Bool),
+        Just(S::Int),
+        Just(S::Num),
+        Just(S::Str),
+        Just(S::Enum),
+        Just(S::DateTime),
+        Just(S::Date),
+        Just(S::Uuid),
+        Just(S::Any),
+    ];
+    let leaf = prop_oneof![4 => leaf.clone(), 1 => leaf.prop_map(|s| S::Nullable(Box::new(s)))];
+    leaf.prop_recursive(4, 32, 5, |inner| {
+        let names = ["a", "b", "c-d", "é", "e f", "g"];
+        prop_oneof![
+            inner.clone().prop_map(|s| S::Arr(Box::new(s))),
+            inner.clone().prop_map(|s| S::Map(Box::new(s))),
+            prop::collection::vec(inner.clone(), 0..6)
+                .prop_map(move |v| S::Obj(v.into_iter().enumerate().map(|(i, s)| (format!("{}{i}", names[i % names.len()]), s)).collect())),
+            prop::collection::vec(inner, 1..4)
+                .prop_map(move |v| S::Nullable(Box::new(S::Obj(v.into_iter().enumerate().map(|(i, s)| (format!("p{i}"), s)).collect())))),
+        ]
+    })
+}
+
+fn jstr(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+fn schema_text(s: &S) -> String {
+    match s {
+        S::Bool => r#"{"type":"boolean"}"#.into(),
+        S::Int => r#"{"type":"integer"}"#.into(),
+        S::Num => r#"{"type":"number"}"#.into(),
+        S::Str => r#"{"type":"string"}"#.into(),
+        S::Enum => r#"{"type":"string","enum":["red","b\"l","ü"]}"#.into(),
+        S::DateTime => r#"{"type":"string","format":"date-time"}"#.into(),
+        S::Date => r#"{"type":"string","format":"date"}"#.into(),
+        S::Uuid => r#"{"type":"string","format":"uuid"}"#.into(),
+        S::Any => r#"{"description":"anything"}"#.into(),
+        S::Arr(e) => format!(r#"{{"type":"array","items":{}}}"#, schema_text(e)),
+        S::Map(v) => format!(r#"{{"type":"object","additionalProperties":{}}}"#, schema_text(v)),
+        S::Obj(props) => {
+            let p: Vec<String> = props.iter().map(|(k, s)| format!("{}:{}", jstr(k), schema_text(s))).collect();
+            format!(r#"{{"type":"object","properties":{{{}}}}}"#, p.join(","))
+        }
+        S::Nullable(inner) => format!(r#"{{"oneOf":[{{"type":"null"}},{}]}}"#, schema_text(inner)),
+    }
+}
+
+fn admits_null(s: &S) -> bool {
+    matches!(s, S::Nullable(_) | S::Any)
+}
+
+fn gen_value(s: &S) -> BoxedStrategy<J> {
+    match s {
+        S::Bool => any::<bool>().prop_map(J::from).boxed(),
+        S::Int => prop_oneof![any::<i64>(), -1000i64..1000].prop_map(J::from).boxed(),
+        S::Num => prop_oneof![
+            any::<f64>().prop_filter("finite", |f| f.is_finite()),
+            (-1_000_000i64..1_000_000, 0u32..6).prop_map(|(m, e)| m as f64 / 10f64.powi(e as i32)),
+            Just(-0.0),
+        ]
+        .prop_map(|f| J::Number(serde_json::Number::from_f64(f).unwrap()))
+        .boxed(),
+        S::Str => "[a-z \"\\\\/\n\t\u{1}\u{1f}\u{7f}é😀\u{2028}]{0,8}".prop_map(J::from).boxed(),
+        S::Enum => prop::sample::select(vec!["red", "b\"l", "ü"]).prop_map(J::from).boxed(),
+        S::DateTime => (0i64..10000, 1i64..13, 1i64..29, 0i64..24, 0i64..60, 0i64..60, 0usize..3, 0i64..1_000_000)
+            .prop_map(|(y, mo, d, h, mi, s, kind, f)| {
+                let frac = match kind {
+                    0 => String::new(),
+                    1 if f % 1000 != 0 => format!(".{:03}", f / 1000 % 1000).replace(".000", ".001"),
+                    1 => format!(".{:03}", (f / 1000).max(1)),
+                    _ if f % 1000 == 0 => format!(".{:06}", f + 1),
+                    _ => format!(".{f:06}"),
+                };
+                J::from(format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}Z"))
+            })
+            .boxed(),
+        S::Date => (0i64..10000, 1i64..13, 1i64..29).prop_map(|(y, m, d)| J::from(format!("{y:04}-{m:02}-{d:02}"))).boxed(),
+        S::Uuid => any::<[u8; 16]>().prop_map(|b| J::from(uuid::Uuid::from_bytes(b).to_string())).boxed(),
+        S::Any => prop_oneof![Just(J::Null), any::<i32>().prop_map(J::from), "[a-z]{0,3}".prop_map(J::from), Just(serde_json::json!({"k":[1,{"z":null}]}))].boxed(),
+        S::Arr(e) => prop::collection::vec(gen_value(e), 0..4).prop_map(J::Array).boxed(),
+        S::Map(v) => prop::collection::btree_map("[a-z\"é]{0,3}", gen_value(v), 0..4).prop_map(|m| J::Object(m.into_iter().collect())).boxed(),
+        S::Obj(props) => {
+            let gens: Vec<BoxedStrategy<Option<J>>> = props
+                .iter()
+                .map(|(_, s)| {
+                    if admits_null(s) && !matches!(s, S::Any) {
+                        gen_value(s).prop_map(Some).boxed()
+                    } else {
+                        prop::option::of(gen_value(s)).boxed()
+                    }
+                })
+                .collect();
+            let names: Vec<String> = props.iter().map(|(k, _)| k.clone()).collect();
+            gens.prop_map(move |vals| J::Object(names.iter().zip(vals).filter_map(|(k, v)| Some((k.clone(), v?))).collect())).boxed()
+        }
+        S::Nullable(inner) => prop_oneof![1 => Just(J::Null), 3 => gen_value(inner)].boxed(),
+    }
+}
+
+/// Jackson's string escaping, written independently of the transcoder.
+fn jackson_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Java's `Double.toString`, from Rust's shortest `Display` (plain decimal) digits.
+fn java_double(f: f64) -> String {
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+    }
+    let plain = format!("{}", f.abs());
+    let (int, frac) = plain.split_once('.').unwrap_or((&plain, ""));
+    let all = format!("{int}{frac}");
+    let lead = all.len() - all.trim_start_matches('0').len();
+    let digits = all.trim_matches('0');
+    let exp = int.len() as i32 - 1 - lead as i32;
+    let sign = if f < 0.0 { "-" } else { "" };
+    if (1e-3..1e7).contains(&f.abs()) {
+        let frac = if frac.is_empty() { "0" } else { frac };
+        format!("{sign}{int}.{frac}")
+    } else {
+        let rest = if digits.len() > 1 { &digits[1..] } else { "0" };
+        format!("{sign}{}.{rest}E{exp}", &digits[..1])
+    }
+}
+
+/// The value as Jackson writes it (properties in the schema's order).
+fn jackson(s: &S, v: &J, out: &mut String) {
+    match (s, v) {
+        (S::Nullable(_), J::Null) => out.push_str("null"),
+        (S::Nullable(inner), v) => jackson(inner, v, out),
+        (S::Any, v) => out.push_str(&serde_json::to_string(v).unwrap()),
+        (S::Num, J::Number(n)) => out.push_str(&java_double(n.as_f64().unwrap())),
+        (_, J::String(t)) => jackson_string(t, out),
+        (S::Arr(e), J::Array(items)) => {
+            out.push('[');
+            for (i, x) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                jackson(e, x, out);
+            }
+            out.push(']');
+        }
+        (S::Map(vs), J::Object(o)) => {
+            out.push('{');
+            for (i, (k, x)) in o.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                jackson_string(k, out);
+                out.push(':');
+                jackson(vs, x, out);
+            }
+            out.push('}');
+        }
+        (S::Obj(props), J::Object(o)) => {
+            out.push('{');
+            let mut first = true;
+            for (k, ps) in props {
+                if let Some(x) = o.get(k) {
+                    if !first {
+                        out.push(',');
+                    }
+                    first = false;
+                    jackson_string(k, out);
+                    out.push(':');
+                    jackson(ps, x, out);
+                }
+            }
+            out.push('}');
+        }
+        (_, v) => out.push_str(&v.to_string()),
+    }
+}
+
+fn top_schema(s: &S) -> S {
+    match s {
+        S::Obj(_) => s.clone(),
+        other => S::Obj(vec![("v".into(), other.clone())]),
+    }
+}
+
+fn schema_and_value() -> impl Strategy<Value = (S, J)> {
+    gen_schema().prop_map(|s| top_schema(&s)).prop_flat_map(|s| {
+        let v = gen_value(&s);
+        (Just(s), v)
+    })
+}
+
+/// Every top-level-shaped random edit of a payload: the outcome is the exact value or raw.
+fn exact_or_raw(w: &Arc<WriterSchema>, payload: &[u8]) -> Result<(), TestCaseError> {
+    let (results, _) = run(w, &[payload]);
+    // `run` already checked that an accepted payload re-encodes to itself and that its datum is
+    // the value serde_json reads.
+    if let Err(e) = &results[0] {
+        prop_assert!(matches!(e, Fallback::Transcode { .. } | Fallback::NotCanonical { .. } | Fallback::DuplicateMapKey(_)), "{e:?}");
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// What Jackson writes goes to the columns, and back to the same bytes.
+    #[test]
+    fn jackson_output_round_trips((s, v) in schema_and_value()) {
+        let w = writer(&schema_text(&s));
+        let mut text = String::new();
+        jackson(&s, &v, &mut text);
+        let (results, _) = run(&w, &[text.as_bytes()]);
+        prop_assert_eq!(&results[0], &Ok(()), "{}", text);
+    }
+
+    /// Reformatted (pretty, keys sorted) or mutated values: the exact value, or raw; no panic.
+    #[test]
+    fn reformatted_or_mutated_values_are_exact_or_raw(
+        (s, v) in schema_and_value(), at in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<bool>(),
+    ) {
+        let w = writer(&schema_text(&s));
+        let pretty = serde_json::to_string_pretty(&v).unwrap();
+        exact_or_raw(&w, pretty.as_bytes())?;
+        let sorted = serde_json::to_string(&v).unwrap();
+        exact_or_raw(&w, sorted.as_bytes())?;
+        let mut text = String::new();
+        jackson(&s, &v, &mut text);
+        let mut bytes = text.into_bytes();
+        let i = at.index(bytes.len().max(1));
+        if cut {
+            bytes.truncate(i);
+        } else if let Some(b) = bytes.get_mut(i) {
+            *b = byte;
+        }
+        // A mutation may still be valid JSON: then it must read back as itself.
+        if serde_json::from_slice::<J>(&bytes).is_err() {
+            let (results, _) = run(&w, &[&bytes]);
+            prop_assert!(results[0].is_err());
+        } else {
+            exact_or_raw(&w, &bytes)?;
+        }
+    }
+
+    /// Random bytes never panic, with any schema.
+    #[test]
+    fn random_bytes_never_panic(s in gen_schema(), bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        let w = writer(&schema_text(&s));
+        let t = w.transcoder.clone().unwrap();
+        let mut avro = Vec::new();
+        let _ = t.to_avro(&bytes, PayloadFraming::Bare, &mut avro);
+        let _ = t.from_avro(&bytes, PayloadFraming::Bare, &mut Vec::new());
+        let mut cols = ValueColumns::for_writer(&w).unwrap();
+        let mut d = cols.decoder(w.clone());
+        let _ = cols.append(&mut d, &bytes);
+        prop_assert_eq!(cols.len(), 1);
+    }
+}
+

@@ -402,6 +402,9 @@ impl<'a> Scan<'a> {
             }
             _ => None,
         };
+        if matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+            return Err(self.unexpected("a value"));
+        }
         found.ok_or_else(|| {
             let what = match c {
                 b'"' => "a string",
@@ -410,7 +413,6 @@ impl<'a> Scan<'a> {
                 b't' | b'f' => "a boolean",
                 b'n' => "null",
                 b'-' | b'0'..=b'9' => "a number",
-                b' ' | b'\t' | b'\n' | b'\r' => "whitespace (only compact JSON goes to columns)",
                 _ => "not JSON",
             };
             self.err(self.i, &format!("{what} where the schema has no such value"))
