@@ -10,6 +10,12 @@ line, `PASS <name>` or `FAIL <name>: <why>`; the exit status is 1 when any check
         of typed_orders is framed with one of the two ids of subject typed_orders-key, whose schema
         is the key version it was written with (v1: customer_id, region; v2: + shard), and the
         raw key with an unknown id names no version of it
+    check_typed.py wire-pj <expected-pj.jsonl> <oracle-pj.tsv> <ccompat URL>
+        typed_proto and typed_json (ProtoJsonClient.java): every value written from a schema is
+        framed 0x00 + the 4-byte id of the version of subject typed_proto-value (schemaType
+        PROTOBUF) or typed_json-value (JSON) it was written with, one distinct id per version,
+        the subject holding exactly those; Protobuf values carry the index list recorded as sent
+        (02 00 as Apicurio writes [0], 00 as Confluent does) and then the message
     check_typed.py table <expected.jsonl> <tiered.tsv> <warehouse> <topic> <engine> <label>
         the topic's table read by pyiceberg, DuckDB or Spark (tests/oracle/read_table.py
         --all-columns) holds exactly the records of the tiered segments: per row the offset and
@@ -21,14 +27,20 @@ line, `PASS <name>` or `FAIL <name>: <why>`; the exit status is 1 when any check
         `shard` null for a v1 key), its writer schema id in kafka.key_schema_id and kafka.key
         null; a raw key (plain UTF-8, truncated Avro, unknown id) byte for byte in kafka.key with
         the struct and kafka.key_schema_id null; a null key: all three null. typed_latest (raw
-        keys): kafka.key byte for byte, no `key` struct, no kafka.key_schema_id
+        keys): kafka.key byte for byte, no `key` struct, no kafka.key_schema_id. typed_proto and
+        typed_json (expected-pj.jsonl, raw keys): the same comparisons; a FAIL says first how
+        many of the values written from a schema are in columns, by kind
     check_typed.py schema <warehouse> <topic> <min schemas>
         the table's schema history (pyiceberg): at least <min schemas> schemas (created, then
         evolved), every field id of an earlier schema unchanged in the current one (by name
         path: the `key` struct's fields too), and the Iceberg types of the logical types (date,
         timestamptz, decimal, uuid); typed_orders: an optional `key` struct {customer_id long,
         region string, shard int}, the key evolved in the history (an earlier schema's `key` has
-        no `shard`), and an int kafka.key_schema_id; typed_latest: neither
+        no `shard`), and an int kafka.key_schema_id; typed_latest: neither; typed_proto: the
+        Protobuf mapping's types (Timestamp: timestamptz, enum: string, map<string,int64>: map,
+        map<int32,string>: list of {key, value}, message: struct, oneof: a column per member,
+        uint32: long); typed_json: integer long, number double, date-time timestamptz, object
+        struct, array list
 
 File formats: see TypedClient.java (expected.jsonl) and E2eClient.java (tiered file). result,
 read_tiered and read_table come from integration/e2e/check.py.
@@ -134,6 +146,58 @@ def cmd_wire(expected_path, ccompat):
            + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + ")", "; ".join(problems[:3]))
 
 
+def cmd_wire_pj(expected_path, oracle_path, ccompat):
+    rows = read_expected(expected_path)
+    sent = {(r["topic"], r["offset"]): r["value"] for r in check.read_rows(oracle_path)}
+    for topic, schema_type, marks in (
+            ("typed_proto", "PROTOBUF", {1: ([], ["discount = 19", "channel = 21"]), 2: (["discount = 19", "weights = 20"], ["channel = 21"]),
+                                         3: (["discount = 19", "channel = 21", "shipped = 22"], [])}),
+            ("typed_json", "JSON", {1: ([], ['"note"', '"flags"']), 2: (['"note"', '"ratio"'], ['"flags"']),
+                                    3: (['"note"', '"flags"', '"source"'], [])})):
+        subject = f"{topic}-value"
+        name = f"Confluent wire format: {topic} values carry the ids of subject {subject} ({schema_type})"
+        try:
+            by_id = {}
+            for v in get(f"{ccompat}/subjects/{subject}/versions"):
+                d = get(f"{ccompat}/subjects/{subject}/versions/{v}")
+                by_id[d["id"]] = d
+        except Exception as e:  # noqa: BLE001
+            result(False, name, f"registry: {e}")
+            continue
+        problems = []
+        seen = {}
+        kinds = {}
+        for r in rows:
+            if r["topic"] != topic or r["schema_id"] is None:
+                continue
+            kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
+            sid, version = r["schema_id"], r["version"]
+            seen.setdefault(version, set()).add(sid)
+            v = sent.get((topic, r["offset"]))
+            b = bytes.fromhex(v) if v and v != "-" else b""
+            prefix = "00" + sid.to_bytes(4, "big").hex() + (r["indexes"] or "")
+            if not b.hex().startswith(prefix) or len(b) <= len(prefix) // 2:
+                problems.append(f"offset {r['offset']} ({r['kind']}): value {b[:12].hex()}... does not start with {prefix}")
+            if sid not in by_id:
+                problems.append(f"offset {r['offset']}: id {sid} is not a version of the subject ({sorted(by_id)})")
+                continue
+            d = by_id[sid]
+            if d.get("schemaType") != schema_type:
+                problems.append(f"id {sid}: schemaType {d.get('schemaType')}, expected {schema_type}")
+            has, lacks = marks[version]
+            text = d["schema"]
+            if any(m not in text for m in has) or any(m in text for m in lacks):
+                problems.append(f"offset {r['offset']}: id {sid}'s schema is not v{version} (wants {has}, not {lacks})")
+        if sorted(seen) != [1, 2, 3] or any(len(x) != 1 for x in seen.values()) or len(set().union(*seen.values())) != 3:
+            problems.append(f"expected one distinct id per schema version, got {seen}")
+        elif sorted(by_id) != sorted(set().union(*seen.values())):
+            problems.append(f"the subject's ids {sorted(by_id)} are not the ones the values used {seen}")
+        idx = sorted({r["indexes"] for r in rows if r["topic"] == topic and r["schema_id"] is not None and r["indexes"]})
+        note = f"; index lists {', '.join(idx)}" if idx else ""
+        result(not problems, f"{name} ({len(by_id)} versions, ids {sorted(by_id)}; "
+               + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + note + ")", "; ".join(problems[:3]))
+
+
 def short(v, n=300):
     s = json.dumps(v)
     return s if len(s) <= n else s[:n] + "..."
@@ -214,6 +278,18 @@ def cmd_table(expected_path, tiered_path, warehouse, topic, engine, label):
     key_fields = ("customer_id", "region", "shard")
     if len(actual) != len(expected):
         problems.append(f"{len(expected)} rows expected (offsets up to {bound}), {len(actual)} read")
+    if topic in ("typed_proto", "typed_json"):
+        # How many values written from a schema are in columns (id set, raw `value` null), by kind.
+        typed = {}
+        for e, a in zip(expected, actual):
+            if e["columns"] is None or a["kafka"]["offset"] != e["offset"]:
+                continue
+            n, ok = typed.get(e["kind"], (0, 0))
+            in_cols = a["kafka"].get("value_schema_id") == e["schema_id"] and a["value"] is None
+            typed[e["kind"]] = (n + 1, ok + in_cols)
+        if any(ok != n for n, ok in typed.values()):
+            problems.append("values written from the schema in columns (kafka.value_schema_id set, `value` null): "
+                            + ", ".join(f"{k} {ok} of {n}" for k, (n, ok) in sorted(typed.items())))
     for e, a in zip(expected, actual):
         k = a["kafka"]
         where = f"offset {e['offset']} ({e['kind']}, key {e['key_kind']})"
@@ -294,6 +370,22 @@ def cmd_schema(warehouse, topic, min_schemas):
                 problems.append(f"{col} is {types.get(col)}, expected a {kind.__name__}")
     elif topic == "typed_latest":
         want = {"at": T.TimestamptzType(), "day": T.DateType(), "session": T.UUIDType(), "price": T.DecimalType(12, 3)}
+    elif topic == "typed_proto":
+        want = {"id": T.LongType(), "placed": T.TimestamptzType(), "shipped": T.TimestamptzType(), "status": T.StringType(),
+                "coupon": T.StringType(), "note": T.StringType(), "card": T.StringType(), "voucher": T.LongType(),
+                "total": T.DoubleType(), "gift": T.BooleanType(), "blob": T.BinaryType(), "points": T.LongType(),
+                "discount": T.DoubleType(), "channel": T.StringType()}
+        for col, kind in (("customer", T.StructType), ("transfer", T.StructType), ("items", T.ListType), ("quantities", T.ListType),
+                          ("counters", T.MapType), ("labels", T.ListType), ("weights", T.ListType)):
+            if not isinstance(types.get(col), kind):
+                problems.append(f"{col} is {types.get(col)}, expected a {kind.__name__}")
+    elif topic == "typed_json":
+        want = {"id": T.LongType(), "name": T.StringType(), "score": T.DoubleType(), "active": T.BooleanType(),
+                "at": T.TimestamptzType(), "note": T.StringType(), "ratio": T.DoubleType()}
+        for col, kind in (("user", T.StructType), ("tags", T.ListType), ("points", T.ListType), ("flags", T.ListType),
+                          ("source", T.StructType)):
+            if not isinstance(types.get(col), kind):
+                problems.append(f"{col} is {types.get(col)}, expected a {kind.__name__}")
     for col, t in want.items():
         if types.get(col) != t:
             problems.append(f"{col} is {types.get(col)}, expected {t}")
@@ -324,7 +416,7 @@ def cmd_schema(warehouse, topic, min_schemas):
         ksid = kafka_fields.get("key_schema_id")
         if ksid is None or not isinstance(ksid.field_type, T.IntegerType):
             problems.append("no int column kafka.key_schema_id")
-    elif topic == "typed_latest":
+    elif topic in ("typed_latest", "typed_proto", "typed_json"):
         if "key" in types or "key_schema_id" in kafka_fields:
             problems.append("raw keys, yet the table has a `key` struct or kafka.key_schema_id")
     result(not problems, f"{name} ({len(schemas)} schemas, field ids stable, {len(current.fields)} top-level columns{key_note})",
@@ -333,7 +425,7 @@ def cmd_schema(warehouse, topic, min_schemas):
 
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"wire": cmd_wire, "table": cmd_table, "schema": cmd_schema}[cmd](*args)
+    {"wire": cmd_wire, "wire-pj": cmd_wire_pj, "table": cmd_table, "schema": cmd_schema}[cmd](*args)
     sys.exit(1 if check.failed else 0)
 
 

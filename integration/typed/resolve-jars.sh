@@ -5,6 +5,8 @@
 #   TYPED=$(integration/typed/resolve-jars.sh | tail -n1)
 #   $TYPED/serde/*   Apicurio Registry's Kafka Avro serde 3.0.2 and its dependencies, less what the
 #                    Kafka 4.1.2 class path already has (see pom.xml beside this script)
+#   $TYPED/serde-pj/* Apicurio's Kafka serdes for Protobuf and JSON Schema 3.1.7 and their
+#                    dependencies, likewise (pom-protobuf-json.xml: a class path of their own)
 #   $TYPED/spark/*   Apache Iceberg's Spark runtime (iceberg-spark-runtime-3.5_2.12) and the SQLite
 #                    JDBC driver (org.xerial:sqlite-jdbc), for pyspark's spark.jars
 #
@@ -26,12 +28,15 @@ stamp="$dir/.calving-resolved"
 die() { echo "typed/resolve-jars.sh: error: $*" >&2; exit 1; }
 
 command -v sha256sum >/dev/null || die "sha256sum not found"
-sum=$(cat "${BASH_SOURCE[0]}" "$here/pom.xml" "$here/maven-settings.xml" | sha256sum | cut -d' ' -f1)
+sum=$(cat "${BASH_SOURCE[0]}" "$here/pom.xml" "$here/pom-protobuf-json.xml" "$here/maven-settings.xml" | sha256sum | cut -d' ' -f1)
 
 complete() {
   [ -f "$stamp" ] && [ "$(head -n1 "$stamp")" = "$sum" ] \
     && compgen -G "$dir/serde/apicurio-registry-avro-serde-kafka-*.jar" >/dev/null \
     && compgen -G "$dir/serde/avro-1.*.jar" >/dev/null \
+    && compgen -G "$dir/serde-pj/apicurio-registry-protobuf-serde-kafka-*.jar" >/dev/null \
+    && compgen -G "$dir/serde-pj/apicurio-registry-jsonschema-serde-kafka-*.jar" >/dev/null \
+    && compgen -G "$dir/serde-pj/protobuf-java-*.jar" >/dev/null \
     && compgen -G "$dir/spark/iceberg-spark-runtime-*.jar" >/dev/null \
     && compgen -G "$dir/spark/sqlite-jdbc-*.jar" >/dev/null
 }
@@ -52,16 +57,18 @@ mvn_() {
   # shellcheck disable=SC2086
   mvn -q -B -s "$here/maven-settings.xml" ${CALVING_MVN_ARGS:-} "$@" >&2
 }
-echo "typed/resolve-jars.sh: resolving the Apicurio Avro serde, Iceberg's Spark runtime and sqlite-jdbc into $dir ..." >&2
+echo "typed/resolve-jars.sh: resolving the Apicurio Avro, Protobuf and JSON Schema serdes, Iceberg's Spark runtime and sqlite-jdbc into $dir ..." >&2
 mvn_ -f "$here/pom.xml" dependency:copy-dependencies -DoutputDirectory="$tmp/serde" \
   || die "mvn could not resolve $here/pom.xml (no network or no Maven Central?)"
+mvn_ -f "$here/pom-protobuf-json.xml" dependency:copy-dependencies -DoutputDirectory="$tmp/serde-pj" \
+  || die "mvn could not resolve $here/pom-protobuf-json.xml (no network or no Maven Central?)"
 for a in "$iceberg_spark" "$sqlite_jdbc"; do
   mvn_ dependency:copy -Dartifact="$a" -DoutputDirectory="$tmp/spark" || die "mvn could not fetch $a"
 done
 
-rm -rf "$dir/serde" "$dir/spark" "$stamp"
-mv "$tmp/serde" "$tmp/spark" "$dir/"
-{ echo "$sum"; date -u +%FT%TZ; (cd "$dir" && ls -1 serde spark); } >"$stamp"
+rm -rf "$dir/serde" "$dir/serde-pj" "$dir/spark" "$stamp"
+mv "$tmp/serde" "$tmp/serde-pj" "$tmp/spark" "$dir/"
+{ echo "$sum"; date -u +%FT%TZ; (cd "$dir" && ls -1 serde serde-pj spark); } >"$stamp"
 complete || die "resolution finished but jars are missing from $dir"
-echo "typed/resolve-jars.sh: $(ls "$dir/serde" | wc -l) serde jars, $(ls "$dir/spark" | wc -l) Spark jars in $dir" >&2
+echo "typed/resolve-jars.sh: $(ls "$dir/serde" | wc -l) + $(ls "$dir/serde-pj" | wc -l) serde jars, $(ls "$dir/spark" | wc -l) Spark jars in $dir" >&2
 echo "$dir"
