@@ -566,7 +566,7 @@ impl ProtobufTranscoder {
                 return Ok(data.iter().filter(|&&b| b < 0x80).count());
             }
         };
-        if data.len() % width != 0 {
+        if !data.len().is_multiple_of(width) {
             return Err(fail(format!("packed {} at byte {start}: {} bytes, not a multiple of {width}", f.name, data.len())));
         }
         Ok(data.len() / width)

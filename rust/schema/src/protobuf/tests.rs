@@ -57,8 +57,7 @@ fn through(c: &Compiled, payload: &[u8]) -> A {
     c.transcoder.from_avro(&avro, PayloadFraming::Confluent, &mut back2).unwrap();
     assert_eq!(back2, framed);
     let schema = apache_avro::Schema::parse(&c.avro).unwrap_or_else(|e| panic!("{e}: {}", c.avro));
-    let v = apache_avro::from_avro_datum(&schema, &mut &avro[..], None).unwrap();
-    v
+    apache_avro::from_avro_datum(&schema, &mut &avro[..], None).unwrap()
 }
 
 /// to_avro, then from_avro and the comparison the caller does: whether the value goes to columns.

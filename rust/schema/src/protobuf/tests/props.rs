@@ -85,10 +85,9 @@ fn render_message(s: &Shape, name: &str, fields: &[F], n: &mut usize, out: &mut 
                 sub_name
             }
         };
-        let is_msg = matches!(f.ty, Ty::Msg(_));
         let fname = format!("f{i}");
         let line = match f.label {
-            0 if s.proto3 || is_msg && s.proto3 => format!("{tname} {fname} = {number};"),
+            0 if s.proto3 => format!("{tname} {fname} = {number};"),
             0 | 1 => format!("optional {tname} {fname} = {number};"),
             // (no explicit `packed` option: prost-reflect 0.16 ignores it when writing; the
             // unit tests cover it with bytes written by hand)

@@ -45,7 +45,7 @@ fn order(d: &MessageDescriptor, i: u64) -> DynamicMessage {
             ("country", P::String("US".into())),
         ])),
     );
-    let lines = (0..8)
+    let lines = (0..14)
         .map(|l| {
             sub(d, "lines", &[
                 ("sku", P::String(format!("SKU-{:06}-{l}", i % 100_000))),
