@@ -733,3 +733,355 @@ fn typed_values_over_many_day_partitions() {
     assert!(fetch_all(&rsm, &md, 0, None) == std::fs::read(&files.log).unwrap(), "served byte for byte");
     assert_eq!(common::count_rows(&rsm, "backfill"), (days * 6) as u64);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Protobuf and JSON Schema (issue 13): values written by this file's own few lines of encoding
+// (independent of calving-schema's transcoders), schemas registered in Apicurio with their
+// `schemaType`, copied and fetched back like the Avro ones.
+// ---------------------------------------------------------------------------------------------
+
+fn order_proto(version: u32) -> String {
+    let discount = if version >= 2 { "  double discount = 11;\n" } else { "" };
+    format!(
+        r#"syntax = "proto3";
+package shop;
+
+import "google/protobuf/timestamp.proto";
+
+message Order {{
+  int64 id = 1;
+  Customer customer = 2;
+  repeated Item items = 3;
+  map<string, string> attrs = 4;
+  google.protobuf.Timestamp placed = 5;
+  Status status = 6;
+  repeated int32 codes = 7;
+  oneof payment {{
+    string card = 8;
+    int64 points = 9;
+  }}
+  optional string note = 10;
+{discount}
+  message Customer {{
+    string name = 1;
+    optional string email = 2;
+  }}
+  message Item {{
+    string sku = 1;
+    int32 qty = 2;
+  }}
+  enum Status {{
+    NEW = 0;
+    PAID = 1;
+    SHIPPED = 2;
+  }}
+}}
+"#
+    )
+}
+
+fn pb_varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn pb_tag(field: u64, wire_type: u64, out: &mut Vec<u8>) {
+    pb_varint((field << 3) | wire_type, out);
+}
+
+fn pb_len(field: u64, b: &[u8], out: &mut Vec<u8>) {
+    pb_tag(field, 2, out);
+    pb_varint(b.len() as u64, out);
+    out.extend_from_slice(b);
+}
+
+/// A protobuf `Order` of `version` (fields in number order, proto3 defaults left out, repeated
+/// scalars packed: what Java's generated code writes), and what an engine reads from its columns.
+fn pb_order(version: u32, i: i64) -> (Vec<u8>, J) {
+    let mut m = Vec::new();
+    pb_tag(1, 0, &mut m);
+    pb_varint(i as u64, &mut m);
+    let email = (i % 3 != 0).then(|| format!("c{i}@example.com"));
+    let mut customer = Vec::new();
+    pb_len(1, format!("c{i}").as_bytes(), &mut customer);
+    if let Some(e) = &email {
+        pb_len(2, e.as_bytes(), &mut customer);
+    }
+    pb_len(2, &customer, &mut m);
+    for k in 0..(i % 3) {
+        let mut item = Vec::new();
+        pb_len(1, format!("sku-{k}").as_bytes(), &mut item);
+        pb_tag(2, 0, &mut item);
+        pb_varint(k as u64 + 1, &mut item);
+        pb_len(3, &item, &mut m);
+    }
+    let mut entry = Vec::new();
+    pb_len(1, b"src", &mut entry);
+    pb_len(2, b"web", &mut entry);
+    pb_len(4, &entry, &mut m);
+    let (seconds, nanos) = (1_700_000_000 + i, (i % 2) * 500_000);
+    let mut placed = Vec::new();
+    pb_tag(1, 0, &mut placed);
+    pb_varint(seconds as u64, &mut placed);
+    if nanos != 0 {
+        pb_tag(2, 0, &mut placed);
+        pb_varint(nanos as u64, &mut placed);
+    }
+    pb_len(5, &placed, &mut m);
+    if i % 3 != 0 {
+        pb_tag(6, 0, &mut m);
+        pb_varint((i % 3) as u64, &mut m);
+    }
+    let mut codes = Vec::new();
+    pb_varint(i as u64, &mut codes);
+    pb_varint(i as u64 + 1, &mut codes);
+    pb_len(7, &codes, &mut m);
+    match i % 3 {
+        1 => pb_len(8, format!("card-{i}").as_bytes(), &mut m),
+        2 => {
+            pb_tag(9, 0, &mut m);
+            pb_varint(i as u64 * 100, &mut m);
+        }
+        _ => {}
+    }
+    let note = (i % 2 == 0).then(|| format!("note {i}"));
+    if let Some(n) = &note {
+        pb_len(10, n.as_bytes(), &mut m);
+    }
+    let mut expected = json!({
+        "id": i,
+        "customer": {"name": format!("c{i}"), "email": email},
+        "items": (0..(i % 3)).map(|k| json!({"sku": format!("sku-{k}"), "qty": k + 1})).collect::<Vec<_>>(),
+        "attrs": [["src", "web"]],
+        "placed": seconds * 1_000_000 + nanos / 1000,
+        "status": (["NEW", "PAID", "SHIPPED"][(i % 3) as usize]),
+        "codes": [i, i + 1],
+        "card": (i % 3 == 1).then(|| format!("card-{i}")),
+        "points": (i % 3 == 2).then_some(i * 100),
+        "note": note,
+        "discount": null,
+    });
+    if version >= 2 {
+        pb_tag(11, 1, &mut m);
+        m.extend_from_slice(&(i as f64 / 4.0).to_le_bytes());
+        expected["discount"] = json!(i as f64 / 4.0);
+    }
+    (m, expected)
+}
+
+/// The Confluent wire format of a Protobuf message of the schema's first message type.
+fn pb_framed(id: i32, message: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8];
+    out.extend_from_slice(&id.to_be_bytes());
+    out.push(0); // message indexes [0]
+    out.extend_from_slice(message);
+    out
+}
+
+fn pb_typed(id: i32, version: u32, i: i64) -> Rec {
+    let (m, expected) = pb_order(version, i);
+    Rec { value: Some(pb_framed(id, &m)), typed: Some((id, expected)), key: None }
+}
+
+/// Copies `segments` of `topic` and checks what every row holds (columns with the expected
+/// values, or the raw bytes), read by pyiceberg and DuckDB; served bytes identical to the
+/// originals, also by a plugin whose registry is gone.
+fn copy_and_check_typed(dir: &Path, rsm: &RemoteStorage, topic: &str, segments: &[((SegmentMetadata, LogSegmentFiles), &[Rec])], registry: Registry, url: &str) {
+    for ((md, files), recs) in segments {
+        let outcome = rsm.copy_log_segment(md, files).unwrap_or_else(|e| panic!("{md}: {e}"));
+        let in_columns = recs.iter().filter(|r| r.typed.is_some()).count() as u64;
+        let raw_values = recs.iter().filter(|r| r.typed.is_none() && r.value.is_some()).count() as u64;
+        assert_eq!((outcome.stats.values_in_columns, outcome.stats.values_raw_fallback), (in_columns, raw_values), "{md}");
+        check_served(rsm, md, files);
+        kafka_reads_the_same(dir, md, files, rsm);
+        assert!(fetch_all(rsm, md, 0, None) == std::fs::read(&files.log).unwrap(), "{md}: served byte for byte");
+    }
+    let all: Vec<&Rec> = segments.iter().flat_map(|(_, recs)| recs.iter()).collect();
+    let warehouse = dir.join("warehouse");
+    for engine in ["pyiceberg", "duckdb"] {
+        let rows = read_table_all_columns(engine, &warehouse, &format!("kafka.{topic}"));
+        assert_eq!(rows.len(), all.len(), "{engine}");
+        for (offset, (row, rec)) in rows.iter().zip(&all).enumerate() {
+            assert_eq!(row["kafka"]["offset"], json!(offset), "{engine}");
+            match (&rec.typed, &rec.value) {
+                (Some((id, expected)), _) => {
+                    assert_eq!(row["kafka"]["value_schema_id"], json!(id), "{engine} offset {offset}: {row}");
+                    assert_eq!(row["value"], J::Null, "{engine} offset {offset}");
+                    for (k, v) in expected.as_object().unwrap() {
+                        assert_eq!(&row[k.as_str()], v, "{engine} offset {offset} column {k}: {row}");
+                    }
+                }
+                (None, value) => {
+                    assert_eq!(row["kafka"]["value_schema_id"], J::Null, "{engine} offset {offset}: {row}");
+                    assert_eq!(row["value"], value.as_deref().map_or(J::Null, |v| json!(hex(v))), "{engine} offset {offset}");
+                }
+            }
+        }
+    }
+    drop(registry);
+    let fresh = open(dir, &[("schema.registry.url", url), ("value.mode", "value_schema_id_prefix")]);
+    for ((md, files), _) in segments {
+        assert!(fetch_all(&fresh, md, 0, None) == std::fs::read(&files.log).unwrap(), "{md} without a registry");
+    }
+}
+
+#[test]
+fn protobuf_values_become_columns_and_come_back_byte_identical() {
+    let registry = Registry::start("typed-protobuf");
+    let id1 = registry.register_typed("pb-orders-value", "PROTOBUF", &order_proto(1), json!([]));
+    let id2 = registry.register_typed("pb-orders-value", "PROTOBUF", &order_proto(2), json!([]));
+    let dir = tempfile::tempdir().unwrap();
+    let url = registry.url();
+    let rsm = open(
+        dir.path(),
+        &[
+            ("schema.registry.url", url.as_str()),
+            ("value.mode", "value_schema_id_prefix"),
+            ("topic.pb_latest.value.mode", "value_schema_latest"),
+            ("topic.pb_latest.value.subject", "pb-orders-value"),
+        ],
+    );
+    let (m, _) = pb_order(1, 4);
+    let with = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut v = m.clone();
+        f(&mut v);
+        raw(Some(pb_framed(id1, &v)))
+    };
+    // The same codes unpacked (two tag-7 varints instead of one packed run).
+    let (packed_at, unpacked) = {
+        let at = m.windows(2).position(|w| w == [0x3a, 0x02]).expect("the packed codes");
+        let mut u = m[..at].to_vec();
+        u.extend_from_slice(&[0x38, 4, 0x38, 5]);
+        u.extend_from_slice(&m[at + 4..]);
+        (at, u)
+    };
+    assert_eq!(&m[packed_at + 2..packed_at + 4], &[4, 5]);
+    let mut other_message = pb_framed(id1, &m);
+    other_message.splice(5..6, [0x02, 0x02]); // message indexes [1]
+    let seg1: Vec<Rec> = vec![
+        pb_typed(id1, 1, 1),
+        pb_typed(id1, 1, 2),
+        raw(None),
+        pb_typed(id1, 1, 3),
+        with(&|v| v.extend_from_slice(&[0xf8, 0x06, 0x01])), // unknown field 111
+        with(&|v| v.splice(0..0, [0x08, 0x00]).for_each(drop)), // id 0 written out: proto3 omits it
+        raw(Some(pb_framed(id1, &unpacked))),
+        raw(Some(other_message)),
+        with(&|v| v.truncate(v.len() - 2)),
+        raw(Some(pb_framed(7_777_777, &m))),
+        pb_typed(id1, 1, 5),
+    ];
+    let seg2: Vec<Rec> = (6..12).map(|i| pb_typed(id2, 2, i)).collect();
+    let segments = [
+        (write_segment(dir.path(), "pb_orders", 0, &[(Compression::None, &seg1[..5]), (Compression::None, &seg1[5..])]), &seg1[..]),
+        (write_segment(dir.path(), "pb_orders", 11, &[(Compression::None, &seg2[..])]), &seg2[..]),
+    ];
+    // value_schema_latest: bare messages (no header, no message indexes), the latest schema (v2).
+    let latest: Vec<Rec> = (1..5)
+        .map(|i| {
+            let (m, expected) = pb_order(2, i);
+            Rec { value: Some(m), typed: Some((id2, expected)), key: None }
+        })
+        .chain([raw(Some(vec![0xff, 0xff]))])
+        .collect();
+    let (md, files) = write_segment(dir.path(), "pb_latest", 0, &[(Compression::None, &latest[..])]);
+    let outcome = rsm.copy_log_segment(&md, &files).unwrap();
+    assert_eq!((outcome.stats.values_in_columns, outcome.stats.values_raw_fallback), (4, 1));
+    assert!(fetch_all(&rsm, &md, 0, None) == std::fs::read(&files.log).unwrap());
+    let rows = read_table_all_columns("pyiceberg", &dir.path().join("warehouse"), "kafka.pb_latest");
+    assert_eq!(rows[2]["customer"], latest[2].typed.as_ref().unwrap().1["customer"]);
+    assert_eq!(rows[2]["discount"], json!(0.75));
+    copy_and_check_typed(dir.path(), &rsm, "pb_orders", &segments, registry, &url);
+}
+
+const PERSON_JSON_V1: &str = r#"{"$schema":"http://json-schema.org/draft-07/schema#","type":"object","properties":{"id":{"type":"integer"},"name":{"type":"string"},"address":{"type":"object","properties":{"city":{"type":"string"},"zip":{"type":"string"}}},"tags":{"type":"array","items":{"type":"string"}},"attrs":{"type":"object","additionalProperties":{"type":"string"}},"seen":{"type":"string","format":"date-time"},"score":{"type":"number"},"active":{"type":"boolean"}"#;
+
+fn person_schema(version: u32) -> String {
+    let extra = if version >= 2 { r#","level":{"type":"integer"}"# } else { "" };
+    format!("{PERSON_JSON_V1}{extra}}}}}")
+}
+
+/// A person of `version` as Jackson writes it (compact, properties in schema order, `"`, `\`
+/// and control characters escaped, non-ASCII as is, doubles as `Double.toString`), and what an
+/// engine reads from its columns.
+fn json_person(version: u32, i: i64) -> (Vec<u8>, J) {
+    let name = format!("p{i} \"Zoë\"\n");
+    let name_json = format!("p{i} \\\"Zoë\\\"\\n");
+    let city = (i % 3 != 0).then(|| format!("town {i}"));
+    let millis = 1_700_000_000_000 + i * 1001;
+    let seen = {
+        let secs = millis / 1000;
+        let ms = millis % 1000;
+        format!("2023-11-14T22:{:02}:{:02}.{ms:03}Z", 13 + (secs - 1_700_000_000 + 20) / 60, (secs - 1_700_000_000 + 20) % 60)
+    };
+    let score = i as f64 * 1.5 + 0.25;
+    let mut s = format!(r#"{{"id":{i},"name":"{name_json}","address":{{"#);
+    if let Some(c) = &city {
+        s.push_str(&format!(r#""city":"{c}","#));
+    }
+    s.push_str(&format!(r#""zip":"{:05}"}},"tags":["a{i}","b"],"attrs":{{"src":"web"}},"seen":"{seen}","score":{score},"active":{}"#, 10_000 + i, i % 2 == 0));
+    let mut expected = json!({
+        "id": i,
+        "name": name,
+        "address": {"city": city, "zip": format!("{:05}", 10_000 + i)},
+        "tags": [format!("a{i}"), "b"],
+        "attrs": [["src", "web"]],
+        "seen": millis * 1000,
+        "score": score,
+        "active": i % 2 == 0,
+        "level": null,
+    });
+    if version >= 2 {
+        s.push_str(&format!(r#","level":{}"#, i * 10));
+        expected["level"] = json!(i * 10);
+    }
+    s.push('}');
+    (s.into_bytes(), expected)
+}
+
+fn json_framed(id: i32, doc: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8];
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(doc);
+    out
+}
+
+#[test]
+fn json_values_become_columns_and_come_back_byte_identical() {
+    let registry = Registry::start("typed-json");
+    let id1 = registry.register_typed("people-value", "JSON", &person_schema(1), json!([]));
+    let id2 = registry.register_typed("people-value", "JSON", &person_schema(2), json!([]));
+    let dir = tempfile::tempdir().unwrap();
+    let url = registry.url();
+    let rsm = open(dir.path(), &[("schema.registry.url", url.as_str()), ("value.mode", "value_schema_id_prefix")]);
+    let typed_rec = |id: i32, version: u32, i: i64| {
+        let (doc, expected) = json_person(version, i);
+        Rec { value: Some(json_framed(id, &doc)), typed: Some((id, expected)), key: None }
+    };
+    let (doc, _) = json_person(1, 7);
+    let text = String::from_utf8(doc.clone()).unwrap();
+    let edited = |f: &dyn Fn(&str) -> String| raw(Some(json_framed(id1, f(&text).as_bytes())));
+    let seg1: Vec<Rec> = vec![
+        typed_rec(id1, 1, 1),
+        typed_rec(id1, 1, 2),
+        raw(None),
+        typed_rec(id1, 1, 3),
+        edited(&|t| t.replacen(":", ": ", 1)),                            // whitespace
+        edited(&|t| t.replacen(r#"{"id":7,"#, r#"{"#, 1).replacen(r#","address""#, r#","id":7,"address""#, 1)), // key order
+        edited(&|t| t.replacen(r#""active":false"#, r#""active":false,"extra":1"#, 1)), // unknown property
+        edited(&|t| t.replacen(r#""score":10.75"#, r#""score":10.750"#, 1)),  // another spelling
+        edited(&|t| t[..t.len() - 3].to_string()),                          // truncated
+        raw(Some(json_framed(id1, b"[1,2,3]"))),
+        typed_rec(id1, 1, 5),
+    ];
+    assert!(text.contains(r#""score":10.75"#), "{text}");
+    let seg2: Vec<Rec> = (6..12).map(|i| typed_rec(id2, 2, i)).collect();
+    let segments = [
+        (write_segment(dir.path(), "people", 0, &[(Compression::None, &seg1[..5]), (Compression::None, &seg1[5..])]), &seg1[..]),
+        (write_segment(dir.path(), "people", 11, &[(Compression::None, &seg2[..])]), &seg2[..]),
+    ];
+    copy_and_check_typed(dir.path(), &rsm, "people", &segments, registry, &url);
+}
