@@ -632,3 +632,62 @@ proptest! {
     }
 }
 
+
+/// Speed of to_avro + from_avro + compare on the ~1 KiB synthetic orders (`synth::JsonOrders`),
+/// and of the whole append (with the Avro decoding into columns). Release mode:
+/// `cargo test -p calving-schema --release --lib -- json::tests::throughput --ignored --nocapture`.
+#[test]
+#[ignore]
+fn throughput() {
+    let orders = crate::synth::JsonOrders;
+    let w = writer(orders.schema());
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rand = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let docs: Vec<Vec<u8>> = (0..2000)
+        .map(|_| {
+            let mut out = Vec::new();
+            orders.write(&mut rand, 1024, &mut out);
+            out
+        })
+        .collect();
+    let bytes: usize = docs.iter().map(Vec::len).sum();
+    let t = w.transcoder.clone().unwrap();
+    let (mut avro, mut back) = (Vec::new(), Vec::new());
+    let rounds = 20;
+    let start = std::time::Instant::now();
+    for _ in 0..rounds {
+        for d in &docs {
+            avro.clear();
+            back.clear();
+            t.to_avro(d, PayloadFraming::Bare, &mut avro).unwrap();
+            t.from_avro(&avro, PayloadFraming::Bare, &mut back).unwrap();
+            assert_eq!(&back, d);
+        }
+    }
+    let transcode = start.elapsed();
+    let start = std::time::Instant::now();
+    for _ in 0..rounds {
+        let mut cols = ValueColumns::for_writer(&w).unwrap();
+        let mut dec = cols.decoder(w.clone());
+        for d in &docs {
+            cols.append(&mut dec, d).unwrap();
+        }
+        cols.finish().unwrap();
+    }
+    let append = start.elapsed();
+    let mib = (bytes * rounds) as f64 / (1 << 20) as f64;
+    println!(
+        "{} docs, {:.0} B average: transcode+compare {:.0} MiB/s ({:.2} µs/doc); append into columns {:.0} MiB/s ({:.2} µs/doc)",
+        docs.len(),
+        bytes as f64 / docs.len() as f64,
+        mib / transcode.as_secs_f64(),
+        transcode.as_secs_f64() * 1e6 / (docs.len() * rounds) as f64,
+        mib / append.as_secs_f64(),
+        append.as_secs_f64() * 1e6 / (docs.len() * rounds) as f64,
+    );
+}
