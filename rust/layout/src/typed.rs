@@ -31,6 +31,7 @@ use std::sync::Arc;
 use arrow_array::builder::Int32Builder;
 use arrow_array::{ArrayRef, Int32Array, RecordBatch};
 use arrow_schema::FieldRef;
+use calving_schema::transcode::Envelope;
 use calving_schema::{wire, Decoder, RowEncoder, SchemaId, ValueColumns, WriterSchema};
 
 use crate::error::LayoutError;
@@ -156,7 +157,15 @@ impl TypedValues {
             .iter()
             .map(|(&id, (d, text))| WriterEntry { id, writer: Arc::clone(d.writer()), text: text.clone() })
             .collect();
-        Ok(TypedValues::new(self.framing, columns, writers))
+        let mut again = TypedValues::new(self.framing, columns, writers);
+        // The Protobuf message-index spellings this pass learned: the next pass takes the same
+        // values to columns, and the sidecar keeps one text per writer.
+        for (id, (d, _)) in &mut again.decoders {
+            if let Some((learned, _)) = self.decoders.get(id) {
+                d.set_message_indexes(learned.message_indexes());
+            }
+        }
+        Ok(again)
     }
 
     pub fn stats(&self) -> TypedStats {
@@ -182,7 +191,13 @@ impl TypedValues {
         if let Some((id, (decoder, text))) = id.and_then(|id| self.decoders.get_mut(&id).map(|d| (id, d))) {
             if self.columns.append(decoder, payload).is_ok() {
                 self.schema_ids.append_value(id);
-                self.used.entry(id).or_insert_with(|| text.clone());
+                // Protobuf: the message-index spelling these values use is part of the text
+                // the sidecar keeps (serving writes it back).
+                let indexes = decoder.message_indexes();
+                self.used.entry(id).or_insert_with(|| match indexes {
+                    Some(indexes) => Envelope::with_message_indexes(text, indexes),
+                    None => text.clone(),
+                });
                 self.stats.in_columns += 1;
                 return None;
             }

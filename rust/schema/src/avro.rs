@@ -171,6 +171,9 @@ pub struct WriterSchema {
     avro: apache_avro::Schema,
     /// For a Protobuf or JSON Schema writer: between its bytes and this Avro schema's datums.
     pub(crate) transcoder: Option<Arc<dyn crate::transcode::Transcoder>>,
+    /// For a Protobuf writer in the Confluent wire format: the message-index list its values
+    /// were written with, as a sidecar recorded it (`00` if none).
+    pub(crate) message_indexes: Vec<u8>,
 }
 
 impl WriterSchema {
@@ -182,8 +185,11 @@ impl WriterSchema {
                 reason: e.to_string(),
             })?;
         let mut transcoder = None;
+        let mut message_indexes = crate::transcode::FIRST_MESSAGE_INDEXES[0].to_vec();
         if let Some(envelope) = crate::transcode::Envelope::of(&json) {
-            let compiled = envelope?.compile()?;
+            let envelope = envelope?;
+            message_indexes = envelope.message_index_bytes()?;
+            let compiled = envelope.compile()?;
             json = compiled.avro;
             transcoder = Some(compiled.transcoder);
         }
@@ -215,6 +221,7 @@ impl WriterSchema {
             is_record,
             avro,
             transcoder,
+            message_indexes,
         })
     }
 

@@ -63,7 +63,7 @@ use arrow_schema::{ArrowError, DataType, FieldRef, Fields, TimeUnit};
 use thiserror::Error;
 
 use crate::avro::{has_column, Node, WriterSchema};
-use crate::transcode::PayloadFraming;
+use crate::transcode::{PayloadFraming, Transcoder, FIRST_MESSAGE_INDEXES};
 
 mod columns;
 mod direct;
@@ -585,6 +585,9 @@ pub struct Decoder {
     /// A transcoded writer's value as Avro, and transcoded back (reused between values).
     avro: Vec<u8>,
     back: Vec<u8>,
+    /// Protobuf in the Confluent wire format: the message-index list of the first value (one
+    /// of [`FIRST_MESSAGE_INDEXES`]); later values with the other spelling go raw.
+    indexes: Option<Vec<u8>>,
 }
 
 impl Decoder {
@@ -604,6 +607,50 @@ impl Decoder {
         self.framing = PayloadFraming::Bare;
         self
     }
+
+    /// Protobuf in the Confluent wire format: the message-index list this decoder's values use
+    /// (learned from the first value that has one of [`FIRST_MESSAGE_INDEXES`]); the text the
+    /// sidecar keeps records it ([`crate::transcode::Envelope::with_message_indexes`]).
+    pub fn message_indexes(&self) -> Option<&[u8]> {
+        self.indexes.as_deref()
+    }
+
+    /// Starts with the message-index list another decoder of the same segment learned (a
+    /// second pass over it must take the same values to columns).
+    pub fn set_message_indexes(&mut self, indexes: Option<&[u8]>) {
+        self.indexes = indexes.map(<[u8]>::to_vec);
+    }
+
+}
+
+/// A transcoded payload's message, after its message-index list if the format has one in this
+/// framing; `Err` if the list is not the spelling of `[0]` that `learned` holds (or learns now).
+fn message_of<'p>(
+    t: &dyn Transcoder,
+    framing: PayloadFraming,
+    learned: &mut Option<Vec<u8>>,
+    payload: &'p [u8],
+) -> Result<&'p [u8], Fallback> {
+    if framing == PayloadFraming::Bare || !t.message_indexes() {
+        return Ok(payload);
+    }
+    let Some(list) = FIRST_MESSAGE_INDEXES.into_iter().find(|l| payload.starts_with(l)) else {
+        return Err(Fallback::Transcode {
+            format: t.format(),
+            reason: format!("message indexes {:02x?}…: not the schema's first message", &payload[..payload.len().min(4)]),
+        });
+    };
+    match learned {
+        None => *learned = Some(list.to_vec()),
+        Some(l) if l.as_slice() == list => {}
+        Some(l) => {
+            return Err(Fallback::Transcode {
+                format: t.format(),
+                reason: format!("message indexes spelled {list:02x?}, this segment's values {l:02x?}"),
+            })
+        }
+    }
+    Ok(&payload[list.len()..])
 }
 
 impl ValueColumns {
@@ -684,6 +731,7 @@ impl ValueColumns {
             framing: PayloadFraming::Confluent,
             avro: Vec::new(),
             back: Vec::new(),
+            indexes: None,
         }
     }
 
@@ -702,30 +750,32 @@ impl ValueColumns {
             self.append_null();
             return Err(Fallback::Schema);
         };
-        let read = match &decoder.writer.transcoder {
+        let read = match decoder.writer.transcoder.clone() {
             None => self.read(program, payload),
-            Some(t) => {
-                let (avro, back) = (&mut decoder.avro, &mut decoder.back);
-                avro.clear();
-                back.clear();
-                let transcoded = t.to_avro(payload, decoder.framing, avro).and_then(|()| {
-                    t.from_avro(avro, decoder.framing, back)
-                        .map_err(|reason| Fallback::Transcode { format: t.format(), reason })?;
-                    if back.as_slice() == payload {
-                        Ok(())
-                    } else {
-                        let at = back.iter().zip(payload).position(|(a, b)| a != b).unwrap_or(back.len().min(payload.len()));
-                        Err(Fallback::Transcode {
-                            format: t.format(),
-                            reason: format!("the columns give other bytes back from byte {at} on"),
-                        })
+            Some(t) => match message_of(t.as_ref(), decoder.framing, &mut decoder.indexes, payload) {
+                Err(e) => Err(e),
+                Ok(message) => {
+                    let (avro, back) = (&mut decoder.avro, &mut decoder.back);
+                    avro.clear();
+                    back.clear();
+                    let transcoded = t.to_avro(message, avro).and_then(|()| {
+                        t.from_avro(avro, back).map_err(|reason| Fallback::Transcode { format: t.format(), reason })?;
+                        if back.as_slice() == message {
+                            Ok(())
+                        } else {
+                            let at = back.iter().zip(message).position(|(a, b)| a != b).unwrap_or(back.len().min(message.len()));
+                            Err(Fallback::Transcode {
+                                format: t.format(),
+                                reason: format!("the columns give other bytes back from byte {at} of the message on"),
+                            })
+                        }
+                    });
+                    match transcoded {
+                        Ok(()) => self.read(program, avro),
+                        Err(e) => Err(e),
                     }
-                });
-                match transcoded {
-                    Ok(()) => self.read(program, avro),
-                    Err(e) => Err(e),
                 }
-            }
+            },
         };
         match read {
             Ok(()) => {

@@ -42,7 +42,7 @@ use arrow_schema::DataType;
 use thiserror::Error;
 
 use crate::avro::{has_column, Node, WriterSchema};
-use crate::transcode::{PayloadFraming, Transcoder};
+use crate::transcode::Transcoder;
 use crate::decode::{format_uuid, write_decimal, write_long, Style};
 
 #[cfg(test)]
@@ -78,8 +78,9 @@ pub struct RowEncoder {
     /// (an array held here cannot be freed and its address reused by another).
     columns: Vec<ArrayRef>,
     fields: Vec<Enc>,
-    /// A Protobuf or JSON Schema writer: the datum is transcoded to its format.
-    transcoder: Option<(Arc<dyn Transcoder>, PayloadFraming)>,
+    /// A Protobuf or JSON Schema writer: the datum is transcoded to its format, after the
+    /// message-index list (Protobuf in the Confluent wire format; empty otherwise).
+    transcoder: Option<(Arc<dyn Transcoder>, Vec<u8>)>,
 }
 
 impl RowEncoder {
@@ -98,15 +99,18 @@ impl RowEncoder {
                 }
             })
             .collect();
-        let transcoder = writer.transcoder.clone().map(|t| (t, PayloadFraming::Confluent));
+        let transcoder = writer.transcoder.clone().map(|t| {
+            let indexes = if t.message_indexes() { writer.message_indexes.clone() } else { Vec::new() };
+            (t, indexes)
+        });
         RowEncoder { columns: batch.columns().to_vec(), fields, transcoder }
     }
 
     /// Writes values without the Confluent header (`value_schema_latest`): for Protobuf, no
     /// message-index list either.
     pub fn bare(mut self) -> Self {
-        if let Some((_, framing)) = &mut self.transcoder {
-            *framing = PayloadFraming::Bare;
+        if let Some((_, indexes)) = &mut self.transcoder {
+            indexes.clear();
         }
         self
     }
@@ -121,13 +125,14 @@ impl RowEncoder {
     /// Schema writer that datum transcoded to the writer's format; on an error, `out` is left as
     /// it was.
     pub fn encode(&self, row: usize, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        let Some((transcoder, framing)) = &self.transcoder else {
+        let Some((transcoder, indexes)) = &self.transcoder else {
             return self.encode_avro(row, out);
         };
         let mut avro = Vec::with_capacity(256);
         self.encode_avro(row, &mut avro)?;
         let start = out.len();
-        transcoder.from_avro(&avro, *framing, out).map_err(|reason| {
+        out.extend_from_slice(indexes);
+        transcoder.from_avro(&avro, out).map_err(|reason| {
             out.truncate(start);
             err("", format!("{}: {reason}", transcoder.format()))
         })

@@ -644,12 +644,9 @@ fn to_registered(
     // self-contained text (the sidecar's), which WriterSchema::parse compiles.
     let text = match kind {
         SchemaType::Avro => resp.schema,
-        SchemaType::Protobuf | SchemaType::Json => Envelope {
-            schema_type: if kind == SchemaType::Protobuf { "PROTOBUF" } else { "JSON" }.to_string(),
-            schema: resp.schema,
-            references: resp.resolved,
+        SchemaType::Protobuf | SchemaType::Json => {
+            Envelope::new(if kind == SchemaType::Protobuf { "PROTOBUF" } else { "JSON" }, resp.schema, resp.resolved).to_text()
         }
-        .to_text(),
     };
     let writer =
         WriterSchema::parse(&text).map_err(|e: SchemaError| RegistryError::Invalid {

@@ -26,32 +26,45 @@ use serde::{Deserialize, Serialize};
 use crate::avro::SchemaError;
 use crate::decode::Fallback;
 
-/// What precedes a payload's message in its bytes (after the Confluent header, if any).
+/// What precedes a value's payload besides the Confluent header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PayloadFraming {
-    /// After the Confluent header (magic byte, schema id): Protobuf payloads start with the
-    /// message-index list (a single `0` byte for the first message).
+    /// After the Confluent header (magic byte, schema id): a Protobuf payload starts with its
+    /// message-index list. That list is framing, handled by the decoder and encoder around the
+    /// transcoder: only the two spellings of `[0]` (the schema's first message) go to columns,
+    /// `00` (Confluent's serializers) and `02 00` (Apicurio's), and each segment's sidecar keeps
+    /// the spelling its values use ([`Envelope::message_indexes`]).
     Confluent,
     /// Bare bytes of one writer schema (`value_schema_latest`): the message alone.
     Bare,
 }
 
-/// Between one format's bytes and the Avro datum of the compiled schema.
+/// The spellings of the message-index list `[0]` that go to columns: Confluent's short form
+/// and the zig-zag count-then-indexes form Apicurio writes.
+pub const FIRST_MESSAGE_INDEXES: [&[u8]; 2] = [&[0x00], &[0x02, 0x00]];
+
+/// Between one format's message bytes and the Avro datum of the compiled schema.
 pub trait Transcoder: Send + Sync + Debug {
     /// The format's name, for messages (`protobuf`, `json`).
     fn format(&self) -> &'static str;
 
-    /// Appends to `avro` the Avro binary datum of `payload` (the bytes after the Confluent
-    /// header, or the bare value). An `Err` sends the value raw: it does not decode with the
-    /// schema, or holds something the datum cannot (an unknown field, an unknown enum number, a
-    /// message other than the schema's). Whether `from_avro` gives `payload` back is checked by
-    /// the caller. On `Err`, `avro` may hold a partial datum (the caller truncates it).
-    fn to_avro(&self, payload: &[u8], framing: PayloadFraming, avro: &mut Vec<u8>) -> Result<(), Fallback>;
+    /// Whether Confluent-framed payloads of this format start with a message-index list
+    /// (Protobuf's do).
+    fn message_indexes(&self) -> bool {
+        false
+    }
 
-    /// Appends to `out` the format's bytes of an Avro datum of the compiled schema (one that
+    /// Appends to `avro` the Avro binary datum of `message` (a value's bytes after the Confluent
+    /// header and any message-index list, or the bare value). An `Err` sends the value raw: it
+    /// does not decode with the schema, or holds something the datum cannot (an unknown field,
+    /// an unknown enum number). Whether `from_avro` gives `message` back is checked by the
+    /// caller. On `Err`, `avro` may hold a partial datum (the caller truncates it).
+    fn to_avro(&self, message: &[u8], avro: &mut Vec<u8>) -> Result<(), Fallback>;
+
+    /// Appends to `out` the message bytes of an Avro datum of the compiled schema (one that
     /// `to_avro` wrote, or that was re-encoded from columns it filled). An `Err` says why the
     /// datum has no such bytes (a bug, or columns that were changed by someone else).
-    fn from_avro(&self, avro: &[u8], framing: PayloadFraming, out: &mut Vec<u8>) -> Result<(), String>;
+    fn from_avro(&self, avro: &[u8], out: &mut Vec<u8>) -> Result<(), String>;
 }
 
 /// A schema of another format compiled for columns: the Avro schema (JSON) of its values and the
@@ -79,9 +92,20 @@ pub struct Envelope {
     /// Protobuf import path, a JSON Schema `$ref`), references of references included.
     #[serde(default)]
     pub references: BTreeMap<String, String>,
+    /// Protobuf in the Confluent wire format: the bytes (hex) of the message-index list that
+    /// the values of one segment use (`0200`, Apicurio's); absent for `00`, Confluent's. Set in
+    /// a sidecar's copy of the text, never by the registry.
+    #[serde(default, rename = "messageIndexes", skip_serializing_if = "Option::is_none")]
+    pub message_indexes: Option<String>,
 }
 
 impl Envelope {
+    /// The envelope of a registry's schema: its type (`PROTOBUF`, `JSON`), text and
+    /// references' texts by name.
+    pub fn new(schema_type: impl Into<String>, schema: impl Into<String>, references: BTreeMap<String, String>) -> Envelope {
+        Envelope { schema_type: schema_type.into(), schema: schema.into(), references, message_indexes: None }
+    }
+
     /// The envelope's text (JSON), what [`crate::WriterSchema::parse`] reads back.
     pub fn to_text(&self) -> String {
         serde_json::to_string(self).expect("an envelope always serializes")
@@ -92,6 +116,34 @@ impl Envelope {
         let object = json.as_object()?;
         object.get(ENVELOPE_KEY)?;
         Some(serde_json::from_value(json.clone()).map_err(|e| SchemaError::Parse { reason: format!("writer schema envelope: {e}") }))
+    }
+
+    /// `text` (an envelope's) with its values' message-index list set to `indexes`; `text` as
+    /// it is if that is the default `00`, or if it is not an envelope.
+    pub fn with_message_indexes(text: &str, indexes: &[u8]) -> String {
+        if indexes == FIRST_MESSAGE_INDEXES[0] {
+            return text.to_string();
+        }
+        let Some(Ok(mut envelope)) = serde_json::from_str(text).ok().as_ref().and_then(Envelope::of) else {
+            return text.to_string();
+        };
+        envelope.message_indexes = Some(indexes.iter().map(|b| format!("{b:02x}")).collect());
+        envelope.to_text()
+    }
+
+    /// The message-index list's bytes this envelope records (`00` if none).
+    pub(crate) fn message_index_bytes(&self) -> Result<Vec<u8>, SchemaError> {
+        let Some(hex) = &self.message_indexes else {
+            return Ok(FIRST_MESSAGE_INDEXES[0].to_vec());
+        };
+        let bytes: Option<Vec<u8>> = (0..hex.len())
+            .step_by(2)
+            .map(|i| hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .collect();
+        match bytes {
+            Some(b) if FIRST_MESSAGE_INDEXES.contains(&b.as_slice()) => Ok(b),
+            _ => Err(SchemaError::Parse { reason: format!("writer schema envelope: message indexes {hex:?} are not [0]") }),
+        }
     }
 
     /// Compiles the schema for columns.

@@ -105,7 +105,7 @@ impl Orders {
     fn writer(&self) -> Result<WriterSchema, BenchError> {
         let text = match self.schema() {
             ("AVRO", text) => text.to_string(),
-            (kind, text) => Envelope { schema_type: kind.into(), schema: text.into(), references: Default::default() }.to_text(),
+            (kind, text) => Envelope::new(kind, text, Default::default()).to_text(),
         };
         WriterSchema::parse(&text).map_err(usage)
     }

@@ -29,7 +29,7 @@ const SCHEMA: &str = r##"{"$schema":"http://json-schema.org/draft-07/schema#","t
 fn writer() -> &'static Arc<WriterSchema> {
     static WRITER: OnceLock<Arc<WriterSchema>> = OnceLock::new();
     WRITER.get_or_init(|| {
-        let text = Envelope { schema_type: "JSON".into(), schema: SCHEMA.into(), references: BTreeMap::new() }.to_text();
+        let text = Envelope::new("JSON", SCHEMA, BTreeMap::new()).to_text();
         Arc::new(WriterSchema::parse(&text).expect("the fuzz schema compiles"))
     })
 }

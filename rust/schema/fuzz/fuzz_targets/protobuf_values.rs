@@ -38,7 +38,7 @@ message Order {
 fn writer() -> &'static Arc<WriterSchema> {
     static WRITER: OnceLock<Arc<WriterSchema>> = OnceLock::new();
     WRITER.get_or_init(|| {
-        let text = Envelope { schema_type: "PROTOBUF".into(), schema: SCHEMA.into(), references: BTreeMap::new() }.to_text();
+        let text = Envelope::new("PROTOBUF", SCHEMA, BTreeMap::new()).to_text();
         Arc::new(WriterSchema::parse(&text).expect("the fuzz schema compiles"))
     })
 }

@@ -12,12 +12,12 @@ use arrow_array::{Array, RecordBatch};
 use proptest::prelude::*;
 use serde_json::Value as J;
 
-use crate::transcode::{Envelope, PayloadFraming};
+use crate::transcode::Envelope;
 use crate::{Fallback, RowEncoder, ValueColumns, WriterSchema};
 
 fn writer_with(schema: &str, refs: &[(&str, &str)]) -> Result<Arc<WriterSchema>, crate::SchemaError> {
     let references: BTreeMap<String, String> = refs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let text = Envelope { schema_type: "JSON".into(), schema: schema.into(), references }.to_text();
+    let text = Envelope::new("JSON", schema, references).to_text();
     WriterSchema::parse(&text).map(Arc::new)
 }
 
@@ -52,7 +52,7 @@ fn run(w: &Arc<WriterSchema>, payloads: &[&[u8]]) -> (Vec<Result<(), Fallback>>,
 fn check_datum(w: &WriterSchema, payload: &[u8]) {
     let t = w.transcoder.as_ref().unwrap();
     let mut avro = Vec::new();
-    t.to_avro(payload, PayloadFraming::Bare, &mut avro).unwrap();
+    t.to_avro(payload, &mut avro).unwrap();
     let v = apache_avro::from_avro_datum(w.avro(), &mut &avro[..], None).unwrap();
     let j: J = serde_json::from_slice(payload).unwrap();
     assert!(same(&v, Some(&j)), "{v:?} vs {j}");
@@ -229,7 +229,7 @@ fn non_canonical_or_invalid_values_go_raw() {
     assert!(batch.column_by_name("nick").unwrap().is_null(0));
     // The reasons say what and where.
     let t = w.transcoder.clone().unwrap();
-    let reason = |p: &[u8]| match t.to_avro(p, PayloadFraming::Bare, &mut Vec::new()) {
+    let reason = |p: &[u8]| match t.to_avro(p, &mut Vec::new()) {
         Err(Fallback::Transcode { reason, .. }) => reason,
         other => panic!("{other:?}"),
     };
@@ -623,8 +623,8 @@ proptest! {
         let w = writer(&schema_text(&s));
         let t = w.transcoder.clone().unwrap();
         let mut avro = Vec::new();
-        let _ = t.to_avro(&bytes, PayloadFraming::Bare, &mut avro);
-        let _ = t.from_avro(&bytes, PayloadFraming::Bare, &mut Vec::new());
+        let _ = t.to_avro(&bytes, &mut avro);
+        let _ = t.from_avro(&bytes, &mut Vec::new());
         let mut cols = ValueColumns::for_writer(&w).unwrap();
         let mut d = cols.decoder(w.clone());
         let _ = cols.append(&mut d, &bytes);
@@ -664,8 +664,8 @@ fn throughput() {
         for d in &docs {
             avro.clear();
             back.clear();
-            t.to_avro(d, PayloadFraming::Bare, &mut avro).unwrap();
-            t.from_avro(&avro, PayloadFraming::Bare, &mut back).unwrap();
+            t.to_avro(d, &mut avro).unwrap();
+            t.from_avro(&avro, &mut back).unwrap();
             assert_eq!(&back, d);
         }
     }

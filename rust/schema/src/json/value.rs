@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::MAX_DEPTH;
 use crate::decode::Fallback;
-use crate::transcode::{PayloadFraming, Transcoder};
+use crate::transcode::Transcoder;
 
 /// A non-null type of a schema.
 #[derive(Debug)]
@@ -83,7 +83,7 @@ impl Transcoder for JsonTranscoder {
         "json"
     }
 
-    fn to_avro(&self, payload: &[u8], _framing: PayloadFraming, avro: &mut Vec<u8>) -> Result<(), Fallback> {
+    fn to_avro(&self, payload: &[u8], avro: &mut Vec<u8>) -> Result<(), Fallback> {
         let mut s = Scan { b: payload, i: 0 };
         s.slot(&self.root, self.root.null, avro)?;
         if s.i != payload.len() {
@@ -92,7 +92,7 @@ impl Transcoder for JsonTranscoder {
         Ok(())
     }
 
-    fn from_avro(&self, avro: &[u8], _framing: PayloadFraming, out: &mut Vec<u8>) -> Result<(), String> {
+    fn from_avro(&self, avro: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
         let mut r = Rd { b: avro, i: 0 };
         if r.slot(&self.root, out)? {
             out.extend_from_slice(b"null");

@@ -15,7 +15,7 @@ use prost_reflect::Kind;
 use serde_json::{json, Value as Json};
 
 use crate::decode::Fallback;
-use crate::transcode::{PayloadFraming, Transcoder};
+use crate::transcode::Transcoder;
 
 const VARINT: u8 = 0;
 const I64: u8 = 1;
@@ -343,32 +343,16 @@ impl Transcoder for ProtobufTranscoder {
         "protobuf"
     }
 
-    fn to_avro(&self, payload: &[u8], framing: PayloadFraming, avro: &mut Vec<u8>) -> Result<(), Fallback> {
-        let mut pos = 0;
-        let end = payload.len();
-        if framing == PayloadFraming::Confluent {
-            let count = zigzag(varint(payload, &mut pos, end)?);
-            if count != 0 {
-                let mut indexes = Vec::new();
-                for _ in 0..count.clamp(0, 8) {
-                    match varint(payload, &mut pos, end) {
-                        Ok(i) => indexes.push(zigzag(i)),
-                        Err(_) => break,
-                    }
-                }
-                return Err(fail(format!(
-                    "message indexes {indexes:?} (count {count}): not the schema's first message written as the single byte 0"
-                )));
-            }
-        }
-        let mut spans = Vec::with_capacity(32);
-        self.read_message(self.root, payload, pos, end, &mut spans, avro)
+    fn message_indexes(&self) -> bool {
+        true
     }
 
-    fn from_avro(&self, avro: &[u8], framing: PayloadFraming, out: &mut Vec<u8>) -> Result<(), String> {
-        if framing == PayloadFraming::Confluent {
-            out.push(0);
-        }
+    fn to_avro(&self, message: &[u8], avro: &mut Vec<u8>) -> Result<(), Fallback> {
+        let mut spans = Vec::with_capacity(32);
+        self.read_message(self.root, message, 0, message.len(), &mut spans, avro)
+    }
+
+    fn from_avro(&self, avro: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
         let mut r = AvroReader { b: avro, pos: 0 };
         let mut segments = Vec::with_capacity(32);
         self.write_message(self.root, &mut r, &mut segments, out)?;

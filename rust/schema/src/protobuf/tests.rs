@@ -10,7 +10,7 @@ use prost_reflect::{DynamicMessage, MapKey, MessageDescriptor, ReflectMessage as
 
 use super::*;
 use crate::decode::Fallback;
-use crate::transcode::{Envelope, PayloadFraming};
+use crate::transcode::Envelope;
 
 fn refs() -> BTreeMap<String, String> {
     BTreeMap::new()
@@ -44,26 +44,18 @@ fn sub(d: &MessageDescriptor, field: &str, fields: &[(&str, P)]) -> P {
 /// to_avro (bare) → the datum apache-avro reads; from_avro gives the bytes back.
 fn through(c: &Compiled, payload: &[u8]) -> A {
     let mut avro = Vec::new();
-    c.transcoder.to_avro(payload, PayloadFraming::Bare, &mut avro).unwrap_or_else(|e| panic!("{e}: {payload:?}"));
+    c.transcoder.to_avro(payload, &mut avro).unwrap_or_else(|e| panic!("{e}: {payload:?}"));
     let mut back = Vec::new();
-    c.transcoder.from_avro(&avro, PayloadFraming::Bare, &mut back).unwrap();
+    c.transcoder.from_avro(&avro, &mut back).unwrap();
     assert_eq!(back, payload, "from_avro gives the bytes back");
-    // And with the Confluent message-index list.
-    let framed = [&[0u8][..], payload].concat();
-    let mut avro2 = Vec::new();
-    c.transcoder.to_avro(&framed, PayloadFraming::Confluent, &mut avro2).unwrap();
-    assert_eq!(avro2, avro);
-    let mut back2 = Vec::new();
-    c.transcoder.from_avro(&avro, PayloadFraming::Confluent, &mut back2).unwrap();
-    assert_eq!(back2, framed);
     let schema = apache_avro::Schema::parse(&c.avro).unwrap_or_else(|e| panic!("{e}: {}", c.avro));
     apache_avro::from_avro_datum(&schema, &mut &avro[..], None).unwrap()
 }
 
 /// to_avro, then from_avro and the comparison the caller does: whether the value goes to columns.
-fn goes_raw(c: &Compiled, payload: &[u8], framing: PayloadFraming) -> bool {
+fn goes_raw(c: &Compiled, payload: &[u8]) -> bool {
     let mut avro = Vec::new();
-    match c.transcoder.to_avro(payload, framing, &mut avro) {
+    match c.transcoder.to_avro(payload, &mut avro) {
         Err(Fallback::Transcode { format: "protobuf", reason }) => {
             assert!(!reason.is_empty());
             true
@@ -71,7 +63,7 @@ fn goes_raw(c: &Compiled, payload: &[u8], framing: PayloadFraming) -> bool {
         Err(other) => panic!("unexpected {other:?}"),
         Ok(()) => {
             let mut back = Vec::new();
-            c.transcoder.from_avro(&avro, framing, &mut back).is_err() || back != payload
+            c.transcoder.from_avro(&avro, &mut back).is_err() || back != payload
         }
     }
 }
@@ -261,7 +253,7 @@ fn enums_are_avro_enums() {
     assert_eq!(field(&v, "c"), A::Enum(0, "RED".into()));
     // An unknown number goes raw.
     let m = msg(&d, &[("c", P::EnumNumber(9))]);
-    assert!(goes_raw(&c, &m.encode_to_vec(), PayloadFraming::Bare));
+    assert!(goes_raw(&c, &m.encode_to_vec()));
 }
 
 const MAPS: &str = r#"
@@ -306,11 +298,11 @@ fn maps_with_string_keys_are_maps_others_arrays_of_records() {
     assert_eq!(counts["a"], A::Long(0));
     assert_eq!(field(&v, "names"), A::Array(vec![A::Record(vec![("key".into(), A::Int(0)), ("value".into(), A::String(String::new()))])]));
     // A key repeated (Protobuf keeps the last entry): raw.
-    assert!(goes_raw(&c, &[0x12, 0x05, 0x08, 0x01, 0x12, 0x01, b'x', 0x12, 0x05, 0x08, 0x01, 0x12, 0x01, b'y'], PayloadFraming::Bare));
-    assert!(!goes_raw(&c, &[0x12, 0x05, 0x08, 0x01, 0x12, 0x01, b'x', 0x12, 0x05, 0x08, 0x02, 0x12, 0x01, b'y'], PayloadFraming::Bare));
+    assert!(goes_raw(&c, &[0x12, 0x05, 0x08, 0x01, 0x12, 0x01, b'x', 0x12, 0x05, 0x08, 0x01, 0x12, 0x01, b'y']));
+    assert!(!goes_raw(&c, &[0x12, 0x05, 0x08, 0x01, 0x12, 0x01, b'x', 0x12, 0x05, 0x08, 0x02, 0x12, 0x01, b'y']));
     // An entry without its default key or value (as prost writes them) goes raw.
-    assert!(goes_raw(&c, &[0x0a, 0x02, 0x10, 0x01], PayloadFraming::Bare));
-    assert!(goes_raw(&c, &[0x0a, 0x03, 0x0a, 0x01, b'a'], PayloadFraming::Bare));
+    assert!(goes_raw(&c, &[0x0a, 0x02, 0x10, 0x01]));
+    assert!(goes_raw(&c, &[0x0a, 0x03, 0x0a, 0x01, b'a']));
 }
 
 const ONEOF: &str = r#"
@@ -331,7 +323,7 @@ fn oneof_members_are_nullable_fields() {
     assert_eq!(field(&v, "n"), some(A::Long(0)));
     assert_eq!(field(&v, "m"), none());
     // Two members on the wire: not what one value holds.
-    assert!(goes_raw(&c, &[0x12, 0x01, b'x', 0x18, 0x01], PayloadFraming::Bare));
+    assert!(goes_raw(&c, &[0x12, 0x01, b'x', 0x18, 0x01]));
 }
 
 const WELL_KNOWN: &str = r#"
@@ -382,7 +374,7 @@ fn well_known_types() {
     // Nanoseconds that are not whole microseconds, or out of Timestamp's range: raw.
     for (s, n) in [(1, 1), (1, 1_000_000_000), (253_402_300_800, 0), (1, -1000)] {
         let m = msg(&d, &[("at", ts(s, n))]);
-        assert!(goes_raw(&c, &m.encode_to_vec(), PayloadFraming::Bare), "{s} {n}");
+        assert!(goes_raw(&c, &m.encode_to_vec()), "{s} {n}");
     }
 }
 
@@ -398,7 +390,7 @@ fn unsupported_schemas_are_errors() {
     assert!(matches!(compile(group, &refs()), Err(SchemaError::Unsupported { .. })));
     // Empty compiles here, but a record without columns is not a column type.
     let empty = "syntax = \"proto3\"; import \"google/protobuf/empty.proto\"; message E { google.protobuf.Empty e = 1; }";
-    let text = Envelope { schema_type: "PROTOBUF".into(), schema: empty.into(), references: refs() }.to_text();
+    let text = Envelope::new("PROTOBUF", empty, refs()).to_text();
     assert!(matches!(crate::WriterSchema::parse(&text), Err(SchemaError::Unsupported { .. })));
     assert!(matches!(compile("syntax = \"proto3\"; enum X { A = 0; }", &refs()), Err(SchemaError::Unsupported { .. })));
     assert!(matches!(compile("not a proto", &refs()), Err(SchemaError::Parse { .. })));
@@ -420,7 +412,7 @@ fn references_resolve_imports() {
 #[test]
 fn what_the_columns_cannot_give_back_goes_raw() {
     let c = compiled(SCALARS);
-    let raw = |b: &[u8]| goes_raw(&c, b, PayloadFraming::Bare);
+    let raw = |b: &[u8]| goes_raw(&c, b);
     assert!(!raw(&[0x08, 0x01]));
     assert!(raw(&[0x08, 0x00]), "a proto3 default written out");
     assert!(raw(&[0xa0, 0x01, 0x01]), "unknown field 20");
@@ -433,15 +425,10 @@ fn what_the_columns_cannot_give_back_goes_raw() {
     assert!(raw(&[0x72, 0x01, 0xff]), "not UTF-8");
     assert!(raw(&[0xff; 12]), "garbage");
     assert!(raw(&[0x68, 0x02]), "a bool of 2");
-    // Message indexes: [0] as one byte only.
-    assert!(!goes_raw(&c, &[0x00, 0x08, 0x01], PayloadFraming::Confluent));
-    assert!(goes_raw(&c, &[0x02, 0x02, 0x08, 0x01], PayloadFraming::Confluent), "[1]");
-    assert!(goes_raw(&c, &[0x02, 0x00, 0x08, 0x01], PayloadFraming::Confluent), "[0] spelled out");
-    assert!(goes_raw(&c, &[], PayloadFraming::Confluent), "no index list");
     // Packed vs not.
     let packed = "syntax = \"proto3\"; message R { repeated int32 p = 1; repeated int32 u = 2 [packed = false]; repeated string s = 3; }";
     let c = compiled(packed);
-    let raw = |b: &[u8]| goes_raw(&c, b, PayloadFraming::Bare);
+    let raw = |b: &[u8]| goes_raw(&c, b);
     assert!(!raw(&[0x0a, 0x02, 0x01, 0x02, 0x10, 0x01, 0x10, 0x02]));
     assert!(raw(&[0x08, 0x01, 0x08, 0x02]), "packed field unpacked");
     assert!(raw(&[0x12, 0x02, 0x01, 0x02]), "unpacked field packed");
@@ -456,7 +443,7 @@ fn end_to_end_through_the_columns() {
     use arrow_array::cast::AsArray;
     use arrow_array::Array as _;
     use arrow_array::types::{Int32Type, TimestampMicrosecondType};
-    let text = Envelope { schema_type: "PROTOBUF".into(), schema: WELL_KNOWN.to_string(), references: refs() }.to_text();
+    let text = Envelope::new("PROTOBUF", WELL_KNOWN, refs()).to_text();
     let w = crate::WriterSchema::parse(&text).unwrap();
     let mut cols = crate::ValueColumns::for_writer(&w).unwrap();
     let mut dec = cols.decoder(Arc::new(w.clone()));
@@ -499,6 +486,44 @@ fn end_to_end_through_the_columns() {
     let mut out = Vec::new();
     bare.encode(1, &mut out).unwrap();
     assert_eq!(out, payloads[1][1..]);
+}
+
+/// The message-index list `[0]` in its two spellings: `00` (Confluent's serializers) and `02 00`
+/// (Apicurio's). A decoder takes the first value's spelling; values with the other one, another
+/// message's list or none go raw. The sidecar's text records a non-default spelling, and an
+/// encoder of that text writes it back.
+#[test]
+fn message_indexes_in_both_spellings() {
+    let text = Envelope::new("PROTOBUF", SCALARS, BTreeMap::new()).to_text();
+    let w = Arc::new(crate::WriterSchema::parse(&text).unwrap());
+    let message = [0x08, 0x01];
+    for (spelling, other) in [(&[0x00][..], &[0x02, 0x00][..]), (&[0x02, 0x00][..], &[0x00][..])] {
+        let mut cols = crate::ValueColumns::for_writer(&w).unwrap();
+        let mut dec = cols.decoder(w.clone());
+        let value = [spelling, &message[..]].concat();
+        cols.append(&mut dec, &value).unwrap();
+        assert_eq!(dec.message_indexes(), Some(spelling));
+        cols.append(&mut dec, &value).unwrap();
+        for raw in [[other, &message[..]].concat(), [&[0x02, 0x02][..], &message[..]].concat(), vec![], vec![0x04, 0x00, 0x00, 0x08, 0x01]] {
+            assert!(matches!(cols.append(&mut dec, &raw), Err(Fallback::Transcode { format: "protobuf", .. })), "{raw:02x?}");
+        }
+        // A second pass over the same segment starts with what the first learned.
+        let mut again = cols.decoder(w.clone());
+        again.set_message_indexes(dec.message_indexes());
+        assert!(cols.append(&mut again, &[other, &message[..]].concat()).is_err());
+        // What the sidecar keeps, and the encoder of it.
+        let kept = Envelope::with_message_indexes(&text, spelling);
+        assert_eq!(kept == text, spelling == [0x00], "only Apicurio's spelling is recorded");
+        let kept = crate::WriterSchema::parse(&kept).unwrap();
+        let fields = cols.fields();
+        let arrays = cols.finish().unwrap();
+        let batch = arrow_array::RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), arrays).unwrap();
+        let mut out = Vec::new();
+        crate::RowEncoder::new(&kept, &batch).encode(0, &mut out).unwrap();
+        assert_eq!(out, value);
+    }
+    let bad = Envelope { message_indexes: Some("0202".into()), ..Envelope::new("PROTOBUF", SCALARS, BTreeMap::new()) };
+    assert!(crate::WriterSchema::parse(&bad.to_text()).is_err(), "a recorded list other than [0]");
 }
 
 mod props;

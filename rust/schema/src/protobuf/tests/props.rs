@@ -297,11 +297,11 @@ fn case() -> impl Strategy<Value = (String, u64)> {
 /// reading of the same bytes.
 fn accepted_means_right(c: &Compiled, d: &MessageDescriptor, payload: &[u8]) -> Result<(), TestCaseError> {
     let mut avro = Vec::new();
-    if c.transcoder.to_avro(payload, PayloadFraming::Bare, &mut avro).is_err() {
+    if c.transcoder.to_avro(payload, &mut avro).is_err() {
         return Ok(());
     }
     let mut back = Vec::new();
-    if c.transcoder.from_avro(&avro, PayloadFraming::Bare, &mut back).is_err() || back != payload {
+    if c.transcoder.from_avro(&avro, &mut back).is_err() || back != payload {
         return Ok(());
     }
     let schema = apache_avro::Schema::parse(&c.avro).unwrap();
@@ -325,17 +325,17 @@ proptest! {
         let m = random_message(&d, &mut rng, 0);
         let payload = m.encode_to_vec();
         let mut avro = Vec::new();
-        let r = c.transcoder.to_avro(&payload, PayloadFraming::Bare, &mut avro);
+        let r = c.transcoder.to_avro(&payload, &mut avro);
         prop_assert!(r.is_ok(), "{r:?}\n{text}\n{m:?}");
         let mut back = Vec::new();
-        c.transcoder.from_avro(&avro, PayloadFraming::Bare, &mut back).unwrap();
+        c.transcoder.from_avro(&avro, &mut back).unwrap();
         prop_assert_eq!(&back, &payload, "{}", text);
         let schema = apache_avro::Schema::parse(&c.avro).unwrap();
         let v = apache_avro::from_avro_datum(&schema, &mut &avro[..], None).unwrap();
         prop_assert!(same(&v, &expected(&m)), "{:?}\n{:?}\n{}", v, expected(&m), text);
 
         // The public path: columns, then the re-encoding gives the bytes back.
-        let envelope = Envelope { schema_type: "PROTOBUF".into(), schema: text.clone(), references: refs() }.to_text();
+        let envelope = Envelope::new("PROTOBUF", text.clone(), refs()).to_text();
         let w = crate::WriterSchema::parse(&envelope).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
         let mut cols = crate::ValueColumns::for_writer(&w).unwrap();
         let mut dec = cols.decoder(Arc::new(w.clone()));
@@ -378,7 +378,7 @@ proptest! {
         }
         accepted_means_right(&c, &d, &payload)?;
         let mut avro = Vec::new();
-        let _ = c.transcoder.to_avro(&payload, PayloadFraming::Confluent, &mut avro);
+        let _ = c.transcoder.to_avro(&payload, &mut avro);
     }
 
     /// Random bytes, through to_avro and (as a datum) through from_avro: no panic.
@@ -388,8 +388,8 @@ proptest! {
         let d = descriptor(&text, &refs());
         accepted_means_right(&c, &d, &bytes)?;
         let mut out = Vec::new();
-        let _ = c.transcoder.to_avro(&bytes, PayloadFraming::Confluent, &mut out);
+        let _ = c.transcoder.to_avro(&bytes, &mut out);
         out.clear();
-        let _ = c.transcoder.from_avro(&bytes, PayloadFraming::Confluent, &mut out);
+        let _ = c.transcoder.from_avro(&bytes, &mut out);
     }
 }
