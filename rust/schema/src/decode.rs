@@ -758,8 +758,8 @@ impl ValueColumns {
                     let (avro, back) = (&mut decoder.avro, &mut decoder.back);
                     avro.clear();
                     back.clear();
-                    let transcoded = t.to_avro(message, avro).and_then(|()| {
-                        t.from_avro(avro, back).map_err(|reason| Fallback::Transcode { format: t.format(), reason })?;
+                    let transcoded = t.message_to_avro(message, avro).and_then(|()| {
+                        t.avro_to_message(avro, back).map_err(|reason| Fallback::Transcode { format: t.format(), reason })?;
                         if back.as_slice() == message {
                             Ok(())
                         } else {

@@ -132,7 +132,7 @@ impl RowEncoder {
         self.encode_avro(row, &mut avro)?;
         let start = out.len();
         out.extend_from_slice(indexes);
-        transcoder.from_avro(&avro, out).map_err(|reason| {
+        transcoder.avro_to_message(&avro, out).map_err(|reason| {
             out.truncate(start);
             err("", format!("{}: {reason}", transcoder.format()))
         })

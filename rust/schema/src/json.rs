@@ -50,9 +50,9 @@
 //!
 //! # The lossless rule
 //!
-//! `from_avro` writes the one canonical text of a datum, what Jackson (Apicurio's and Confluent's
+//! `avro_to_message` writes the one canonical text of a datum, what Jackson (Apicurio's and Confluent's
 //! JSON Schema serdes) writes by default; a value goes to the columns only if it is that text
-//! byte for byte (the caller compares; `to_avro` already refuses most other texts, saying what
+//! byte for byte (the caller compares; `message_to_avro` already refuses most other texts, saying what
 //! and at which byte):
 //!
 //! - compact: no whitespace anywhere; properties in the schema's order, absent ones omitted;

@@ -40,7 +40,7 @@
 //! # The lossless rule
 //!
 //! A value goes to columns only if transcoding its datum back gives its bytes exactly (the
-//! caller's comparison, [`crate::decode::ValueColumns::append`]). What the encoder (`from_avro`)
+//! caller's comparison, [`crate::decode::ValueColumns::append`]). What the encoder (`avro_to_message`)
 //! writes is what Java's protobuf and the Confluent/Apicurio serializers write:
 //!
 //! - the Confluent message-index list `[0]` as the single byte `0` (any other list: raw);
@@ -48,7 +48,7 @@
 //!   default (zero, empty, `false`, a float whose bits are zero, enum number 0), so a default
 //!   written out explicitly goes raw;
 //! - a repeated field's items contiguously, packed or not as declared (the other form: raw);
-//!   the decoder (`to_avro`) rejects up front a field number lower than the one before it (fields
+//!   the decoder (`message_to_avro`) rejects up front a field number lower than the one before it (fields
 //!   out of order, or a repeated field's items not contiguous) and a singular field written twice;
 //! - map entries with their key and value always written (tags 1 then 2), as Java writes them;
 //! - varints minimal, negative `int32`/enum numbers sign-extended to ten bytes;

@@ -11,7 +11,7 @@
 //! bytes: [`crate::decode::ValueColumns::append`] transcodes the payload to Avro, back again, and
 //! compares, so a transcoder needs no notion of canonical form of its own (a field order, a
 //! packed or unpacked repeated field, a default value written out, a number spelled `1.0` or
-//! `1`: whatever `from_avro` would not write the same way goes raw).
+//! `1`: whatever `avro_to_message` would not write the same way goes raw).
 //!
 //! **What the sidecar keeps.** The registry's text of such a schema is wrapped in an
 //! [`Envelope`] (its type, its text, the texts of its references by name), which
@@ -57,14 +57,14 @@ pub trait Transcoder: Send + Sync + Debug {
     /// Appends to `avro` the Avro binary datum of `message` (a value's bytes after the Confluent
     /// header and any message-index list, or the bare value). An `Err` sends the value raw: it
     /// does not decode with the schema, or holds something the datum cannot (an unknown field,
-    /// an unknown enum number). Whether `from_avro` gives `message` back is checked by the
+    /// an unknown enum number). Whether `avro_to_message` gives `message` back is checked by the
     /// caller. On `Err`, `avro` may hold a partial datum (the caller truncates it).
-    fn to_avro(&self, message: &[u8], avro: &mut Vec<u8>) -> Result<(), Fallback>;
+    fn message_to_avro(&self, message: &[u8], avro: &mut Vec<u8>) -> Result<(), Fallback>;
 
     /// Appends to `out` the message bytes of an Avro datum of the compiled schema (one that
-    /// `to_avro` wrote, or that was re-encoded from columns it filled). An `Err` says why the
+    /// `message_to_avro` wrote, or that was re-encoded from columns it filled). An `Err` says why the
     /// datum has no such bytes (a bug, or columns that were changed by someone else).
-    fn from_avro(&self, avro: &[u8], out: &mut Vec<u8>) -> Result<(), String>;
+    fn avro_to_message(&self, avro: &[u8], out: &mut Vec<u8>) -> Result<(), String>;
 }
 
 /// A schema of another format compiled for columns: the Avro schema (JSON) of its values and the

@@ -78,7 +78,7 @@ pub struct TypedArgs {
 
 /// The synthetic orders of one format.
 enum Orders {
-    Avro(AvroOrders),
+    Avro(Box<AvroOrders>),
     Protobuf(ProtobufOrders),
     Json(JsonOrders),
 }
@@ -88,7 +88,7 @@ impl Orders {
         match format {
             "protobuf" => Orders::Protobuf(ProtobufOrders),
             "json" => Orders::Json(JsonOrders),
-            _ => Orders::Avro(AvroOrders::new()),
+            _ => Orders::Avro(Box::new(AvroOrders::new())),
         }
     }
 

@@ -52,7 +52,7 @@ fn run(w: &Arc<WriterSchema>, payloads: &[&[u8]]) -> (Vec<Result<(), Fallback>>,
 fn check_datum(w: &WriterSchema, payload: &[u8]) {
     let t = w.transcoder.as_ref().unwrap();
     let mut avro = Vec::new();
-    t.to_avro(payload, &mut avro).unwrap();
+    t.message_to_avro(payload, &mut avro).unwrap();
     let v = apache_avro::from_avro_datum(w.avro(), &mut &avro[..], None).unwrap();
     let j: J = serde_json::from_slice(payload).unwrap();
     assert!(same(&v, Some(&j)), "{v:?} vs {j}");
@@ -229,7 +229,7 @@ fn non_canonical_or_invalid_values_go_raw() {
     assert!(batch.column_by_name("nick").unwrap().is_null(0));
     // The reasons say what and where.
     let t = w.transcoder.clone().unwrap();
-    let reason = |p: &[u8]| match t.to_avro(p, &mut Vec::new()) {
+    let reason = |p: &[u8]| match t.message_to_avro(p, &mut Vec::new()) {
         Err(Fallback::Transcode { reason, .. }) => reason,
         other => panic!("{other:?}"),
     };
@@ -623,8 +623,8 @@ proptest! {
         let w = writer(&schema_text(&s));
         let t = w.transcoder.clone().unwrap();
         let mut avro = Vec::new();
-        let _ = t.to_avro(&bytes, &mut avro);
-        let _ = t.from_avro(&bytes, &mut Vec::new());
+        let _ = t.message_to_avro(&bytes, &mut avro);
+        let _ = t.avro_to_message(&bytes, &mut Vec::new());
         let mut cols = ValueColumns::for_writer(&w).unwrap();
         let mut d = cols.decoder(w.clone());
         let _ = cols.append(&mut d, &bytes);
@@ -633,7 +633,7 @@ proptest! {
 }
 
 
-/// Speed of to_avro + from_avro + compare on the ~1 KiB synthetic orders (`synth::JsonOrders`),
+/// Speed of message_to_avro + avro_to_message + compare on the ~1 KiB synthetic orders (`synth::JsonOrders`),
 /// and of the whole append (with the Avro decoding into columns). Release mode:
 /// `cargo test -p calving-schema --release --lib -- json::tests::throughput --ignored --nocapture`.
 #[test]
@@ -664,8 +664,8 @@ fn throughput() {
         for d in &docs {
             avro.clear();
             back.clear();
-            t.to_avro(d, &mut avro).unwrap();
-            t.from_avro(&avro, &mut back).unwrap();
+            t.message_to_avro(d, &mut avro).unwrap();
+            t.avro_to_message(&avro, &mut back).unwrap();
             assert_eq!(&back, d);
         }
     }

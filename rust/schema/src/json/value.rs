@@ -1,9 +1,9 @@
 //! JSON values ⇄ Avro binary datums of the compiled schema (the conversion's hot path).
 //!
-//! `to_avro` scans the JSON bytes once, straight into the datum (no value tree), refusing on the
-//! way what `from_avro` would not write the same way when that is cheap to see (whitespace, a
+//! `message_to_avro` scans the JSON bytes once, straight into the datum (no value tree), refusing on the
+//! way what `avro_to_message` would not write the same way when that is cheap to see (whitespace, a
 //! property out of the schema's order, an unknown or repeated key, a number of the wrong form);
-//! `from_avro` writes the canonical text (see the module doc of [`crate::json`]).
+//! `avro_to_message` writes the canonical text (see the module doc of [`crate::json`]).
 
 use std::sync::Arc;
 
@@ -83,7 +83,7 @@ impl Transcoder for JsonTranscoder {
         "json"
     }
 
-    fn to_avro(&self, payload: &[u8], avro: &mut Vec<u8>) -> Result<(), Fallback> {
+    fn message_to_avro(&self, payload: &[u8], avro: &mut Vec<u8>) -> Result<(), Fallback> {
         let mut s = Scan { b: payload, i: 0 };
         s.slot(&self.root, self.root.null, avro)?;
         if s.i != payload.len() {
@@ -92,7 +92,7 @@ impl Transcoder for JsonTranscoder {
         Ok(())
     }
 
-    fn from_avro(&self, avro: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    fn avro_to_message(&self, avro: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
         let mut r = Rd { b: avro, i: 0 };
         if r.slot(&self.root, out)? {
             out.extend_from_slice(b"null");
@@ -231,7 +231,7 @@ pub(crate) fn escape(s: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&s[start..]);
 }
 
-/// The JSON scanner of `to_avro`.
+/// The JSON scanner of `message_to_avro`.
 struct Scan<'a> {
     b: &'a [u8],
     i: usize,
@@ -924,7 +924,7 @@ pub(crate) fn write_double(x: f64, out: &mut Vec<u8>) -> Result<(), String> {
     Ok(())
 }
 
-/// The Avro reader of `from_avro`.
+/// The Avro reader of `avro_to_message`.
 struct Rd<'a> {
     b: &'a [u8],
     i: usize,

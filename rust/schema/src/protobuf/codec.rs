@@ -1,11 +1,11 @@
 //! The Protobuf transcoder: Protobuf wire bytes ↔ the Avro binary datum of the mapped schema,
 //! one pass each way over a compiled program (no value tree).
 //!
-//! `to_avro` reads a message in two passes over its bytes: the first checks every tag (known
+//! `message_to_avro` reads a message in two passes over its bytes: the first checks every tag (known
 //! field number, expected wire type, field numbers non-decreasing, a singular field once) and
 //! notes where each field's bytes are (a span: they are contiguous, since numbers do not go
 //! down); the second writes the fields in declaration order (the Avro record's) from their spans,
-//! with the defaults of absent implicit-presence fields. `from_avro` writes the fields in
+//! with the defaults of absent implicit-presence fields. `avro_to_message` writes the fields in
 //! declaration order and, for a message whose declaration order is not its field-number order,
 //! moves their bytes into field-number order afterwards.
 
@@ -347,12 +347,12 @@ impl Transcoder for ProtobufTranscoder {
         true
     }
 
-    fn to_avro(&self, message: &[u8], avro: &mut Vec<u8>) -> Result<(), Fallback> {
+    fn message_to_avro(&self, message: &[u8], avro: &mut Vec<u8>) -> Result<(), Fallback> {
         let mut spans = Vec::with_capacity(32);
         self.read_message(self.root, message, 0, message.len(), &mut spans, avro)
     }
 
-    fn from_avro(&self, avro: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    fn avro_to_message(&self, avro: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
         let mut r = AvroReader { b: avro, pos: 0 };
         let mut segments = Vec::with_capacity(32);
         self.write_message(self.root, &mut r, &mut segments, out)?;

@@ -41,21 +41,21 @@ fn sub(d: &MessageDescriptor, field: &str, fields: &[(&str, P)]) -> P {
     P::Message(msg(m, fields))
 }
 
-/// to_avro (bare) → the datum apache-avro reads; from_avro gives the bytes back.
+/// message_to_avro (bare) → the datum apache-avro reads; avro_to_message gives the bytes back.
 fn through(c: &Compiled, payload: &[u8]) -> A {
     let mut avro = Vec::new();
-    c.transcoder.to_avro(payload, &mut avro).unwrap_or_else(|e| panic!("{e}: {payload:?}"));
+    c.transcoder.message_to_avro(payload, &mut avro).unwrap_or_else(|e| panic!("{e}: {payload:?}"));
     let mut back = Vec::new();
-    c.transcoder.from_avro(&avro, &mut back).unwrap();
-    assert_eq!(back, payload, "from_avro gives the bytes back");
+    c.transcoder.avro_to_message(&avro, &mut back).unwrap();
+    assert_eq!(back, payload, "avro_to_message gives the bytes back");
     let schema = apache_avro::Schema::parse(&c.avro).unwrap_or_else(|e| panic!("{e}: {}", c.avro));
     apache_avro::from_avro_datum(&schema, &mut &avro[..], None).unwrap()
 }
 
-/// to_avro, then from_avro and the comparison the caller does: whether the value goes to columns.
+/// message_to_avro, then avro_to_message and the comparison the caller does: whether the value goes to columns.
 fn goes_raw(c: &Compiled, payload: &[u8]) -> bool {
     let mut avro = Vec::new();
-    match c.transcoder.to_avro(payload, &mut avro) {
+    match c.transcoder.message_to_avro(payload, &mut avro) {
         Err(Fallback::Transcode { format: "protobuf", reason }) => {
             assert!(!reason.is_empty());
             true
@@ -63,7 +63,7 @@ fn goes_raw(c: &Compiled, payload: &[u8]) -> bool {
         Err(other) => panic!("unexpected {other:?}"),
         Ok(()) => {
             let mut back = Vec::new();
-            c.transcoder.from_avro(&avro, &mut back).is_err() || back != payload
+            c.transcoder.avro_to_message(&avro, &mut back).is_err() || back != payload
         }
     }
 }

@@ -189,7 +189,7 @@ fn random_message(d: &MessageDescriptor, rng: &mut Rng, depth: u32) -> DynamicMe
             let entry = k.as_message().unwrap();
             let (kk, vk) = (entry.map_entry_key_field().kind(), entry.map_entry_value_field().kind());
             // prost-reflect leaves a default key or value out of an entry (Java, whose form
-            // from_avro writes, never does): only entries without defaults here.
+            // avro_to_message writes, never does): only entries without defaults here.
             P::Map(
                 (0..rng.below(4))
                     .filter_map(|_| {
@@ -297,11 +297,11 @@ fn case() -> impl Strategy<Value = (String, u64)> {
 /// reading of the same bytes.
 fn accepted_means_right(c: &Compiled, d: &MessageDescriptor, payload: &[u8]) -> Result<(), TestCaseError> {
     let mut avro = Vec::new();
-    if c.transcoder.to_avro(payload, &mut avro).is_err() {
+    if c.transcoder.message_to_avro(payload, &mut avro).is_err() {
         return Ok(());
     }
     let mut back = Vec::new();
-    if c.transcoder.from_avro(&avro, &mut back).is_err() || back != payload {
+    if c.transcoder.avro_to_message(&avro, &mut back).is_err() || back != payload {
         return Ok(());
     }
     let schema = apache_avro::Schema::parse(&c.avro).unwrap();
@@ -325,10 +325,10 @@ proptest! {
         let m = random_message(&d, &mut rng, 0);
         let payload = m.encode_to_vec();
         let mut avro = Vec::new();
-        let r = c.transcoder.to_avro(&payload, &mut avro);
+        let r = c.transcoder.message_to_avro(&payload, &mut avro);
         prop_assert!(r.is_ok(), "{r:?}\n{text}\n{m:?}");
         let mut back = Vec::new();
-        c.transcoder.from_avro(&avro, &mut back).unwrap();
+        c.transcoder.avro_to_message(&avro, &mut back).unwrap();
         prop_assert_eq!(&back, &payload, "{}", text);
         let schema = apache_avro::Schema::parse(&c.avro).unwrap();
         let v = apache_avro::from_avro_datum(&schema, &mut &avro[..], None).unwrap();
@@ -378,18 +378,18 @@ proptest! {
         }
         accepted_means_right(&c, &d, &payload)?;
         let mut avro = Vec::new();
-        let _ = c.transcoder.to_avro(&payload, &mut avro);
+        let _ = c.transcoder.message_to_avro(&payload, &mut avro);
     }
 
-    /// Random bytes, through to_avro and (as a datum) through from_avro: no panic.
+    /// Random bytes, through message_to_avro and (as a datum) through avro_to_message: no panic.
     #[test]
     fn random_bytes_never_panic((text, _seed) in case(), bytes in prop::collection::vec(any::<u8>(), 0..64)) {
         let c = compile(&text, &refs()).unwrap();
         let d = descriptor(&text, &refs());
         accepted_means_right(&c, &d, &bytes)?;
         let mut out = Vec::new();
-        let _ = c.transcoder.to_avro(&bytes, &mut out);
+        let _ = c.transcoder.message_to_avro(&bytes, &mut out);
         out.clear();
-        let _ = c.transcoder.from_avro(&bytes, &mut out);
+        let _ = c.transcoder.avro_to_message(&bytes, &mut out);
     }
 }

@@ -1,5 +1,5 @@
 //! A quick measurement (printed, not asserted): ~1 KiB order-like messages through
-//! to_avro + from_avro + the comparison, and prost-reflect's DynamicMessage decode for scale.
+//! message_to_avro + avro_to_message + the comparison, and prost-reflect's DynamicMessage decode for scale.
 //! `cargo test -p calving-schema --release protobuf::tests::speed -- --nocapture`
 
 use std::time::Instant;
@@ -88,8 +88,8 @@ fn speed_of_one_kib_orders() {
         for p in &payloads {
             avro.clear();
             back.clear();
-            c.transcoder.to_avro(p, &mut avro).unwrap();
-            c.transcoder.from_avro(&avro, &mut back).unwrap();
+            c.transcoder.message_to_avro(p, &mut avro).unwrap();
+            c.transcoder.avro_to_message(&avro, &mut back).unwrap();
             assert!(back == *p);
         }
     }
