@@ -168,6 +168,14 @@ impl TypedValues {
         Ok(again)
     }
 
+    /// Protobuf writer `id`: its values must spell the message-index list `[0]` as `indexes`
+    /// (the spelling most of the segment's values use); values with the other go raw.
+    pub fn set_message_indexes(&mut self, id: SchemaId, indexes: &[u8]) {
+        if let Some((d, _)) = self.decoders.get_mut(&id) {
+            d.set_message_indexes(Some(indexes));
+        }
+    }
+
     pub fn stats(&self) -> TypedStats {
         self.stats
     }

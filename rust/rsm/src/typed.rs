@@ -30,12 +30,13 @@
 //! value's own fields: `kafka` and `value` stay the only names a value writer schema cannot use
 //! (and `key`, in a table whose keys are typed).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use calving_layout::schema::names;
 use calving_layout::typed::{Framing, TypedValues, WriterEntry};
 use calving_layout::LayoutError;
+use calving_schema::transcode::FIRST_MESSAGE_INDEXES;
 use calving_schema::{wire, SchemaId, ValueColumns};
 use calving_segment::record::batch::DEFAULT_MAX_UNCOMPRESSED;
 use calving_segment::{LogEntry, LogReader};
@@ -96,6 +97,8 @@ pub(crate) fn prepare(
     let (value_part, key_part) = part_modes(inner, &seg.topic, value_mode, key_mode);
     let prefixed = |p: &Option<PartMode>| p.as_ref().is_some_and(|p| p.framing == Framing::Prefixed);
     let (value_ids, key_ids) = if prefixed(&value_part) || prefixed(&key_part) { schema_ids(&name, files)? } else { Default::default() };
+    let (value_spellings, key_spellings) = (index_spellings(&value_ids), index_spellings(&key_ids));
+    let (value_ids, key_ids): (BTreeSet<SchemaId>, BTreeSet<SchemaId>) = (value_ids.into_keys().collect(), key_ids.into_keys().collect());
     let value_writers = match &value_part {
         Some(p) => writers(inner, seg, p, &value_ids)?,
         None => Vec::new(),
@@ -134,6 +137,9 @@ pub(crate) fn prepare(
             let reserved: &[&str] = if key_part.is_some() { &RESERVED_WITH_KEYS } else { &RESERVED };
             let columns = ValueColumns::new(&schema, reserved).map_err(|e| layout_err(e.to_string()))?;
             let mut typed = typed_part(inner, seg, &p, columns, values_ok);
+            for (&id, &indexes) in &value_spellings {
+                typed.set_message_indexes(id, indexes);
+            }
             keep_reused(inner, seg, &p, &reused.values, &mut typed)?;
             Some(typed)
         }
@@ -147,6 +153,9 @@ pub(crate) fn prepare(
             let key_schema = key_struct_schema(&schema).map_err(layout_err)?;
             let columns = ValueColumns::new(&key_schema, &[]).map_err(|e| layout_err(e.to_string()))?;
             let mut typed = typed_part(inner, seg, &p, columns, keys_ok);
+            for (&id, &indexes) in &key_spellings {
+                typed.set_message_indexes(id, indexes);
+            }
             keep_reused(inner, seg, &p, &reused.keys, &mut typed)?;
             Some(typed)
         }
@@ -395,20 +404,38 @@ fn evolved(
     Ok(None)
 }
 
-/// The schema ids of the segment's values and keys in the Confluent wire format.
-fn schema_ids(name: &str, files: &LogSegmentFiles) -> Result<(BTreeSet<SchemaId>, BTreeSet<SchemaId>)> {
+/// Per schema id of a segment: how many of its payloads start with each spelling of the
+/// Protobuf message-index list `[0]` (`calving_schema::transcode::FIRST_MESSAGE_INDEXES`:
+/// Confluent's `00`, Apicurio's `02 00`). Counted for every id; only Protobuf writers use it.
+type Spellings = [u64; 2];
+
+/// The spelling most of each id's payloads use (Confluent's on a tie), for ids that have any.
+fn index_spellings(ids: &BTreeMap<SchemaId, Spellings>) -> BTreeMap<SchemaId, &'static [u8]> {
+    ids.iter()
+        .filter(|(_, c)| c[0] + c[1] > 0)
+        .map(|(&id, c)| (id, FIRST_MESSAGE_INDEXES[usize::from(c[1] > c[0])]))
+        .collect()
+}
+
+/// The schema ids of the segment's values and keys in the Confluent wire format, with the
+/// message-index spellings of their payloads.
+fn schema_ids(name: &str, files: &LogSegmentFiles) -> Result<(BTreeMap<SchemaId, Spellings>, BTreeMap<SchemaId, Spellings>)> {
     let read_err = |source| RsmError::SegmentRead { segment: name.to_string(), source };
-    let mut values = BTreeSet::new();
-    let mut keys = BTreeSet::new();
+    let mut values = BTreeMap::new();
+    let mut keys = BTreeMap::new();
     let mut scratch = Vec::new();
     let mut reader = LogReader::open(&files.log).map_err(read_err)?;
+    let count = |ids: &mut BTreeMap<SchemaId, Spellings>, bytes: Option<&[u8]>| {
+        if let Some(f) = bytes.and_then(|v| wire::parse(v).ok()) {
+            let c = ids.entry(f.schema_id).or_default();
+            for (n, spelling) in c.iter_mut().zip(FIRST_MESSAGE_INDEXES) {
+                *n += u64::from(f.payload.starts_with(spelling));
+            }
+        }
+    };
     let mut add = |key: Option<&[u8]>, value: Option<&[u8]>| {
-        if let Some(f) = value.and_then(|v| wire::parse(v).ok()) {
-            values.insert(f.schema_id);
-        }
-        if let Some(f) = key.and_then(|k| wire::parse(k).ok()) {
-            keys.insert(f.schema_id);
-        }
+        count(&mut values, value);
+        count(&mut keys, key);
     };
     while let Some(entry) = reader.next_entry().map_err(read_err)? {
         match entry {

@@ -976,13 +976,14 @@ fn protobuf_values_become_columns_and_come_back_byte_identical() {
     ];
     let seg2: Vec<Rec> = (6..12).map(|i| pb_typed(id2, 2, i)).collect();
     // Apicurio's serializer spells the message-index list [0] as 02 00: such a segment's values
-    // go to columns and are served with that spelling; one in Confluent's spelling among them
-    // stays raw (a segment keeps one spelling per writer schema).
+    // go to columns and are served with that spelling; one in Confluent's spelling among them,
+    // first in the segment, stays raw (a segment keeps one spelling per writer schema, the one
+    // most of its values use).
     let apicurio = |rec: Rec| match rec.value {
         Some(v) => Rec { value: Some([&v[..5], &[0x02, 0x00], &v[6..]].concat()), ..rec },
         None => rec,
     };
-    let seg3: Vec<Rec> = (12..16).map(|i| apicurio(pb_typed(id2, 2, i))).chain([raw(pb_typed(id2, 2, 16).value)]).collect();
+    let seg3: Vec<Rec> = [raw(pb_typed(id2, 2, 12).value)].into_iter().chain((13..17).map(|i| apicurio(pb_typed(id2, 2, i)))).collect();
     let segments = [
         (write_segment(dir.path(), "pb_orders", 0, &[(Compression::None, &seg1[..5]), (Compression::None, &seg1[5..])]), &seg1[..]),
         (write_segment(dir.path(), "pb_orders", 11, &[(Compression::None, &seg2[..])]), &seg2[..]),

@@ -615,10 +615,13 @@ impl Decoder {
         self.indexes.as_deref()
     }
 
-    /// Starts with the message-index list another decoder of the same segment learned (a
-    /// second pass over it must take the same values to columns).
+    /// Fixes the message-index list this decoder's values must use (the spelling most of a
+    /// segment's values use, or what a first pass over it learned, so that every pass takes the
+    /// same values to columns). Nothing for a writer whose values have no such list.
     pub fn set_message_indexes(&mut self, indexes: Option<&[u8]>) {
-        self.indexes = indexes.map(<[u8]>::to_vec);
+        if self.writer.transcoder.as_ref().is_some_and(|t| t.message_indexes()) && self.framing == PayloadFraming::Confluent {
+            self.indexes = indexes.map(<[u8]>::to_vec);
+        }
     }
 
 }

@@ -58,7 +58,9 @@
 //! - compact: no whitespace anywhere; properties in the schema's order, absent ones omitted;
 //!   no unknown property, no key twice (additional properties cannot be kept: such values go raw);
 //! - strings escaped as Jackson does: `\"`, `\\`, `\n`, `\r`, `\t`, `\b`, `\f`, other control
-//!   characters as `\u00XX` (upper-case hex); everything else (`/`, non-ASCII) as raw UTF-8;
+//!   characters as `\u00XX` (upper-case hex), characters outside the Basic Multilingual Plane
+//!   (emoji, …) as their escaped UTF-16 surrogate pair (`\uD83D\uDE00`, what Jackson's UTF-8
+//!   generator writes by default); everything else (`/`, other non-ASCII) as raw UTF-8;
 //! - integers in plain decimal (`-0`, `1.0`, `1e2` for an `integer` go raw); numbers as Java's
 //!   `Double.toString` (JDK 19+: the shortest digits that read back, at least two; decimal
 //!   notation for 10⁻³ ≤ |x| < 10⁷ — `1.0`, `100.0`, `0.001`, `-0.0` — else `1.0E7`,

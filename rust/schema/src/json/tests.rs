@@ -48,6 +48,18 @@ fn run(w: &Arc<WriterSchema>, payloads: &[&[u8]]) -> (Vec<Result<(), Fallback>>,
     (results, batch)
 }
 
+/// Characters outside the Basic Multilingual Plane come as Jackson writes them: the escaped
+/// UTF-16 surrogate pair, upper-case hex. The column holds the character itself.
+#[test]
+fn supplementary_characters_as_jackson_escapes_them() {
+    let w = writer(r#"{"type":"object","properties":{"name":{"type":"string"}}}"#);
+    let doc = br#"{"name":"smile \uD83D\uDE00 and \uD834\uDD1E"}"#;
+    let (results, batch) = run(&w, &[doc]);
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    let name = batch.column_by_name("name").unwrap();
+    assert_eq!(name.as_any().downcast_ref::<arrow_array::StringArray>().unwrap().value(0), "smile \u{1F600} and \u{1D11E}");
+}
+
 /// The transcoder's datum, read by apache-avro, holds what serde_json reads from the payload.
 fn check_datum(w: &WriterSchema, payload: &[u8]) {
     let t = w.transcoder.as_ref().unwrap();
@@ -202,6 +214,8 @@ fn non_canonical_or_invalid_values_go_raw() {
         br#"{"name":"\u001f","nick":null}"#,                                  // lower-case hex
         br#"{"name":"\u00e9","nick":null}"#,                                  // escaped non-ASCII
         br#"{"name":"\ud800","nick":null}"#,                                  // lone surrogate
+        br#"{"name":"\ud83d\ude00","nick":null}"#,                            // lower-case surrogate pair
+        "{\"name\":\"\u{1F600}\",\"nick\":null}".as_bytes(),                  // emoji as raw UTF-8 (Jackson escapes it)
         br#"{"seen":"2024-05-01T12:00:00+00:00","nick":null}"#,               // offset
         br#"{"seen":"2024-05-01T12:00:00.000Z","nick":null}"#,                // zero fraction
         br#"{"seen":"2024-05-01T12:00:00.120Z","nick":null}"#,                // not 3/6 digits... 
@@ -474,6 +488,13 @@ fn jackson_string(s: &str, out: &mut String) {
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04X}", c as u32)),
+            // Outside the BMP: the UTF-16 surrogate pair, escaped (Jackson's UTF-8 generator).
+            c if (c as u32) > 0xFFFF => {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{u:04X}"));
+                }
+            }
             c => out.push(c),
         }
     }

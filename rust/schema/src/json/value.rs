@@ -205,10 +205,31 @@ pub(crate) fn unescape(span: &[u8], out: &mut Vec<u8>) -> Result<(), &'static st
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
-/// Appends `s` escaped as Jackson does (without quotes).
+/// Appends `s` escaped as Jackson does (without quotes): a character outside the Basic
+/// Multilingual Plane (a 4-byte UTF-8 sequence: emoji, …) as its UTF-16 surrogate pair
+/// `\uD83D\uDE00`, as Jackson's UTF-8 generator writes it by default.
 pub(crate) fn escape(s: &[u8], out: &mut Vec<u8>) {
     let mut start = 0;
+    let mut skip = 0;
     for (i, &c) in s.iter().enumerate() {
+        if skip > 0 {
+            skip -= 1;
+            continue;
+        }
+        if c >= 0xF0 {
+            let Some(ch) = s.get(i..i + 4).and_then(|b| std::str::from_utf8(b).ok()).and_then(|t| t.chars().next()) else {
+                continue;
+            };
+            out.extend_from_slice(&s[start..i]);
+            let mut units = [0u16; 2];
+            for u in ch.encode_utf16(&mut units) {
+                let u = usize::from(*u);
+                out.extend_from_slice(&[b'\\', b'u', HEX[u >> 12], HEX[(u >> 8) & 15], HEX[(u >> 4) & 15], HEX[u & 15]]);
+            }
+            skip = 3;
+            start = i + 4;
+            continue;
+        }
         let short: u8 = match c {
             b'"' => b'"',
             b'\\' => b'\\',
