@@ -202,8 +202,10 @@ fi
 check_table() { bg python3 "$here/check_typed.py" "$@" | tee_results; }
 check_table schema "$warehouse" typed_orders 3
 check_table schema "$warehouse" typed_latest 1
-check_table schema "$warehouse" typed_proto 3
-check_table schema "$warehouse" typed_json 3
+# typed_proto and typed_json: 300 values in three schema versions, in few segments; the first
+# segment holds two versions, merged in one schema update: at least 2 schemas.
+check_table schema "$warehouse" typed_proto 2
+check_table schema "$warehouse" typed_json 2
 engines="pyiceberg duckdb"
 if [ "$spark" = on ]; then engines="$engines spark"; fi
 export CALVING_SPARK_JARS
