@@ -52,5 +52,5 @@ done
 echo "== resolving Apicurio Registry 3.0.9 (a real Schema Registry for calving-schema tests)"
 "$root/tests/schema-registry/resolve.sh" | tail -n1
 python3 -c 'import importlib.metadata as m; assert m.version("pyspark") == "3.5.9"; import pyspark.sql' 2>/dev/null || { echo "== installing pyspark 3.5.9 (Spark reads the typed tables in integration/typed/run.sh and maintains the tables in integration/maintain/run.sh)"; python3 -m pip install -q "pyspark==3.5.9"; }
-echo "== resolving Apicurio's Kafka Avro serde 3.0.2, iceberg-spark-runtime-3.5_2.12 1.10.1 and sqlite-jdbc (integration/typed/run.sh, integration/maintain/run.sh)"
+echo "== resolving Apicurio's Kafka serdes (Avro 3.0.2; Protobuf and JSON Schema 3.1.7), iceberg-spark-runtime-3.5_2.12 1.10.1 and sqlite-jdbc (integration/typed/run.sh, integration/maintain/run.sh)"
 "$root/integration/typed/resolve-jars.sh" | tail -n1
