@@ -10,7 +10,9 @@
 //! - [`avro`]: Avro writer schemas → Iceberg types, and [`avro::evolve`]: a writer schema merged
 //!   into a table's schema with field ids stable by name path.
 //! - [`decode`]: Avro binary → Arrow columns, with the lossless check.
-//! - [`synth`]: deterministic ~1 KiB Avro orders written by apache-avro, for benchmarks.
+//! - [`transcode`], [`protobuf`], [`json`]: Protobuf and JSON Schema writers seen as Avro.
+//! - [`synth`]: deterministic ~1 KiB orders (Avro written by apache-avro, Protobuf, JSON), for
+//!   benchmarks.
 //! - [`encode`]: Arrow columns → Avro binary, the way back when serving Kafka (byte-identical for
 //!   every value [`decode`] accepted).
 //!
@@ -43,9 +45,14 @@
 //! arrays follow `iceberg::arrow::schema_to_arrow_schema` exactly (field ids included), so the
 //! arrays go straight into iceberg-rust's Parquet writer.
 //!
+//! **Protobuf and JSON Schema as Avro.** [`transcode`]: a writer schema of either compiles
+//! ([`protobuf`], [`json`]) to an Avro schema of the same shape and a transcoder between its
+//! bytes and that schema's datums, so typing, evolution, decoding and re-encoding are the Avro
+//! path's; a value goes to columns only if transcoding back gives its bytes.
+//!
 //! Used by calving-layout (`typed`: rows with value columns and the raw fallback; `served`:
 //! re-encoding) and calving-rsm (modes, registry lookups, schema-evolution commits through
-//! calving-table). Not here yet: keys, Protobuf and JSON Schema, schema references.
+//! calving-table).
 
 pub mod avro;
 pub mod decode;
