@@ -762,7 +762,18 @@ impl ValueColumns {
                     avro.clear();
                     back.clear();
                     let transcoded = t.message_to_avro(message, avro).and_then(|()| {
-                        t.avro_to_message(avro, back).map_err(|reason| Fallback::Transcode { format: t.format(), reason })?;
+                        if t.checks_canonical() && !cfg!(debug_assertions) {
+                            return Ok(());
+                        }
+                        let back_again = t.avro_to_message(avro, back);
+                        if t.checks_canonical() {
+                            assert!(
+                                back_again.is_ok() && back.as_slice() == message,
+                                "{} transcoder accepted a message it does not give back: {message:02x?}",
+                                t.format()
+                            );
+                        }
+                        back_again.map_err(|reason| Fallback::Transcode { format: t.format(), reason })?;
                         if back.as_slice() == message {
                             Ok(())
                         } else {

@@ -54,6 +54,14 @@ pub trait Transcoder: Send + Sync + Debug {
         false
     }
 
+    /// Whether `message_to_avro` itself refuses every message that `avro_to_message` would not
+    /// give back byte for byte (it checks the canonical form inline). Then the caller skips the
+    /// way back in release builds; debug builds still transcode back and assert the bytes are
+    /// equal, so every test run checks the claim.
+    fn checks_canonical(&self) -> bool {
+        false
+    }
+
     /// Appends to `avro` the Avro binary datum of `message` (a value's bytes after the Confluent
     /// header and any message-index list, or the bare value). An `Err` sends the value raw: it
     /// does not decode with the schema, or holds something the datum cannot (an unknown field,
