@@ -53,7 +53,7 @@ suite e2e_39 "End to end on Kafka 3.9.2: integration/e2e/run.sh (a real broker w
   env CALVING_KAFKA_VERSION=3.9.2 integration/e2e/run.sh
 suite e2e_44 "End to end on Kafka 4.4.0: integration/e2e/run.sh (a real broker with the plugin jar; 128 KiB segments)" \
   env CALVING_KAFKA_VERSION=4.4.0 integration/e2e/run.sh
-suite typed "Typed tables end to end: integration/typed/run.sh (Apicurio Registry, Apicurio's Avro serde, the broker; pyiceberg, DuckDB, Spark)" \
+suite typed "Typed tables end to end: integration/typed/run.sh (Apicurio Registry, Apicurio's Avro, Protobuf and JSON Schema serdes, the broker; pyiceberg, DuckDB, Spark)" \
   integration/typed/run.sh
 # The `calving` binary cargo test has just built (for the re-upload through `calving convert`).
 cli="${CARGO_TARGET_DIR:-$root/target}/debug/calving"
