@@ -52,23 +52,35 @@
 //!
 //! `avro_to_message` writes the one canonical text of a datum, what Jackson (Apicurio's and Confluent's
 //! JSON Schema serdes) writes by default; a value goes to the columns only if it is that text
-//! byte for byte (the caller compares; `message_to_avro` already refuses most other texts, saying what
-//! and at which byte):
+//! byte for byte. `message_to_avro` checks that inline, in its one pass, and refuses every other
+//! text saying what and at which byte; the transcoder says so
+//! ([`checks_canonical`](crate::transcode::Transcoder::checks_canonical)), so release builds do not
+//! transcode back (debug builds still do, and panic on a difference). The rules:
 //!
 //! - compact: no whitespace anywhere; properties in the schema's order, absent ones omitted;
 //!   no unknown property, no key twice (additional properties cannot be kept: such values go raw);
 //! - strings escaped as Jackson does: `\"`, `\\`, `\n`, `\r`, `\t`, `\b`, `\f`, other control
 //!   characters as `\u00XX` (upper-case hex), characters outside the Basic Multilingual Plane
 //!   (emoji, …) as their escaped UTF-16 surrogate pair (`\uD83D\uDE00`, what Jackson's UTF-8
-//!   generator writes by default); everything else (`/`, other non-ASCII) as raw UTF-8;
-//! - integers in plain decimal (`-0`, `1.0`, `1e2` for an `integer` go raw); numbers as Java's
-//!   `Double.toString` (JDK 19+: the shortest digits that read back, at least two; decimal
+//!   generator writes by default); everything else (`/`, other non-ASCII) as raw UTF-8. Any
+//!   other escape (`\/`, `\u00e9`, `\u00E9`, `\u000A`, lower-case hex) and a raw 4-byte UTF-8
+//!   character go raw; property names are compared with their escaped form, map keys and enum
+//!   symbols go through the same check;
+//! - integers in plain decimal (`-0`, `01`, `1.0`, `1e2` for an `integer` go raw); numbers as
+//!   Java's `Double.toString` (JDK 19+: the shortest digits that read back, at least two; decimal
 //!   notation for 10⁻³ ≤ |x| < 10⁷ — `1.0`, `100.0`, `0.001`, `-0.0` — else `1.0E7`,
-//!   `1.234E-5`), so `1` for a `number` goes raw;
-//! - date-times as `Instant.toString` (`2024-05-01T12:00:00Z`, a fraction of 3 or 6 digits only
-//!   when not zero, years 0000–9999; an offset other than `Z` goes raw); dates as
-//!   `LocalDate.toString`; uuids lower-case;
-//! - a map's keys unique (an Iceberg map has unique keys).
+//!   `1.234E-5`), so `1` for a `number` goes raw: the number is parsed and its token compared
+//!   with what the writer writes of the value;
+//! - date-times as `Instant.toString` (`2024-05-01T12:00:00Z`, a fraction of 3 digits when a
+//!   whole millisecond, else 6, none when zero; years 0000–9999; an offset other than `Z` goes
+//!   raw); dates as `LocalDate.toString`; uuids lower-case;
+//! - a map's keys unique (an Iceberg map has unique keys; with the escapes canonical, the same
+//!   raw bytes);
+//! - verbatim-text parts are kept byte for byte (compact, any valid JSON inside).
+//!
+//! `json/tests.rs` holds the oracle of this claim: for random schemas and canonical, reformatted,
+//! rewritten (escapes, numbers, nulls), byte-flipped and truncated documents, `message_to_avro`
+//! accepts a document exactly when the round trip gives it back.
 //!
 //! Nothing here panics on any input; nesting is bounded ([`MAX_DEPTH`]) and memory by the input.
 

@@ -1,9 +1,11 @@
 //! JSON values ⇄ Avro binary datums of the compiled schema (the conversion's hot path).
 //!
 //! `message_to_avro` scans the JSON bytes once, straight into the datum (no value tree), refusing on the
-//! way what `avro_to_message` would not write the same way when that is cheap to see (whitespace, a
-//! property out of the schema's order, an unknown or repeated key, a number of the wrong form);
-//! `avro_to_message` writes the canonical text (see the module doc of [`crate::json`]).
+//! way everything `avro_to_message` would not write the same way (whitespace, a property out of
+//! the schema's order, an unknown or repeated key, an escape Jackson does not write, a number not
+//! in its writer's form, a date-time with another fraction): it checks the canonical form inline
+//! ([`Transcoder::checks_canonical`]). `avro_to_message` writes the canonical text (see the module
+//! doc of [`crate::json`]).
 
 use std::sync::Arc;
 
@@ -83,6 +85,10 @@ impl Transcoder for JsonTranscoder {
         "json"
     }
 
+    fn checks_canonical(&self) -> bool {
+        true
+    }
+
     fn message_to_avro(&self, payload: &[u8], avro: &mut Vec<u8>) -> Result<(), Fallback> {
         let mut s = Scan { b: payload, i: 0 };
         s.slot(&self.root, self.root.null, avro)?;
@@ -122,6 +128,30 @@ fn write_long(v: i64, out: &mut Vec<u8>) {
 fn write_bytes(b: &[u8], out: &mut Vec<u8>) {
     write_long(b.len() as i64, out);
     out.extend_from_slice(b);
+}
+
+/// The bytes of a string's content the canonical scan stops at: the quote, the backslash,
+/// control characters, and the lead bytes of 4-byte UTF-8 sequences (Jackson escapes those).
+static SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = c < 0x20 || c == b'"' as usize || c == b'\\' as usize || c >= 0xF0;
+        c += 1;
+    }
+    t
+};
+
+/// Writes the varint of `n` (already zig-zagged) into `buf`; returns its length.
+fn varint(mut n: u64, buf: &mut [u8; 10]) -> usize {
+    let mut k = 0;
+    while n >= 0x80 {
+        buf[k] = (n as u8) | 0x80;
+        n >>= 7;
+        k += 1;
+    }
+    buf[k] = n as u8;
+    k + 1
 }
 
 /// The raw bytes of a JSON string whose content starts at `start` (after the quote): the
@@ -297,26 +327,106 @@ impl<'a> Scan<'a> {
         Ok((span, escaped))
     }
 
-    /// A string, as an Avro string; returns where its bytes start in `out`.
+    /// A string in Jackson's canonical escaping (see [`escape`]), as an Avro string; returns
+    /// where its bytes start in `out`. One pass: the content is copied as it is checked, the
+    /// length (a placeholder byte) set at the end.
     fn string(&mut self, out: &mut Vec<u8>) -> Result<usize, Fallback> {
         let at = self.i;
-        let (span, escaped) = self.raw_string()?;
-        let owned;
-        let text = if escaped {
-            let mut u = Vec::with_capacity(span.len());
-            unescape(span, &mut u).map_err(|what| self.err(at, what))?;
-            owned = u;
-            &owned[..]
-        } else {
-            span
-        };
-        if std::str::from_utf8(text).is_err() {
+        self.expect(b'"', "a string")?;
+        let b = self.b;
+        let mut i = self.i;
+        let len_at = out.len();
+        out.push(0);
+        loop {
+            let chunk = i;
+            while let Some(&c) = b.get(i) {
+                if SPECIAL[usize::from(c)] {
+                    break;
+                }
+                i += 1;
+            }
+            out.extend_from_slice(&b[chunk..i]);
+            match b.get(i) {
+                None => return Err(self.err(i, "unterminated string")),
+                Some(b'"') => break,
+                Some(b'\\') => i = self.escape_at(i, out)?,
+                Some(&c) if c < 0x20 => return Err(self.err(i, "control character in a string")),
+                Some(_) => return Err(self.err(i, "a character outside the Basic Multilingual Plane as raw UTF-8 (Jackson escapes it)")),
+            }
+        }
+        self.i = i + 1;
+        let n = out.len() - len_at - 1;
+        if std::str::from_utf8(&out[len_at + 1..]).is_err() {
             return Err(self.err(at, "string is not UTF-8"));
         }
-        write_long(text.len() as i64, out);
-        let start = out.len();
-        out.extend_from_slice(text);
-        Ok(start)
+        if n < 64 {
+            out[len_at] = (n as u8) << 1;
+            Ok(len_at + 1)
+        } else {
+            let mut count = [0u8; 10];
+            let k = varint(n as u64 * 2, &mut count);
+            out.splice(len_at..len_at + 1, count[..k].iter().copied());
+            Ok(len_at + k)
+        }
+    }
+
+    /// The escape at `i` (a backslash), if it is the one Jackson writes: its character appended
+    /// to `out`; returns the position after it.
+    fn escape_at(&self, i: usize, out: &mut Vec<u8>) -> Result<usize, Fallback> {
+        let b = self.b;
+        let c = match b.get(i + 1) {
+            Some(b'"') => b'"',
+            Some(b'\\') => b'\\',
+            Some(b'n') => b'\n',
+            Some(b'r') => b'\r',
+            Some(b't') => b'\t',
+            Some(b'b') => 8,
+            Some(b'f') => 12,
+            Some(b'u') => {
+                let v = self.upper_hex4(i + 2)?;
+                if v < 0x20 {
+                    if matches!(v, 8 | 9 | 10 | 12 | 13) {
+                        return Err(self.err(i, "a \\u escape of a character Jackson writes with a short escape (\\n, \\t, …)"));
+                    }
+                    out.push(v as u8);
+                    return Ok(i + 6);
+                }
+                if !(0xD800..0xDC00).contains(&v) {
+                    return Err(self.err(i, "a \\u escape of a character Jackson writes as itself"));
+                }
+                if b.get(i + 6..i + 8) != Some(b"\\u") {
+                    return Err(self.err(i, "lone surrogate"));
+                }
+                let lo = self.upper_hex4(i + 8)?;
+                if !(0xDC00..0xE000).contains(&lo) {
+                    return Err(self.err(i, "lone surrogate"));
+                }
+                let ch = char::from_u32(0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00)).ok_or_else(|| self.err(i, "lone surrogate"))?;
+                let mut buf = [0; 4];
+                out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                return Ok(i + 12);
+            }
+            Some(b'/') => return Err(self.err(i, "escaped '/' (Jackson writes it as itself)")),
+            _ => return Err(self.err(i, "bad escape")),
+        };
+        out.push(c);
+        Ok(i + 2)
+    }
+
+    /// The four upper-case hex digits at `i` (of a `\u` escape).
+    fn upper_hex4(&self, i: usize) -> Result<u32, Fallback> {
+        let Some(h) = self.b.get(i..i + 4) else { return Err(self.err(i, "truncated \\u escape")) };
+        let mut v = 0;
+        for &c in h {
+            let d = match c {
+                b'0'..=b'9' => c - b'0',
+                b'A'..=b'F' => c - b'A' + 10,
+                b'a'..=b'f' => return Err(self.err(i, "lower-case hex in a \\u escape (Jackson writes upper-case)")),
+                _ => return Err(self.err(i, "bad \\u escape")),
+            };
+            v = v * 16 + u32::from(d);
+        }
+        Ok(v)
     }
 
     /// The end of the number literal here, and whether it is an integer (no fraction, no exponent).
@@ -379,6 +489,9 @@ impl<'a> Scan<'a> {
                 .ok_or_else(|| self.err(start, "integer out of the long range"))?;
         }
         let v = if neg {
+            if v == 0 {
+                return Err(self.err(start, "-0 for an integer (Jackson writes 0)"));
+            }
             if v > 1 << 63 {
                 return Err(self.err(start, "integer out of the long range"));
             }
@@ -390,13 +503,22 @@ impl<'a> Scan<'a> {
         Ok(v)
     }
 
-    fn double(&mut self) -> Result<f64, Fallback> {
+    /// A number in Java's `Double.toString` form of its value: the token is compared with what
+    /// [`write_double`] writes (appended to `out` past its end, then cut off again).
+    fn double(&mut self, out: &mut Vec<u8>) -> Result<f64, Fallback> {
         let start = self.i;
         let (end, _) = self.number_span()?;
-        let text = std::str::from_utf8(&self.b[start..end]).map_err(|_| self.err(start, "not a number"))?;
+        let token = &self.b[start..end];
+        let text = std::str::from_utf8(token).map_err(|_| self.err(start, "not a number"))?;
         let v: f64 = text.parse().map_err(|_| self.err(start, "not a number"))?;
         if !v.is_finite() {
             return Err(self.err(start, "number out of the double range"));
+        }
+        let mark = out.len();
+        let same = write_double(v, out).is_ok() && &out[mark..] == token;
+        out.truncate(mark);
+        if !same {
+            return Err(self.err(start, "number not as Java's Double.toString writes it (1.0, 0.001, 1.0E7, 1.234E-5)"));
         }
         self.i = end;
         Ok(v)
@@ -470,7 +592,10 @@ impl<'a> Scan<'a> {
                 }
             }
             Ty::Long => write_long(self.integer()?, out),
-            Ty::Double => out.extend_from_slice(&self.double()?.to_le_bytes()),
+            Ty::Double => {
+                let v = self.double(out)?;
+                out.extend_from_slice(&v.to_le_bytes());
+            }
             Ty::Str(symbols) => {
                 let start = self.string(out)?;
                 if let Some(symbols) = symbols {
@@ -497,7 +622,7 @@ impl<'a> Scan<'a> {
                 match v {
                     Some(v) => write_long(v, out),
                     None if matches!(t, Ty::Date) => return Err(self.err(at, "not a date in the form 2024-05-01")),
-                    None => return Err(self.err(at, "not a date-time in the form 2024-05-01T12:00:00.123Z")),
+                    None => return Err(self.err(at, "not a date-time as Instant.toString writes it (2024-05-01T12:00:00Z, .123Z, .123456Z)")),
                 }
             }
             Ty::Json => {
@@ -539,11 +664,14 @@ impl<'a> Scan<'a> {
                     self.i += 1;
                     return Ok(());
                 }
+                let b = self.b;
                 let mut keys: Vec<&[u8]> = Vec::new();
                 let mut many: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
                 loop {
                     let key_at = self.i;
-                    let (span, _, _) = string_span(self.b, self.i + 1).unwrap_or((&[], false, 0));
+                    self.string(out)?;
+                    // Escapes are canonical: the same raw bytes are the same key.
+                    let span = &b[key_at + 1..self.i - 1];
                     let repeated = if keys.len() < 32 {
                         keys.contains(&span)
                     } else {
@@ -556,7 +684,6 @@ impl<'a> Scan<'a> {
                         return Err(self.err(key_at, "a repeated key"));
                     }
                     keys.push(span);
-                    self.string(out)?;
                     self.expect(b':', "':'")?;
                     self.slot(s, s.null, out)?;
                     match self.b.get(self.i) {
@@ -767,7 +894,8 @@ fn parse_date(s: &[u8]) -> Option<i64> {
 
 const DAY_MICROS: i64 = 86_400_000_000;
 
-/// `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z` → microseconds since the epoch (whole microseconds only).
+/// `YYYY-MM-DDTHH:MM:SS[.fff|.ffffff]Z` → microseconds since the epoch, in `Instant.toString`'s
+/// form only: a fraction of 3 digits (not `000`) or 6 (not a whole millisecond), else none.
 fn parse_date_time(s: &[u8]) -> Option<i64> {
     if s.len() < 20 || s[10] != b'T' || s[13] != b':' || s[16] != b':' || s.last() != Some(&b'Z') {
         return None;
@@ -777,16 +905,13 @@ fn parse_date_time(s: &[u8]) -> Option<i64> {
     if h > 23 || mi > 59 || sec > 59 {
         return None;
     }
-    let rest = &s[19..s.len() - 1];
-    let nanos = match rest {
+    let micros = match &s[19..s.len() - 1] {
         [] => 0,
-        [b'.', f @ ..] if (1..=9).contains(&f.len()) => num(f)? * 10i64.pow(9 - f.len() as u32),
+        [b'.', f @ ..] if f.len() == 3 => Some(num(f)? * 1000).filter(|&m| m != 0)?,
+        [b'.', f @ ..] if f.len() == 6 => num(f).filter(|&m| m % 1000 != 0)?,
         _ => return None,
     };
-    if nanos % 1000 != 0 {
-        return None;
-    }
-    Some(days * DAY_MICROS + ((h * 60 + mi) * 60 + sec) * 1_000_000 + nanos / 1000)
+    Some(days * DAY_MICROS + ((h * 60 + mi) * 60 + sec) * 1_000_000 + micros)
 }
 
 fn write_date(days: i64, out: &mut Vec<u8>) -> Result<(), String> {
