@@ -638,7 +638,27 @@ proptest! {
         }
     }
 
-    /// Random bytes never panic, with any schema.
+    /// The shortcut of the number check (no formatting for plain decimals of at most 15 digits)
+/// says yes only for what `write_double` writes.
+#[test]
+fn plain_decimal_shortcut_only_for_java_text(
+    neg in any::<bool>(), int in prop_oneof![Just("0".to_string()), "[1-9][0-9]{0,8}"], frac in "[0-9]{1,17}", f in any::<f64>(),
+) {
+    let token = format!("{}{int}.{frac}", if neg { "-" } else { "" });
+    if super::value::plain_decimal_is_java(token.as_bytes()) {
+        let mut out = Vec::new();
+        super::value::write_double(token.parse().unwrap(), &mut out).unwrap();
+        prop_assert_eq!(String::from_utf8(out).unwrap(), token);
+    }
+    if f.is_finite() {
+        let java = java_double(f);
+        if super::value::plain_decimal_is_java(java.as_bytes()) {
+            prop_assert_eq!(java.parse::<f64>().unwrap(), f);
+        }
+    }
+}
+
+/// Random bytes never panic, with any schema.
     #[test]
     fn random_bytes_never_panic(s in gen_schema(), bytes in prop::collection::vec(any::<u8>(), 0..64)) {
         let w = writer(&schema_text(&s));

@@ -514,11 +514,13 @@ impl<'a> Scan<'a> {
         if !v.is_finite() {
             return Err(self.err(start, "number out of the double range"));
         }
-        let mark = out.len();
-        let same = write_double(v, out).is_ok() && &out[mark..] == token;
-        out.truncate(mark);
-        if !same {
-            return Err(self.err(start, "number not as Java's Double.toString writes it (1.0, 0.001, 1.0E7, 1.234E-5)"));
+        if !plain_decimal_is_java(token) {
+            let mark = out.len();
+            let same = write_double(v, out).is_ok() && &out[mark..] == token;
+            out.truncate(mark);
+            if !same {
+                return Err(self.err(start, "number not as Java's Double.toString writes it (1.0, 0.001, 1.0E7, 1.234E-5)"));
+            }
         }
         self.i = end;
         Ok(v)
@@ -1011,6 +1013,29 @@ fn sci(x: f64, precision: Option<usize>) -> Option<(Buf, usize, i32)> {
     }
     let n = digits.n;
     Some((digits, n, exp))
+}
+
+/// Whether a number token (as `number_span` admits it) is, without formatting anything, what
+/// [`write_double`] writes of its value: plain decimal `int.frac` for 10⁻³ ≤ |x| < 10⁷, at most 15
+/// significant digits (every such decimal is the only one of at most 15 digits that reads as its
+/// double, so it is the shortest: Java's digits), no trailing zero but in `.0`. `false` says
+/// nothing (the caller formats and compares).
+pub(crate) fn plain_decimal_is_java(token: &[u8]) -> bool {
+    let t = token.strip_prefix(b"-").unwrap_or(token);
+    let Some(dot) = t.iter().position(|&c| c == b'.') else { return false };
+    let (int, frac) = (&t[..dot], &t[dot + 1..]);
+    if int.is_empty() || frac.is_empty() || !frac.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    if int == b"0" {
+        if frac == b"0" {
+            return true;
+        }
+        let zeros = frac.iter().take_while(|&&c| c == b'0').count();
+        zeros <= 2 && zeros < frac.len() && frac.len() <= 15 && frac.last() != Some(&b'0')
+    } else {
+        int.len() <= 7 && int.len() + frac.len() <= 15 && (frac == b"0" || frac.last() != Some(&b'0'))
+    }
 }
 
 /// Java's `Double.toString` (JDK 19+) of a finite double.
