@@ -39,21 +39,35 @@
 //!
 //! # The lossless rule
 //!
-//! A value goes to columns only if transcoding its datum back gives its bytes exactly (the
-//! caller's comparison, [`crate::decode::ValueColumns::append`]). What the encoder (`avro_to_message`)
-//! writes is what Java's protobuf and the Confluent/Apicurio serializers write:
+//! A value goes to columns only if transcoding its datum back gives its bytes exactly. The
+//! transcoder checks that itself, inline, in its one reading of the bytes
+//! ([`Transcoder::checks_canonical`](crate::transcode::Transcoder::checks_canonical)): the
+//! decoder (`message_to_avro`) refuses every message the encoder (`avro_to_message`) would not
+//! write the same way, so release builds skip the way back ([`crate::decode::ValueColumns::append`];
+//! debug builds still transcode back and assert the bytes are equal). What the encoder writes is
+//! what Java's protobuf and the Confluent/Apicurio serializers write:
 //!
 //! - the Confluent message-index list `[0]` as the single byte `0` (any other list: raw);
-//! - fields in field-number order; proto3 implicit-presence fields omitted when they hold their
-//!   default (zero, empty, `false`, a float whose bits are zero, enum number 0), so a default
-//!   written out explicitly goes raw;
-//! - a repeated field's items contiguously, packed or not as declared (the other form: raw);
-//!   the decoder (`message_to_avro`) rejects up front a field number lower than the one before it (fields
-//!   out of order, or a repeated field's items not contiguous) and a singular field written twice;
-//! - map entries with their key and value always written (tags 1 then 2), as Java writes them;
-//! - varints minimal, negative `int32`/enum numbers sign-extended to ten bytes;
-//! - a Timestamp as `seconds` then `nanos`, each omitted when zero, nanos in `0..1e9`, within
-//!   Protobuf's range (0001-01-01 to 9999-12-31): others go raw.
+//! - fields in field-number order: the decoder refuses a field number lower than the one before
+//!   it (fields out of order, or a repeated field's items not contiguous) and a singular field
+//!   written twice;
+//! - every varint minimal (tags, lengths, values: no trailing `0x00` byte after a continuation);
+//!   `int32` and enum numbers sign-extended to 64 bits (a negative one in exactly ten bytes, a
+//!   non-negative one without the upper bits), `uint32`/`sint32` within 32 bits, a `bool` as the
+//!   single byte `0` or `1`;
+//! - proto3 implicit-presence fields omitted when they hold their default (zero, empty,
+//!   `false`, a float whose bits are zero — `-0.0` is not the default —, enum number 0): a
+//!   default written out goes raw;
+//! - a repeated field packed or not as declared (the other form: raw); a packed one as exactly
+//!   one run with at least one item (an empty run, or a second run, goes raw);
+//! - map entries exactly as Java writes them: key (tag 1) then value (tag 2), both always
+//!   written even when default, nothing else; a key repeated goes raw (the columns would keep
+//!   both);
+//! - a Timestamp as `seconds` then `nanos`, each omitted when zero (a zero written out goes
+//!   raw), nanos in `0..1e9` and whole microseconds, within Protobuf's range (0001-01-01 to
+//!   9999-12-31);
+//! - a wrapper as its field 1, omitted when the wrapped value is the default (an empty
+//!   wrapper), so a default written out goes raw.
 //!
 //! The decoder also sends raw what a column cannot hold or would misrepresent: an unknown field
 //! number (extensions included), a wrong wire type, an unknown enum number, two members of one
@@ -88,6 +102,12 @@ const AVRO_NAMESPACE: &str = "protobuf";
 /// Compiles a Protobuf schema (and the texts of its references, by import path) for columns:
 /// the Avro schema of its first top-level message, and the transcoder to it.
 pub fn compile(schema: &str, references: &BTreeMap<String, String>) -> Result<Compiled, SchemaError> {
+    let (transcoder, avro) = transcoder(schema, references)?;
+    Ok(Compiled { avro, transcoder: Arc::new(transcoder) })
+}
+
+/// The transcoder of [`compile`] and its Avro schema.
+fn transcoder(schema: &str, references: &BTreeMap<String, String>) -> Result<(ProtobufTranscoder, Json), SchemaError> {
     let pool = descriptor_pool(schema, references)?;
     let file = pool
         .get_file_by_name(MAIN_FILE)
@@ -98,8 +118,7 @@ pub fn compile(schema: &str, references: &BTreeMap<String, String>) -> Result<Co
         .ok_or_else(|| SchemaError::Unsupported { path: String::new(), what: "a Protobuf schema without messages".into() })?;
     let mut b = Builder::default();
     let (root_index, avro) = b.message(&root, "")?;
-    let transcoder = ProtobufTranscoder::new(b.messages, root_index);
-    Ok(Compiled { avro, transcoder: Arc::new(transcoder) })
+    Ok((ProtobufTranscoder::new(b.messages, root_index), avro))
 }
 
 fn parse_error(reason: String) -> SchemaError {

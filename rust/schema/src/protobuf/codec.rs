@@ -5,7 +5,10 @@
 //! field number, expected wire type, field numbers non-decreasing, a singular field once) and
 //! notes where each field's bytes are (a span: they are contiguous, since numbers do not go
 //! down); the second writes the fields in declaration order (the Avro record's) from their spans,
-//! with the defaults of absent implicit-presence fields. `avro_to_message` writes the fields in
+//! with the defaults of absent implicit-presence fields, and checks on the way that the bytes are
+//! exactly what `avro_to_message` writes (minimal varints, no default written out, one non-empty
+//! packed run, …: the lossless rule of the parent module), so the caller need not transcode
+//! back ([`Transcoder::checks_canonical`]). `avro_to_message` writes the fields in
 //! declaration order and, for a message whose declaration order is not its field-number order,
 //! moves their bytes into field-number order afterwards.
 
@@ -89,13 +92,14 @@ impl Scalar {
         }
     }
 
-    /// The Avro datum of the Protobuf default value.
-    fn avro_default(self, out: &mut Vec<u8>) {
+    /// The Avro datum of the Protobuf default value (the only datum of the type with these
+    /// bytes: a value whose datum they are is the default).
+    fn avro_default(self) -> &'static [u8] {
         match self {
-            Scalar::Uint64 | Scalar::Fixed64 => out.extend_from_slice(&[2, 0]),
-            Scalar::Float => out.extend_from_slice(&[0; 4]),
-            Scalar::Double => out.extend_from_slice(&[0; 8]),
-            _ => out.push(0),
+            Scalar::Uint64 | Scalar::Fixed64 => &[2, 0],
+            Scalar::Float => &[0; 4],
+            Scalar::Double => &[0; 8],
+            _ => &[0],
         }
     }
 }
@@ -181,6 +185,10 @@ pub(super) struct Field {
     wire: u8,
     /// The tag's varint bytes.
     tag: Vec<u8>,
+    /// Proto3 implicit presence: the Avro datum of the default value (what an absent field
+    /// reads as, and what a field written out must not be), if the type has one (an enum
+    /// without a value 0 does not).
+    default: Option<Vec<u8>>,
 }
 
 impl Field {
@@ -191,7 +199,16 @@ impl Field {
         };
         let mut tag = Vec::new();
         put_varint(&mut tag, (u64::from(number) << 3) | u64::from(wire));
-        Field { name, number, card, value, oneof, wire, tag }
+        let default = match (&card, &value) {
+            (Card::Implicit, Value::Scalar(s)) => Some(s.avro_default().to_vec()),
+            (Card::Implicit, Value::Enum(e)) => e.index(0).map(|i| {
+                let mut d = Vec::new();
+                put_long(&mut d, i64::from(i));
+                d
+            }),
+            _ => None,
+        };
+        Field { name, number, card, value, oneof, wire, tag, default }
     }
 
     /// Whether the field may appear several times on the wire (one item or entry each).
@@ -259,7 +276,14 @@ const ABSENT: Span = Span { start: 0, end: 0, count: 0 };
 // Protobuf wire reading (positions are offsets in the payload).
 
 #[inline]
-fn varint(buf: &[u8], pos: &mut usize, end: usize) -> Result<u64, Fallback> {
+fn varint<const S: bool>(buf: &[u8], pos: &mut usize, end: usize) -> Result<u64, Fallback> {
+    // One byte (most tags and lengths): always minimal.
+    if let Some(&b) = buf.get(*pos).filter(|_| *pos < end) {
+        if b < 0x80 {
+            *pos += 1;
+            return Ok(u64::from(b));
+        }
+    }
     let start = *pos;
     let mut value: u64 = 0;
     let mut shift = 0;
@@ -274,6 +298,10 @@ fn varint(buf: &[u8], pos: &mut usize, end: usize) -> Result<u64, Fallback> {
         }
         value |= u64::from(b & 0x7f) << shift;
         if b < 0x80 {
+            // Minimal: a last byte of 0 after others adds nothing (the encoder never writes it).
+            if S && b == 0 && shift > 0 {
+                return Err(fail(format!("varint at byte {start} not minimal ({} bytes)", *pos - start)));
+            }
             return Ok(value);
         }
         shift += 7;
@@ -292,21 +320,32 @@ fn take<'a>(buf: &'a [u8], pos: &mut usize, end: usize, n: usize, what: &str) ->
 
 /// A length prefix: the end of the bytes it announces.
 #[inline]
-fn length(buf: &[u8], pos: &mut usize, end: usize) -> Result<usize, Fallback> {
+fn length<const S: bool>(buf: &[u8], pos: &mut usize, end: usize) -> Result<usize, Fallback> {
     let at = *pos;
-    let len = varint(buf, pos, end)?;
+    let len = varint::<S>(buf, pos, end)?;
     if len > (end - *pos) as u64 {
         return Err(fail(format!("length {len} at byte {at} beyond the {} bytes left", end - *pos)));
     }
     Ok(*pos + len as usize)
 }
 
-fn skip(buf: &[u8], pos: &mut usize, end: usize, wire: u8) -> Result<(), Fallback> {
+/// A varint that must fit in 32 bits (the encoder writes a `uint32`'s or `sint32`'s 32 bits).
+#[inline]
+fn u32_varint<const S: bool>(buf: &[u8], pos: &mut usize, end: usize, what: &str) -> Result<u32, Fallback> {
+    let at = *pos;
+    let v = varint::<S>(buf, pos, end)?;
+    if !S {
+        return Ok(v as u32);
+    }
+    u32::try_from(v).map_err(|_| fail(format!("{what} at byte {at} beyond 32 bits")))
+}
+
+fn skip<const S: bool>(buf: &[u8], pos: &mut usize, end: usize, wire: u8) -> Result<(), Fallback> {
     match wire {
-        VARINT => varint(buf, pos, end).map(drop),
+        VARINT => varint::<S>(buf, pos, end).map(drop),
         I64 => take(buf, pos, end, 8, "fixed64").map(drop),
         I32 => take(buf, pos, end, 4, "fixed32").map(drop),
-        _ => length(buf, pos, end).map(|e| *pos = e),
+        _ => length::<S>(buf, pos, end).map(|e| *pos = e),
     }
 }
 
@@ -347,9 +386,15 @@ impl Transcoder for ProtobufTranscoder {
         true
     }
 
+    /// `message_to_avro` refuses every message `avro_to_message` does not write (see the module
+    /// doc of `protobuf`, the lossless rule).
+    fn checks_canonical(&self) -> bool {
+        true
+    }
+
     fn message_to_avro(&self, message: &[u8], avro: &mut Vec<u8>) -> Result<(), Fallback> {
         let mut spans = Vec::with_capacity(32);
-        self.read_message(self.root, message, 0, message.len(), &mut spans, avro)
+        self.read_message::<true>(self.root, message, 0, message.len(), &mut spans, avro)
     }
 
     fn avro_to_message(&self, avro: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
@@ -371,7 +416,15 @@ fn zigzag(v: u64) -> i64 {
 // Protobuf -> Avro.
 
 impl ProtobufTranscoder {
-    fn read_message(&self, mi: usize, buf: &[u8], start: usize, end: usize, spans: &mut Vec<Span>, out: &mut Vec<u8>) -> Result<(), Fallback> {
+    /// `message_to_avro` without the canonical-form checks (what the decoder accepted before it
+    /// checked them): the tests' oracle, whose datum is then transcoded back and compared.
+    #[cfg(test)]
+    pub(super) fn message_to_avro_lenient(&self, message: &[u8], avro: &mut Vec<u8>) -> Result<(), Fallback> {
+        let mut spans = Vec::with_capacity(32);
+        self.read_message::<false>(self.root, message, 0, message.len(), &mut spans, avro)
+    }
+
+    fn read_message<const S: bool>(&self, mi: usize, buf: &[u8], start: usize, end: usize, spans: &mut Vec<Span>, out: &mut Vec<u8>) -> Result<(), Fallback> {
         let Some(m) = self.messages.get(mi) else {
             return Err(fail(format!("no message {mi}")));
         };
@@ -383,7 +436,7 @@ impl ProtobufTranscoder {
         let mut last = 0u64;
         while pos < end {
             let at = pos;
-            let tag = varint(buf, &mut pos, end)?;
+            let tag = varint::<S>(buf, &mut pos, end)?;
             let number = tag >> 3;
             let wire = (tag & 7) as u8;
             if number < last {
@@ -405,7 +458,7 @@ impl ProtobufTranscoder {
                     if matches!(f.card, Card::Repeated { .. }) && f.value.packable() { " (packed or not, as declared)" } else { "" }
                 )));
             }
-            skip(buf, &mut pos, end, wire)?;
+            skip::<S>(buf, &mut pos, end, wire)?;
             let s = &mut spans[base + fi];
             if s.count == 0 {
                 s.start = at;
@@ -429,35 +482,31 @@ impl ProtobufTranscoder {
         // Pass 2: the Avro record, in declaration order.
         for (fi, f) in m.fields.iter().enumerate() {
             let s = spans[base + fi];
-            self.read_field(f, s, buf, spans, out)?;
+            self.read_field::<S>(f, s, buf, spans, out)?;
         }
         spans.truncate(base);
         Ok(())
     }
 
-    fn read_field(&self, f: &Field, s: Span, buf: &[u8], spans: &mut Vec<Span>, out: &mut Vec<u8>) -> Result<(), Fallback> {
+    fn read_field<const S: bool>(&self, f: &Field, s: Span, buf: &[u8], spans: &mut Vec<Span>, out: &mut Vec<u8>) -> Result<(), Fallback> {
         let mut pos = s.start;
         let end = s.end;
         match &f.card {
             Card::Implicit => {
+                let Some(default) = &f.default else {
+                    return Err(fail(format!("field {} of a type without a default (an enum without a value 0)", f.name)));
+                };
                 if s.count == 0 {
-                    return match &f.value {
-                        Value::Scalar(sc) => {
-                            sc.avro_default(out);
-                            Ok(())
-                        }
-                        Value::Enum(e) => match e.index(0) {
-                            Some(i) => {
-                                put_long(out, i64::from(i));
-                                Ok(())
-                            }
-                            None => Err(fail(format!("field {} absent and its enum has no value 0", f.name))),
-                        },
-                        _ => Err(fail(format!("field {} absent without a default", f.name))),
-                    };
+                    out.extend_from_slice(default);
+                    return Ok(());
                 }
                 pos += f.tag.len();
-                self.read_value(&f.value, buf, &mut pos, end, spans, out)
+                let before = out.len();
+                self.read_value::<S>(&f.value, buf, &mut pos, end, spans, out)?;
+                if S && out[before..] == default[..] {
+                    return Err(fail(format!("field {} written with its default value at byte {}", f.name, s.start)));
+                }
+                Ok(())
             }
             Card::Optional => {
                 if s.count == 0 {
@@ -466,7 +515,7 @@ impl ProtobufTranscoder {
                 }
                 out.push(2);
                 pos += f.tag.len();
-                self.read_value(&f.value, buf, &mut pos, end, spans, out)
+                self.read_value::<S>(&f.value, buf, &mut pos, end, spans, out)
             }
             Card::Repeated { packed: true } => {
                 if s.count == 0 {
@@ -474,12 +523,15 @@ impl ProtobufTranscoder {
                     return Ok(());
                 }
                 pos += f.tag.len();
-                let data_end = length(buf, &mut pos, end)?;
+                let data_end = length::<S>(buf, &mut pos, end)?;
+                if S && data_end == pos {
+                    return Err(fail(format!("packed {} at byte {} without items", f.name, s.start)));
+                }
                 let count = self.packed_count(f, buf, pos, data_end)?;
                 if count > 0 {
                     put_long(out, count as i64);
                     while pos < data_end {
-                        self.read_value(&f.value, buf, &mut pos, data_end, spans, out)?;
+                        self.read_value::<S>(&f.value, buf, &mut pos, data_end, spans, out)?;
                     }
                 }
                 out.push(0);
@@ -490,7 +542,7 @@ impl ProtobufTranscoder {
                     put_long(out, s.count as i64);
                     for _ in 0..s.count {
                         pos += f.tag.len();
-                        self.read_value(&f.value, buf, &mut pos, end, spans, out)?;
+                        self.read_value::<S>(&f.value, buf, &mut pos, end, spans, out)?;
                     }
                 }
                 out.push(0);
@@ -506,21 +558,21 @@ impl ProtobufTranscoder {
                     let mut keys: Vec<(usize, usize)> = Vec::with_capacity(s.count.min(1024));
                     for _ in 0..s.count {
                         pos += f.tag.len();
-                        let entry_end = length(buf, &mut pos, end)?;
+                        let entry_end = length::<S>(buf, &mut pos, end)?;
                         let at = pos;
-                        if buf.get(pos) != Some(&key_tag) {
+                        if pos >= entry_end || buf[pos] != key_tag {
                             return Err(fail(format!("map {} entry at byte {at} does not start with its key", f.name)));
                         }
                         pos += 1;
                         let key_start = out.len();
-                        self.read_scalar(*key, buf, &mut pos, entry_end, out)?;
+                        self.read_scalar::<S>(*key, buf, &mut pos, entry_end, out)?;
                         keys.push((key_start, out.len()));
                         let at = pos;
                         if pos >= entry_end || buf[pos] != value_tag {
                             return Err(fail(format!("map {} entry: no value (field 2) at byte {at}", f.name)));
                         }
                         pos += 1;
-                        self.read_value(&f.value, buf, &mut pos, entry_end, spans, out)?;
+                        self.read_value::<S>(&f.value, buf, &mut pos, entry_end, spans, out)?;
                         if pos != entry_end {
                             return Err(fail(format!("map {} entry: more after its value at byte {pos}", f.name)));
                         }
@@ -557,12 +609,16 @@ impl ProtobufTranscoder {
     }
 
     #[inline]
-    fn read_value(&self, v: &Value, buf: &[u8], pos: &mut usize, end: usize, spans: &mut Vec<Span>, out: &mut Vec<u8>) -> Result<(), Fallback> {
+    fn read_value<const S: bool>(&self, v: &Value, buf: &[u8], pos: &mut usize, end: usize, spans: &mut Vec<Span>, out: &mut Vec<u8>) -> Result<(), Fallback> {
         match v {
-            Value::Scalar(s) => self.read_scalar(*s, buf, pos, end, out),
+            Value::Scalar(s) => self.read_scalar::<S>(*s, buf, pos, end, out),
             Value::Enum(e) => {
                 let at = *pos;
-                let n = varint(buf, pos, end)? as i32;
+                let v = varint::<S>(buf, pos, end)?;
+                let n = v as i32;
+                if S && v != i64::from(n) as u64 {
+                    return Err(fail(format!("enum number at byte {at} not an int32 sign-extended to 64 bits")));
+                }
                 match e.index(n) {
                     Some(i) => {
                         put_long(out, i64::from(i));
@@ -572,26 +628,32 @@ impl ProtobufTranscoder {
                 }
             }
             Value::Message(mi) => {
-                let sub_end = length(buf, pos, end)?;
-                self.read_message(*mi, buf, *pos, sub_end, spans, out)?;
+                let sub_end = length::<S>(buf, pos, end)?;
+                self.read_message::<S>(*mi, buf, *pos, sub_end, spans, out)?;
                 *pos = sub_end;
                 Ok(())
             }
             Value::Timestamp => {
-                let sub_end = length(buf, pos, end)?;
+                let sub_end = length::<S>(buf, pos, end)?;
                 let at = *pos;
                 let (mut seconds, mut nanos) = (0i64, 0i32);
                 let mut last = 0;
                 while *pos < sub_end {
                     let tag_at = *pos;
-                    let tag = varint(buf, pos, sub_end)?;
+                    let tag = varint::<S>(buf, pos, sub_end)?;
                     if tag <= last || (tag != 8 && tag != 16) {
                         return Err(fail(format!("Timestamp: tag {tag} at byte {tag_at}")));
                     }
                     last = tag;
-                    let v = varint(buf, pos, sub_end)?;
+                    let v_at = *pos;
+                    let v = varint::<S>(buf, pos, sub_end)?;
+                    if S && v == 0 {
+                        return Err(fail(format!("Timestamp: a zero written out at byte {v_at}")));
+                    }
                     if tag == 8 {
                         seconds = v as i64;
+                    } else if S && v >= 1_000_000_000 {
+                        return Err(fail(format!("Timestamp: nanos {v} at byte {v_at} out of range")));
                     } else {
                         nanos = v as i32;
                     }
@@ -605,9 +667,9 @@ impl ProtobufTranscoder {
                 Ok(())
             }
             Value::Wrapper(s) => {
-                let sub_end = length(buf, pos, end)?;
+                let sub_end = length::<S>(buf, pos, end)?;
                 if *pos == sub_end {
-                    s.avro_default(out);
+                    out.extend_from_slice(s.avro_default());
                     return Ok(());
                 }
                 let at = *pos;
@@ -615,9 +677,13 @@ impl ProtobufTranscoder {
                     return Err(fail(format!("wrapper: tag {} at byte {at}, expected field 1", buf[*pos])));
                 }
                 *pos += 1;
-                self.read_scalar(*s, buf, pos, sub_end, out)?;
+                let before = out.len();
+                self.read_scalar::<S>(*s, buf, pos, sub_end, out)?;
                 if *pos != sub_end {
                     return Err(fail(format!("wrapper: more after its value at byte {}", *pos)));
+                }
+                if S && out[before..] == *s.avro_default() {
+                    return Err(fail(format!("wrapper: its default value written out at byte {at}")));
                 }
                 Ok(())
             }
@@ -625,39 +691,53 @@ impl ProtobufTranscoder {
     }
 
     #[inline]
-    fn read_scalar(&self, s: Scalar, buf: &[u8], pos: &mut usize, end: usize, out: &mut Vec<u8>) -> Result<(), Fallback> {
+    fn read_scalar<const S: bool>(&self, s: Scalar, buf: &[u8], pos: &mut usize, end: usize, out: &mut Vec<u8>) -> Result<(), Fallback> {
         match s {
-            Scalar::Int32 => put_long(out, i64::from(varint(buf, pos, end)? as i32)),
+            Scalar::Int32 => {
+                let at = *pos;
+                let v = varint::<S>(buf, pos, end)?;
+                if S && v != i64::from(v as i32) as u64 {
+                    return Err(fail(format!("int32 at byte {at} not sign-extended to 64 bits")));
+                }
+                put_long(out, i64::from(v as i32));
+            }
             Scalar::Sint32 => {
-                let n = varint(buf, pos, end)? as u32;
+                let n = u32_varint::<S>(buf, pos, end, "sint32")?;
                 put_long(out, i64::from(((n >> 1) as i32) ^ -((n & 1) as i32)));
             }
             Scalar::Sfixed32 => {
                 let b = take(buf, pos, end, 4, "sfixed32")?;
                 put_long(out, i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])));
             }
-            Scalar::Int64 => put_long(out, varint(buf, pos, end)? as i64),
-            Scalar::Sint64 => put_long(out, zigzag(varint(buf, pos, end)?)),
+            Scalar::Int64 => put_long(out, varint::<S>(buf, pos, end)? as i64),
+            Scalar::Sint64 => put_long(out, zigzag(varint::<S>(buf, pos, end)?)),
             Scalar::Sfixed64 => {
                 let b = take(buf, pos, end, 8, "sfixed64")?;
                 put_long(out, i64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
             }
-            Scalar::Uint32 => put_long(out, i64::from(varint(buf, pos, end)? as u32)),
+            Scalar::Uint32 => put_long(out, i64::from(u32_varint::<S>(buf, pos, end, "uint32")?)),
             Scalar::Fixed32 => {
                 let b = take(buf, pos, end, 4, "fixed32")?;
                 put_long(out, i64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])));
             }
-            Scalar::Uint64 => put_decimal(out, varint(buf, pos, end)?),
+            Scalar::Uint64 => put_decimal(out, varint::<S>(buf, pos, end)?),
             Scalar::Fixed64 => {
                 let b = take(buf, pos, end, 8, "fixed64")?;
                 put_decimal(out, u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
             }
             Scalar::Float => out.extend_from_slice(take(buf, pos, end, 4, "float")?),
             Scalar::Double => out.extend_from_slice(take(buf, pos, end, 8, "double")?),
-            Scalar::Bool => out.push(u8::from(varint(buf, pos, end)? != 0)),
+            Scalar::Bool if !S => out.push(u8::from(varint::<S>(buf, pos, end)? != 0)),
+            Scalar::Bool => match buf.get(*pos) {
+                Some(&b) if *pos < end && b <= 1 => {
+                    *pos += 1;
+                    out.push(b);
+                }
+                _ => return Err(fail(format!("bool at byte {} not 0 or 1", *pos))),
+            },
             Scalar::String | Scalar::Bytes => {
                 let at = *pos;
-                let e = length(buf, pos, end)?;
+                let e = length::<S>(buf, pos, end)?;
                 let bytes = &buf[*pos..e];
                 if s == Scalar::String && std::str::from_utf8(bytes).is_err() {
                     return Err(fail(format!("string at byte {at} is not UTF-8")));

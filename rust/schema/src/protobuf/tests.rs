@@ -528,3 +528,4 @@ fn message_indexes_in_both_spellings() {
 
 mod props;
 mod speed;
+mod canonical;

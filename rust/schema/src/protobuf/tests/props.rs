@@ -135,7 +135,7 @@ impl Rng {
     }
 }
 
-fn random_value(kind: &Kind, rng: &mut Rng, depth: u32) -> P {
+fn random_value(kind: &Kind, rng: &mut Rng, depth: u32, default_entries: bool) -> P {
     let b = rng.bits();
     match kind {
         Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => P::I32(b as i32),
@@ -155,12 +155,12 @@ fn random_value(kind: &Kind, rng: &mut Rng, depth: u32) -> P {
         Kind::String => P::String(["", "a", "ünï", "a longer string value"][rng.below(4) as usize].to_string()),
         Kind::Bytes => P::Bytes((0..rng.below(5)).map(|_| rng.next() as u8).collect::<Vec<u8>>().into()),
         Kind::Enum(_) => P::EnumNumber([0, 1, -3, 100000][rng.below(4) as usize]),
-        Kind::Message(m) => P::Message(random_message(m, rng, depth + 1)),
+        Kind::Message(m) => P::Message(random_message_with(m, rng, depth + 1, default_entries)),
     }
 }
 
 fn random_key(kind: &Kind, rng: &mut Rng) -> MapKey {
-    match random_value(kind, rng, 0) {
+    match random_value(kind, rng, 0, false) {
         P::I32(v) => MapKey::I32(v),
         P::I64(v) => MapKey::I64(v),
         P::U32(v) => MapKey::U32(v),
@@ -172,6 +172,12 @@ fn random_key(kind: &Kind, rng: &mut Rng) -> MapKey {
 }
 
 fn random_message(d: &MessageDescriptor, rng: &mut Rng, depth: u32) -> DynamicMessage {
+    random_message_with(d, rng, depth, false)
+}
+
+/// A random message; `default_entries`: map entries with a default key or value too (which
+/// prost-reflect would not write as Java does).
+fn random_message_with(d: &MessageDescriptor, rng: &mut Rng, depth: u32, default_entries: bool) -> DynamicMessage {
     let mut m = DynamicMessage::new(d.clone());
     let mut oneof_done = false;
     for f in d.fields() {
@@ -194,15 +200,15 @@ fn random_message(d: &MessageDescriptor, rng: &mut Rng, depth: u32) -> DynamicMe
                 (0..rng.below(4))
                     .filter_map(|_| {
                         let key = random_key(&kk, rng);
-                        let value = random_value(&vk, rng, depth);
-                        (!key.is_default(&kk) && !value.is_default(&vk)).then_some((key, value))
+                        let value = random_value(&vk, rng, depth, default_entries);
+                        (default_entries || !key.is_default(&kk) && !value.is_default(&vk)).then_some((key, value))
                     })
                     .collect(),
             )
         } else if f.is_list() {
-            P::List((0..rng.below(4)).map(|_| random_value(&f.kind(), rng, depth)).collect())
+            P::List((0..rng.below(4)).map(|_| random_value(&f.kind(), rng, depth, default_entries)).collect())
         } else {
-            random_value(&f.kind(), rng, depth)
+            random_value(&f.kind(), rng, depth, default_entries)
         };
         m.set_field(&f, v);
     }
@@ -392,4 +398,310 @@ proptest! {
         out.clear();
         let _ = c.transcoder.avro_to_message(&bytes, &mut out);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The oracle of `checks_canonical`: `message_to_avro` accepts a message if and only if the round
+// trip (the lenient decoder's datum, transcoded back) gives it back.
+
+/// Whether to deviate from the canonical form at one point of the writing (rate per 1000).
+struct Style<'a> {
+    rng: &'a mut Rng,
+    rate: u64,
+    deviations: usize,
+}
+
+impl Style<'_> {
+    fn deviate(&mut self) -> bool {
+        let d = self.rate > 0 && self.rng.below(1000) < self.rate;
+        self.deviations += usize::from(d);
+        d
+    }
+
+    fn varint(&mut self, out: &mut Vec<u8>, mut x: u64) {
+        let start = out.len();
+        while x >= 0x80 {
+            out.push(x as u8 | 0x80);
+            x >>= 7;
+        }
+        out.push(x as u8);
+        if out.len() - start < 10 && self.deviate() {
+            // Not minimal: one more byte adding nothing.
+            *out.last_mut().unwrap() |= 0x80;
+            out.push(0);
+        }
+    }
+
+    fn tag(&mut self, out: &mut Vec<u8>, number: u32, wire: u8) {
+        self.varint(out, (u64::from(number) << 3) | u64::from(wire));
+    }
+
+    fn len(&mut self, out: &mut Vec<u8>, body: &[u8]) {
+        self.varint(out, body.len() as u64);
+        out.extend_from_slice(body);
+    }
+}
+
+fn wire_of(kind: &Kind) -> u8 {
+    match kind {
+        Kind::Fixed64 | Kind::Sfixed64 | Kind::Double => 1,
+        Kind::Fixed32 | Kind::Sfixed32 | Kind::Float => 5,
+        Kind::String | Kind::Bytes | Kind::Message(_) => 2,
+        _ => 0,
+    }
+}
+
+fn packable(kind: &Kind) -> bool {
+    !matches!(kind, Kind::String | Kind::Bytes | Kind::Message(_))
+}
+
+/// Writes a value (no tag) as Java does, or with a deviation.
+fn styled_value(st: &mut Style, kind: &Kind, v: &P, out: &mut Vec<u8>) {
+    match (kind, v) {
+        (Kind::Int32, P::I32(x)) | (Kind::Enum(_), P::EnumNumber(x)) => {
+            let x = *x;
+            let w = if x < 0 && st.deviate() {
+                u64::from(x as u32) // five bytes, not sign-extended
+            } else if x >= 0 && st.deviate() {
+                (x as u64) | (1 << 32) // upper bits that int32 drops
+            } else {
+                i64::from(x) as u64
+            };
+            st.varint(out, w);
+        }
+        (Kind::Sint32, P::I32(x)) => {
+            let z = u64::from(((x << 1) ^ (x >> 31)) as u32);
+            let z = if st.deviate() { z | (1 << 33) } else { z };
+            st.varint(out, z);
+        }
+        (Kind::Uint32, P::U32(x)) => {
+            let x = u64::from(*x);
+            let x = if st.deviate() { x | (1 << 32) } else { x };
+            st.varint(out, x);
+        }
+        (Kind::Sfixed32, P::I32(x)) => out.extend_from_slice(&x.to_le_bytes()),
+        (Kind::Fixed32, P::U32(x)) => out.extend_from_slice(&x.to_le_bytes()),
+        (Kind::Int64, P::I64(x)) => st.varint(out, *x as u64),
+        (Kind::Sint64, P::I64(x)) => st.varint(out, ((x << 1) ^ (x >> 63)) as u64),
+        (Kind::Sfixed64, P::I64(x)) => out.extend_from_slice(&x.to_le_bytes()),
+        (Kind::Uint64, P::U64(x)) => st.varint(out, *x),
+        (Kind::Fixed64, P::U64(x)) => out.extend_from_slice(&x.to_le_bytes()),
+        (Kind::Float, P::F32(x)) => out.extend_from_slice(&x.to_le_bytes()),
+        (Kind::Double, P::F64(x)) => out.extend_from_slice(&x.to_le_bytes()),
+        (Kind::Bool, P::Bool(b)) => {
+            let b = match (*b, st.deviate()) {
+                (true, true) => 2 + st.rng.below(200),
+                (b, _) => u64::from(b),
+            };
+            st.varint(out, b);
+        }
+        (Kind::String, P::String(x)) => st.len(out, x.as_bytes()),
+        (Kind::Bytes, P::Bytes(x)) => st.len(out, x),
+        (Kind::Message(_), P::Message(m)) => {
+            let mut body = Vec::new();
+            styled_message(st, m, &mut body);
+            st.len(out, &body);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A value's field: tag then value.
+fn styled_field_value(st: &mut Style, number: u32, kind: &Kind, v: &P, out: &mut Vec<u8>) {
+    st.tag(out, number, wire_of(kind));
+    styled_value(st, kind, v, out);
+}
+
+/// Writes a message as Java writes it (what `avro_to_message` writes), with deviations at the
+/// style's rate: non-minimal varints, int32s not sign-extended or with upper bits, bools > 1,
+/// defaults written out, packed and unpacked swapped, packed runs split or empty, map entries
+/// with a missing, extra or reordered field, fields out of order or written twice.
+fn styled_message(st: &mut Style, m: &DynamicMessage, out: &mut Vec<u8>) {
+    let d = m.descriptor();
+    let mut fields: Vec<_> = d.fields().collect();
+    fields.sort_by_key(|f| f.number());
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    for f in fields {
+        let kind = f.kind();
+        let number = f.number();
+        let v = m.get_field(&f);
+        let mut o = Vec::new();
+        if f.is_map() {
+            let entry = kind.as_message().unwrap();
+            let (kk, vk) = (entry.map_entry_key_field().kind(), entry.map_entry_value_field().kind());
+            let P::Map(map) = v.as_ref() else { panic!() };
+            for (k, val) in map {
+                let key: P = k.clone().into();
+                let mut key_part = Vec::new();
+                styled_field_value(st, 1, &kk, &key, &mut key_part);
+                let mut value_part = Vec::new();
+                styled_field_value(st, 2, &vk, val, &mut value_part);
+                let mut body = Vec::new();
+                let (drop_key, drop_value, swap, extra) = (st.deviate(), st.deviate(), st.deviate(), st.deviate());
+                if swap {
+                    std::mem::swap(&mut key_part, &mut value_part);
+                }
+                if !drop_key {
+                    body.extend_from_slice(&key_part);
+                }
+                if !drop_value {
+                    body.extend_from_slice(&value_part);
+                }
+                if extra {
+                    body.extend_from_slice(&[0x18, 0x01]);
+                }
+                st.tag(&mut o, number, 2);
+                st.len(&mut o, &body);
+            }
+        } else if f.is_list() {
+            let P::List(items) = v.as_ref() else { panic!() };
+            let packed = packable(&kind) && f.is_packed();
+            let runs: Vec<&[P]> = if items.is_empty() {
+                if packed && st.deviate() { vec![&items[..]] } else { vec![] }
+            } else if items.len() > 1 && st.deviate() {
+                let at = 1 + st.rng.below(items.len() as u64 - 1) as usize;
+                vec![&items[..at], &items[at..]]
+            } else {
+                vec![&items[..]]
+            };
+            let swap = packable(&kind) && st.deviate();
+            for run in runs {
+                if packed != swap {
+                    let mut body = Vec::new();
+                    for x in run {
+                        styled_value(st, &kind, x, &mut body);
+                    }
+                    st.tag(&mut o, number, 2);
+                    st.len(&mut o, &body);
+                } else {
+                    for x in run {
+                        styled_field_value(st, number, &kind, x, &mut o);
+                    }
+                }
+            }
+        } else if f.supports_presence() {
+            if m.has_field(&f) {
+                styled_field_value(st, number, &kind, &v, &mut o);
+            }
+        } else if !v.is_default(&kind) || st.deviate() {
+            styled_field_value(st, number, &kind, &v, &mut o);
+        }
+        if !o.is_empty() {
+            parts.push(o);
+        }
+    }
+    if parts.len() > 1 && st.deviate() {
+        let i = st.rng.below(parts.len() as u64 - 1) as usize;
+        parts.swap(i, i + 1);
+    }
+    if !parts.is_empty() && st.deviate() {
+        let i = st.rng.below(parts.len() as u64) as usize;
+        let again = parts[i].clone();
+        parts.insert(i + 1, again);
+    }
+    out.extend(parts.concat());
+}
+
+/// The oracle: `message_to_avro` accepts `payload` iff the lenient decoder's datum transcodes
+/// back to it, and then with the same datum. Returns whether it was accepted.
+fn accepted_iff_it_round_trips(t: &codec::ProtobufTranscoder, payload: &[u8]) -> Result<bool, TestCaseError> {
+    use crate::transcode::Transcoder as _;
+    let (mut strict, mut lenient, mut back) = (Vec::new(), Vec::new(), Vec::new());
+    let accepted = t.message_to_avro(payload, &mut strict);
+    let round_trips = t.message_to_avro_lenient(payload, &mut lenient).is_ok()
+        && t.avro_to_message(&lenient, &mut back).is_ok()
+        && back == payload;
+    match &accepted {
+        Ok(()) => {
+            prop_assert!(round_trips, "accepted a message the round trip does not give back: {payload:02x?} → {back:02x?}");
+            prop_assert_eq!(&strict, &lenient);
+        }
+        Err(Fallback::Transcode { format: "protobuf", reason }) => {
+            prop_assert!(!round_trips, "refused a message that round-trips ({reason}): {payload:02x?}");
+            prop_assert!(!reason.is_empty());
+        }
+        Err(other) => prop_assert!(false, "{other:?}"),
+    }
+    Ok(accepted.is_ok())
+}
+
+/// Payloads of each kind: (accepted, refused).
+#[derive(Default, Debug)]
+struct Tally {
+    canonical: [usize; 2],
+    restyled: [usize; 2],
+    mutated: [usize; 2],
+    truncated: [usize; 2],
+}
+
+fn count(slot: &mut [usize; 2], accepted: bool) {
+    slot[usize::from(!accepted)] += 1;
+}
+
+/// For random schemas and messages written canonically, re-styled (at several rates of
+/// deviation), mutated and truncated: accepted iff the round trip gives the bytes back.
+#[test]
+fn message_to_avro_accepts_exactly_what_round_trips() {
+    use proptest::test_runner::{Config, TestRunner};
+    use std::cell::RefCell;
+    let cases = if cfg!(debug_assertions) { 1024 } else { 4096 };
+    let mut runner = TestRunner::new(Config { cases, ..Config::default() });
+    let tally = RefCell::new(Tally::default());
+    let edits = prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..3);
+    runner
+        .run(&(case(), edits, any::<prop::sample::Index>()), |((text, seed), edits, cut)| {
+            let (t, _) = transcoder(&text, &refs()).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+            let d = descriptor(&text, &refs());
+            let mut rng = Rng(seed);
+            let m = random_message_with(&d, &mut rng, 0, true);
+            let mut tally = tally.borrow_mut();
+
+            // Canonical: as Java writes it; must be accepted.
+            let mut st = Style { rng: &mut rng, rate: 0, deviations: 0 };
+            let mut canonical = Vec::new();
+            styled_message(&mut st, &m, &mut canonical);
+            let ok = accepted_iff_it_round_trips(&t, &canonical)?;
+            prop_assert!(ok, "the canonical form refused: {canonical:02x?}\n{text}\n{m:?}");
+            count(&mut tally.canonical, ok);
+
+            // Re-styled.
+            for rate in [10, 50, 150, 400] {
+                let mut st = Style { rng: &mut rng, rate, deviations: 0 };
+                let mut styled = Vec::new();
+                styled_message(&mut st, &m, &mut styled);
+                let ok = accepted_iff_it_round_trips(&t, &styled)?;
+                if st.deviations > 0 || ok {
+                    count(&mut tally.restyled, ok);
+                }
+            }
+
+            // Mutated (a byte changed, inserted or removed) and truncated.
+            let mut mutated = canonical.clone();
+            for (at, byte, how) in edits {
+                if mutated.is_empty() {
+                    mutated.push(byte);
+                    continue;
+                }
+                let i = at.index(mutated.len());
+                match how {
+                    0 => mutated[i] = byte,
+                    1 => mutated.insert(i, byte),
+                    _ => {
+                        mutated.remove(i);
+                    }
+                }
+            }
+            let ok = accepted_iff_it_round_trips(&t, &mutated)?;
+            count(&mut tally.mutated, ok);
+            if !canonical.is_empty() {
+                let truncated = &canonical[..cut.index(canonical.len())];
+                let ok = accepted_iff_it_round_trips(&t, truncated)?;
+                count(&mut tally.truncated, ok);
+            }
+            Ok(())
+        })
+        .unwrap();
+    let tally = tally.into_inner();
+    println!("payloads (accepted, refused) of {cases} schemas: {tally:?}");
+    assert!(tally.restyled[0] > cases as usize / 4 && tally.restyled[1] > cases as usize / 2, "{tally:?}");
 }
