@@ -130,17 +130,26 @@ fn write_bytes(b: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b);
 }
 
-/// The bytes of a string's content the canonical scan stops at: the quote, the backslash,
-/// control characters, and the lead bytes of 4-byte UTF-8 sequences (Jackson escapes those).
-static SPECIAL: [bool; 256] = {
-    let mut t = [false; 256];
+/// The bytes of a string's content the canonical scan stops at (`STOP`): the quote, the
+/// backslash, control characters, and the lead bytes of 4-byte UTF-8 sequences (Jackson escapes
+/// those); other non-ASCII bytes are `WIDE` (the content needs a UTF-8 check), ASCII `0`.
+static SPECIAL: [u8; 256] = {
+    let mut t = [0; 256];
     let mut c = 0;
     while c < 256 {
-        t[c] = c < 0x20 || c == b'"' as usize || c == b'\\' as usize || c >= 0xF0;
+        t[c] = if c < 0x20 || c == b'"' as usize || c == b'\\' as usize || c >= 0xF0 {
+            STOP
+        } else if c >= 0x80 {
+            WIDE
+        } else {
+            0
+        };
         c += 1;
     }
     t
 };
+const STOP: u8 = 2;
+const WIDE: u8 = 1;
 
 /// Writes the varint of `n` (already zig-zagged) into `buf`; returns its length.
 fn varint(mut n: u64, buf: &mut [u8; 10]) -> usize {
@@ -337,12 +346,15 @@ impl<'a> Scan<'a> {
         let mut i = self.i;
         let len_at = out.len();
         out.push(0);
+        let mut wide = 0;
         loop {
             let chunk = i;
             while let Some(&c) = b.get(i) {
-                if SPECIAL[usize::from(c)] {
+                let k = SPECIAL[usize::from(c)];
+                if k == STOP {
                     break;
                 }
+                wide |= k;
                 i += 1;
             }
             out.extend_from_slice(&b[chunk..i]);
@@ -356,7 +368,7 @@ impl<'a> Scan<'a> {
         }
         self.i = i + 1;
         let n = out.len() - len_at - 1;
-        if std::str::from_utf8(&out[len_at + 1..]).is_err() {
+        if wide != 0 && std::str::from_utf8(&out[len_at + 1..]).is_err() {
             return Err(self.err(at, "string is not UTF-8"));
         }
         if n < 64 {
@@ -712,8 +724,16 @@ impl<'a> Scan<'a> {
         } else {
             loop {
                 let at = self.i;
-                let (key, _) = self.raw_string()?;
-                let Some(j) = r.props[next..].iter().position(|p| &*p.key == key).map(|j| j + next) else {
+                // The key as the schema spells it (escaped as Jackson does), then its quote.
+                let rest = self.b.get(at + 1..).unwrap_or_default();
+                let found = (self.b.get(at) == Some(&b'"'))
+                    .then(|| r.props[next..].iter().position(|p| rest.get(p.key.len()) == Some(&b'"') && rest.starts_with(&p.key)))
+                    .flatten();
+                if let Some(j) = found {
+                    self.i = at + 1 + r.props[next + j].key.len() + 1;
+                }
+                let Some(j) = found.map(|j| j + next) else {
+                    let (key, _) = self.raw_string()?;
                     let what = if r.props[..next].iter().any(|p| &*p.key == key) {
                         "a property repeated or out of the schema's order"
                     } else {
