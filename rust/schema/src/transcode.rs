@@ -7,11 +7,15 @@
 //! step after it is the Avro path, unchanged: decoding into columns, schema evolution, the
 //! re-encoding when serving.
 //!
-//! **Lossless.** A value goes to the columns only if transcoding its datum back gives exactly its
-//! bytes: [`crate::decode::ValueColumns::append`] transcodes the payload to Avro, back again, and
-//! compares, so a transcoder needs no notion of canonical form of its own (a field order, a
-//! packed or unpacked repeated field, a default value written out, a number spelled `1.0` or
-//! `1`: whatever `avro_to_message` would not write the same way goes raw).
+//! **Lossless.** A value goes to columns only if transcoding its datum back gives exactly its
+//! bytes: [`crate::decode::ValueColumns::append`] transcodes the message to Avro, back again, and
+//! compares (a field order, a packed or unpacked repeated field, a default value written out, a
+//! number spelled `1.0` or `1`: whatever `avro_to_message` would not write the same way goes
+//! raw). A transcoder that checks the canonical form inline while transcoding in
+//! ([`Transcoder::checks_canonical`]: both of ours do) lets release builds skip the way back,
+//! the conversion's largest cost after the decode itself; debug builds still transcode back and
+//! assert the bytes are equal, and each transcoder's property tests hold the inline check to the
+//! round trip (accepted exactly when the round trip gives the bytes back).
 //!
 //! **What the sidecar keeps.** The registry's text of such a schema is wrapped in an
 //! [`Envelope`] (its type, its text, the texts of its references by name), which
