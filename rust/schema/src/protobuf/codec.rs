@@ -275,15 +275,20 @@ const ABSENT: Span = Span { start: 0, end: 0, count: 0 };
 // ---------------------------------------------------------------------------------------------
 // Protobuf wire reading (positions are offsets in the payload).
 
-#[inline]
+/// A varint; `S`: refused if not minimal. One byte (most tags and lengths, always minimal)
+/// inline, longer ones in [`long_varint`].
+#[inline(always)]
 fn varint<const S: bool>(buf: &[u8], pos: &mut usize, end: usize) -> Result<u64, Fallback> {
-    // One byte (most tags and lengths): always minimal.
     if let Some(&b) = buf.get(*pos).filter(|_| *pos < end) {
         if b < 0x80 {
             *pos += 1;
             return Ok(u64::from(b));
         }
     }
+    long_varint::<S>(buf, pos, end)
+}
+
+fn long_varint<const S: bool>(buf: &[u8], pos: &mut usize, end: usize) -> Result<u64, Fallback> {
     let start = *pos;
     let mut value: u64 = 0;
     let mut shift = 0;
@@ -327,6 +332,13 @@ fn length<const S: bool>(buf: &[u8], pos: &mut usize, end: usize) -> Result<usiz
         return Err(fail(format!("length {len} at byte {at} beyond the {} bytes left", end - *pos)));
     }
     Ok(*pos + len as usize)
+}
+
+/// Whether a value's datum is the default's (at most a few bytes: compared inline, not with a
+/// `memcmp` call, as this runs for every implicit-presence field).
+#[inline]
+fn is_default(written: &[u8], default: &[u8]) -> bool {
+    written.len() == default.len() && written.iter().zip(default).all(|(a, b)| a == b)
 }
 
 /// A varint that must fit in 32 bits (the encoder writes a `uint32`'s or `sint32`'s 32 bits).
@@ -503,7 +515,7 @@ impl ProtobufTranscoder {
                 pos += f.tag.len();
                 let before = out.len();
                 self.read_value::<S>(&f.value, buf, &mut pos, end, spans, out)?;
-                if S && out[before..] == default[..] {
+                if S && is_default(&out[before..], default) {
                     return Err(fail(format!("field {} written with its default value at byte {}", f.name, s.start)));
                 }
                 Ok(())
@@ -682,7 +694,7 @@ impl ProtobufTranscoder {
                 if *pos != sub_end {
                     return Err(fail(format!("wrapper: more after its value at byte {}", *pos)));
                 }
-                if S && out[before..] == *s.avro_default() {
+                if S && is_default(&out[before..], s.avro_default()) {
                     return Err(fail(format!("wrapper: its default value written out at byte {at}")));
                 }
                 Ok(())
