@@ -930,9 +930,14 @@ fn copy_and_check_typed(dir: &Path, rsm: &RemoteStorage, topic: &str, segments: 
 
 #[test]
 fn protobuf_values_become_columns_and_come_back_byte_identical() {
+    let log = warnings();
     let registry = Registry::start("typed-protobuf");
     let id1 = registry.register_typed("pb-orders-value", "PROTOBUF", &order_proto(1), json!([]));
     let id2 = registry.register_typed("pb-orders-value", "PROTOBUF", &order_proto(2), json!([]));
+    // `id` from int64 to string: a type change Iceberg cannot express (its own subject, as a
+    // registry enforcing compatibility would want).
+    let incompatible = order_proto(1).replace("int64 id = 1;", "string id = 1;");
+    let id_bad = registry.register_typed("pb-orders-incompatible-value", "PROTOBUF", &incompatible, json!([]));
     let dir = tempfile::tempdir().unwrap();
     let url = registry.url();
     let rsm = open(
@@ -974,7 +979,9 @@ fn protobuf_values_become_columns_and_come_back_byte_identical() {
         raw(Some(pb_framed(7_777_777, &m))),
         pb_typed(id1, 1, 5),
     ];
-    let seg2: Vec<Rec> = (6..12).map(|i| pb_typed(id2, 2, i)).collect();
+    let seg2: Vec<Rec> = (6..12)
+        .map(|i| if i % 3 == 0 { raw(Some(pb_framed(id_bad, &[0x0a, 0x02, b'i', b'd']))) } else { pb_typed(id2, 2, i) })
+        .collect();
     // Apicurio's serializer spells the message-index list [0] as 02 00: such a segment's values
     // go to columns and are served with that spelling; one in Confluent's spelling among them,
     // first in the segment, stays raw (a segment keeps one spelling per writer schema, the one
@@ -1005,6 +1012,10 @@ fn protobuf_values_become_columns_and_come_back_byte_identical() {
     assert_eq!(rows[2]["customer"], latest[2].typed.as_ref().unwrap().1["customer"]);
     assert_eq!(rows[2]["discount"], json!(0.75));
     copy_and_check_typed(dir.path(), &rsm, "pb_orders", &segments, registry, &url);
+    // The incompatible writer: its values raw, logged once (two values), naming the field.
+    let text = String::from_utf8(log.lock().unwrap().clone()).unwrap();
+    let needle = format!("writer schema {id_bad} of topic pb_orders");
+    assert_eq!(text.matches(&needle).count(), 1, "{text}");
 }
 
 const PERSON_JSON_V1: &str = r#"{"$schema":"http://json-schema.org/draft-07/schema#","type":"object","properties":{"id":{"type":"integer"},"name":{"type":"string"},"address":{"type":"object","properties":{"city":{"type":"string"},"zip":{"type":"string"}}},"tags":{"type":"array","items":{"type":"string"}},"attrs":{"type":"object","additionalProperties":{"type":"string"}},"seen":{"type":"string","format":"date-time"},"score":{"type":"number"},"active":{"type":"boolean"}"#;
