@@ -443,30 +443,7 @@ fn avro_values_become_columns_and_come_back_byte_identical() {
 
     // pyiceberg and DuckDB read the typed columns.
     let warehouse = dir.path().join("warehouse");
-    for engine in ["pyiceberg", "duckdb"] {
-        let rows = read_table_all_columns(engine, &warehouse, &format!("kafka.{topic}"));
-        assert_eq!(rows.len(), all.len(), "{engine}");
-        for (offset, (row, rec)) in rows.iter().zip(&all).enumerate() {
-            assert_eq!(row["kafka"]["offset"], json!(offset), "{engine}");
-            match (&rec.typed, &rec.value) {
-                (Some((id, expected)), _) => {
-                    assert_eq!(row["kafka"]["value_schema_id"], json!(id), "{engine} offset {offset}");
-                    assert_eq!(row["value"], J::Null, "{engine} offset {offset}");
-                    for (k, v) in expected.as_object().unwrap() {
-                        assert_eq!(&row[k.as_str()], v, "{engine} offset {offset} column {k}: {row}");
-                    }
-                }
-                (None, value) => {
-                    // Raw fallback (original bytes) or tombstone (null); columns null.
-                    assert_eq!(row["kafka"]["value_schema_id"], J::Null, "{engine} offset {offset}");
-                    assert_eq!(row["value"], value.as_deref().map_or(J::Null, |v| json!(hex(v))), "{engine} offset {offset}");
-                    for k in ["id", "customer", "amount", "status", "discount", "channel"] {
-                        assert_eq!(row[k], J::Null, "{engine} offset {offset} column {k}");
-                    }
-                }
-            }
-        }
-    }
+    rows_hold(&warehouse, topic, &all, &["id", "customer", "amount", "status", "discount", "channel"]);
 
     // value_schema_latest: bare Avro (no header), the subject's latest schema (v3).
     let latest: Vec<Rec> = (0..5)
@@ -886,6 +863,35 @@ fn pb_typed(id: i32, version: u32, i: i64) -> Rec {
     Rec { value: Some(pb_framed(id, &m)), typed: Some((id, expected)), key: None }
 }
 
+/// pyiceberg and DuckDB read from `topic`'s table, row by row, what `all` says: a value in
+/// columns has its writer schema id, no raw bytes and the expected column values; any other its
+/// raw bytes (or null, a tombstone), no schema id and null `null_columns`.
+fn rows_hold(warehouse: &Path, topic: &str, all: &[&Rec], null_columns: &[&str]) {
+    for engine in ["pyiceberg", "duckdb"] {
+        let rows = read_table_all_columns(engine, warehouse, &format!("kafka.{topic}"));
+        assert_eq!(rows.len(), all.len(), "{engine}");
+        for (offset, (row, rec)) in rows.iter().zip(all).enumerate() {
+            assert_eq!(row["kafka"]["offset"], json!(offset), "{engine}");
+            match (&rec.typed, &rec.value) {
+                (Some((id, expected)), _) => {
+                    assert_eq!(row["kafka"]["value_schema_id"], json!(id), "{engine} offset {offset}: {row}");
+                    assert_eq!(row["value"], J::Null, "{engine} offset {offset}");
+                    for (k, v) in expected.as_object().unwrap() {
+                        assert_eq!(&row[k.as_str()], v, "{engine} offset {offset} column {k}: {row}");
+                    }
+                }
+                (None, value) => {
+                    assert_eq!(row["kafka"]["value_schema_id"], J::Null, "{engine} offset {offset}: {row}");
+                    assert_eq!(row["value"], value.as_deref().map_or(J::Null, |v| json!(hex(v))), "{engine} offset {offset}");
+                    for k in null_columns {
+                        assert_eq!(row[*k], J::Null, "{engine} offset {offset} column {k}");
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Copies `segments` of `topic` and checks what every row holds (columns with the expected
 /// values, or the raw bytes), read by pyiceberg and DuckDB; served bytes identical to the
 /// originals, also by a plugin whose registry is gone.
@@ -900,27 +906,7 @@ fn copy_and_check_typed(dir: &Path, rsm: &RemoteStorage, topic: &str, segments: 
         assert!(fetch_all(rsm, md, 0, None) == std::fs::read(&files.log).unwrap(), "{md}: served byte for byte");
     }
     let all: Vec<&Rec> = segments.iter().flat_map(|(_, recs)| recs.iter()).collect();
-    let warehouse = dir.join("warehouse");
-    for engine in ["pyiceberg", "duckdb"] {
-        let rows = read_table_all_columns(engine, &warehouse, &format!("kafka.{topic}"));
-        assert_eq!(rows.len(), all.len(), "{engine}");
-        for (offset, (row, rec)) in rows.iter().zip(&all).enumerate() {
-            assert_eq!(row["kafka"]["offset"], json!(offset), "{engine}");
-            match (&rec.typed, &rec.value) {
-                (Some((id, expected)), _) => {
-                    assert_eq!(row["kafka"]["value_schema_id"], json!(id), "{engine} offset {offset}: {row}");
-                    assert_eq!(row["value"], J::Null, "{engine} offset {offset}");
-                    for (k, v) in expected.as_object().unwrap() {
-                        assert_eq!(&row[k.as_str()], v, "{engine} offset {offset} column {k}: {row}");
-                    }
-                }
-                (None, value) => {
-                    assert_eq!(row["kafka"]["value_schema_id"], J::Null, "{engine} offset {offset}: {row}");
-                    assert_eq!(row["value"], value.as_deref().map_or(J::Null, |v| json!(hex(v))), "{engine} offset {offset}");
-                }
-            }
-        }
-    }
+    rows_hold(&dir.join("warehouse"), topic, &all, &[]);
     drop(registry);
     let fresh = open(dir, &[("schema.registry.url", url), ("value.mode", "value_schema_id_prefix")]);
     for ((md, files), _) in segments {
