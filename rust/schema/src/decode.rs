@@ -754,7 +754,7 @@ impl ValueColumns {
             return Err(Fallback::Schema);
         };
         let read = match decoder.writer.transcoder.clone() {
-            None => self.read(program, payload),
+            None => self.read(program, payload, false),
             Some(t) => match message_of(t.as_ref(), decoder.framing, &mut decoder.indexes, payload) {
                 Err(e) => Err(e),
                 Ok(message) => {
@@ -785,7 +785,9 @@ impl ValueColumns {
                         }
                     });
                     match transcoded {
-                        Ok(()) => self.read(program, avro),
+                        // The Protobuf transcoder checks every string it puts in the datum
+                        // (`read_scalar`): not checked twice.
+                        Ok(()) => self.read(program, avro, t.format() == "protobuf"),
                         Err(e) => Err(e),
                     }
                 }
@@ -807,8 +809,9 @@ impl ValueColumns {
         }
     }
 
-    fn read(&mut self, program: &direct::Program, payload: &[u8]) -> Result<(), Fallback> {
-        let mut r = direct::Cursor::new(payload);
+    /// `utf8_checked`: the datum's strings are known to be UTF-8 (see [`direct::Cursor`]).
+    fn read(&mut self, program: &direct::Program, payload: &[u8], utf8_checked: bool) -> Result<(), Fallback> {
+        let mut r = direct::Cursor::new(payload, utf8_checked);
         for (i, op) in &program.fields {
             let c = self.columns.get_mut(*i).ok_or(Fallback::Schema)?;
             direct::read(op, &mut c.builder, &mut r)?;

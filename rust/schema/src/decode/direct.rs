@@ -139,6 +139,9 @@ pub(super) struct Cursor<'a> {
     /// Decoding goes on past it, so that a malformed or out-of-range value later in the datum is
     /// reported as such, as by the re-encoding check that decodes everything first.
     pub(super) not_canonical: usize,
+    /// The strings were checked to be UTF-8 already (a transcoded writer's datum, made from a
+    /// message whose strings its transcoder checked): not checked again.
+    utf8_checked: bool,
 }
 
 #[inline]
@@ -147,11 +150,12 @@ fn zigzag(v: u64) -> i64 {
 }
 
 impl<'a> Cursor<'a> {
-    pub(super) fn new(buf: &'a [u8]) -> Self {
+    pub(super) fn new(buf: &'a [u8], utf8_checked: bool) -> Self {
         Self {
             buf,
             pos: 0,
             not_canonical: usize::MAX,
+            utf8_checked,
         }
     }
 
@@ -244,7 +248,7 @@ impl<'a> Cursor<'a> {
     fn str(&mut self) -> Result<&'a [u8], Fallback> {
         let start = self.pos;
         let b = self.bytes()?;
-        if b.is_ascii() || std::str::from_utf8(b).is_ok() {
+        if self.utf8_checked || b.is_ascii() || std::str::from_utf8(b).is_ok() {
             Ok(b)
         } else {
             Err(Fallback::Malformed {

@@ -751,7 +751,7 @@ impl ProtobufTranscoder {
                 let at = *pos;
                 let e = length::<S>(buf, pos, end)?;
                 let bytes = &buf[*pos..e];
-                if s == Scalar::String && std::str::from_utf8(bytes).is_err() {
+                if s == Scalar::String && !bytes.is_ascii() && std::str::from_utf8(bytes).is_err() {
                     return Err(fail(format!("string at byte {at} is not UTF-8")));
                 }
                 put_long(out, bytes.len() as i64);
