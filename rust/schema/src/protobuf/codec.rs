@@ -227,6 +227,10 @@ pub(super) struct Msg {
     in_order: bool,
     /// Per oneof: its members' declaration indexes.
     oneofs: Vec<Vec<usize>>,
+    /// By one-byte tag (field number and wire type): 1 + the declaration index of the field
+    /// with that number and wire type, 0 if none (a tag of more bytes, an unknown number or
+    /// another wire type take the slow path).
+    by_tag: [u8; 128],
 }
 
 impl Msg {
@@ -240,7 +244,13 @@ impl Msg {
                 g.push(i);
             }
         }
-        Msg { full_name, fields, by_number, in_order, oneofs: groups }
+        let mut by_tag = [0u8; 128];
+        for (i, f) in fields.iter().enumerate() {
+            if let (&[t], Ok(v)) = (f.tag.as_slice(), u8::try_from(i + 1)) {
+                by_tag[usize::from(t & 0x7f)] = v;
+            }
+        }
+        Msg { full_name, fields, by_number, in_order, oneofs: groups, by_tag }
     }
 }
 
@@ -379,14 +389,15 @@ fn put_long(out: &mut Vec<u8>, v: i64) {
 }
 
 /// A decimal's unscaled value as Avro writes it on `bytes`: minimal two's complement.
+#[inline]
 fn put_decimal(out: &mut Vec<u8>, v: u64) {
-    let be = (v as i128).to_be_bytes();
-    let mut start = 0;
-    while start < 15 && be[start] == 0 && be[start + 1] & 0x80 == 0 {
-        start += 1;
+    // The value's bits and a sign bit (0), in whole bytes: 1 to 9.
+    let n = (64 - v.leading_zeros() as usize + 1).div_ceil(8);
+    put_long(out, n as i64);
+    if n == 9 {
+        out.push(0);
     }
-    put_long(out, (16 - start) as i64);
-    out.extend_from_slice(&be[start..]);
+    out.extend_from_slice(&v.to_be_bytes()[8 - n.min(8)..]);
 }
 
 impl Transcoder for ProtobufTranscoder {
@@ -444,7 +455,6 @@ impl ProtobufTranscoder {
         spans.resize(base + m.fields.len(), ABSENT);
         // Pass 1: tags, order, spans.
         let mut pos = start;
-        let mut k = 0;
         let mut last = 0u64;
         while pos < end {
             let at = pos;
@@ -454,12 +464,13 @@ impl ProtobufTranscoder {
             if number < last {
                 return Err(fail(format!("field {number} after field {last} at byte {at}: not in field-number order ({})", m.full_name)));
             }
-            while k < m.by_number.len() && u64::from(m.by_number[k].0) < number {
-                k += 1;
-            }
-            let fi = match m.by_number.get(k) {
-                Some(&(n, fi)) if u64::from(n) == number => fi,
-                _ => return Err(fail(format!("unknown field number {number} (wire type {wire}) at byte {at} in {}", m.full_name))),
+            // A one-byte tag of a known field with its wire type: one table look-up.
+            let fi = match m.by_tag.get(tag as usize) {
+                Some(&i) if i > 0 => usize::from(i) - 1,
+                _ => match m.by_number.binary_search_by_key(&number, |&(n, _)| u64::from(n)) {
+                    Ok(k) => m.by_number[k].1,
+                    Err(_) => return Err(fail(format!("unknown field number {number} (wire type {wire}) at byte {at} in {}", m.full_name))),
+                },
             };
             let f = &m.fields[fi];
             if wire != f.wire {
@@ -1072,5 +1083,30 @@ impl ProtobufTranscoder {
                 b.is_empty()
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod decimal_tests {
+    /// `put_decimal` writes what the byte-by-byte minimal two's complement of the `i128` does.
+    #[test]
+    fn put_decimal_is_minimal_twos_complement() {
+        let mut vs = vec![0u64, 1, 0x7f, 0x80, 0xff, 0x100, 0x7fff, 0x8000, u64::MAX, u64::MAX >> 1, (u64::MAX >> 1) + 1];
+        for b in 0..64 {
+            vs.extend([(1u64 << b) - 1, 1u64 << b, (1u64 << b) + 1]);
+        }
+        for v in vs {
+            let be = (v as i128).to_be_bytes();
+            let mut start = 0;
+            while start < 15 && be[start] == 0 && be[start + 1] & 0x80 == 0 {
+                start += 1;
+            }
+            let mut want = Vec::new();
+            super::put_long(&mut want, (16 - start) as i64);
+            want.extend_from_slice(&be[start..]);
+            let mut got = Vec::new();
+            super::put_decimal(&mut got, v);
+            assert_eq!(got, want, "{v}");
+        }
     }
 }
