@@ -787,7 +787,7 @@ impl ValueColumns {
                     match transcoded {
                         // The Protobuf transcoder checks every string it puts in the datum
                         // (`read_scalar`): not checked twice.
-                        Ok(()) => self.read(program, avro, t.format() == "protobuf"),
+                        Ok(()) => self.read(program, avro, t.checks_utf8()),
                         Err(e) => Err(e),
                     }
                 }

@@ -66,6 +66,12 @@ pub trait Transcoder: Send + Sync + Debug {
         false
     }
 
+    /// Whether every string `message_to_avro` writes into a datum was checked as UTF-8 (then
+    /// the Avro decoder reading the datum does not check them again).
+    fn checks_utf8(&self) -> bool {
+        false
+    }
+
     /// Appends to `avro` the Avro binary datum of `message` (a value's bytes after the Confluent
     /// header and any message-index list, or the bare value). An `Err` sends the value raw: it
     /// does not decode with the schema, or holds something the datum cannot (an unknown field,

@@ -409,6 +409,11 @@ impl Transcoder for ProtobufTranscoder {
         true
     }
 
+    /// `read_scalar` checks every string it writes (values, map keys, wrappers).
+    fn checks_utf8(&self) -> bool {
+        true
+    }
+
     /// `message_to_avro` refuses every message `avro_to_message` does not write (see the module
     /// doc of `protobuf`, the lossless rule).
     fn checks_canonical(&self) -> bool {
