@@ -1092,3 +1092,52 @@ fn json_values_become_columns_and_come_back_byte_identical() {
     ];
     copy_and_check_typed(dir.path(), &rsm, "people", &segments, registry, &url);
 }
+
+/// The key modes follow the registry's schema type too: JSON Schema keys in
+/// `key_schema_id_prefix` mode become the `key` struct beside Protobuf values in columns (one
+/// table, two formats); a key in another key order stays raw; everything served byte for byte.
+#[test]
+fn json_keys_beside_protobuf_values() {
+    let registry = Registry::start("typed-mixed");
+    let kid = registry.register_typed(
+        "mixed-key",
+        "JSON",
+        r#"{"type":"object","properties":{"customer":{"type":"integer"},"region":{"type":"string"}}}"#,
+        json!([]),
+    );
+    let vid = registry.register_typed("mixed-value", "PROTOBUF", &order_proto(1), json!([]));
+    let dir = tempfile::tempdir().unwrap();
+    let url = registry.url();
+    let rsm = open(
+        dir.path(),
+        &[
+            ("schema.registry.url", url.as_str()),
+            ("topic.mixed.key.mode", "key_schema_id_prefix"),
+            ("topic.mixed.value.mode", "value_schema_id_prefix"),
+        ],
+    );
+    let recs: Vec<Rec> = (1..7)
+        .map(|i| {
+            let doc = if i == 4 { format!(r#"{{"region":"eu","customer":{i}}}"#) } else { format!(r#"{{"customer":{i},"region":"eu"}}"#) };
+            Rec { key: Some(Some(json_framed(kid, doc.as_bytes()))), ..pb_typed(vid, 1, i) }
+        })
+        .collect();
+    let (md, files) = write_segment(dir.path(), "mixed", 0, &[(Compression::None, &recs[..])]);
+    let outcome = rsm.copy_log_segment(&md, &files).unwrap();
+    assert_eq!((outcome.stats.keys_in_columns, outcome.stats.keys_raw_fallback), (5, 1));
+    assert_eq!(outcome.stats.values_in_columns, 6);
+    assert!(fetch_all(&rsm, &md, 0, None) == std::fs::read(&files.log).unwrap(), "served byte for byte");
+    check_served(&rsm, &md, &files);
+    let rows = read_table_all_columns("pyiceberg", &dir.path().join("warehouse"), "kafka.mixed");
+    for (row, i) in rows.iter().zip(1..) {
+        assert_eq!(row["kafka"]["value_schema_id"], json!(vid), "{row}");
+        assert_eq!(row["id"], json!(i), "{row}");
+        if i == 4 {
+            assert_eq!(row["kafka"]["key_schema_id"], J::Null, "{row}");
+            assert_eq!(row["key"], J::Null, "{row}");
+        } else {
+            assert_eq!(row["kafka"]["key_schema_id"], json!(kid), "{row}");
+            assert_eq!(row["key"], json!({"customer": i, "region": "eu"}), "{row}");
+        }
+    }
+}
