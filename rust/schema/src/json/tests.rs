@@ -61,13 +61,18 @@ fn supplementary_characters_as_jackson_escapes_them() {
 }
 
 /// The transcoder's datum, read by apache-avro, holds what serde_json reads from the payload.
+/// serde_json refuses numbers beyond a double's range (`1E000309`) that JSON allows and a
+/// free-form column keeps as its verbatim text: such a payload is only checked by its round trip
+/// (the caller's).
 fn check_datum(w: &WriterSchema, payload: &[u8]) {
     let t = w.transcoder.as_ref().unwrap();
     let mut avro = Vec::new();
     t.message_to_avro(payload, &mut avro).unwrap();
     let v = apache_avro::from_avro_datum(w.avro(), &mut &avro[..], None).unwrap();
-    let j: J = serde_json::from_slice(payload).unwrap();
-    assert!(same(&v, Some(&j)), "{v:?} vs {j}");
+    match serde_json::from_slice::<J>(payload) {
+        Ok(j) => assert!(same(&v, Some(&j)), "{v:?} vs {j}"),
+        Err(e) => assert!(e.to_string().contains("number out of range"), "{e}: {}", String::from_utf8_lossy(payload)),
+    }
 }
 
 /// Whether an Avro value is the JSON value (`None`: absent).
@@ -629,12 +634,15 @@ proptest! {
         } else if let Some(b) = bytes.get_mut(i) {
             *b = byte;
         }
-        // A mutation may still be valid JSON: then it must read back as itself.
-        if serde_json::from_slice::<J>(&bytes).is_err() {
-            let (results, _) = run(&w, &[&bytes]);
-            prop_assert!(results[0].is_err());
-        } else {
-            exact_or_raw(&w, &bytes)?;
+        // A mutation may still be valid JSON: then it must read back as itself. (serde_json also
+        // refuses numbers beyond a double's range, which JSON allows: a free-form column keeps
+        // them verbatim.)
+        match serde_json::from_slice::<J>(&bytes) {
+            Err(e) if !e.to_string().contains("number out of range") => {
+                let (results, _) = run(&w, &[&bytes]);
+                prop_assert!(results[0].is_err());
+            }
+            _ => exact_or_raw(&w, &bytes)?,
         }
     }
 
