@@ -56,7 +56,15 @@ fn check(data: &[u8], bare: bool) {
     let schema = Arc::new(arrow_schema::Schema::new(fields));
     let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(1));
     let batch = arrow_array::RecordBatch::try_new_with_options(schema, arrays, &options).expect("batch");
-    let encoder = RowEncoder::new(w, &batch);
+    // The message-index spelling the decoder took (00 or 02 00) is what a sidecar records.
+    let kept = match decoder.message_indexes() {
+        Some(indexes) => Arc::new(
+            WriterSchema::parse(&Envelope::with_message_indexes(&Envelope::new("PROTOBUF", SCHEMA, BTreeMap::new()).to_text(), indexes))
+                .expect("the kept text compiles"),
+        ),
+        None => w.clone(),
+    };
+    let encoder = RowEncoder::new(&kept, &batch);
     let encoder = if bare { encoder.bare() } else { encoder };
     let mut out = Vec::new();
     encoder.encode(0, &mut out).expect("a value in the columns re-encodes");
