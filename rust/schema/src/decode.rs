@@ -623,7 +623,6 @@ impl Decoder {
             self.indexes = indexes.map(<[u8]>::to_vec);
         }
     }
-
 }
 
 /// A transcoded payload's message, after its message-index list if the format has one in this
@@ -654,6 +653,32 @@ fn message_of<'p>(
         }
     }
     Ok(&payload[list.len()..])
+}
+
+/// Transcodes `message` into its Avro datum (`avro`). The value may go to columns only if
+/// `avro_to_message` gives the message back: checked here by transcoding back into `back`, or,
+/// for a transcoder that checks the canonical form inline, only in debug builds, as an assertion.
+fn transcode_in(t: &dyn Transcoder, message: &[u8], avro: &mut Vec<u8>, back: &mut Vec<u8>) -> Result<(), Fallback> {
+    avro.clear();
+    t.message_to_avro(message, avro)?;
+    if t.checks_canonical() && !cfg!(debug_assertions) {
+        return Ok(());
+    }
+    back.clear();
+    let again = t.avro_to_message(avro, back);
+    if t.checks_canonical() {
+        assert!(
+            again.is_ok() && back.as_slice() == message,
+            "{} transcoder accepted a message it does not give back: {message:02x?}",
+            t.format()
+        );
+    }
+    again.map_err(|reason| Fallback::Transcode { format: t.format(), reason })?;
+    if back.as_slice() == message {
+        return Ok(());
+    }
+    let at = back.iter().zip(message).position(|(a, b)| a != b).unwrap_or(back.len().min(message.len()));
+    Err(Fallback::Transcode { format: t.format(), reason: format!("the columns give other bytes back from byte {at} of the message on") })
 }
 
 impl ValueColumns {
@@ -753,45 +778,11 @@ impl ValueColumns {
             self.append_null();
             return Err(Fallback::Schema);
         };
-        let read = match decoder.writer.transcoder.clone() {
+        let read = match &decoder.writer.transcoder {
             None => self.read(program, payload, false),
-            Some(t) => match message_of(t.as_ref(), decoder.framing, &mut decoder.indexes, payload) {
-                Err(e) => Err(e),
-                Ok(message) => {
-                    let (avro, back) = (&mut decoder.avro, &mut decoder.back);
-                    avro.clear();
-                    back.clear();
-                    let transcoded = t.message_to_avro(message, avro).and_then(|()| {
-                        if t.checks_canonical() && !cfg!(debug_assertions) {
-                            return Ok(());
-                        }
-                        let back_again = t.avro_to_message(avro, back);
-                        if t.checks_canonical() {
-                            assert!(
-                                back_again.is_ok() && back.as_slice() == message,
-                                "{} transcoder accepted a message it does not give back: {message:02x?}",
-                                t.format()
-                            );
-                        }
-                        back_again.map_err(|reason| Fallback::Transcode { format: t.format(), reason })?;
-                        if back.as_slice() == message {
-                            Ok(())
-                        } else {
-                            let at = back.iter().zip(message).position(|(a, b)| a != b).unwrap_or(back.len().min(message.len()));
-                            Err(Fallback::Transcode {
-                                format: t.format(),
-                                reason: format!("the columns give other bytes back from byte {at} of the message on"),
-                            })
-                        }
-                    });
-                    match transcoded {
-                        // The Protobuf transcoder checks every string it puts in the datum
-                        // (`read_scalar`): not checked twice.
-                        Ok(()) => self.read(program, avro, t.checks_utf8()),
-                        Err(e) => Err(e),
-                    }
-                }
-            },
+            Some(t) => message_of(t.as_ref(), decoder.framing, &mut decoder.indexes, payload)
+                .and_then(|message| transcode_in(t.as_ref(), message, &mut decoder.avro, &mut decoder.back))
+                .and_then(|()| self.read(program, &decoder.avro, t.checks_utf8())),
         };
         match read {
             Ok(()) => {
