@@ -465,13 +465,7 @@ mod tests {
         let mut decoder = columns.decoder(writer);
         assert_eq!(decoder.conflict(), None);
         let make = |seed: u64| {
-            let mut x = seed;
-            let mut rand = move || {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x
-            };
+            let mut rand = xorshift(seed);
             let mut out = Vec::new();
             for _ in 0..200 {
                 orders.write(&mut rand, 1024, &mut out);
@@ -480,13 +474,7 @@ mod tests {
             out
         };
         assert_eq!(make(7), make(7));
-        let mut x = 99u64;
-        let mut rand = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rand = xorshift(99);
         let mut total = 0;
         for _ in 0..200 {
             let mut v = Vec::new();
