@@ -1165,6 +1165,24 @@ impl<'a> Rd<'a> {
         Ok(false)
     }
 
+    /// Writes an array's or a map's items, block by block, comma-separated: `item` writes one.
+    fn items(&mut self, out: &mut Vec<u8>, mut item: impl FnMut(&mut Self, &mut Vec<u8>) -> Result<(), String>) -> Result<(), String> {
+        let mut first = true;
+        loop {
+            let n = self.count()?;
+            if n == 0 {
+                return Ok(());
+            }
+            for _ in 0..n {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                item(self, out)?;
+            }
+        }
+    }
+
     /// A block count: items in this block (0 at the end).
     fn count(&mut self) -> Result<usize, String> {
         let mut n = self.long()?;
@@ -1227,46 +1245,26 @@ impl<'a> Rd<'a> {
             }
             Ty::Array(s) => {
                 out.push(b'[');
-                let mut first = true;
-                loop {
-                    let n = self.count()?;
-                    if n == 0 {
-                        break;
+                self.items(out, |r, out| {
+                    if r.slot(s, out)? {
+                        out.extend_from_slice(b"null");
                     }
-                    for _ in 0..n {
-                        if !first {
-                            out.push(b',');
-                        }
-                        first = false;
-                        if self.slot(s, out)? {
-                            out.extend_from_slice(b"null");
-                        }
-                    }
-                }
+                    Ok(())
+                })?;
                 out.push(b']');
             }
             Ty::Map(s) => {
                 out.push(b'{');
-                let mut first = true;
-                loop {
-                    let n = self.count()?;
-                    if n == 0 {
-                        break;
+                self.items(out, |r, out| {
+                    let k = r.text()?;
+                    out.push(b'"');
+                    escape(k, out);
+                    out.extend_from_slice(b"\":");
+                    if r.slot(s, out)? {
+                        out.extend_from_slice(b"null");
                     }
-                    for _ in 0..n {
-                        if !first {
-                            out.push(b',');
-                        }
-                        first = false;
-                        let k = self.text()?;
-                        out.push(b'"');
-                        escape(k, out);
-                        out.extend_from_slice(b"\":");
-                        if self.slot(s, out)? {
-                            out.extend_from_slice(b"null");
-                        }
-                    }
-                }
+                    Ok(())
+                })?;
                 out.push(b'}');
             }
             Ty::Record(r) => {
