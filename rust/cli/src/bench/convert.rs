@@ -20,6 +20,12 @@
 //!    of the segment (after one warm-up pass), the same from a segment never read before (each
 //!    from a freshly opened plugin: its sidecar not cached yet; the files are in the page cache),
 //!    and the whole segment read back in one stream, beside the same reads of the original file.
+//! 6. **the floor of a full read**: the two parts of the full read no serving of these rows
+//!    avoids, each on one thread over the whole segment: reading every column of the data files
+//!    (a plain Parquet Arrow read: the pages' decompression and decoding) and, for compressed
+//!    segments, the served batches' lz4 compression by the pinned encoder. Their sum, per served
+//!    byte, bounds the full read's served MiB/s per core from above, whatever the serve path does
+//!    around them (rebuilding records, CRC-32C, copying).
 //!
 //! The project's performance targets are printed beside the figures, each PASS or MISS.
 
@@ -34,12 +40,16 @@ use arrow_array::RecordBatch;
 use calving_layout::convert::{ChunkLimits, SegmentConverter, SideFiles};
 use calving_layout::parquet_props::writer_properties;
 use calving_layout::schema::{default_arrow_schema, TargetColumns};
+use calving_layout::served::served_codec;
 use calving_rsm::{IndexType, KafkaUuid, LogSegmentFiles, RemoteStorage, SegmentMetadata};
+use calving_segment::compression::{self, CompressionLevels};
 use calving_segment::index::offset::{self, OffsetIndexEntry};
 use calving_segment::index::time::{self, TimeIndexEntry};
+use calving_segment::record::batch::BATCH_HEADER_LEN;
 use calving_segment::synth::{distinct_batches, Rng, SynthSpec, SynthStats};
 use calving_segment::{Compression, LogEntry, LogReader};
 use clap::Args;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 
 use super::{
@@ -79,6 +89,10 @@ pub struct ConvertArgs {
 const FETCH_BYTES: usize = 1 << 20;
 /// Kafka's default `index.interval.bytes`.
 const INDEX_INTERVAL_BYTES: u64 = 4096;
+/// Record bytes decompressed (untimed) before each timed slice of the served-batch encode.
+const ENCODE_SLICE_BYTES: usize = 256 << 20;
+/// Rows per Arrow batch of the data files' read, as fetches read them (`calving_rsm`).
+const READ_BATCH_ROWS: usize = 8192;
 
 /// A generated segment as the broker hands it to the plugin.
 pub(super) struct Segment {
@@ -112,6 +126,11 @@ struct Figures {
     plain_fetch_ms: (f64, f64),
     /// Reading the segment's records (decompress + parse), one thread.
     read_records: Timing,
+    /// Reading every column of the data files (all row groups), one thread.
+    read_columns: Timing,
+    /// Compressing the served batches' records sections with the pinned encoder, one thread
+    /// (zero for uncompressed segments: served as they are).
+    served_encode: Timing,
 }
 
 pub fn run(args: ConvertArgs) -> Result<(), BenchError> {
@@ -343,6 +362,25 @@ fn measure(args: &ConvertArgs, seg: &Segment) -> Result<Figures, BenchError> {
         std::hint::black_box(n);
         Ok(())
     })?;
+    // 6. The floor of the full read: the data files' columns (while the warehouse is there) and
+    //    the served batches' lz4 encode, each alone on one thread.
+    let data_files = parquet_files(&wh)?;
+    let read_columns = best(args.runs, || {
+        let (r, t) = timed(thread_cpu_seconds, || read_columns(&data_files));
+        match r? {
+            rows if rows == seg.stats.records => Ok(t),
+            rows => Err(BenchError::Usage(format!("the data files hold {rows} rows, the segment {} records", seg.stats.records))),
+        }
+    })?;
+    let served_encode = best(args.runs, || {
+        let (t, bytes) = served_encode(seg)?;
+        if bytes != served_bytes {
+            return Err(BenchError::Usage(format!(
+                "the served-batch encode makes {bytes} bytes, the full read served {served_bytes}: not the serve path's encoder"
+            )));
+        }
+        Ok(t)
+    })?;
     drop(rsm);
     std::fs::remove_dir_all(&wh).map_err(io_err(&wh))?;
 
@@ -384,7 +422,93 @@ fn measure(args: &ConvertArgs, seg: &Segment) -> Result<Figures, BenchError> {
         first_fetch_ms,
         plain_fetch_ms,
         read_records,
+        read_columns,
+        served_encode,
     })
+}
+
+/// The `*.parquet` files under `dir` (a warehouse: its data files), in a stable order.
+fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>, BenchError> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let path = entry.map_err(io_err(dir))?.path();
+        if path.is_dir() {
+            files.extend(parquet_files(&path)?);
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Reads every column of every row group of `files` on this thread, with a plain `parquet` Arrow
+/// reader (batches of [`READ_BATCH_ROWS`] rows, as fetches read): the pages' decompression and
+/// decoding, which any serving of the rows pays. Returns the rows read.
+fn read_columns(files: &[PathBuf]) -> Result<u64, BenchError> {
+    let mut rows = 0u64;
+    for path in files {
+        let reading = |e: &dyn std::fmt::Display| BenchError::Usage(format!("{}: reading Parquet: {e}", path.display()));
+        let file = File::open(path).map_err(io_err(path))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.with_batch_size(READ_BATCH_ROWS).build())
+            .map_err(|e| reading(&e))?;
+        for batch in reader {
+            let batch = batch.map_err(|e| reading(&e))?;
+            rows += std::hint::black_box(batch).num_rows() as u64;
+        }
+    }
+    Ok(rows)
+}
+
+/// Compresses each served batch's records section as `fetchLogSegment` does, with the pinned
+/// encoder of `calving_segment::compression` (lz4 for originally compressed batches; uncompressed
+/// ones are served as they are and cost nothing here), on this thread: the compression alone (no
+/// header, no CRC-32C). The records section is the original batch's, decompressed untimed (the
+/// served records are the same bytes), [`ENCODE_SLICE_BYTES`] at a time, each slice's encode
+/// timed as a whole (the thread's CPU clock moves at scheduler ticks). Returns the summed timing
+/// and the bytes the served batches take (header + frame), which must be the full read's.
+fn served_encode(seg: &Segment) -> Result<(Timing, u64), BenchError> {
+    let mut reader = LogReader::open(&seg.files.log)?;
+    let (mut records, mut ends) = (Vec::<u8>::new(), Vec::<usize>::new());
+    let (mut scratch, mut out) = (Vec::new(), Vec::new());
+    let mut total = Timing { wall: 0.0, cpu: 0.0 };
+    let mut served = 0u64;
+    let mut encode_slice = |records: &mut Vec<u8>, ends: &mut Vec<usize>, served: &mut u64| -> Result<(), BenchError> {
+        let (r, t) = timed(thread_cpu_seconds, || -> std::io::Result<()> {
+            let mut start = 0;
+            for &end in ends.iter() {
+                out.clear();
+                compression::compress(Compression::Lz4, CompressionLevels::default(), &records[start..end], &mut out)?;
+                *served += (BATCH_HEADER_LEN + std::hint::black_box(&out).len()) as u64;
+                start = end;
+            }
+            Ok(())
+        });
+        r.map_err(|e| BenchError::Usage(format!("lz4-compressing served batches: {e}")))?;
+        (total.wall, total.cpu) = (total.wall + t.wall, total.cpu + t.cpu);
+        records.clear();
+        ends.clear();
+        Ok(())
+    };
+    while let Some(entry) = reader.next_entry()? {
+        let LogEntry::Batch(b) = entry else { continue };
+        if served_codec(b.compression()) == Compression::None {
+            served += b.bytes().len() as u64;
+            continue;
+        }
+        compression::decompress(b.compression(), b.payload(), &mut scratch, usize::MAX)
+            .map_err(|e| BenchError::Usage(format!("decompressing the batch at {}: {e}", b.position)))?;
+        records.extend_from_slice(&scratch);
+        ends.push(records.len());
+        if records.len() >= ENCODE_SLICE_BYTES {
+            encode_slice(&mut records, &mut ends, &mut served)?;
+        }
+    }
+    if !ends.is_empty() {
+        encode_slice(&mut records, &mut ends, &mut served)?;
+    }
+    Ok((total, served))
 }
 
 /// Walks every record of the segment as the converter does (decompressing and parsing).
@@ -579,6 +703,38 @@ fn print(args: &ConvertArgs, all: &[Figures], machine: &str) {
          (one thread each); convert: the whole copy, all threads"
     );
     println!(
+        "\nthe floor of a full read (CPU ms per served MiB; in brackets the served MiB/s per core it implies):\n{:<5} {:>16} {:>16} {:>16} {:>16}",
+        "codec", "read columns", "lz4 encode", "floor (sum)", "full read"
+    );
+    let cell = |ms: f64| if ms > 0.0 { format!("{ms:.2} ({:.0})", 1e3 / ms) } else { format!("{ms:.2} (-)") };
+    for f in all {
+        let (columns, encode, full) = f.per_served_mib();
+        println!(
+            "{:<5} {:>16} {:>16} {:>16} {:>16}",
+            f.codec.name(),
+            cell(columns),
+            cell(encode),
+            cell(columns + encode),
+            cell(full)
+        );
+    }
+    println!(
+        "read columns: a plain Parquet Arrow read of every column of the data files, all row groups; lz4 encode: each \
+         served batch's records compressed by the pinned encoder (calving_segment::compression), the compression alone \
+         (one thread each); the floor leaves out rebuilding the records, CRC-32C and copying: no full read is faster"
+    );
+    println!(
+        "full read >= 150 served MiB/s per core reachable at all (floor's bound >= 150): {}",
+        all.iter()
+            .map(|f| {
+                let (columns, encode, _) = f.per_served_mib();
+                let bound = 1e3 / (columns + encode);
+                format!("{} bound {bound:.0} {}", f.codec.name(), if bound >= 150.0 { "yes" } else { "NO" })
+            })
+            .collect::<Vec<_>>()
+            .join("   ")
+    );
+    println!(
         "\nfirst fetch of a segment never read before (a freshly opened plugin: sidecar not cached), 1 MiB, wall time: {}",
         all.iter().map(|f| format!("{} p50 {:.2} / p99 {:.2} ms", f.codec.name(), f.first_fetch_ms.0, f.first_fetch_ms.1)).collect::<Vec<_>>().join("; ")
     );
@@ -601,6 +757,13 @@ impl Figures {
             per(&self.read_records, self.segment.record_bytes),
             per(&self.convert, self.segment.record_bytes),
         )
+    }
+
+    /// CPU ms per served MiB: reading the data files' columns, the served-batch lz4 encode, the
+    /// full read.
+    fn per_served_mib(&self) -> (f64, f64, f64) {
+        let per = |t: &Timing| 1e3 * t.cpu / mib(self.served_bytes);
+        (per(&self.read_columns), per(&self.served_encode), per(&self.full_read))
     }
 
     /// Convert against the reference alone, per record byte.
