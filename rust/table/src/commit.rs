@@ -20,13 +20,15 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use futures::future::join_all;
 use iceberg::spec::{DataFile, ManifestFile, Operation, SnapshotRef};
 use iceberg::table::Table;
 use iceberg::ErrorKind;
 
+use crate::carry::{self, Foreign};
 use crate::error::{Error, Result};
 use crate::ledger::{self, Ledger};
 use crate::publish::{self, Change, Step};
@@ -47,7 +49,7 @@ pub const END_OFFSET_PROP: &str = "calving.end-offset";
 pub const SEGMENTS_PROP: &str = "calving.segments";
 
 /// The identity of the segment whose data files a commit adds.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SegmentCommit {
     /// Kafka's topic id, as Kafka prints it.
     pub topic_id: String,
@@ -148,6 +150,8 @@ pub(crate) struct TableCommits {
     queue: std::sync::Mutex<Vec<Pending>>,
     /// The newest state of the table this process knows (see [`crate::known`]).
     pub(crate) known: std::sync::Mutex<crate::known::Known>,
+    /// Other writers' commit intents read so far ([`crate::carry`]).
+    seen: std::sync::Mutex<carry::Seen>,
 }
 
 /// An append waiting for its table's commit (group commit).
@@ -225,7 +229,7 @@ async fn commit_group(catalog: &CalvingCatalog, topic: &str, queue: &Arc<TableCo
     }
     let started = Instant::now();
     let members = group.into_iter().map(Member::from).collect();
-    let shared = catalog.known(&catalog.table_ident(topic), |k| k.shared());
+    let (shared, contended) = catalog.known(&catalog.table_ident(topic), |k| (k.shared(), k.contended()));
     let mut change = GroupAppend {
         members,
         manifest: None,
@@ -235,17 +239,55 @@ async fn commit_group(catalog: &CalvingCatalog, topic: &str, queue: &Arc<TableCo
         written: Vec::new(),
         queue: queue.clone(),
         max_segments: catalog.config().group_max_segments(),
+        storage: catalog.intent_storage().cloned(),
+        posted: None,
+        head: false,
+        carrying: Vec::new(),
     };
+    if let Some(known) = catalog.known(&catalog.table_ident(topic), |k| k.latest()) {
+        change.join_line(&known, contended).await;
+    }
     let result = publish::publish_locked(catalog, topic, &mut change).await;
+    if let (Some(storage), Some(posted)) = (&change.storage, &change.posted) {
+        carry::withdraw(storage, &posted.location).await;
+    }
     let table = catalog.table_ident(topic);
+    if let Ok(Some((snapshot_id, _))) = &result {
+        let carried: usize = change.carrying.iter().map(|f| f.intent.members.len()).sum();
+        if let Some(storage) = &change.storage {
+            // Their owners, waiting in line, see them gone and find them in the snapshot.
+            join_all(change.carrying.iter().map(|f| carry::withdraw(storage, &f.location))).await;
+        }
+        if carried > 0 {
+            catalog.counters().carried(carried as u64);
+            tracing::debug!(%table, snapshot_id, segments = carried, intents = change.carrying.len(), "carried other writers' segments");
+        }
+    }
     let size = change.members.len();
     for (i, member) in change.members.iter_mut().enumerate() {
-        let outcome = match (&result, member.refused.take()) {
-            (_, Some(refused)) => {
+        let outcome = match (&result, member.refused.take(), member.carried_in.take()) {
+            (_, _, Some((snapshot_id, committed))) => {
+                let c = &member.commit;
+                tracing::info!(
+                    %table,
+                    snapshot_id,
+                    segment_id = %c.segment_id,
+                    partition = c.partition,
+                    start_offset = c.start_offset,
+                    end_offset = c.end_offset,
+                    files = member.data_files.len(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "committed segment (carried by another writer's commit)"
+                );
+                catalog.counters().segments(1);
+                catalog.counters().carried_by_others(1);
+                Ok(CommitOutcome::Committed { snapshot_id, table: committed })
+            }
+            (_, Some(refused), None) => {
                 catalog.counters().refused();
                 Err(refused)
             }
-            (Ok(Some((snapshot_id, committed))), None) => {
+            (Ok(Some((snapshot_id, committed))), None, None) => {
                 let c = &member.commit;
                 tracing::info!(
                     %table,
@@ -264,8 +306,16 @@ async fn commit_group(catalog: &CalvingCatalog, topic: &str, queue: &Arc<TableCo
                 catalog.counters().segments(1);
                 Ok(CommitOutcome::Committed { snapshot_id: *snapshot_id, table: committed.clone() })
             }
-            (Ok(None), None) => Err(Error::from(iceberg::Error::new(ErrorKind::Unexpected, "the group commit committed nothing"))),
-            (Err(e), None) => Err(e.for_another_caller()),
+            (Ok(None), None, None) => Err(Error::from(iceberg::Error::new(ErrorKind::Unexpected, "the group commit committed nothing"))),
+            (Err(e), None, None) if member.posted && !matches!(e, Error::CommitStateUnknown { .. }) => {
+                // Its intent was readable: a carrier may still land it.
+                Err(Error::CommitStateUnknown {
+                    table: table.to_string(),
+                    what: format!("segment {} (posted for other writers to carry; then: {e})", member.commit.segment_id),
+                    source: Box::new(iceberg::Error::new(ErrorKind::CatalogCommitConflicts, e.to_string())),
+                })
+            }
+            (Err(e), None, None) => Err(e.for_another_caller()),
         };
         if let Some(reply) = member.reply.take() {
             let _ = reply.send(outcome); // a caller that gave up (dropped) needs no answer
@@ -279,21 +329,38 @@ struct Member {
     data_files: Vec<DataFile>,
     /// Why the last plan left it out (offsets the ledger holds since its caller planned).
     refused: Option<Error>,
+    /// In a posted intent ([`crate::carry`]): from then on its outcome is never a certain failure.
+    posted: bool,
+    /// Committed by another writer's snapshot that carried it (and the table as it was found).
+    carried_in: Option<(i64, Box<Table>)>,
     /// Where its caller waits for the outcome.
     reply: Option<tokio::sync::oneshot::Sender<Result<CommitOutcome>>>,
 }
 
 impl From<Pending> for Member {
     fn from(p: Pending) -> Self {
-        Member { commit: p.commit, data_files: p.data_files, refused: None, reply: Some(p.reply) }
+        Member { commit: p.commit, data_files: p.data_files, refused: None, posted: false, carried_in: None, reply: Some(p.reply) }
     }
+}
+
+/// What a group's data manifest lists: its members (by index) and carried intents (by id).
+type ManifestKey = (Vec<usize>, Vec<String>);
+
+/// The intent a group posted after losing a race ([`crate::carry`]).
+struct Posted {
+    id: String,
+    location: String,
+    /// The members it lists.
+    members: Vec<usize>,
+    /// The parent of the attempt that lost: a carrier's snapshot comes after it.
+    parent: Option<i64>,
 }
 
 /// Several segments' appends in one snapshot, as the commit driver plans it.
 struct GroupAppend {
     members: Vec<Member>,
-    /// The data manifest of the members it lists (reused while the same members go in).
-    manifest: Option<(Vec<usize>, ManifestFile)>,
+    /// The data manifest of the members and carried intents it lists (reused while the same go in).
+    manifest: Option<(ManifestKey, ManifestFile)>,
     /// The manifests the last plan lists (the members' own, or merged: `manifests::for_append`).
     listed: HashSet<String>,
     /// Plans made so far (a later one is a rebase after a conflict).
@@ -304,6 +371,48 @@ struct GroupAppend {
     /// The table's queue of appends: those waiting when the group rebases join it.
     queue: Arc<TableCommits>,
     max_segments: usize,
+    /// Where intents go (`None`: carrying is off).
+    storage: Option<calving_storage::ObjectStorage>,
+    /// This group's intent, once posted.
+    posted: Option<Posted>,
+    /// Its intent was the line's head when the group last waited: it commits for the line.
+    head: bool,
+    /// Other writers' intents the last plan carries.
+    carrying: Vec<Arc<Foreign>>,
+}
+
+impl GroupAppend {
+    /// Whether `c`'s offsets held in `ledger` are exactly those its caller planned around; else
+    /// the refusal.
+    fn check(table: &Table, ledger: &Ledger, c: &SegmentCommit) -> Option<Error> {
+        let held = ledger.overlapping(&c.topic_id, c.partition, c.start_offset, c.end_offset);
+        (clipped(&held, c.start_offset, c.end_offset) != clipped(&c.already_held, c.start_offset, c.end_offset)).then(|| {
+            Error::OffsetsAlreadyCommitted {
+                table: table.identifier().to_string(),
+                topic_id: c.topic_id.clone(),
+                partition: c.partition,
+                start_offset: c.start_offset,
+                end_offset: c.end_offset,
+                existing: held,
+            }
+        })
+    }
+
+    /// The posted intent's members that a snapshot since the lost attempt carried are done;
+    /// returns whether it cannot tell (history gone), which makes their refusals unknown.
+    fn find_carried(&mut self, table: &Table) -> bool {
+        let Some(posted) = &self.posted else { return false };
+        match carry::find(table, &posted.id, posted.parent) {
+            carry::Found::In(snapshot_id) => {
+                for &i in &posted.members {
+                    self.members[i].carried_in = Some((snapshot_id, Box::new(table.clone())));
+                }
+                false
+            }
+            carry::Found::No => false,
+            carry::Found::CannotTell => true,
+        }
+    }
 }
 
 #[async_trait]
@@ -312,35 +421,83 @@ impl Change for GroupAppend {
 
     async fn plan(&mut self, table: &Table, snapshot_id: i64) -> Result<Step<Self::Output>> {
         let (mut ledger, _) = ledger::load(table).await?;
+        let cannot_tell = self.find_carried(table);
         let mut accepted = Vec::new();
         for (i, m) in self.members.iter_mut().enumerate() {
-            let c = &m.commit;
-            let held = ledger.overlapping(&c.topic_id, c.partition, c.start_offset, c.end_offset);
-            m.refused = (clipped(&held, c.start_offset, c.end_offset) != clipped(&c.already_held, c.start_offset, c.end_offset))
-                .then(|| Error::OffsetsAlreadyCommitted {
-                    table: table.identifier().to_string(),
-                    topic_id: c.topic_id.clone(),
-                    partition: c.partition,
-                    start_offset: c.start_offset,
-                    end_offset: c.end_offset,
-                    existing: held,
-                });
+            if m.carried_in.is_some() {
+                continue;
+            }
+            m.refused = Self::check(table, &ledger, &m.commit).map(|refused| {
+                if m.posted && cannot_tell {
+                    Error::CommitStateUnknown {
+                        table: table.identifier().to_string(),
+                        what: format!("segment {}", m.commit.segment_id),
+                        source: Box::new(iceberg::Error::new(
+                            ErrorKind::Unexpected,
+                            format!("its offsets are committed, and the snapshots since it was posted for other writers to carry are gone ({refused})"),
+                        )),
+                    }
+                } else {
+                    refused
+                }
+            });
             if m.refused.is_none() {
                 // Members after this one see its offsets as held (a retry and a re-upload of the
                 // same offsets in one group).
-                ledger.add(&c.topic_id, c.partition, c.start_offset, c.end_offset);
+                ledger.add(&m.commit.topic_id, m.commit.partition, m.commit.start_offset, m.commit.end_offset);
                 accepted.push(i);
             }
         }
-        if accepted.is_empty() {
+        // Other writers' intents, while the table is contended: each whole or not at all, within
+        // the group bounds. A group in the line carries only as its head: the others wait for it
+        // (and one whose members were carried is done).
+        self.carrying.clear();
+        let carries = (self.shared || self.plans > 0) && (self.posted.is_none() || self.head);
+        if let Some(storage) = self.storage.as_ref().filter(|_| carries) {
+            let own = self.posted.as_ref().map(|p| p.location.as_str());
+            let spec_id = table.metadata().default_partition_spec_id();
+            let mut segments = accepted.len();
+            let mut bytes: u64 = accepted.iter().flat_map(|&i| &self.members[i].data_files).map(DataFile::file_size_in_bytes).sum();
+            let collecting = Instant::now();
+            let collected = carry::collect(storage, table, own, &self.queue.seen).await;
+            tracing::debug!(intents = collected.len(), elapsed_ms = collecting.elapsed().as_millis() as u64, "read the line of commit intents");
+            for foreign in collected {
+                let intent = &foreign.intent;
+                if intent.spec_id != spec_id
+                    || segments + intent.members.len() > self.max_segments.max(1)
+                    || (segments > 0 && bytes + foreign.bytes() > GROUP_MAX_BYTES)
+                {
+                    continue;
+                }
+                let mut trial = ledger.clone();
+                let fits = intent.members.iter().all(|c| {
+                    let ok = Self::check(table, &trial, c).is_none();
+                    trial.add(&c.topic_id, c.partition, c.start_offset, c.end_offset);
+                    ok
+                });
+                if fits {
+                    ledger = trial;
+                    segments += intent.members.len();
+                    bytes += foreign.bytes();
+                    self.carrying.push(foreign);
+                }
+            }
+        }
+        if accepted.is_empty() && self.carrying.is_empty() {
             self.manifest = None; // what earlier plans wrote is superseded
             self.listed.clear();
             return Ok(Step::Finish(None));
         }
-        if self.manifest.as_ref().is_none_or(|(members, _)| *members != accepted) {
-            let files: Vec<DataFile> = accepted.iter().flat_map(|&i| self.members[i].data_files.iter().cloned()).collect();
-            let manifest = crate::manifests::added(table, snapshot_id, &files, &mut self.written).await?;
-            self.manifest = Some((accepted.clone(), manifest));
+        let key = (accepted.clone(), self.carrying.iter().map(|f| f.intent.id.clone()).collect::<Vec<_>>());
+        let files: Vec<&DataFile> = accepted
+            .iter()
+            .flat_map(|&i| self.members[i].data_files.iter())
+            .chain(self.carrying.iter().flat_map(|f| f.data_files.iter()))
+            .collect();
+        if self.manifest.as_ref().is_none_or(|(k, _)| *k != key) {
+            let owned: Vec<DataFile> = files.iter().map(|&f| f.clone()).collect();
+            let manifest = crate::manifests::added(table, snapshot_id, &owned, &mut self.written).await?;
+            self.manifest = Some((key, manifest));
         }
         let metadata = table.metadata();
         let parent = metadata.current_snapshot();
@@ -348,22 +505,27 @@ impl Change for GroupAppend {
             Some(parent) => table.manifest_list_reader(parent).load().await?.entries().to_vec(),
             None => Vec::new(),
         };
-        let files: Vec<&DataFile> = accepted.iter().flat_map(|&i| self.members[i].data_files.iter()).collect();
         let added = self.manifest.as_ref().expect("written above").1.clone();
         let contended = self.shared || self.plans > 0;
         self.plans += 1;
         let manifests = crate::manifests::for_append(table, snapshot_id, added, &files, parent_manifests, contended, &mut self.written).await?;
         self.listed = manifests.iter().map(|m| m.manifest_path.clone()).collect();
-        // The summary names the first member's segment (one segment: the common case) and how
-        // many went in; the ledger holds them all.
-        let mut summary = self.members[accepted[0]].commit.summary_properties();
-        if accepted.len() > 1 {
-            summary.insert(SEGMENTS_PROP.to_string(), accepted.len().to_string());
+        // The summary names the first segment (one segment: the common case) and how many went
+        // in, and the intents carried; the ledger holds them all.
+        let first = match accepted.first() {
+            Some(&i) => &self.members[i].commit,
+            None => &self.carrying[0].intent.members[0],
+        };
+        let mut summary = first.summary_properties();
+        let count = accepted.len() + self.carrying.iter().map(|f| f.intent.members.len()).sum::<usize>();
+        if count > 1 {
+            summary.insert(SEGMENTS_PROP.to_string(), count.to_string());
         }
-        let added = accepted
-            .iter()
-            .flat_map(|&i| self.members[i].data_files.iter())
-            .fold((0, 0, 0), |(f, r, b), d| (f + 1, r + d.record_count(), b + d.file_size_in_bytes()));
+        if !self.carrying.is_empty() {
+            let ids: Vec<&str> = self.carrying.iter().map(|f| f.intent.id.as_str()).collect();
+            summary.insert(carry::CARRIED_PROP.to_string(), ids.join(","));
+        }
+        let added = files.iter().fold((0, 0, 0), |(f, r, b), d| (f + 1, r + d.record_count(), b + d.file_size_in_bytes()));
         publish::totals(parent, added, (0, 0, 0), &mut summary);
         Ok(Step::Commit { manifests, operation: Operation::Append, summary, ledger })
     }
@@ -382,11 +544,114 @@ impl Change for GroupAppend {
 
     /// Appends queued while the group waited out a conflict join it (within the group bounds):
     /// under contention a group grows with the wait instead of leaving them for the next round
-    /// of conflicts. Their files go into the rebased plan's new manifest.
+    /// of conflicts. Their files go into the rebased plan's new manifest. In the line of intents
+    /// (`crate::carry`), only its head takes them in.
     fn rebasing(&mut self) {
+        if self.posted.is_some() && !self.head {
+            // In line but not its head: appends queued meanwhile form the next group (and its
+            // intent), so that an owner whose intent was carried does not race the line with
+            // them. The head commits for the line anyway, and takes them in.
+            return;
+        }
         let bytes = self.members.iter().flat_map(|m| &m.data_files).map(DataFile::file_size_in_bytes).sum();
         let joined = take_group(&self.queue.queue, self.max_segments, self.members.len(), bytes);
         self.members.extend(joined.into_iter().map(Member::from));
+    }
+
+    /// A group that posted its members waits for its turn in the table's line (`crate::carry`);
+    /// without an intent, the policy's backoff.
+    async fn wait(&mut self, table: &Table, backoff: Duration, slot: Duration) {
+        self.wait_turn(table, backoff, slot).await
+    }
+
+    /// After the first lost race, the members still to commit are posted for the writers that
+    /// commit next to carry ([`crate::carry`]), before the group backs off.
+    async fn lost(&mut self, table: &Table) {
+        self.post(table).await
+    }
+}
+
+/// How often a group that joined a line before its first attempt looks at it (no attempt of its
+/// own has measured the catalog's cycle yet).
+const JOIN_POLL_SLOT: Duration = Duration::from_millis(100);
+
+impl GroupAppend {
+    /// Posts the members still to commit as an intent (once per group).
+    async fn post(&mut self, table: &Table) {
+        let parent = table.metadata().current_snapshot_id();
+        let Some(storage) = self.storage.as_ref().filter(|_| self.posted.is_none()) else { return };
+        let members: Vec<usize> = (0..self.members.len())
+            .filter(|&i| self.members[i].refused.is_none() && self.members[i].carried_in.is_none())
+            .collect();
+        if members.is_empty() {
+            return;
+        }
+        let files: Vec<DataFile> = members.iter().flat_map(|&i| self.members[i].data_files.iter().cloned()).collect();
+        let intent = carry::Intent {
+            id: uuid::Uuid::new_v4().to_string(),
+            posted_ms: publish::now_ms(),
+            spec_id: table.metadata().default_partition_spec_id(),
+            members: members.iter().map(|&i| self.members[i].commit.clone()).collect(),
+        };
+        let manifest_location = carry::manifest_location(&intent.location(table));
+        let manifest_snapshot = publish::new_snapshot_id(table);
+        if let Err(e) = crate::manifests::added_at(table, manifest_snapshot, &files, manifest_location, &mut self.written).await {
+            tracing::debug!(table = %table.identifier(), error = %e, "could not write a commit intent's manifest; committing alone");
+            return;
+        }
+        // Posted or not, the intent's manifest is listed by no snapshot of this group.
+        if let Some(location) = carry::post(storage, table, &intent).await {
+            for &i in &members {
+                self.members[i].posted = true;
+            }
+            self.posted = Some(Posted { id: intent.id, location, members, parent });
+        }
+    }
+
+    /// Before its first attempt, a group of a table this process contended for lately, or whose
+    /// line is not empty (other writers wait to commit), joins the line instead of racing: it
+    /// posts its members and waits for its turn. `table`: the newest state this process knows.
+    async fn join_line(&mut self, table: &Table, contended: bool) {
+        let Some(storage) = &self.storage else { return };
+        if !self.shared || !(contended || carry::waiting(storage, table).await) {
+            return;
+        }
+        self.post(table).await;
+        self.wait_turn(table, Duration::ZERO, JOIN_POLL_SLOT).await;
+    }
+
+    /// Waits until the posted intent is the oldest (this group commits next, carrying the
+    /// others), or gone (a carrier committed it), listing the line every half of the lost
+    /// attempt's cycle; at most 32 cycles (2–10 s), then it tries anyway. Without an intent:
+    /// `backoff`.
+    async fn wait_turn(&mut self, table: &Table, backoff: Duration, slot: Duration) {
+        self.head = false;
+        let (Some(storage), Some(posted)) = (&self.storage, &self.posted) else {
+            tokio::time::sleep(backoff).await;
+            return;
+        };
+        let poll = (slot / 2).clamp(Duration::from_millis(10), Duration::from_millis(500));
+        let patience = (slot * 32).clamp(Duration::from_secs(2), Duration::from_secs(10));
+        let started = Instant::now();
+        loop {
+            let turn = carry::turn(storage, table, &posted.location).await;
+            if !matches!(turn, Some(carry::Turn::Behind)) || started.elapsed() >= patience {
+                tracing::debug!(intent = %posted.location, ?turn, waited_ms = started.elapsed().as_millis() as u64, "turn in the line of commit intents");
+            }
+            match turn {
+                Some(carry::Turn::First) => {
+                    self.head = true;
+                    return;
+                }
+                Some(carry::Turn::Gone) => return,
+                Some(carry::Turn::Behind) if started.elapsed() < patience => tokio::time::sleep(poll).await,
+                Some(carry::Turn::Behind) => return,
+                None => {
+                    tokio::time::sleep(backoff.saturating_sub(started.elapsed())).await;
+                    return;
+                }
+            }
+        }
     }
 }
 

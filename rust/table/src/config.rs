@@ -10,6 +10,7 @@
 //! | `namespace` | `kafka` | namespace of the topic tables (dots separate levels) |
 //! | `commit.retry.num-retries`, `.min-wait-ms`, `.max-wait-ms`, `.total-timeout-ms` | Calving's (1000000, 10, 500, 120000: bounded by time, since brokers contending for one table is normal; Iceberg's are 4, 100, 60000, 1800000) | used for tables that do not set these properties themselves |
 //! | `commit.group.max-segments` | 64 | most segments one group commit takes (1: a commit per segment) |
+//! | `commit.carry.enabled` | `true` | brokers contending for one table carry each other's segments in their commits (`calving_table::carry`); `false`: every broker commits only its own |
 //! | `catalog.pool.max-connections`, `catalog.pool.idle-timeout` (s), `catalog.pool.test-before-acquire` | iceberg's (10, 10, false) | sql connection pool |
 //! | `catalog.token`, `catalog.credential`, `catalog.oauth2-server-uri`, `catalog.scope`, `catalog.audience`, `catalog.resource`, `catalog.prefix`, `catalog.header.<name>`, `catalog.disable-header-redaction` | — | rest: passed to iceberg-catalog-rest without the `catalog.` prefix |
 //! | `catalog.warehouse` | `warehouse` | rest: the warehouse the REST server is asked for, when it names warehouses otherwise than by location |
@@ -36,6 +37,8 @@ use iceberg_catalog_sql::{SqlBindStyle, SqlCatalogBuilder};
 
 use crate::error::{Error, Result};
 
+/// `commit.carry.enabled`
+pub const CARRY_ENABLED: &str = "commit.carry.enabled";
 /// `catalog.type`
 pub const CATALOG_TYPE: &str = "catalog.type";
 /// `catalog.name`
@@ -110,6 +113,8 @@ pub struct CatalogConfig {
     commit_retry: BTreeMap<String, String>,
     /// `commit.group.max-segments`: most segments one group commit takes.
     group_max_segments: usize,
+    /// `commit.carry.enabled`: contending writers carry each other's segments.
+    carry: bool,
     /// `catalog.request-timeout-ms` (REST): the longest a catalog request may take.
     rest_request_timeout: std::time::Duration,
 }
@@ -201,6 +206,7 @@ impl CatalogConfig {
         let mut storage_props = BTreeMap::new();
         let mut commit_retry = BTreeMap::new();
         let mut group_max_segments = 64;
+        let mut carry = true;
         let mut rest_request_timeout = DEFAULT_REST_REQUEST_TIMEOUT;
         for (key, value) in &props {
             if key == REST_REQUEST_TIMEOUT_MS {
@@ -214,6 +220,12 @@ impl CatalogConfig {
                 group_max_segments = value.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| {
                     Error::config(key, format!("`{value}` is not a positive integer"))
                 })?;
+            } else if key == CARRY_ENABLED {
+                carry = match value.trim().to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(Error::config(key, format!("`{value}` is not true or false"))),
+                };
             } else if COMMIT_RETRY_KEYS.contains(&key.as_str()) {
                 value.parse::<u64>().map_err(|_| {
                     Error::config(key, format!("`{value}` is not a non-negative integer"))
@@ -280,6 +292,7 @@ impl CatalogConfig {
             rest_warehouse,
             commit_retry,
             group_max_segments,
+            carry,
             rest_request_timeout,
         })
     }
@@ -313,6 +326,12 @@ impl CatalogConfig {
     /// segment its own commit).
     pub fn group_max_segments(&self) -> usize {
         self.group_max_segments
+    }
+
+    /// Whether writers contending for a table carry each other's segments in their commits
+    /// (`commit.carry.enabled`, default true).
+    pub fn carry(&self) -> bool {
+        self.carry
     }
 
     /// The `commit.retry.*` defaults given in the configuration.
@@ -465,6 +484,7 @@ impl fmt::Debug for CatalogConfig {
             .field("rest_warehouse", &self.rest_warehouse)
             .field("commit_retry", &self.commit_retry)
             .field("group_max_segments", &self.group_max_segments)
+            .field("carry", &self.carry)
             .finish()
     }
 }

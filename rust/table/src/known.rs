@@ -31,6 +31,8 @@ pub(crate) struct Known {
     table: Option<Table>,
     /// When a state this process did not commit was last seen.
     foreign_at: Option<Instant>,
+    /// When a commit of this process last conflicted with another writer's.
+    conflict_at: Option<Instant>,
 }
 
 impl Known {
@@ -43,9 +45,21 @@ impl Known {
         }
     }
 
+    /// The newest known state, shared or not (where the table is, which spec it has).
+    pub(crate) fn latest(&self) -> Option<Table> {
+        self.table.clone()
+    }
+
     /// Whether another writer committed to the table lately (within [`SHARED_FOR`]).
     pub(crate) fn shared(&self) -> bool {
         self.foreign_at.is_some_and(|at| at.elapsed() < SHARED_FOR)
+    }
+
+    /// Whether a commit of this process conflicted lately (within [`SHARED_FOR`]): writers
+    /// contend for the table, and a new group joins the line of commit intents
+    /// (`crate::carry`) instead of racing.
+    pub(crate) fn contended(&self) -> bool {
+        self.conflict_at.is_some_and(|at| at.elapsed() < SHARED_FOR)
     }
 
     /// This process committed `table`.
@@ -75,6 +89,7 @@ impl Known {
     /// A commit planned on the known state conflicted: someone else committed.
     pub(crate) fn conflicted(&mut self) {
         self.foreign_at = Some(Instant::now());
+        self.conflict_at = self.foreign_at;
     }
 
     /// Forgets the state (after an error that is not a conflict).

@@ -15,6 +15,8 @@
 //! - [`commit`]: [`append`] commits one segment's files exactly once against the ledger.
 //! - [`remove`]: [`remove_offsets`] takes offsets' rows out (the `delete` retention mode), found by
 //!   the files' bounds; [`files_holding`] finds the live files that hold given offsets.
+//! - [`carry`]: writers contending for a table commit each other's segments (intents posted
+//!   after a lost race, carried by the next commit, found by their owner).
 //! - [`publish`]: the commit driver every Calving snapshot goes through (retry policy with
 //!   jitter, per-table serialization in the process, unknown outcomes reconciled by snapshot id).
 //! - `manifests`: the manifests snapshots list; appends merge small ones as Iceberg's appends do
@@ -54,6 +56,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+pub mod carry;
 pub mod commit;
 pub mod config;
 pub mod data_file;
@@ -112,6 +115,8 @@ pub struct CalvingCatalog {
     connections: Arc<snapshot_commit::Connections>,
     /// Counters of this catalog's commits.
     counters: Arc<stats::CommitCounters>,
+    /// Where commit intents go (`commit.carry.enabled`; `None`: off).
+    intent_storage: Option<calving_storage::ObjectStorage>,
 }
 
 impl CalvingCatalog {
@@ -125,11 +130,15 @@ impl CalvingCatalog {
     pub fn new(catalog: Arc<dyn Catalog>, config: CatalogConfig) -> Self {
         CalvingCatalog {
             catalog,
-            config,
             table_commits: Arc::default(),
             writer_properties: None,
             connections: Arc::default(),
             counters: Arc::default(),
+            intent_storage: config
+                .carry()
+                .then(|| calving_storage::ObjectStorage::new(config.storage().clone()).ok())
+                .flatten(),
+            config,
         }
     }
 
@@ -155,6 +164,11 @@ impl CalvingCatalog {
 
     pub(crate) fn counters(&self) -> &stats::CommitCounters {
         &self.counters
+    }
+
+    /// The storage commit intents go to, when carrying is on ([`carry`]).
+    pub(crate) fn intent_storage(&self) -> Option<&calving_storage::ObjectStorage> {
+        self.intent_storage.as_ref()
     }
 
     pub(crate) fn connections(&self) -> &snapshot_commit::Connections {

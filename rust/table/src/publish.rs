@@ -149,6 +149,14 @@ pub(crate) trait Change: Send {
     /// of the change can have landed): a change may take in more work for the next plan (group
     /// commit: appends queued meanwhile join the retrying group).
     fn rebasing(&mut self) {}
+    /// Called after an attempt planned on `table` lost to another writer's commit, before the
+    /// backoff (group commit: the members are posted for others to carry, `crate::carry`).
+    async fn lost(&mut self, _table: &Table) {}
+    /// Waits before the next attempt; `backoff` is the retry policy's wait, `slot` the duration of
+    /// the attempt that lost (group commit: a group that posted its members waits for its turn).
+    async fn wait(&mut self, _table: &Table, backoff: Duration, _slot: Duration) {
+        tokio::time::sleep(backoff).await;
+    }
 }
 
 /// Commits `change` to the topic's table; see the module docs.
@@ -197,6 +205,7 @@ pub(crate) async fn publish_locked<C: Change>(catalog: &CalvingCatalog, topic: &
             }
             Err(e) => e,
         };
+        let lost = matches!(err, Error::CommitConflict { .. });
         match err {
             Error::CommitStateUnknown { .. } => {
                 catalog.counters().unknown_outcome();
@@ -238,7 +247,10 @@ pub(crate) async fn publish_locked<C: Change>(catalog: &CalvingCatalog, topic: &
                 },
             };
         }
-        tokio::time::sleep(wait).await;
+        if lost && unknown.is_none() {
+            change.lost(&table).await;
+        }
+        change.wait(&table, wait, attempt_started.elapsed()).await;
         match catalog.load_table(topic).await {
             Ok(t) => (table, fresh) = (t, true),
             Err(e) => break unknown.take().unwrap_or(e),
@@ -279,6 +291,7 @@ async fn attempt<C: Change>(
     retry: u32,
     written: &mut Vec<String>,
 ) -> Result<C::Output> {
+    let attempt_started = Instant::now();
     let metadata = table.metadata();
     let (manifests, operation, summary, ledger) = match change.plan(table, snapshot_id).await? {
         Step::Finish(output) => return Ok(output),
@@ -328,7 +341,9 @@ async fn attempt<C: Change>(
         },
         TableUpdate::SetProperties { updates: crate::ledger::properties(&ledger, snapshot_id) },
     ];
+    let planned_ms = attempt_started.elapsed().as_millis() as u64;
     let committed = crate::snapshot_commit::commit(catalog, table, requirements, updates).await?;
+    tracing::debug!(planned_ms, total_ms = attempt_started.elapsed().as_millis() as u64, "attempt committed");
     catalog.counters().commit();
     Ok(change.committed(&committed, snapshot_id))
 }

@@ -14,6 +14,8 @@ pub(crate) struct CommitCounters {
     unknown_outcomes: AtomicU64,
     failed: AtomicU64,
     refused: AtomicU64,
+    carried: AtomicU64,
+    carried_by_others: AtomicU64,
 }
 
 /// A reading of the counters; each only grows.
@@ -32,6 +34,11 @@ pub struct CommitStats {
     pub failed: u64,
     /// Group members refused because the ledger held their offsets already.
     pub refused: u64,
+    /// Other writers' segments this process's commits carried (`crate::carry`).
+    pub carried: u64,
+    /// Segments of this process committed by another writer's commit that carried them (also
+    /// counted in `segments`).
+    pub carried_by_others: u64,
 }
 
 impl CommitCounters {
@@ -54,6 +61,14 @@ impl CommitCounters {
         self.refused.fetch_add(1, Relaxed);
     }
 
+    pub(crate) fn carried(&self, n: u64) {
+        self.carried.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn carried_by_others(&self, n: u64) {
+        self.carried_by_others.fetch_add(n, Relaxed);
+    }
+
     pub(crate) fn read(&self) -> CommitStats {
         CommitStats {
             commits: self.commits.load(Relaxed),
@@ -62,6 +77,8 @@ impl CommitCounters {
             unknown_outcomes: self.unknown_outcomes.load(Relaxed),
             failed: self.failed.load(Relaxed),
             refused: self.refused.load(Relaxed),
+            carried: self.carried.load(Relaxed),
+            carried_by_others: self.carried_by_others.load(Relaxed),
         }
     }
 }

@@ -18,7 +18,8 @@
 //!
 //! The parent prints a progress line per second and, last, one JSON line: `writers`,
 //! `partitions`, `copiers`, `target_rate`, `segments`, `segments_per_s`, `commits_per_s`,
-//! `segments_per_commit`, `conflicts_per_commit`, `p50_ms`, `p99_ms`, `max_ms`, `failed_copies`,
+//! `segments_per_commit`, `conflicts_per_commit`, `carried_segments` (segments committed by
+//! another writer's commit, `calving_table::carry`), `p50_ms`, `p99_ms`, `max_ms`, `failed_copies`,
 //! `metadata_bytes` (the final `metadata.json`), and a check of the result: the table's ledger
 //! holds every committed segment's offsets once, and its row count is what was committed.
 //!
@@ -132,6 +133,9 @@ struct WriterReport {
     failed: u64,
     conflicts: u64,
     commits: u64,
+    /// Other writers' segments this writer's commits carried.
+    #[serde(default)]
+    carried: u64,
     elapsed_s: f64,
     errors: Vec<String>,
 }
@@ -263,6 +267,7 @@ fn parent(args: CommitArgs) -> Result<(), BenchError> {
     let snapshots: BTreeSet<i64> = reports.iter().flat_map(|r| r.snapshots.iter().copied()).collect();
     let commits = snapshots.len() as u64;
     let conflicts: u64 = reports.iter().map(|r| r.conflicts).sum();
+    let carried: u64 = reports.iter().map(|r| r.carried).sum();
     let failed_copies: u64 = reports.iter().map(|r| r.failed).sum();
     let elapsed = reports.iter().map(|r| r.elapsed_s).fold(0.0, f64::max);
     for e in reports.iter().flat_map(|r| r.errors.iter()).take(5) {
@@ -308,6 +313,7 @@ fn parent(args: CommitArgs) -> Result<(), BenchError> {
         "commits_per_s": round(commits as f64 / elapsed.max(1e-9)),
         "segments_per_commit": round(segments as f64 / commits.max(1) as f64),
         "conflicts_per_commit": round(conflicts as f64 / commits.max(1) as f64),
+        "carried_segments": carried,
         "p50_ms": round(pct(0.5)),
         "p99_ms": round(pct(0.99)),
         "max_ms": round(latencies.last().copied().unwrap_or(0.0)),
@@ -486,6 +492,7 @@ fn writer(args: &CommitArgs, index: usize) -> Result<(), BenchError> {
     let stats = catalog.commit_stats();
     report.conflicts = stats.conflicts;
     report.commits = stats.commits;
+    report.carried = stats.carried;
     report.snapshots.sort_unstable();
     report.snapshots.dedup();
     println!("progress {} {}", committed.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));

@@ -44,6 +44,8 @@ pub struct FaultyCatalog {
     loads_left: Mutex<Option<usize>>,
     barrier: Option<Arc<tokio::sync::Barrier>>,
     barrier_passed: AtomicBool,
+    /// Every load takes at least this long (`delay_loads`).
+    load_delay: Mutex<Option<std::time::Duration>>,
     pub load_calls: AtomicUsize,
 }
 
@@ -54,6 +56,7 @@ impl FaultyCatalog {
             loads_left: Mutex::new(None),
             barrier: None,
             barrier_passed: AtomicBool::new(false),
+            load_delay: Mutex::new(None),
             load_calls: AtomicUsize::new(0),
         }
     }
@@ -63,6 +66,11 @@ impl FaultyCatalog {
     pub fn with_barrier(mut self, barrier: Arc<tokio::sync::Barrier>) -> Self {
         self.barrier = Some(barrier);
         self
+    }
+
+    /// Every later load waits `delay` first (a slow catalog).
+    pub fn delay_loads(&self, delay: std::time::Duration) {
+        *self.load_delay.lock().unwrap() = Some(delay);
     }
 
     /// The next `n` loads succeed, then the catalog is gone (connection refused).
@@ -138,6 +146,10 @@ impl Catalog for FaultyCatalog {
                     ),
                 ),
             );
+        }
+        let delay = *self.load_delay.lock().unwrap();
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
         }
         let table = self.inner.load_table(ident).await?;
         // After loading: every broker at the barrier holds the same table state.

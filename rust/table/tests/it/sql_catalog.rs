@@ -1035,3 +1035,78 @@ async fn appends_queued_while_a_group_retries_join_it() {
     assert_eq!(got, expected, "every member once, the refused one not at all");
     assert!(all_referenced_files_exist(&table).await);
 }
+
+/// Carried appends (`calving_table::carry`): two brokers lose a race to a third at the same
+/// time; each posts its segment for others to carry; the owner of the older intent commits next
+/// (its catalog answers loads slowly: the other has posted by then), carrying the other's segment
+/// in its snapshot, and the other, waiting in line, finds its segment committed there without a
+/// commit of its own. With `commit.carry.enabled=false` each commits its own snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_that_lost_a_race_take_turns_and_carry_each_other() {
+    for carry in [true, false] {
+        let cat = TempCatalog::with_props(&[
+            ("commit.retry.min-wait-ms", "10"),
+            ("commit.retry.max-wait-ms", "200"),
+            ("commit.carry.enabled", if carry { "true" } else { "false" }),
+        ])
+        .await;
+        let table = cat.calving.ensure_table("carried").await.unwrap();
+        cat.calving.append("carried", vec![data_file(&table, &rows(0, 0, 2))], segment("first", 0, 0, 1)).await.unwrap();
+        let mut brokers = Vec::new();
+        for _ in 0..2 {
+            let faulty = Arc::new(FaultyCatalog::new(cat.calving.config().build().await.unwrap()));
+            let broker = CalvingCatalog::new(faulty.clone(), cat.calving.config().clone());
+            broker.load_table("carried").await.unwrap();
+            brokers.push((broker, faulty));
+        }
+        // A third writer commits: both brokers' next plans, on the state they know, conflict.
+        let c = cat.second_instance().await;
+        c.append("carried", vec![data_file(&table, &rows(9, 0, 2))], segment("other", 9, 0, 1)).await.unwrap();
+        for (_, faulty) in &brokers {
+            faulty.delay_loads(Duration::from_millis(300));
+        }
+        let (a, b) = (&brokers[0].0, &brokers[1].0);
+        let (fa, fb) = (data_file(&table, &rows(1, 0, 3)), data_file(&table, &rows(2, 0, 4)));
+        let (ra, rb) = tokio::join!(
+            a.append("carried", vec![fa], segment("a1", 1, 0, 2)),
+            b.append("carried", vec![fb], segment("b1", 2, 0, 3)),
+        );
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        let (sa, sb) = (a.commit_stats(), b.commit_stats());
+        let table = cat.calving.load_table("carried").await.unwrap();
+        if carry {
+            assert_eq!(ra.snapshot_id(), rb.snapshot_id(), "one snapshot holds both segments");
+            let summary = &table.metadata().current_snapshot().unwrap().summary().additional_properties;
+            assert_eq!(summary.get(calving_table::SEGMENTS_PROP).map(String::as_str), Some("2"));
+            assert!(summary.contains_key(calving_table::carry::CARRIED_PROP), "{summary:?}");
+            let (carrier, carried) = if sa.carried == 1 { (sa, sb) } else { (sb, sa) };
+            assert_eq!((carrier.commits, carrier.carried, carrier.carried_by_others, carrier.conflicts), (1, 1, 0, 1), "{carrier:?}");
+            assert_eq!((carried.commits, carried.carried, carried.carried_by_others, carried.segments), (0, 0, 1, 1), "{carried:?}");
+            assert_eq!(ancestry(&table).count(), 3, "first, other, one carrying both");
+        } else {
+            assert_ne!(ra.snapshot_id(), rb.snapshot_id());
+            assert_eq!((sa.carried, sb.carried, sa.commits, sb.commits), (0, 0, 1, 1));
+            assert_eq!(ancestry(&table).count(), 4);
+        }
+        let (ledger, _) = ledger::load(&table).await.unwrap();
+        assert_eq!(
+            ledger_entries(&ledger),
+            vec![
+                (TOPIC_ID.to_string(), 0, vec![(0, 1)]),
+                (TOPIC_ID.to_string(), 1, vec![(0, 2)]),
+                (TOPIC_ID.to_string(), 2, vec![(0, 3)]),
+                (TOPIC_ID.to_string(), 9, vec![(0, 1)]),
+            ]
+        );
+        let mut expected: Vec<_> = [(0, 2), (1, 3), (2, 4), (9, 2)].into_iter().flat_map(|(p, n)| keys(p, 0..n)).collect();
+        expected.sort();
+        let mut got = scanned_keys(&table).await;
+        got.sort();
+        assert_eq!(got, expected, "every segment once (carry {carry})");
+        assert!(all_referenced_files_exist(&table).await);
+        assert_eq!(unreferenced_metadata_files(&table).await, Vec::<String>::new(), "intent manifests and lost attempts cleaned up");
+        let intents = crate::common::local_path(table.metadata().location()).join("calving-intents");
+        let left = std::fs::read_dir(&intents).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(left, 0, "intents withdrawn");
+    }
+}

@@ -1,0 +1,294 @@
+//! Carried appends: writers contending for one table commit each other's segments.
+//!
+//! Every broker that leads a partition of a topic commits into the topic's table, and a table's
+//! commits are serialized by the catalog's compare-and-set: when several brokers commit at once,
+//! one lands and the others conflict, wait and try again, each needing a commit of its own. With
+//! W writers every round costs W catalog cycles, most of them lost (BENCHMARKS.md, "The commit
+//! path at cluster scale"). Carrying turns a lost race into work for the winner of the next one:
+//!
+//! 1. **Post.** A group commit ([`crate::commit`]) whose attempt conflicts writes, before it
+//!    backs off, an *intent* into the table's location
+//!    (`<table location>/calving-intents/<posting time>-<id>.json`): its members' segment identities
+//!    ([`SegmentCommit`]), and beside it (`….avro`) a manifest listing their data files.
+//! 2. **Carry.** Any writer planning a commit of a table it shares with others (a recent foreign
+//!    commit, or its own conflict) lists the intents, reads the new ones (once: an intent never
+//!    changes), and takes those whose every member passes its ledger check on the table it plans
+//!    on (the owner's own check: the offsets held are exactly those the owner planned around) into
+//!    its snapshot: their data files in its new manifest, their offsets in the ledger, their ids in
+//!    the summary ([`CARRIED_PROP`]). Within the group bounds; intents posted more than
+//!    [`CARRY_FOR`] ago are left to their owner.
+//! 3. **Wait in line.** Instead of coming back after a random backoff to race everyone again, an
+//!    owner waits for its turn: it lists the intents every fraction of a commit cycle; the owner
+//!    of the oldest one commits next (carrying the others'), a carrier deletes the intents it
+//!    carried once its snapshot landed, and an owner whose intent is gone plans again at once
+//!    (and finds it carried). So the writers that lost a race take turns instead of colliding:
+//!    one commit per round carries everyone waiting. Patience is bounded (a line whose head does
+//!    not move for 32 of the lost attempt's cycles, 2–10 s, is left: its owner may have died).
+//! 4. **Find.** The owner's next plan walks the snapshots committed since the parent of its lost
+//!    attempt: one whose summary names its intent committed those members — they are done, with
+//!    that snapshot, and the owner has nothing more to commit for them. Otherwise it plans them as
+//!    before, and the compare-and-set orders its own commit and any carrier's: whichever lands
+//!    second fails its ledger check on the rebase and drops them.
+//!
+//! The owner deletes its intent when its group is done, a carrier those it carried. Exactly once holds because every carrier
+//! checks every carried member against the ledger of the state it commits on, like the owner.
+//! What a posted intent changes for the owner is certainty: once it was readable, a carrier may
+//! land it until the owner has seen the outcome, so a group that gives up (or cannot walk back to
+//! the parent: history expired meanwhile) reports those members' outcome as unknown (their files
+//! are kept; Kafka's retry finds the offsets in the ledger; the orphan sweep takes the files if
+//! nothing ever committed them) — never a certain failure that would delete files a carrier's
+//! snapshot refers to. Intents whose owner died are deleted by carriers after [`STALE_AFTER`]
+//! (and by the orphan sweep). Carrying is an optimization: an intent that cannot be written or
+//! read is left out, and the owner commits its own members as without it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use iceberg::spec::{DataFile, Manifest, ManifestStatus};
+use iceberg::table::Table;
+use serde::{Deserialize, Serialize};
+
+use crate::commit::SegmentCommit;
+use crate::publish::now_ms;
+
+/// Snapshot summary key: the ids of the intents (other writers' segments) this snapshot carried,
+/// comma-separated.
+pub const CARRIED_PROP: &str = "calving.carried";
+/// Intents posted longer ago are not carried (their owner commits them itself or gives up).
+pub(crate) const CARRY_FOR: Duration = Duration::from_secs(60);
+/// Intents posted longer ago are deleted by the writers that list them (their owner died).
+pub(crate) const STALE_AFTER: Duration = Duration::from_secs(600);
+/// Where a table's intents are, under its location.
+const INTENTS_DIR: &str = "calving-intents";
+
+/// What a writer asks others to commit for it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Intent {
+    pub(crate) id: String,
+    /// When it was posted (the owner's clock, ms since the epoch).
+    pub(crate) posted_ms: i64,
+    /// The partition spec of its data files.
+    pub(crate) spec_id: i32,
+    pub(crate) members: Vec<SegmentCommit>,
+}
+
+impl Intent {
+    /// Where it is posted: named by the owner's clock first, so that the line's order ([`turn`])
+    /// is the order of posting (the store's modification times have whole seconds only).
+    pub(crate) fn location(&self, table: &Table) -> String {
+        format!("{}{:013}-{}.json", dir(table), self.posted_ms.max(0), self.id)
+    }
+}
+
+/// Where the manifest of the intent posted at `location` is: beside it, so that a carrier reads
+/// both at once.
+pub(crate) fn manifest_location(location: &str) -> String {
+    format!("{}.avro", location.strip_suffix(".json").unwrap_or(location))
+}
+
+/// Another writer's intent, read with its data files: what a plan may carry.
+#[derive(Debug)]
+pub(crate) struct Foreign {
+    /// Where it is posted.
+    pub(crate) location: String,
+    pub(crate) intent: Intent,
+    pub(crate) data_files: Vec<DataFile>,
+}
+
+impl Foreign {
+    pub(crate) fn bytes(&self) -> u64 {
+        self.data_files.iter().map(DataFile::file_size_in_bytes).sum()
+    }
+}
+
+/// The directory of `table`'s intents (with a trailing `/`).
+pub(crate) fn dir(table: &Table) -> String {
+    format!("{}/{INTENTS_DIR}/", table.metadata().location().trim_end_matches('/'))
+}
+
+/// Writes `intent` where carriers of `table` look; returns its location.
+pub(crate) async fn post(storage: &calving_storage::ObjectStorage, table: &Table, intent: &Intent) -> Option<String> {
+    let location = intent.location(table);
+    let bytes = serde_json::to_vec(intent).expect("an intent serialises");
+    match storage.put(&location, bytes.into()).await {
+        Ok(()) => Some(location),
+        Err(e) => {
+            tracing::debug!(%location, error = %e, "could not post a commit intent; committing alone");
+            None
+        }
+    }
+}
+
+/// Deletes a posted intent (best effort: carriers skip stale ones, the orphan sweep takes it).
+pub(crate) async fn withdraw(storage: &calving_storage::ObjectStorage, location: &str) {
+    if let Err(e) = storage.delete(location).await {
+        tracing::debug!(%location, error = %e, "could not delete a commit intent");
+    }
+}
+
+/// Intents read so far, by location (an intent never changes once posted; `None`: unreadable).
+pub(crate) type Seen = HashMap<String, Option<Arc<Foreign>>>;
+
+/// The intents of `table` other writers posted within [`CARRY_FOR`] (not `own`), oldest first,
+/// with their data files; `seen` keeps those read before (pruned to what is still listed). Errors
+/// leave intents out: carrying is an optimization.
+pub(crate) async fn collect(
+    storage: &calving_storage::ObjectStorage,
+    table: &Table,
+    own: Option<&str>,
+    seen: &std::sync::Mutex<Seen>,
+) -> Vec<Arc<Foreign>> {
+    let listed = match storage.list(&dir(table)).await {
+        Ok(listed) => listed,
+        Err(e) => {
+            tracing::debug!(table = %table.identifier(), error = %e, "could not list commit intents");
+            return Vec::new();
+        }
+    };
+    let now = std::time::SystemTime::now();
+    let age = |t: std::time::SystemTime| now.duration_since(t).unwrap_or_default();
+    let mut fresh = Vec::new();
+    for info in &listed {
+        if Some(info.location.as_str()) == own {
+            continue;
+        }
+        if age(info.last_modified) > STALE_AFTER {
+            withdraw(storage, &info.location).await; // an intent (or its manifest) whose owner died
+        } else if info.location.ends_with(".json") && age(info.last_modified) <= CARRY_FOR {
+            fresh.push(info.location.clone());
+        }
+    }
+    let unread: Vec<String> = {
+        let mut seen = seen.lock().expect("seen intents");
+        let live: HashSet<&str> = listed.iter().map(|i| i.location.as_str()).collect();
+        seen.retain(|location, _| live.contains(location.as_str()));
+        fresh.iter().filter(|l| !seen.contains_key(*l)).cloned().collect()
+    };
+    let read = join_all(unread.iter().map(|location| read(storage, location))).await;
+    let mut seen = seen.lock().expect("seen intents");
+    for (location, foreign) in unread.into_iter().zip(read) {
+        seen.insert(location, foreign.map(Arc::new));
+    }
+    let cutoff = now_ms() - CARRY_FOR.as_millis() as i64;
+    let mut out: Vec<Arc<Foreign>> = fresh
+        .iter()
+        .filter_map(|l| seen.get(l).cloned().flatten())
+        .filter(|f| f.intent.posted_ms >= cutoff)
+        .collect();
+    out.sort_by_key(|f| f.intent.posted_ms);
+    out
+}
+
+/// One intent and its manifest's data files (both read at once); `None` when either cannot be
+/// read (deleted meanwhile: its owner is done with it).
+async fn read(storage: &calving_storage::ObjectStorage, location: &str) -> Option<Foreign> {
+    let manifest_location = manifest_location(location);
+    let (intent, manifest) = futures::join!(storage.get(location), storage.get(&manifest_location));
+    let intent: Intent = match intent.map(|b| serde_json::from_slice(&b)) {
+        Ok(Ok(intent)) => intent,
+        Ok(Err(e)) => {
+            tracing::debug!(%location, error = %e, "a commit intent that does not parse; ignored");
+            return None;
+        }
+        Err(e) => {
+            tracing::debug!(%location, error = %e, "could not read a commit intent");
+            return None;
+        }
+    };
+    let manifest = match manifest.map(|b| Manifest::parse_avro(&b)) {
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) => {
+            tracing::debug!(%location, error = %e, "a commit intent's manifest that does not parse; ignored");
+            return None;
+        }
+        Err(e) => {
+            tracing::debug!(%location, error = %e, "could not read a commit intent's manifest");
+            return None;
+        }
+    };
+    let data_files = manifest
+        .entries()
+        .iter()
+        .filter(|e| e.status() == ManifestStatus::Added)
+        .map(|e| e.data_file().clone())
+        .collect();
+    Some(Foreign { location: location.to_string(), intent, data_files })
+}
+
+/// Where a posted intent stands in its table's line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Turn {
+    /// It is the oldest live intent: its owner commits next, carrying the others.
+    First,
+    /// Older intents wait: their owners commit first (and carry this one).
+    Behind,
+    /// It is gone: a carrier deleted it after committing it (or it could not be listed).
+    Gone,
+}
+
+/// The place of the intent posted at `own` among `table`'s live intents (oldest first: names
+/// begin with the time of posting; every writer orders the same listing the same way).
+pub(crate) async fn turn(storage: &calving_storage::ObjectStorage, table: &Table, own: &str) -> Option<Turn> {
+    let listed = match storage.list(&dir(table)).await {
+        Ok(listed) => listed,
+        Err(e) => {
+            tracing::debug!(table = %table.identifier(), error = %e, "could not list commit intents");
+            return None;
+        }
+    };
+    let now = std::time::SystemTime::now();
+    let live = listed
+        .iter()
+        .filter(|i| i.location.ends_with(".json") && now.duration_since(i.last_modified).unwrap_or_default() <= CARRY_FOR);
+    let first = live.min_by(|a, b| a.location.cmp(&b.location));
+    Some(if !listed.iter().any(|i| i.location == own) {
+        Turn::Gone
+    } else if first.is_some_and(|f| f.location == own) {
+        Turn::First
+    } else {
+        Turn::Behind
+    })
+}
+
+/// Whether other writers wait in `table`'s line (a live intent is posted).
+pub(crate) async fn waiting(storage: &calving_storage::ObjectStorage, table: &Table) -> bool {
+    let now = std::time::SystemTime::now();
+    match storage.list(&dir(table)).await {
+        Ok(listed) => listed
+            .iter()
+            .any(|i| i.location.ends_with(".json") && now.duration_since(i.last_modified).unwrap_or_default() <= CARRY_FOR),
+        Err(_) => false,
+    }
+}
+
+/// Whether a snapshot committed since `parent` carried intent `id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// In this snapshot.
+    In(i64),
+    /// Not since `parent`.
+    No,
+    /// `parent` is not among the current snapshot's ancestors any more (expired or rolled back):
+    /// cannot tell.
+    CannotTell,
+}
+
+/// Walks from the current snapshot back to `parent` looking for intent `id` in the summaries.
+pub(crate) fn find(table: &Table, id: &str, parent: Option<i64>) -> Found {
+    for snapshot in crate::commit::ancestry(table) {
+        if Some(snapshot.snapshot_id()) == parent {
+            return Found::No;
+        }
+        let carried = snapshot.summary().additional_properties.get(CARRIED_PROP);
+        if carried.is_some_and(|ids| ids.split(',').any(|c| c == id)) {
+            return Found::In(snapshot.snapshot_id());
+        }
+    }
+    if parent.is_none() {
+        Found::No
+    } else {
+        Found::CannotTell
+    }
+}
