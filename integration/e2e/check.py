@@ -354,7 +354,7 @@ def cmd_acked(oracle, unacked_path, dump, isolation, figures, label):
 def cmd_jmx_figures(*paths):
     brokers = [read_jmx(p) for p in paths]
     keys = ("CopyCount", "CopyFailures", "CommitFailures", "Commits", "CommittedSegments", "CommitConflicts",
-            "CommitUnknownOutcomes", "FetchCount", "FetchIndexCount")
+            "CommitUnknownOutcomes", "CarriedSegments", "FetchCount", "FetchIndexCount")
     print(" ".join(f"{k}={sum(b.get(k, 0) for b in brokers):.0f}" for k in keys)
           + " errors_by_kind=" + ",".join(f"{k}:{sum(b.get(k, 0) for b in brokers):.0f}"
                                           for k in sorted({k for b in brokers for k in b if "Error" in k})
@@ -421,8 +421,12 @@ def check_copies(brokers, copied, label):
     result(total("CopyFailures") == 0 and total("CommitFailures") == 0, f"{label}: no failed copy or commit",
            f"CopyFailures {total('CopyFailures')}, CommitFailures {total('CommitFailures')}")
     commits, segments = total("Commits"), total("CommittedSegments")
-    result(segments >= copied and commits >= 1 and all(b["SegmentsPerCommit"] >= 1 for b in brokers),
-           f"{label}: {segments:.0f} segments in {commits:.0f} commits ({segments / max(commits, 1):.2f} per commit), "
+    # A broker whose every segment another broker's commit carried (commit.carry.enabled) has no
+    # commit of its own.
+    carried = sum(b.get("CarriedSegments", 0) for b in brokers)
+    result(segments >= copied and commits >= 1 and all(b["SegmentsPerCommit"] >= 1 or b["Commits"] == 0 for b in brokers),
+           f"{label}: {segments:.0f} segments in {commits:.0f} commits ({segments / max(commits, 1):.2f} per commit, "
+           f"{carried:.0f} carried for another broker), "
            f"{total('CommitConflicts'):.0f} conflicts retried, {total('CommitUnknownOutcomes'):.0f} unknown outcomes",
            f"CommittedSegments {segments}, Commits {commits}, SegmentsPerCommit per broker "
            f"{[b['SegmentsPerCommit'] for b in brokers]}")

@@ -174,10 +174,15 @@ impl Metrics {
         out.push(("TieringLagMaxMs".into(), self.tiering_lag.max_ms()));
         out.push(("Commits".into(), commits.commits as f64));
         out.push(("CommittedSegments".into(), commits.segments as f64));
+        // Segments in this broker's snapshots: its own that no other broker carried, and the
+        // others' it carried.
+        let in_own_commits = (commits.segments - commits.carried_by_others.min(commits.segments)) + commits.carried;
         out.push((
             "SegmentsPerCommit".into(),
-            if commits.commits == 0 { 0.0 } else { commits.segments as f64 / commits.commits as f64 },
+            if commits.commits == 0 { 0.0 } else { in_own_commits as f64 / commits.commits as f64 },
         ));
+        out.push(("CarriedSegments".into(), commits.carried as f64));
+        out.push(("SegmentsCarriedByOthers".into(), commits.carried_by_others as f64));
         out.push(("CommitConflicts".into(), commits.conflicts as f64));
         out.push(("CommitUnknownOutcomes".into(), commits.unknown_outcomes as f64));
         out.push(("CommitFailures".into(), commits.failed as f64));
