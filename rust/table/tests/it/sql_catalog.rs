@@ -1110,3 +1110,42 @@ async fn writers_that_lost_a_race_take_turns_and_carry_each_other() {
         assert_eq!(left, 0, "intents withdrawn");
     }
 }
+
+/// A group that posted its members for others to carry never reports a certain failure: a
+/// carrier may still land them, and a certain failure would have the caller delete files that
+/// carrier's snapshot refers to. Here the catalog goes away right after the intent is posted:
+/// the append fails with an unknown outcome (retriable), the intent is withdrawn. Without
+/// carrying the same failure is the catalog's, certain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_posted_group_that_fails_reports_an_unknown_outcome() {
+    for carry in [true, false] {
+        let cat = TempCatalog::with_props(&[
+            ("commit.retry.min-wait-ms", "10"),
+            ("commit.retry.max-wait-ms", "50"),
+            ("commit.carry.enabled", if carry { "true" } else { "false" }),
+        ])
+        .await;
+        let table = cat.calving.ensure_table("posted").await.unwrap();
+        cat.calving.append("posted", vec![data_file(&table, &rows(0, 0, 2))], segment("first", 0, 0, 1)).await.unwrap();
+        let faulty = Arc::new(FaultyCatalog::new(cat.calving.config().build().await.unwrap()));
+        let a = CalvingCatalog::new(faulty.clone(), cat.calving.config().clone());
+        a.load_table("posted").await.unwrap();
+        // Another writer commits: a's next plan, on the state it knows, conflicts; then a's
+        // catalog is gone.
+        let other = cat.second_instance().await;
+        other.append("posted", vec![data_file(&table, &rows(9, 0, 2))], segment("other", 9, 0, 1)).await.unwrap();
+        faulty.go_away_after_loads(0);
+        let err = a.append("posted", vec![data_file(&table, &rows(1, 0, 2))], segment("a1", 1, 0, 1)).await.unwrap_err();
+        assert!(err.is_retriable(), "{err}");
+        if carry {
+            assert!(matches!(err, Error::CommitStateUnknown { .. }), "posted, so unknown: {err}");
+        } else {
+            assert!(matches!(err, Error::CatalogUnavailable { .. }), "certain: {err}");
+        }
+        let intents = crate::common::local_path(table.metadata().location()).join("calving-intents");
+        let json = std::fs::read_dir(&intents)
+            .map(|d| d.filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json")).count())
+            .unwrap_or(0);
+        assert_eq!(json, 0, "the intent is withdrawn (carry {carry})");
+    }
+}
