@@ -186,25 +186,17 @@ pub(crate) async fn collect(
 async fn read(storage: &calving_storage::ObjectStorage, location: &str) -> Option<Foreign> {
     let manifest_location = manifest_location(location);
     let (intent, manifest) = futures::join!(storage.get(location), storage.get(&manifest_location));
-    let intent: Intent = match intent.map(|b| serde_json::from_slice(&b)) {
-        Ok(Ok(intent)) => intent,
-        Ok(Err(e)) => {
-            tracing::debug!(%location, error = %e, "a commit intent that does not parse; ignored");
-            return None;
-        }
-        Err(e) => {
-            tracing::debug!(%location, error = %e, "could not read a commit intent");
-            return None;
-        }
-    };
-    let manifest = match manifest.map(|b| Manifest::parse_avro(&b)) {
-        Ok(Ok(m)) => m,
-        Ok(Err(e)) => {
-            tracing::debug!(%location, error = %e, "a commit intent's manifest that does not parse; ignored");
-            return None;
-        }
-        Err(e) => {
-            tracing::debug!(%location, error = %e, "could not read a commit intent's manifest");
+    let parsed = intent
+        .map_err(|e| format!("could not read the intent: {e}"))
+        .and_then(|b| serde_json::from_slice::<Intent>(&b).map_err(|e| format!("the intent does not parse: {e}")))
+        .and_then(|intent| {
+            let manifest = manifest.map_err(|e| format!("could not read its manifest: {e}"))?;
+            Manifest::parse_avro(&manifest).map(|m| (intent, m)).map_err(|e| format!("its manifest does not parse: {e}"))
+        });
+    let (intent, manifest) = match parsed {
+        Ok(parsed) => parsed,
+        Err(reason) => {
+            tracing::debug!(%location, %reason, "a commit intent left out");
             return None;
         }
     };

@@ -265,47 +265,14 @@ async fn commit_group(catalog: &CalvingCatalog, topic: &str, queue: &Arc<TableCo
     }
     let size = change.members.len();
     for (i, member) in change.members.iter_mut().enumerate() {
-        let outcome = match (&result, member.refused.take(), member.carried_in.take()) {
-            (_, _, Some((snapshot_id, committed))) => {
-                let c = &member.commit;
-                tracing::info!(
-                    %table,
-                    snapshot_id,
-                    segment_id = %c.segment_id,
-                    partition = c.partition,
-                    start_offset = c.start_offset,
-                    end_offset = c.end_offset,
-                    files = member.data_files.len(),
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "committed segment (carried by another writer's commit)"
-                );
-                catalog.counters().segments(1);
-                catalog.counters().carried_by_others(1);
-                Ok(CommitOutcome::Committed { snapshot_id, table: committed })
-            }
+        // (snapshot, table after it, whether another writer's commit carried it), or the error.
+        let landed = match (&result, member.refused.take(), member.carried_in.take()) {
+            (_, _, Some((snapshot_id, committed))) => Ok((snapshot_id, committed, true)),
             (_, Some(refused), None) => {
                 catalog.counters().refused();
                 Err(refused)
             }
-            (Ok(Some((snapshot_id, committed))), None, None) => {
-                let c = &member.commit;
-                tracing::info!(
-                    %table,
-                    snapshot_id,
-                    segment_id = %c.segment_id,
-                    partition = c.partition,
-                    start_offset = c.start_offset,
-                    end_offset = c.end_offset,
-                    files = member.data_files.len(),
-                    rows = member.data_files.iter().map(|f| f.record_count()).sum::<u64>(),
-                    group = size,
-                    member = i,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "committed segment"
-                );
-                catalog.counters().segments(1);
-                Ok(CommitOutcome::Committed { snapshot_id: *snapshot_id, table: committed.clone() })
-            }
+            (Ok(Some((snapshot_id, committed))), None, None) => Ok((*snapshot_id, committed.clone(), false)),
             (Ok(None), None, None) => Err(Error::from(iceberg::Error::new(ErrorKind::Unexpected, "the group commit committed nothing"))),
             (Err(e), None, None) if member.posted && !matches!(e, Error::CommitStateUnknown { .. }) => {
                 // Its intent was readable: a carrier may still land it.
@@ -317,6 +284,29 @@ async fn commit_group(catalog: &CalvingCatalog, topic: &str, queue: &Arc<TableCo
             }
             (Err(e), None, None) => Err(e.for_another_caller()),
         };
+        let outcome = landed.map(|(snapshot_id, committed, carried)| {
+            let c = &member.commit;
+            tracing::info!(
+                %table,
+                snapshot_id,
+                segment_id = %c.segment_id,
+                partition = c.partition,
+                start_offset = c.start_offset,
+                end_offset = c.end_offset,
+                files = member.data_files.len(),
+                rows = member.data_files.iter().map(|f| f.record_count()).sum::<u64>(),
+                group = size,
+                member = i,
+                carried_by_another_writer = carried,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "committed segment"
+            );
+            catalog.counters().segments(1);
+            if carried {
+                catalog.counters().carried_by_others(1);
+            }
+            CommitOutcome::Committed { snapshot_id, table: committed }
+        });
         if let Some(reply) = member.reply.take() {
             let _ = reply.send(outcome); // a caller that gave up (dropped) needs no answer
         }
