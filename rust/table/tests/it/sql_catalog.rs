@@ -1036,6 +1036,20 @@ async fn appends_queued_while_a_group_retries_join_it() {
     assert!(all_referenced_files_exist(&table).await);
 }
 
+/// A catalog with `commit.carry.enabled` = `carry` and retry waits of 10 ms to `max_wait_ms`,
+/// and `topic`'s table holding one segment (partition 0, offsets 0..=1).
+async fn with_first_segment(topic: &str, carry: bool, max_wait_ms: &str) -> (TempCatalog, Table) {
+    let cat = TempCatalog::with_props(&[
+        ("commit.retry.min-wait-ms", "10"),
+        ("commit.retry.max-wait-ms", max_wait_ms),
+        ("commit.carry.enabled", if carry { "true" } else { "false" }),
+    ])
+    .await;
+    let table = cat.calving.ensure_table(topic).await.unwrap();
+    cat.calving.append(topic, vec![data_file(&table, &rows(0, 0, 2))], segment("first", 0, 0, 1)).await.unwrap();
+    (cat, table)
+}
+
 /// Carried appends (`calving_table::carry`): two brokers lose a race to a third at the same
 /// time; each posts its segment for others to carry; the owner of the older intent commits next
 /// (its catalog answers loads slowly: the other has posted by then), carrying the other's segment
@@ -1044,14 +1058,7 @@ async fn appends_queued_while_a_group_retries_join_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writers_that_lost_a_race_take_turns_and_carry_each_other() {
     for carry in [true, false] {
-        let cat = TempCatalog::with_props(&[
-            ("commit.retry.min-wait-ms", "10"),
-            ("commit.retry.max-wait-ms", "200"),
-            ("commit.carry.enabled", if carry { "true" } else { "false" }),
-        ])
-        .await;
-        let table = cat.calving.ensure_table("carried").await.unwrap();
-        cat.calving.append("carried", vec![data_file(&table, &rows(0, 0, 2))], segment("first", 0, 0, 1)).await.unwrap();
+        let (cat, table) = with_first_segment("carried", carry, "200").await;
         let mut brokers = Vec::new();
         for _ in 0..2 {
             let faulty = Arc::new(FaultyCatalog::new(cat.calving.config().build().await.unwrap()));
@@ -1119,14 +1126,7 @@ async fn writers_that_lost_a_race_take_turns_and_carry_each_other() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_posted_group_that_fails_reports_an_unknown_outcome() {
     for carry in [true, false] {
-        let cat = TempCatalog::with_props(&[
-            ("commit.retry.min-wait-ms", "10"),
-            ("commit.retry.max-wait-ms", "50"),
-            ("commit.carry.enabled", if carry { "true" } else { "false" }),
-        ])
-        .await;
-        let table = cat.calving.ensure_table("posted").await.unwrap();
-        cat.calving.append("posted", vec![data_file(&table, &rows(0, 0, 2))], segment("first", 0, 0, 1)).await.unwrap();
+        let (cat, table) = with_first_segment("posted", carry, "50").await;
         let faulty = Arc::new(FaultyCatalog::new(cat.calving.config().build().await.unwrap()));
         let a = CalvingCatalog::new(faulty.clone(), cat.calving.config().clone());
         a.load_table("posted").await.unwrap();
