@@ -9,7 +9,7 @@
 //! 1. **Post.** A group commit ([`crate::commit`]) whose attempt conflicts writes, before it
 //!    backs off, an *intent* into the table's location
 //!    (`<table location>/calving-intents/<posting time>-<id>.json`): its members' segment identities
-//!    ([`SegmentCommit`]), and beside it (`….avro`) a manifest listing their data files.
+//!    ([`SegmentCommit`]) and their data files (Iceberg's JSON form of a data file).
 //! 2. **Carry.** Any writer planning a commit of a table it shares with others (a recent foreign
 //!    commit, or its own conflict) lists the intents, reads the new ones (once: an intent never
 //!    changes), and takes those whose every member passes its ledger check on the table it plans
@@ -46,7 +46,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use iceberg::spec::{DataFile, Manifest, ManifestStatus};
+use iceberg::spec::{deserialize_data_file_from_json, serialize_data_file_to_json, DataFile, FormatVersion};
 use iceberg::table::Table;
 use serde::{Deserialize, Serialize};
 
@@ -72,6 +72,8 @@ pub(crate) struct Intent {
     /// The partition spec of its data files.
     pub(crate) spec_id: i32,
     pub(crate) members: Vec<SegmentCommit>,
+    /// The members' data files, in Iceberg's JSON form of a data file (one read per intent).
+    pub(crate) data_files: Vec<String>,
 }
 
 impl Intent {
@@ -82,10 +84,14 @@ impl Intent {
     }
 }
 
-/// Where the manifest of the intent posted at `location` is: beside it, so that a carrier reads
-/// both at once.
-pub(crate) fn manifest_location(location: &str) -> String {
-    format!("{}.avro", location.strip_suffix(".json").unwrap_or(location))
+/// The JSON form of `files` (of `table`'s default spec) an intent carries.
+pub(crate) fn data_files_json(table: &Table, files: &[DataFile]) -> iceberg::Result<Vec<String>> {
+    let metadata = table.metadata();
+    let partition_type = metadata.default_partition_spec().partition_type(metadata.current_schema())?;
+    files
+        .iter()
+        .map(|f| serialize_data_file_to_json(f.clone(), &partition_type, FormatVersion::V2))
+        .collect()
 }
 
 /// Another writer's intent, read with its data files: what a plan may carry.
@@ -151,12 +157,12 @@ pub(crate) async fn collect(
     let age = |t: std::time::SystemTime| now.duration_since(t).unwrap_or_default();
     let mut fresh = Vec::new();
     for info in &listed {
-        if Some(info.location.as_str()) == own {
+        if Some(info.location.as_str()) == own || !info.location.ends_with(".json") {
             continue;
         }
         if age(info.last_modified) > STALE_AFTER {
-            withdraw(storage, &info.location).await; // an intent (or its manifest) whose owner died
-        } else if info.location.ends_with(".json") && age(info.last_modified) <= CARRY_FOR {
+            withdraw(storage, &info.location).await; // an intent whose owner died
+        } else if age(info.last_modified) <= CARRY_FOR {
             fresh.push(info.location.clone());
         }
     }
@@ -166,7 +172,7 @@ pub(crate) async fn collect(
         seen.retain(|location, _| live.contains(location.as_str()));
         fresh.iter().filter(|l| !seen.contains_key(*l)).cloned().collect()
     };
-    let read = join_all(unread.iter().map(|location| read(storage, location))).await;
+    let read = join_all(unread.iter().map(|location| read(storage, table, location))).await;
     let mut seen = seen.lock().expect("seen intents");
     for (location, foreign) in unread.into_iter().zip(read) {
         seen.insert(location, foreign.map(Arc::new));
@@ -181,32 +187,35 @@ pub(crate) async fn collect(
     out
 }
 
-/// One intent and its manifest's data files (both read at once); `None` when either cannot be
-/// read (deleted meanwhile: its owner is done with it).
-async fn read(storage: &calving_storage::ObjectStorage, location: &str) -> Option<Foreign> {
-    let manifest_location = manifest_location(location);
-    let (intent, manifest) = futures::join!(storage.get(location), storage.get(&manifest_location));
-    let parsed = intent
-        .map_err(|e| format!("could not read the intent: {e}"))
-        .and_then(|b| serde_json::from_slice::<Intent>(&b).map_err(|e| format!("the intent does not parse: {e}")))
+/// One intent and its data files; `None` when it cannot be read (deleted meanwhile: its owner
+/// is done with it) or its files do not fit `table` (a partition spec it does not have).
+async fn read(storage: &calving_storage::ObjectStorage, table: &Table, location: &str) -> Option<Foreign> {
+    let metadata = table.metadata();
+    let parsed = storage
+        .get(location)
+        .await
+        .map_err(|e| format!("could not read it: {e}"))
+        .and_then(|b| serde_json::from_slice::<Intent>(&b).map_err(|e| format!("it does not parse: {e}")))
         .and_then(|intent| {
-            let manifest = manifest.map_err(|e| format!("could not read its manifest: {e}"))?;
-            Manifest::parse_avro(&manifest).map(|m| (intent, m)).map_err(|e| format!("its manifest does not parse: {e}"))
+            let spec = metadata
+                .partition_spec_by_id(intent.spec_id)
+                .ok_or_else(|| format!("the table has no partition spec {}", intent.spec_id))?;
+            let partition_type = spec.partition_type(metadata.current_schema()).map_err(|e| e.to_string())?;
+            let files = intent
+                .data_files
+                .iter()
+                .map(|json| deserialize_data_file_from_json(json, intent.spec_id, &partition_type, metadata.current_schema()))
+                .collect::<iceberg::Result<Vec<DataFile>>>()
+                .map_err(|e| format!("its data files do not parse: {e}"))?;
+            Ok((intent, files))
         });
-    let (intent, manifest) = match parsed {
-        Ok(parsed) => parsed,
+    match parsed {
+        Ok((intent, data_files)) => Some(Foreign { location: location.to_string(), intent, data_files }),
         Err(reason) => {
             tracing::debug!(%location, %reason, "a commit intent left out");
-            return None;
+            None
         }
-    };
-    let data_files = manifest
-        .entries()
-        .iter()
-        .filter(|e| e.status() == ManifestStatus::Added)
-        .map(|e| e.data_file().clone())
-        .collect();
-    Some(Foreign { location: location.to_string(), intent, data_files })
+    }
 }
 
 /// Where a posted intent stands in its table's line.
@@ -214,8 +223,8 @@ async fn read(storage: &calving_storage::ObjectStorage, location: &str) -> Optio
 pub(crate) enum Turn {
     /// It is the oldest live intent: its owner commits next, carrying the others.
     First,
-    /// Older intents wait: their owners commit first (and carry this one).
-    Behind,
+    /// This many older intents wait: their owners commit first (and carry this one).
+    Behind(usize),
     /// It is gone: a carrier deleted it after committing it (or it could not be listed).
     Gone,
 }
@@ -234,13 +243,13 @@ pub(crate) async fn turn(storage: &calving_storage::ObjectStorage, table: &Table
     let live = listed
         .iter()
         .filter(|i| i.location.ends_with(".json") && now.duration_since(i.last_modified).unwrap_or_default() <= CARRY_FOR);
-    let first = live.min_by(|a, b| a.location.cmp(&b.location));
     Some(if !listed.iter().any(|i| i.location == own) {
         Turn::Gone
-    } else if first.is_some_and(|f| f.location == own) {
-        Turn::First
     } else {
-        Turn::Behind
+        match live.filter(|i| i.location.as_str() < own).count() {
+            0 => Turn::First,
+            n => Turn::Behind(n),
+        }
     })
 }
 

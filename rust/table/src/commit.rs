@@ -577,19 +577,20 @@ impl GroupAppend {
             return;
         }
         let files: Vec<DataFile> = members.iter().flat_map(|&i| self.members[i].data_files.iter().cloned()).collect();
+        let data_files = match carry::data_files_json(table, &files) {
+            Ok(json) => json,
+            Err(e) => {
+                tracing::debug!(table = %table.identifier(), error = %e, "could not describe a commit intent's data files; committing alone");
+                return;
+            }
+        };
         let intent = carry::Intent {
             id: uuid::Uuid::new_v4().to_string(),
             posted_ms: publish::now_ms(),
             spec_id: table.metadata().default_partition_spec_id(),
             members: members.iter().map(|&i| self.members[i].commit.clone()).collect(),
+            data_files,
         };
-        let manifest_location = carry::manifest_location(&intent.location(table));
-        let manifest_snapshot = publish::new_snapshot_id(table);
-        if let Err(e) = crate::manifests::added_at(table, manifest_snapshot, &files, manifest_location, &mut self.written).await {
-            tracing::debug!(table = %table.identifier(), error = %e, "could not write a commit intent's manifest; committing alone");
-            return;
-        }
-        // Posted or not, the intent's manifest is listed by no snapshot of this group.
         if let Some(location) = carry::post(storage, table, &intent).await {
             for &i in &members {
                 self.members[i].posted = true;
@@ -612,20 +613,23 @@ impl GroupAppend {
 
     /// Waits until the posted intent is the oldest (this group commits next, carrying the
     /// others), or gone (a carrier committed it), listing the line every half of the lost
-    /// attempt's cycle; at most 32 cycles (2–10 s), then it tries anyway. Without an intent:
-    /// `backoff`.
+    /// attempt's cycle (at most 250 ms); the next in line looks every eighth (10–50 ms) and reads
+    /// the intents it will carry ahead of its turn. At most 32 cycles (2–10 s), then it tries
+    /// anyway. Without an intent: `backoff`.
     async fn wait_turn(&mut self, table: &Table, backoff: Duration, slot: Duration) {
         self.head = false;
         let (Some(storage), Some(posted)) = (&self.storage, &self.posted) else {
             tokio::time::sleep(backoff).await;
             return;
         };
-        let poll = (slot / 2).clamp(Duration::from_millis(10), Duration::from_millis(500));
+        let poll = (slot / 2).clamp(Duration::from_millis(10), Duration::from_millis(250));
+        let next_poll = (slot / 8).clamp(Duration::from_millis(10), Duration::from_millis(50));
         let patience = (slot * 32).clamp(Duration::from_secs(2), Duration::from_secs(10));
         let started = Instant::now();
         loop {
             let turn = carry::turn(storage, table, &posted.location).await;
-            if !matches!(turn, Some(carry::Turn::Behind)) || started.elapsed() >= patience {
+            let waiting = matches!(turn, Some(carry::Turn::Behind(_))) && started.elapsed() < patience;
+            if !waiting {
                 tracing::debug!(intent = %posted.location, ?turn, waited_ms = started.elapsed().as_millis() as u64, "turn in the line of commit intents");
             }
             match turn {
@@ -633,9 +637,12 @@ impl GroupAppend {
                     self.head = true;
                     return;
                 }
-                Some(carry::Turn::Gone) => return,
-                Some(carry::Turn::Behind) if started.elapsed() < patience => tokio::time::sleep(poll).await,
-                Some(carry::Turn::Behind) => return,
+                Some(carry::Turn::Behind(1)) if waiting => {
+                    carry::collect(storage, table, Some(&posted.location), &self.queue.seen).await;
+                    tokio::time::sleep(next_poll).await;
+                }
+                Some(carry::Turn::Behind(_)) if waiting => tokio::time::sleep(poll).await,
+                Some(carry::Turn::Gone | carry::Turn::Behind(_)) => return,
                 None => {
                     tokio::time::sleep(backoff.saturating_sub(started.elapsed())).await;
                     return;

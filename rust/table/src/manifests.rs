@@ -23,16 +23,11 @@ use crate::error::Result;
 
 /// A writer of a new data manifest of snapshot `snapshot_id` in partition spec `spec_id`.
 pub(crate) fn writer(table: &Table, snapshot_id: i64, spec_id: i32, written: &mut Vec<String>) -> Result<ManifestWriter> {
-    let path = format!("{}/metadata/{}-m{}.avro", table.metadata().location().trim_end_matches('/'), uuid::Uuid::new_v4(), written.len());
-    writer_at(table, snapshot_id, spec_id, path, written)
-}
-
-/// [`writer`] of a manifest at `path`.
-fn writer_at(table: &Table, snapshot_id: i64, spec_id: i32, path: String, written: &mut Vec<String>) -> Result<ManifestWriter> {
     let metadata = table.metadata();
     let spec = metadata.partition_spec_by_id(spec_id).ok_or_else(|| {
         iceberg::Error::new(ErrorKind::DataInvalid, format!("table {} has no partition spec {spec_id}", table.identifier()))
     })?;
+    let path = format!("{}/metadata/{}-m{}.avro", metadata.location().trim_end_matches('/'), uuid::Uuid::new_v4(), written.len());
     written.push(path.clone());
     Ok(ManifestWriterBuilder::new(table.file_io().new_output(&path)?, Some(snapshot_id), metadata.current_schema().clone(), spec.as_ref().clone())
         .build_v2_data())
@@ -40,13 +35,7 @@ fn writer_at(table: &Table, snapshot_id: i64, spec_id: i32, path: String, writte
 
 /// A new manifest of snapshot `snapshot_id` listing `files` as added (the default spec's files).
 pub(crate) async fn added(table: &Table, snapshot_id: i64, files: &[DataFile], written: &mut Vec<String>) -> Result<ManifestFile> {
-    let path = format!("{}/metadata/{}-m{}.avro", table.metadata().location().trim_end_matches('/'), uuid::Uuid::new_v4(), written.len());
-    added_at(table, snapshot_id, files, path, written).await
-}
-
-/// [`added`], written at `path`.
-pub(crate) async fn added_at(table: &Table, snapshot_id: i64, files: &[DataFile], path: String, written: &mut Vec<String>) -> Result<ManifestFile> {
-    let mut w = writer_at(table, snapshot_id, table.metadata().default_partition_spec_id(), path, written)?;
+    let mut w = writer(table, snapshot_id, table.metadata().default_partition_spec_id(), written)?;
     for f in files {
         w.add_file(f.clone(), -1)?;
     }
