@@ -1074,6 +1074,7 @@ async fn writers_that_lost_a_race_take_turns_and_carry_each_other() {
         }
         let (a, b) = (&brokers[0].0, &brokers[1].0);
         let (fa, fb) = (data_file(&table, &rows(1, 0, 3)), data_file(&table, &rows(2, 0, 4)));
+        let (fa_copy, fb_copy) = (fa.clone(), fb.clone());
         let (ra, rb) = tokio::join!(
             a.append("carried", vec![fa], segment("a1", 1, 0, 2)),
             b.append("carried", vec![fb], segment("b1", 2, 0, 3)),
@@ -1090,6 +1091,19 @@ async fn writers_that_lost_a_race_take_turns_and_carry_each_other() {
             assert_eq!((carrier.commits, carrier.carried, carrier.carried_by_others, carrier.conflicts), (1, 1, 0, 1), "{carrier:?}");
             assert_eq!((carried.commits, carried.carried, carried.carried_by_others, carried.segments), (0, 0, 1, 1), "{carried:?}");
             assert_eq!(ancestry(&table).count(), 3, "first, other, one carrying both");
+            // The carried files came through the intent's JSON form: their counts and bounds are
+            // intact (the re-upload path finds a segment's rows by these bounds).
+            for (partition, last, original) in [(1, 2, &fa_copy), (2, 3, &fb_copy)] {
+                let found = calving_table::files_holding(&table, TOPIC_ID, partition, 0, 100).await.unwrap();
+                assert_eq!(found.len(), 1, "partition {partition}: {found:?}");
+                let (live, holding) = &found[0];
+                assert_eq!(*holding, calving_table::Holding::Only(0, last), "partition {partition}");
+                assert_eq!(live.data_file.file_path(), original.file_path());
+                assert_eq!(live.data_file.record_count(), original.record_count());
+                assert_eq!(live.data_file.file_size_in_bytes(), original.file_size_in_bytes());
+                assert_eq!(live.data_file.lower_bounds(), original.lower_bounds(), "partition {partition}");
+                assert_eq!(live.data_file.upper_bounds(), original.upper_bounds(), "partition {partition}");
+            }
         } else {
             assert_ne!(ra.snapshot_id(), rb.snapshot_id());
             assert_eq!((sa.carried, sb.carried, sa.commits, sb.commits), (0, 0, 1, 1));
