@@ -16,13 +16,15 @@
 //!    on (the owner's own check: the offsets held are exactly those the owner planned around) into
 //!    its snapshot: their data files in its new manifest, their offsets in the ledger, their ids in
 //!    the summary ([`CARRIED_PROP`]). Within the group bounds; intents posted more than
-//!    [`CARRY_FOR`] ago are left to their owner.
+//!    `CARRY_FOR` (60 s) ago are left to their owner.
 //! 3. **Wait in line.** Instead of coming back after a random backoff to race everyone again, an
 //!    owner waits for its turn: it lists the intents every fraction of a commit cycle; the owner
 //!    of the oldest one commits next (carrying the others'), a carrier deletes the intents it
 //!    carried once its snapshot landed, and an owner whose intent is gone plans again at once
 //!    (and finds it carried). So the writers that lost a race take turns instead of colliding:
-//!    one commit per round carries everyone waiting. Patience is bounded (a line whose head does
+//!    one commit per round carries everyone waiting. A new group of a table its process
+//!    contended for in the last 30 s, or whose line is not empty, joins the line before its first
+//!    attempt (`commit::GroupAppend::join_line`). Patience is bounded (a line whose head does
 //!    not move for 32 of the lost attempt's cycles, 2–10 s, is left: its owner may have died).
 //! 4. **Find.** The owner's next plan walks the snapshots committed since the parent of its lost
 //!    attempt: one whose summary names its intent committed those members — they are done, with
@@ -30,14 +32,15 @@
 //!    before, and the compare-and-set orders its own commit and any carrier's: whichever lands
 //!    second fails its ledger check on the rebase and drops them.
 //!
-//! The owner deletes its intent when its group is done, a carrier those it carried. Exactly once holds because every carrier
-//! checks every carried member against the ledger of the state it commits on, like the owner.
+//! The owner deletes its intent when its group is done, a carrier those it carried. Exactly once
+//! holds because every carrier checks every carried member against the ledger of the state it
+//! commits on, like the owner.
 //! What a posted intent changes for the owner is certainty: once it was readable, a carrier may
 //! land it until the owner has seen the outcome, so a group that gives up (or cannot walk back to
 //! the parent: history expired meanwhile) reports those members' outcome as unknown (their files
 //! are kept; Kafka's retry finds the offsets in the ledger; the orphan sweep takes the files if
 //! nothing ever committed them) — never a certain failure that would delete files a carrier's
-//! snapshot refers to. Intents whose owner died are deleted by carriers after [`STALE_AFTER`]
+//! snapshot refers to. Intents whose owner died are deleted by carriers after `STALE_AFTER` (10 min)
 //! (and by the orphan sweep). Carrying is an optimization: an intent that cannot be written or
 //! read is left out, and the owner commits its own members as without it.
 
@@ -137,7 +140,7 @@ pub(crate) async fn withdraw(storage: &calving_storage::ObjectStorage, location:
 /// Intents read so far, by location (an intent never changes once posted; `None`: unreadable).
 pub(crate) type Seen = HashMap<String, Option<Arc<Foreign>>>;
 
-/// The intents of `table` other writers posted within [`CARRY_FOR`] (not `own`), oldest first,
+/// The intents of `table` other writers posted within `CARRY_FOR` (60 s) (not `own`), oldest first,
 /// with their data files; `seen` keeps those read before (pruned to what is still listed). Errors
 /// leave intents out: carrying is an optimization.
 pub(crate) async fn collect(
