@@ -245,7 +245,7 @@ pub(crate) async fn turn(storage: &calving_storage::ObjectStorage, table: &Table
     let now = std::time::SystemTime::now();
     let live = listed
         .iter()
-        .filter(|i| i.location.ends_with(".json") && now.duration_since(i.last_modified).unwrap_or_default() <= CARRY_FOR);
+        .filter(|i| live(i, now));
     Some(if !listed.iter().any(|i| i.location == own) {
         Turn::Gone
     } else {
@@ -256,13 +256,18 @@ pub(crate) async fn turn(storage: &calving_storage::ObjectStorage, table: &Table
     })
 }
 
+/// Whether a listed object is an intent posted within `CARRY_FOR` of `now` (one in the line).
+fn live(info: &calving_storage::ObjectInfo, now: std::time::SystemTime) -> bool {
+    info.location.ends_with(".json") && now.duration_since(info.last_modified).unwrap_or_default() <= CARRY_FOR
+}
+
 /// Whether other writers wait in `table`'s line (a live intent is posted).
 pub(crate) async fn waiting(storage: &calving_storage::ObjectStorage, table: &Table) -> bool {
     let now = std::time::SystemTime::now();
     match storage.list(&dir(table)).await {
         Ok(listed) => listed
             .iter()
-            .any(|i| i.location.ends_with(".json") && now.duration_since(i.last_modified).unwrap_or_default() <= CARRY_FOR),
+            .any(|i| live(i, now)),
         Err(_) => false,
     }
 }
