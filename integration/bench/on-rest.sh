@@ -8,6 +8,7 @@
 #   e.g. integration/bench/on-rest.sh aging --commits 10000
 #        integration/bench/on-rest.sh commit --writers 3 --rate 30 --duration 30
 #
+# CALVING_S3_SERVER=<binary>: another S3 server instead of moto (see rest-s3.sh).
 # Prerequisites: tests/install-deps.sh (moto, the REST fixture jars), and the release CLI
 # (cargo build --release -p calving-cli; CARGO_TARGET_DIR is honoured).
 set -euo pipefail
@@ -20,7 +21,8 @@ calving="$target/release/calving"
 work=$(mktemp -d)
 # shellcheck source=../kafka/rest-s3.sh
 . "$root/integration/kafka/rest-s3.sh"
-trap 'rest_s3_stop; rm -rf "$work"' EXIT
+# KEEP_LOGS=<dir>: the S3 server's and the fixture's logs are copied there at the end.
+trap 'rest_s3_stop; [ -z "${KEEP_LOGS:-}" ] || { mkdir -p "$KEEP_LOGS"; cp "$work"/*.log "$KEEP_LOGS"/ 2>/dev/null; }; rm -rf "$work"' EXIT
 rest_s3_start "$work" || exit 1
 s3_port=${S3_ENDPOINT##*:}
 rest_port=${REST_URI##*:}

@@ -22,12 +22,21 @@ s3_start() {
   local work=$1 s3_port
   mkdir -p "$work"
   s3_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  python3 -c 'import sys; from moto.server import main; main(["-H","127.0.0.1","-p",sys.argv[1]])' "$s3_port" \
-    >"$work/moto.log" 2>&1 &
+  if [ -n "${CALVING_S3_SERVER:-}" ]; then
+    # Another S3 server for comparison (benchmarks only), e.g. s3s-fs from crates.io
+    # (cargo install s3s-fs@0.14.1 --features binary): serves requests concurrently, where moto
+    # serves them one at a time.
+    mkdir -p "$work/s3-root/calving"
+    "$CALVING_S3_SERVER" --host 127.0.0.1 --port "$s3_port" --access-key calving-test-key \
+      --secret-key calving-test-secret "$work/s3-root" >"$work/moto.log" 2>&1 &
+  else
+    python3 -c 'import sys; from moto.server import main; main(["-H","127.0.0.1","-p",sys.argv[1]])' "$s3_port" \
+      >"$work/moto.log" 2>&1 &
+  fi
   S3_PID=$!
   _rest_s3_pids+=("$S3_PID")
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$s3_port/" && break; sleep 0.2; done
-  curl -s -X PUT "http://127.0.0.1:$s3_port/calving" >/dev/null || { echo "rest-s3.sh: moto did not start" >&2; return 1; }
+  [ -n "${CALVING_S3_SERVER:-}" ] || curl -s -X PUT "http://127.0.0.1:$s3_port/calving" >/dev/null || { echo "rest-s3.sh: moto did not start" >&2; return 1; }
   S3_ENDPOINT="http://127.0.0.1:$s3_port"
   REST_S3_PROPS="s3.endpoint=$S3_ENDPOINT
 s3.region=us-east-1

@@ -48,6 +48,7 @@ pub async fn run_all(storage: &ObjectStorage, base: &str, large: usize) {
     ranges(storage, &join(base, "ranges")).await;
     not_found(storage, &join(base, "not_found")).await;
     delete_is_idempotent(storage, &join(base, "delete")).await;
+    delete_many(storage, &join(base, "delete_many")).await;
     list_prefix(storage, &join(base, "list")).await;
     put_if_absent(storage, &join(base, "put_if_absent")).await;
     streaming_write_small(storage, &join(base, "small")).await;
@@ -218,6 +219,22 @@ pub async fn delete_is_idempotent(storage: &ObjectStorage, base: &str) {
         "gone after delete"
     );
     storage.delete(&loc).await.expect("second delete");
+}
+
+/// `delete_many` deletes exactly what it names, missing objects included, and nothing beside.
+pub async fn delete_many(storage: &ObjectStorage, base: &str) {
+    let names: Vec<String> = (0..5).map(|i| join(base, &format!("object-{i}"))).collect();
+    for loc in &names {
+        storage.put(loc, Bytes::from_static(b"x")).await.expect("put");
+    }
+    let doomed = vec![names[0].clone(), names[2].clone(), join(base, "never-written"), names[4].clone()];
+    storage.delete_many(&doomed).await.expect("delete_many");
+    for (i, loc) in names.iter().enumerate() {
+        let expected = i % 2 == 1;
+        assert_eq!(storage.exists(loc).await.expect("exists"), expected, "{loc} after delete_many");
+    }
+    storage.delete_many(&doomed).await.expect("delete_many again");
+    storage.delete_many(&[]).await.expect("delete_many of nothing");
 }
 
 /// Listing is recursive, by whole segments, and returns full locations; delete_prefix removes

@@ -137,41 +137,93 @@ pub(crate) async fn withdraw(storage: &calving_storage::ObjectStorage, location:
     }
 }
 
+/// Deletes intents that were carried, in one bulk request where the store has it.
+pub(crate) async fn withdraw_all(storage: &calving_storage::ObjectStorage, locations: &[String]) {
+    if let Err(e) = storage.delete_many(locations).await {
+        tracing::debug!(intents = locations.len(), error = %e, "could not delete carried commit intents");
+    }
+}
+
 /// Intents read so far, by location (an intent never changes once posted; `None`: unreadable).
 pub(crate) type Seen = HashMap<String, Option<Arc<Foreign>>>;
 
-/// The intents of `table` other writers posted within `CARRY_FOR` (60 s) (not `own`), oldest first,
-/// with their data files; `seen` keeps those read before (pruned to what is still listed). Errors
-/// leave intents out: carrying is an optimization.
+/// One listing of a table's intents: a waiter's turn and a planner's intents to carry both come
+/// from it (a LIST is the dearest request of an object store, and the line is listed often).
+#[derive(Debug)]
+pub(crate) struct Line {
+    listed: Vec<calving_storage::ObjectInfo>,
+    at: std::time::SystemTime,
+}
+
+/// Lists `table`'s line of intents; `None` when it cannot be listed (carrying is left out).
+pub(crate) async fn line(storage: &calving_storage::ObjectStorage, table: &Table) -> Option<Line> {
+    match storage.list(&dir(table)).await {
+        Ok(listed) => Some(Line { listed, at: std::time::SystemTime::now() }),
+        Err(e) => {
+            tracing::debug!(table = %table.identifier(), error = %e, "could not list commit intents");
+            None
+        }
+    }
+}
+
+impl Line {
+    fn age(&self, info: &calving_storage::ObjectInfo) -> Duration {
+        self.at.duration_since(info.last_modified).unwrap_or_default()
+    }
+
+    /// Whether a listed object is an intent posted within `CARRY_FOR` (one in the line).
+    fn live(&self, info: &calving_storage::ObjectInfo) -> bool {
+        info.location.ends_with(".json") && self.age(info) <= CARRY_FOR
+    }
+
+    /// Whether other writers wait in the line (a live intent is posted).
+    pub(crate) fn waiting(&self) -> bool {
+        self.listed.iter().any(|i| self.live(i))
+    }
+
+    /// The oldest live intent: the one whose owner commits now (the line's head).
+    pub(crate) fn head(&self) -> Option<&str> {
+        self.listed.iter().filter(|i| self.live(i)).map(|i| i.location.as_str()).min()
+    }
+
+    /// The place of the intent posted at `own` among the live intents (oldest first: names begin
+    /// with the time of posting; every writer orders the same listing the same way).
+    pub(crate) fn turn(&self, own: &str) -> Turn {
+        if !self.listed.iter().any(|i| i.location == own) {
+            return Turn::Gone;
+        }
+        match self.listed.iter().filter(|i| self.live(i) && i.location.as_str() < own).count() {
+            0 => Turn::First,
+            n => Turn::Behind(n),
+        }
+    }
+}
+
+/// The intents of the `line` of `table` that other writers posted within `CARRY_FOR` (60 s) (not
+/// `own`), oldest first, with their data files; `seen` keeps those read before (pruned to what is
+/// still listed). Intents whose owner died (posted `STALE_AFTER` ago) are deleted. Errors leave
+/// intents out: carrying is an optimization.
 pub(crate) async fn collect(
     storage: &calving_storage::ObjectStorage,
     table: &Table,
+    line: &Line,
     own: Option<&str>,
     seen: &std::sync::Mutex<Seen>,
 ) -> Vec<Arc<Foreign>> {
-    let listed = match storage.list(&dir(table)).await {
-        Ok(listed) => listed,
-        Err(e) => {
-            tracing::debug!(table = %table.identifier(), error = %e, "could not list commit intents");
-            return Vec::new();
-        }
-    };
-    let now = std::time::SystemTime::now();
-    let age = |t: std::time::SystemTime| now.duration_since(t).unwrap_or_default();
     let mut fresh = Vec::new();
-    for info in &listed {
+    for info in &line.listed {
         if Some(info.location.as_str()) == own || !info.location.ends_with(".json") {
             continue;
         }
-        if age(info.last_modified) > STALE_AFTER {
+        if line.age(info) > STALE_AFTER {
             withdraw(storage, &info.location).await; // an intent whose owner died
-        } else if age(info.last_modified) <= CARRY_FOR {
+        } else if line.live(info) {
             fresh.push(info.location.clone());
         }
     }
     let unread: Vec<String> = {
         let mut seen = seen.lock().expect("seen intents");
-        let live: HashSet<&str> = listed.iter().map(|i| i.location.as_str()).collect();
+        let live: HashSet<&str> = line.listed.iter().map(|i| i.location.as_str()).collect();
         seen.retain(|location, _| live.contains(location.as_str()));
         fresh.iter().filter(|l| !seen.contains_key(*l)).cloned().collect()
     };
@@ -228,48 +280,8 @@ pub(crate) enum Turn {
     First,
     /// This many older intents wait: their owners commit first (and carry this one).
     Behind(usize),
-    /// It is gone: a carrier deleted it after committing it (or it could not be listed).
+    /// It is gone: a carrier deleted it after committing it.
     Gone,
-}
-
-/// The place of the intent posted at `own` among `table`'s live intents (oldest first: names
-/// begin with the time of posting; every writer orders the same listing the same way).
-pub(crate) async fn turn(storage: &calving_storage::ObjectStorage, table: &Table, own: &str) -> Option<Turn> {
-    let listed = match storage.list(&dir(table)).await {
-        Ok(listed) => listed,
-        Err(e) => {
-            tracing::debug!(table = %table.identifier(), error = %e, "could not list commit intents");
-            return None;
-        }
-    };
-    let now = std::time::SystemTime::now();
-    let live = listed
-        .iter()
-        .filter(|i| live(i, now));
-    Some(if !listed.iter().any(|i| i.location == own) {
-        Turn::Gone
-    } else {
-        match live.filter(|i| i.location.as_str() < own).count() {
-            0 => Turn::First,
-            n => Turn::Behind(n),
-        }
-    })
-}
-
-/// Whether a listed object is an intent posted within `CARRY_FOR` of `now` (one in the line).
-fn live(info: &calving_storage::ObjectInfo, now: std::time::SystemTime) -> bool {
-    info.location.ends_with(".json") && now.duration_since(info.last_modified).unwrap_or_default() <= CARRY_FOR
-}
-
-/// Whether other writers wait in `table`'s line (a live intent is posted).
-pub(crate) async fn waiting(storage: &calving_storage::ObjectStorage, table: &Table) -> bool {
-    let now = std::time::SystemTime::now();
-    match storage.list(&dir(table)).await {
-        Ok(listed) => listed
-            .iter()
-            .any(|i| live(i, now)),
-        Err(_) => false,
-    }
 }
 
 /// Whether a snapshot committed since `parent` carried intent `id`.

@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use futures::future::join_all;
 use iceberg::spec::{DataFile, ManifestFile, Operation, SnapshotRef};
 use iceberg::table::Table;
 use iceberg::ErrorKind;
@@ -248,16 +247,21 @@ async fn commit_group(catalog: &CalvingCatalog, topic: &str, queue: &Arc<TableCo
         change.join_line(&known, contended).await;
     }
     let result = publish::publish_locked(catalog, topic, &mut change).await;
-    if let (Some(storage), Some(posted)) = (&change.storage, &change.posted) {
-        carry::withdraw(storage, &posted.location).await;
+    if let Some(storage) = &change.storage {
+        // The carried intents first, the group's own last: the line watches its head's intent
+        // (`wait_turn`), and when that is gone, what it carried is gone too. Their owners,
+        // waiting in line, see them gone and find them in the snapshot.
+        if matches!(result, Ok(Some(_))) && !change.carrying.is_empty() {
+            let carried: Vec<String> = change.carrying.iter().map(|f| f.location.clone()).collect();
+            carry::withdraw_all(storage, &carried).await;
+        }
+        if let Some(posted) = &change.posted {
+            carry::withdraw(storage, &posted.location).await;
+        }
     }
     let table = catalog.table_ident(topic);
     if let Ok(Some((snapshot_id, _))) = &result {
         let carried: usize = change.carrying.iter().map(|f| f.intent.members.len()).sum();
-        if let Some(storage) = &change.storage {
-            // Their owners, waiting in line, see them gone and find them in the snapshot.
-            join_all(change.carrying.iter().map(|f| carry::withdraw(storage, &f.location))).await;
-        }
         if carried > 0 {
             catalog.counters().carried(carried as u64);
             tracing::debug!(%table, snapshot_id, segments = carried, intents = change.carrying.len(), "carried other writers' segments");
@@ -449,7 +453,10 @@ impl Change for GroupAppend {
             let mut segments = accepted.len();
             let mut bytes: u64 = accepted.iter().flat_map(|&i| &self.members[i].data_files).map(DataFile::file_size_in_bytes).sum();
             let collecting = Instant::now();
-            let collected = carry::collect(storage, table, own, &self.queue.seen).await;
+            let collected = match carry::line(storage, table).await {
+                Some(line) => carry::collect(storage, table, &line, own, &self.queue.seen).await,
+                None => Vec::new(),
+            };
             tracing::debug!(intents = collected.len(), elapsed_ms = collecting.elapsed().as_millis() as u64, "read the line of commit intents");
             for foreign in collected {
                 let intent = &foreign.intent;
@@ -604,7 +611,7 @@ impl GroupAppend {
     /// posts its members and waits for its turn. `table`: the newest state this process knows.
     async fn join_line(&mut self, table: &Table, contended: bool) {
         let Some(storage) = &self.storage else { return };
-        if !self.shared || !(contended || carry::waiting(storage, table).await) {
+        if !self.shared || !(contended || carry::line(storage, table).await.is_some_and(|l| l.waiting())) {
             return;
         }
         self.post(table).await;
@@ -612,38 +619,55 @@ impl GroupAppend {
     }
 
     /// Waits until the posted intent is the oldest (this group commits next, carrying the
-    /// others), or gone (a carrier committed it), listing the line every half of the lost
-    /// attempt's cycle (at most 250 ms); the next in line looks every eighth (10–50 ms) and reads
-    /// the intents it will carry ahead of its turn. At most 32 cycles (2–10 s), then it tries
-    /// anyway. Without an intent: `backoff`.
+    /// others), or gone (a carrier committed it). The line changes when its head's commit is
+    /// done (a carrier deletes what it carried, then its own intent), so between listings a
+    /// waiter watches the head's intent with a HEAD request (a LIST, the dearest request of an
+    /// object store, costs as much as a dozen on S3 and twice the time on moto) and lists the
+    /// line again once it is gone: every half of the lost attempt's cycle (50–250 ms); the next
+    /// in line every eighth (10–50 ms) — it reads the intents it will carry ahead of its turn.
+    /// At most 32 cycles (2–10 s), then it tries anyway. Without an intent: `backoff`.
     async fn wait_turn(&mut self, table: &Table, backoff: Duration, slot: Duration) {
         self.head = false;
         let (Some(storage), Some(posted)) = (&self.storage, &self.posted) else {
             tokio::time::sleep(backoff).await;
             return;
         };
-        let poll = (slot / 2).clamp(Duration::from_millis(10), Duration::from_millis(250));
+        let poll = (slot / 2).clamp(Duration::from_millis(50), Duration::from_millis(250));
         let next_poll = (slot / 8).clamp(Duration::from_millis(10), Duration::from_millis(50));
         let patience = (slot * 32).clamp(Duration::from_secs(2), Duration::from_secs(10));
         let started = Instant::now();
+        // The head of the line as last listed, and how often to look at it.
+        let mut watching: Option<(String, Duration)> = None;
         loop {
-            let turn = carry::turn(storage, table, &posted.location).await;
+            if let Some((head, every)) = &watching {
+                if started.elapsed() < patience && storage.exists(head).await.unwrap_or(false) {
+                    tokio::time::sleep(*every).await;
+                    continue;
+                }
+            }
+            let line = carry::line(storage, table).await;
+            let turn = line.as_ref().map(|l| l.turn(&posted.location));
             let waiting = matches!(turn, Some(carry::Turn::Behind(_))) && started.elapsed() < patience;
             if !waiting {
                 tracing::debug!(intent = %posted.location, ?turn, waited_ms = started.elapsed().as_millis() as u64, "turn in the line of commit intents");
             }
-            match turn {
-                Some(carry::Turn::First) => {
+            match (turn, line) {
+                (Some(carry::Turn::First), _) => {
                     self.head = true;
                     return;
                 }
-                Some(carry::Turn::Behind(1)) if waiting => {
-                    carry::collect(storage, table, Some(&posted.location), &self.queue.seen).await;
-                    tokio::time::sleep(next_poll).await;
+                (Some(carry::Turn::Behind(n)), Some(line)) if waiting => {
+                    let every = if n == 1 {
+                        carry::collect(storage, table, &line, Some(&posted.location), &self.queue.seen).await;
+                        next_poll
+                    } else {
+                        poll
+                    };
+                    watching = line.head().map(|head| (head.to_string(), every));
+                    tokio::time::sleep(every).await;
                 }
-                Some(carry::Turn::Behind(_)) if waiting => tokio::time::sleep(poll).await,
-                Some(carry::Turn::Gone | carry::Turn::Behind(_)) => return,
-                None => {
+                (Some(carry::Turn::Gone | carry::Turn::Behind(_)), _) => return,
+                (None, _) => {
                     tokio::time::sleep(backoff.saturating_sub(started.elapsed())).await;
                     return;
                 }
