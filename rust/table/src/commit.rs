@@ -19,6 +19,7 @@
 //! reconciled by the snapshot id (see [`crate::publish`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -151,6 +152,33 @@ pub(crate) struct TableCommits {
     pub(crate) known: std::sync::Mutex<crate::known::Known>,
     /// Other writers' commit intents read so far ([`crate::carry`]).
     seen: std::sync::Mutex<carry::Seen>,
+    /// How long this process's last attempt that landed took, in ms (0: none yet): the table's
+    /// commit cycle as this process sees it.
+    pub(crate) cycle_ms: AtomicU64,
+    /// When (ms since the epoch) a listing of the line last showed other writers' intents.
+    others_at_ms: AtomicI64,
+}
+
+impl TableCommits {
+    /// The table's commit cycle as last measured here, else `fallback`.
+    fn cycle(&self, fallback: Duration) -> Duration {
+        match self.cycle_ms.load(Ordering::Relaxed) {
+            0 => fallback,
+            ms => Duration::from_millis(ms),
+        }
+    }
+
+    /// Notes what a listing of the line showed.
+    fn listed(&self, line: &carry::Line, own: Option<&str>) {
+        if line.others(own) {
+            self.others_at_ms.store(publish::now_ms(), Ordering::Relaxed);
+        }
+    }
+
+    /// Whether other writers were in the line within `within`.
+    fn others_within(&self, within: Duration) -> bool {
+        publish::now_ms() - self.others_at_ms.load(Ordering::Relaxed) <= within.as_millis() as i64
+    }
 }
 
 /// An append waiting for its table's commit (group commit).
@@ -454,7 +482,10 @@ impl Change for GroupAppend {
             let mut bytes: u64 = accepted.iter().flat_map(|&i| &self.members[i].data_files).map(DataFile::file_size_in_bytes).sum();
             let collecting = Instant::now();
             let collected = match carry::line(storage, table).await {
-                Some(line) => carry::collect(storage, table, &line, own, &self.queue.seen).await,
+                Some(line) => {
+                    self.queue.listed(&line, own);
+                    carry::collect(storage, table, &line, own, &self.queue.seen).await
+                }
                 None => Vec::new(),
             };
             tracing::debug!(intents = collected.len(), elapsed_ms = collecting.elapsed().as_millis() as u64, "read the line of commit intents");
@@ -568,8 +599,11 @@ impl Change for GroupAppend {
     }
 }
 
-/// How often a group that joined a line before its first attempt looks at it (no attempt of its
-/// own has measured the catalog's cycle yet).
+/// A writer first in an empty line gathers when other writers were in it this recently.
+const GATHER_IF_OTHERS_WITHIN: Duration = Duration::from_secs(5);
+
+/// The commit cycle a group that joined a line before its first attempt assumes when this
+/// process has not measured the table's yet.
 const JOIN_POLL_SLOT: Duration = Duration::from_millis(100);
 
 impl GroupAppend {
@@ -615,7 +649,8 @@ impl GroupAppend {
             return;
         }
         self.post(table).await;
-        self.wait_turn(table, Duration::ZERO, JOIN_POLL_SLOT).await;
+        let slot = self.queue.cycle(JOIN_POLL_SLOT);
+        self.wait_turn(table, Duration::ZERO, slot).await;
     }
 
     /// Waits until the posted intent is the oldest (this group commits next, carrying the
@@ -645,18 +680,31 @@ impl GroupAppend {
                     continue;
                 }
             }
-            let line = carry::line(storage, table).await;
-            let turn = line.as_ref().map(|l| l.turn(&posted.location));
-            let waiting = matches!(turn, Some(carry::Turn::Behind(_))) && started.elapsed() < patience;
+            let Some(line) = carry::line(storage, table).await else {
+                tokio::time::sleep(backoff.saturating_sub(started.elapsed())).await;
+                return;
+            };
+            self.queue.listed(&line, Some(&posted.location));
+            let turn = line.turn(&posted.location);
+            let waiting = matches!(turn, carry::Turn::Behind(_)) && started.elapsed() < patience;
             if !waiting {
                 tracing::debug!(intent = %posted.location, ?turn, waited_ms = started.elapsed().as_millis() as u64, "turn in the line of commit intents");
             }
-            match (turn, line) {
-                (Some(carry::Turn::First), _) => {
+            match turn {
+                carry::Turn::First => {
                     self.head = true;
+                    if !line.others(Some(&posted.location)) && self.queue.others_within(GATHER_IF_OTHERS_WITHIN) {
+                        // Alone in a line others left a moment ago: the writers a carrier just
+                        // answered are coming back with their next segments. Committing at once
+                        // would take this group's few and keep them waiting a whole cycle for
+                        // it; half a cycle's wait lets one commit take everyone's.
+                        let gather = (self.queue.cycle(slot) / 2).clamp(Duration::from_millis(5), Duration::from_millis(500));
+                        tracing::debug!(intent = %posted.location, gather_ms = gather.as_millis() as u64, "first in an empty line: gathering");
+                        tokio::time::sleep(gather).await;
+                    }
                     return;
                 }
-                (Some(carry::Turn::Behind(n)), Some(line)) if waiting => {
+                carry::Turn::Behind(n) if waiting => {
                     let every = if n == 1 {
                         carry::collect(storage, table, &line, Some(&posted.location), &self.queue.seen).await;
                         next_poll
@@ -666,11 +714,7 @@ impl GroupAppend {
                     watching = line.head().map(|head| (head.to_string(), every));
                     tokio::time::sleep(every).await;
                 }
-                (Some(carry::Turn::Gone | carry::Turn::Behind(_)), _) => return,
-                (None, _) => {
-                    tokio::time::sleep(backoff.saturating_sub(started.elapsed())).await;
-                    return;
-                }
+                carry::Turn::Gone | carry::Turn::Behind(_) => return,
             }
         }
     }

@@ -343,7 +343,9 @@ async fn attempt<C: Change>(
     ];
     let planned_ms = attempt_started.elapsed().as_millis() as u64;
     let committed = crate::snapshot_commit::commit(catalog, table, requirements, updates).await?;
-    tracing::debug!(planned_ms, total_ms = attempt_started.elapsed().as_millis() as u64, "attempt committed");
+    let total_ms = attempt_started.elapsed().as_millis() as u64;
+    tracing::debug!(planned_ms, total_ms, "attempt committed");
+    catalog.table_commits(table.identifier()).cycle_ms.store(total_ms.max(1), std::sync::atomic::Ordering::Relaxed);
     catalog.counters().commit();
     Ok(change.committed(&committed, snapshot_id))
 }
