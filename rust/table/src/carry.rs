@@ -18,11 +18,17 @@
 //!    the summary ([`CARRIED_PROP`]). Within the group bounds; intents posted more than
 //!    `CARRY_FOR` (60 s) ago are left to their owner.
 //! 3. **Wait in line.** Instead of coming back after a random backoff to race everyone again, an
-//!    owner waits for its turn: it lists the intents every fraction of a commit cycle; the owner
-//!    of the oldest one commits next (carrying the others'), a carrier deletes the intents it
-//!    carried once its snapshot landed, and an owner whose intent is gone plans again at once
-//!    (and finds it carried). So the writers that lost a race take turns instead of colliding:
-//!    one commit per round carries everyone waiting. A new group of a table its process
+//!    owner waits for its turn: the owner of the oldest intent commits next (carrying the
+//!    others'), a carrier deletes the intents it carried once its snapshot landed (in one bulk
+//!    request) and then its own, and an owner whose intent is gone plans again at once (and finds
+//!    it carried). So the writers that lost a race take turns instead of colliding: one commit
+//!    per round carries everyone waiting. Waiting is cheap in requests: a waiter lists the line
+//!    ([`Line`]: one LIST gives its turn and the intents it reads ahead) only when the head's
+//!    intent it watches with HEAD requests is gone — on S3 a LIST costs what a dozen HEADs do,
+//!    and listing at every poll was most of the requests of a contended table. A writer that
+//!    finds itself first in a line others were in a moment ago waits half a commit cycle before
+//!    it plans, so that the owners a carrier just answered join its commit with their next
+//!    segments instead of waiting a round behind its few. A new group of a table its process
 //!    contended for in the last 30 s, or whose line is not empty, joins the line before its first
 //!    attempt (`commit::GroupAppend::join_line`). Patience is bounded (a line whose head does
 //!    not move for 32 of the lost attempt's cycles, 2–10 s, is left: its owner may have died).

@@ -660,7 +660,9 @@ impl GroupAppend {
     /// object store, costs as much as a dozen on S3 and twice the time on moto) and lists the
     /// line again once it is gone: every half of the lost attempt's cycle (50–250 ms); the next
     /// in line every eighth (10–50 ms) — it reads the intents it will carry ahead of its turn.
-    /// At most 32 cycles (2–10 s), then it tries anyway. Without an intent: `backoff`.
+    /// At most 32 cycles (2–10 s), then it tries anyway. First in a line that others were in
+    /// within `GATHER_IF_OTHERS_WITHIN`, it waits half a commit cycle (5–500 ms) before it plans
+    /// (the module docs of `crate::carry`). Without an intent: `backoff`.
     async fn wait_turn(&mut self, table: &Table, backoff: Duration, slot: Duration) {
         self.head = false;
         let (Some(storage), Some(posted)) = (&self.storage, &self.posted) else {
