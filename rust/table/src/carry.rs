@@ -182,14 +182,9 @@ impl Line {
         info.location.ends_with(".json") && self.age(info) <= CARRY_FOR
     }
 
-    /// Whether the line holds live intents other than `own`.
+    /// Whether the line holds live intents other than `own` (with `None`: whether anyone waits).
     pub(crate) fn others(&self, own: Option<&str>) -> bool {
         self.listed.iter().any(|i| self.live(i) && Some(i.location.as_str()) != own)
-    }
-
-    /// Whether other writers wait in the line (a live intent is posted).
-    pub(crate) fn waiting(&self) -> bool {
-        self.listed.iter().any(|i| self.live(i))
     }
 
     /// The oldest live intent: the one whose owner commits now (the line's head).

@@ -645,7 +645,7 @@ impl GroupAppend {
     /// posts its members and waits for its turn. `table`: the newest state this process knows.
     async fn join_line(&mut self, table: &Table, contended: bool) {
         let Some(storage) = &self.storage else { return };
-        if !self.shared || !(contended || carry::line(storage, table).await.is_some_and(|l| l.waiting())) {
+        if !self.shared || !(contended || carry::line(storage, table).await.is_some_and(|l| l.others(None))) {
             return;
         }
         self.post(table).await;
