@@ -345,27 +345,14 @@ impl ObjectStorage {
     /// consecutive locations of one store go in one stream.
     pub async fn delete_many(&self, locations: &[String]) -> Result<()> {
         let started = Instant::now();
-        let mut i = 0;
-        while i < locations.len() {
-            let (store, first) = self.target(&locations[i])?;
-            let mut paths = vec![first.path];
-            let mut j = i + 1;
-            while j < locations.len() {
-                let (next, loc) = self.target(&locations[j])?;
-                if !Arc::ptr_eq(&next, &store) {
-                    break;
-                }
-                paths.push(loc.path);
-                j += 1;
-            }
-            let mut results = store.delete_stream(futures::stream::iter(paths.into_iter().map(Ok)).boxed());
-            while let Some(result) = results.next().await {
-                match result {
-                    Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(classify(e, Operation::Delete, &locations[i])),
-                }
-            }
-            i = j;
+        let targets = locations
+            .iter()
+            .map(|location| Ok((self.target(location)?, location.as_str())))
+            .collect::<Result<Vec<_>>>()?;
+        for group in targets.chunk_by(|((a, _), _), ((b, _), _)| Arc::ptr_eq(a, b)) {
+            let ((store, _), first) = &group[0];
+            let paths = group.iter().map(|((_, loc), _)| loc.path.clone()).collect();
+            delete_all(store, paths, first).await?;
         }
         tracing::debug!(op = "delete-many", objects = locations.len(), elapsed_ms = elapsed_ms(started), "storage operation done");
         Ok(())
@@ -429,14 +416,7 @@ impl ObjectStorage {
             .await
             .map_err(|e| classify(e, Operation::List, prefix))?;
         let count = paths.len() as u64;
-        let mut results =
-            store.delete_stream(futures::stream::iter(paths.into_iter().map(Ok)).boxed());
-        while let Some(result) = results.next().await {
-            match result {
-                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(classify(e, Operation::Delete, prefix)),
-            }
-        }
+        delete_all(&store, paths, prefix).await?;
         tracing::debug!(
             op = "delete-prefix",
             location = prefix,
@@ -475,6 +455,19 @@ impl ObjectStorage {
             e_tag: meta.e_tag,
         }
     }
+}
+
+/// Deletes `paths` of `store` with its bulk delete where it has one (S3 `DeleteObjects`); a
+/// missing object is success. `what` names the request in an error.
+async fn delete_all(store: &Arc<dyn ObjectStore>, paths: Vec<Path>, what: &str) -> Result<()> {
+    let mut results = store.delete_stream(futures::stream::iter(paths.into_iter().map(Ok)).boxed());
+    while let Some(result) = results.next().await {
+        match result {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(classify(e, Operation::Delete, what)),
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn elapsed_ms(started: Instant) -> f64 {

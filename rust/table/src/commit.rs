@@ -169,7 +169,7 @@ impl TableCommits {
     }
 
     /// Notes what a listing of the line showed.
-    fn listed(&self, line: &carry::Line, own: Option<&str>) {
+    fn note_listing(&self, line: &carry::Line, own: Option<&str>) {
         if line.others(own) {
             self.others_at_ms.store(publish::now_ms(), Ordering::Relaxed);
         }
@@ -483,7 +483,7 @@ impl Change for GroupAppend {
             let collecting = Instant::now();
             let collected = match carry::line(storage, table).await {
                 Some(line) => {
-                    self.queue.listed(&line, own);
+                    self.queue.note_listing(&line, own);
                     carry::collect(storage, table, &line, own, &self.queue.seen).await
                 }
                 None => Vec::new(),
@@ -686,7 +686,7 @@ impl GroupAppend {
                 tokio::time::sleep(backoff.saturating_sub(started.elapsed())).await;
                 return;
             };
-            self.queue.listed(&line, Some(&posted.location));
+            self.queue.note_listing(&line, Some(&posted.location));
             let turn = line.turn(&posted.location);
             let waiting = matches!(turn, carry::Turn::Behind(_)) && started.elapsed() < patience;
             if !waiting {
