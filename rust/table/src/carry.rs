@@ -23,9 +23,12 @@
 //!    request) and then its own, and an owner whose intent is gone plans again at once (and finds
 //!    it carried). So the writers that lost a race take turns instead of colliding: one commit
 //!    per round carries everyone waiting. Waiting is cheap in requests: a waiter lists the line
-//!    ([`Line`]: one LIST gives its turn and the intents it reads ahead) only when the head's
-//!    intent it watches with HEAD requests is gone — on S3 a LIST costs what a dozen HEADs do,
-//!    and listing at every poll was most of the requests of a contended table. A writer that
+//!    ([`Line`]) once to learn its place, then watches the head's intent with HEAD requests (on S3
+//!    a LIST costs what a dozen HEADs do, and listing at every poll was most of the requests of a
+//!    contended table); when the head is gone it looks at its own intent — gone too means carried
+//!    (the common round), with no listing — and lists again only when it is still there. Only the
+//!    head reads the intents it carries (each once per process): a waiter reading ahead is
+//!    usually carried instead, and its reads were wasted on a busy store. A writer that
 //!    finds itself first in a line others were in a moment ago waits half a commit cycle before
 //!    it plans, so that the owners a carrier just answered join its commit with their next
 //!    segments instead of waiting a round behind its few. A new group of a table its process

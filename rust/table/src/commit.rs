@@ -283,7 +283,7 @@ async fn commit_group(catalog: &CalvingCatalog, topic: &str, queue: &Arc<TableCo
             let carried: Vec<String> = change.carrying.iter().map(|f| f.location.clone()).collect();
             carry::withdraw_all(storage, &carried).await;
         }
-        if let Some(posted) = &change.posted {
+        if let Some(posted) = change.posted.as_ref().filter(|p| !p.gone) {
             carry::withdraw(storage, &posted.location).await;
         }
     }
@@ -376,6 +376,8 @@ struct Posted {
     members: Vec<usize>,
     /// The parent of the attempt that lost: a carrier's snapshot comes after it.
     parent: Option<i64>,
+    /// Seen gone from the line (a carrier deleted it): nothing left to withdraw.
+    gone: bool,
 }
 
 /// Several segments' appends in one snapshot, as the commit driver plans it.
@@ -636,7 +638,7 @@ impl GroupAppend {
             for &i in &members {
                 self.members[i].posted = true;
             }
-            self.posted = Some(Posted { id: intent.id, location, members, parent });
+            self.posted = Some(Posted { id: intent.id, location, members, parent, gone: false });
         }
     }
 
@@ -657,29 +659,40 @@ impl GroupAppend {
     /// others), or gone (a carrier committed it). The line changes when its head's commit is
     /// done (a carrier deletes what it carried, then its own intent), so between listings a
     /// waiter watches the head's intent with a HEAD request (a LIST, the dearest request of an
-    /// object store, costs as much as a dozen on S3 and twice the time on moto) and lists the
-    /// line again once it is gone: every half of the lost attempt's cycle (50–250 ms); the next
-    /// in line every eighth (10–50 ms) — it reads the intents it will carry ahead of its turn.
-    /// At most 32 cycles (2–10 s), then it tries anyway. First in a line that others were in
-    /// within `GATHER_IF_OTHERS_WITHIN`, it waits half a commit cycle (5–500 ms) before it plans
-    /// (the module docs of `crate::carry`). Without an intent: `backoff`.
+    /// object store, costs as much as a dozen on S3 and twice the time on moto). Once the head is
+    /// gone it looks at its own intent: gone too means carried (the common round: the head
+    /// carries everyone waiting), with no listing; else it lists the line again. Polls once per
+    /// lost attempt's cycle (100–300 ms); the next in line, which commits next when the head
+    /// could not carry it, every quarter (25–100 ms). It does not read the intents ahead: it is
+    /// usually carried instead (measured on moto: a third of the intent reads saved, 63 → 90
+    /// segments/s at W = 12). At most 32 cycles (2–10 s), then it tries anyway. First in a line that others were in within `GATHER_IF_OTHERS_WITHIN`, it
+    /// waits half a commit cycle (5–500 ms) before it plans (the module docs of `crate::carry`).
+    /// Without an intent: `backoff`.
     async fn wait_turn(&mut self, table: &Table, backoff: Duration, slot: Duration) {
         self.head = false;
-        let (Some(storage), Some(posted)) = (&self.storage, &self.posted) else {
+        let (Some(storage), Some(posted)) = (&self.storage, &mut self.posted) else {
             tokio::time::sleep(backoff).await;
             return;
         };
-        let poll = (slot / 2).clamp(Duration::from_millis(50), Duration::from_millis(250));
-        let next_poll = (slot / 8).clamp(Duration::from_millis(10), Duration::from_millis(50));
+        let poll = slot.clamp(Duration::from_millis(100), Duration::from_millis(300));
+        let next_poll = (slot / 4).clamp(Duration::from_millis(25), Duration::from_millis(100));
         let patience = (slot * 32).clamp(Duration::from_secs(2), Duration::from_secs(10));
         let started = Instant::now();
         // The head of the line as last listed, and how often to look at it.
         let mut watching: Option<(String, Duration)> = None;
         loop {
             if let Some((head, every)) = &watching {
-                if started.elapsed() < patience && storage.exists(head).await.unwrap_or(false) {
-                    tokio::time::sleep(*every).await;
-                    continue;
+                if started.elapsed() < patience {
+                    if storage.exists(head).await.unwrap_or(false) {
+                        tokio::time::sleep(*every).await;
+                        continue;
+                    }
+                    // The head is gone, and what it carried went before it.
+                    if let Ok(false) = storage.exists(&posted.location).await {
+                        tracing::debug!(intent = %posted.location, waited_ms = started.elapsed().as_millis() as u64, "own commit intent gone with the head's: carried");
+                        posted.gone = true;
+                        return;
+                    }
                 }
             }
             let Some(line) = carry::line(storage, table).await else {
@@ -707,16 +720,15 @@ impl GroupAppend {
                     return;
                 }
                 carry::Turn::Behind(n) if waiting => {
-                    let every = if n == 1 {
-                        carry::collect(storage, table, &line, Some(&posted.location), &self.queue.seen).await;
-                        next_poll
-                    } else {
-                        poll
-                    };
+                    let every = if n == 1 { next_poll } else { poll };
                     watching = line.head().map(|head| (head.to_string(), every));
                     tokio::time::sleep(every).await;
                 }
-                carry::Turn::Gone | carry::Turn::Behind(_) => return,
+                carry::Turn::Gone => {
+                    posted.gone = true;
+                    return;
+                }
+                carry::Turn::Behind(_) => return,
             }
         }
     }
