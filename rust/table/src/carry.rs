@@ -74,6 +74,11 @@ pub(crate) const CARRY_FOR: Duration = Duration::from_secs(60);
 pub(crate) const STALE_AFTER: Duration = Duration::from_secs(600);
 /// Where a table's intents are, under its location.
 const INTENTS_DIR: &str = "calving-intents";
+/// The line's "someone waits" marker, in the intents' directory (not an intent: no `.json`).
+const WAITING_MARKER: &str = "waiting";
+/// A marker rewritten this recently says the line's head is losing races to a writer outside
+/// the line.
+pub(crate) const WAITING_FRESH_FOR: Duration = Duration::from_secs(10);
 
 /// What a writer asks others to commit for it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -136,6 +141,25 @@ pub(crate) async fn post(storage: &calving_storage::ObjectStorage, table: &Table
             tracing::debug!(%location, error = %e, "could not post a commit intent; committing alone");
             None
         }
+    }
+}
+
+/// Says, with the marker, that the line's head lost a race: a writer outside the line keeps
+/// committing ahead of it (one that plans on the state it committed last, which needs no reload,
+/// wins every race against a head that must reload). Such a writer looks at the marker
+/// ([`someone_waiting`]) and joins the line. Best effort.
+pub(crate) async fn signal_waiting(storage: &calving_storage::ObjectStorage, table: &Table) {
+    let location = format!("{}{WAITING_MARKER}", dir(table));
+    if let Err(e) = storage.put(&location, bytes::Bytes::new()).await {
+        tracing::debug!(%location, error = %e, "could not write the line's waiting marker");
+    }
+}
+
+/// Whether the line's head lost a race within [`WAITING_FRESH_FOR`] (see [`signal_waiting`]).
+pub(crate) async fn someone_waiting(storage: &calving_storage::ObjectStorage, table: &Table) -> bool {
+    match storage.head(&format!("{}{WAITING_MARKER}", dir(table))).await {
+        Ok(info) => std::time::SystemTime::now().duration_since(info.last_modified).unwrap_or_default() <= WAITING_FRESH_FOR,
+        Err(_) => false,
     }
 }
 

@@ -271,10 +271,28 @@ async fn commit_group(catalog: &CalvingCatalog, topic: &str, queue: &Arc<TableCo
         head: false,
         carrying: Vec::new(),
     };
-    if let Some(known) = catalog.known(&catalog.table_ident(topic), |k| k.latest()) {
-        change.join_line(&known, contended).await;
+    let known = catalog.known(&catalog.table_ident(topic), |k| k.latest());
+    if let Some(known) = &known {
+        change.join_line(known, contended).await;
     }
-    let result = publish::publish_locked(catalog, topic, &mut change).await;
+    // A writer that does not share the table in its view (it plans on the state it committed
+    // last) looks, beside its commit, whether the line's head keeps losing races to it: then its
+    // next group joins the line.
+    let outsider = match (catalog.intent_storage(), &known) {
+        (Some(storage), Some(known)) if !shared => Some((storage, known)),
+        _ => None,
+    };
+    let look = async {
+        match outsider {
+            Some((storage, known)) => carry::someone_waiting(storage, known).await,
+            None => false,
+        }
+    };
+    let (result, waiting) = tokio::join!(publish::publish_locked(catalog, topic, &mut change), look);
+    if waiting {
+        tracing::debug!(table = %catalog.table_ident(topic), "the line's head is losing races to this writer: its next group joins the line");
+        catalog.known(&catalog.table_ident(topic), |k| k.conflicted());
+    }
     if let Some(storage) = &change.storage {
         // The carried intents first, the group's own last: the line watches its head's intent
         // (`wait_turn`), and when that is gone, what it carried is gone too. Their owners,
@@ -597,6 +615,10 @@ impl Change for GroupAppend {
     /// After the first lost race, the members still to commit are posted for the writers that
     /// commit next to carry ([`crate::carry`]), before the group backs off.
     async fn lost(&mut self, table: &Table) {
+        tracing::debug!(table = %table.identifier(), head = self.head, in_line = self.posted.is_some(), plans = self.plans, carrying = self.carrying.len(), "the group's attempt lost a race");
+        if let Some(storage) = self.storage.as_ref().filter(|_| self.head) {
+            carry::signal_waiting(storage, table).await;
+        }
         self.post(table).await
     }
 }
