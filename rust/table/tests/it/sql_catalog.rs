@@ -1132,6 +1132,41 @@ async fn writers_that_lost_a_race_take_turns_and_carry_each_other() {
     }
 }
 
+/// A writer outside the line plans on the state it committed last and needs no reload, so it
+/// wins every race against a line's head that must reload; a head that loses writes the line's
+/// waiting marker (`calving-intents/waiting`). A writer that finds the marker fresh beside a
+/// commit has its next group join the line (a fresh load, an intent posted and withdrawn); without
+/// the marker it keeps planning on its own state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_outside_the_line_joins_it_when_the_head_keeps_losing() {
+    for marker in [true, false] {
+        let (cat, table) = with_first_segment("outsider", true, "200").await;
+        let faulty = Arc::new(FaultyCatalog::new(cat.calving.config().build().await.unwrap()));
+        let broker = CalvingCatalog::new(faulty.clone(), cat.calving.config().clone());
+        broker.load_table("outsider").await.unwrap();
+        let intents = crate::common::local_path(table.metadata().location()).join("calving-intents");
+        let f = |p: i32| data_file(&table, &rows(p, 0, 2));
+        broker.append("outsider", vec![f(1)], segment("b1", 1, 0, 1)).await.unwrap();
+        if marker {
+            std::fs::create_dir_all(&intents).unwrap();
+            std::fs::write(intents.join("waiting"), b"").unwrap();
+        }
+        let loads = faulty.loads();
+        broker.append("outsider", vec![f(2)], segment("b2", 2, 0, 1)).await.unwrap();
+        assert_eq!(faulty.loads(), loads, "planned on its own last state (marker {marker})");
+        broker.append("outsider", vec![f(3)], segment("b3", 3, 0, 1)).await.unwrap();
+        let joined = faulty.loads() > loads;
+        assert_eq!(joined, marker, "the group after the one that saw the marker joins the line (marker {marker})");
+        let left: Vec<String> = std::fs::read_dir(&intents)
+            .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        let expected: Vec<String> = if marker { vec!["waiting".to_string()] } else { vec![] };
+        assert_eq!(left, expected, "its intent withdrawn");
+        let table = cat.calving.load_table("outsider").await.unwrap();
+        assert_eq!(ancestry(&table).count(), 4, "three commits after the first");
+    }
+}
+
 /// A group that posted its members for others to carry never reports a certain failure: a
 /// carrier may still land them, and a certain failure would have the caller delete files that
 /// carrier's snapshot refers to. Here the catalog goes away right after the intent is posted:
