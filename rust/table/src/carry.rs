@@ -39,8 +39,8 @@
 //!    A head that loses writes the line's waiting marker (`calving-intents/waiting`,
 //!    [`signal_waiting`]); a writer that plans on its own state looks at the marker beside each
 //!    commit (no added latency) and, when it was written within 10 s, joins the line with its next
-//!    group. Patience is bounded (a line whose head does
-//!    not move for 32 of the lost attempt's cycles, 2–10 s, is left: its owner may have died).
+//!    group. Patience is bounded (a line whose head does not move for 32 of the lost attempt's
+//!    cycles, 2–10 s, is left: its owner may have died).
 //! 4. **Find.** The owner's next plan walks the snapshots committed since the parent of its lost
 //!    attempt: one whose summary names its intent committed those members — they are done, with
 //!    that snapshot, and the owner has nothing more to commit for them. Otherwise it plans them as
@@ -84,7 +84,7 @@ const INTENTS_DIR: &str = "calving-intents";
 const WAITING_MARKER: &str = "waiting";
 /// A marker rewritten this recently says the line's head is losing races to a writer outside
 /// the line.
-pub(crate) const WAITING_FRESH_FOR: Duration = Duration::from_secs(10);
+const WAITING_FRESH_FOR: Duration = Duration::from_secs(10);
 
 /// What a writer asks others to commit for it.
 #[derive(Debug, Clone, Serialize, Deserialize)]

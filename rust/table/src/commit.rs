@@ -687,9 +687,10 @@ impl GroupAppend {
     /// lost attempt's cycle (100–300 ms); the next in line, which commits next when the head
     /// could not carry it, every quarter (25–100 ms). It does not read the intents ahead: it is
     /// usually carried instead (measured on moto: a third of the intent reads saved, 63 → 90
-    /// segments/s at W = 12). At most 32 cycles (2–10 s), then it tries anyway. First in a line that others were in within `GATHER_IF_OTHERS_WITHIN`, it
-    /// waits half a commit cycle (5–500 ms) before it plans (the module docs of `crate::carry`).
-    /// Without an intent: `backoff`.
+    /// segments/s at W = 12). At most 32 cycles (2–10 s), then it tries anyway. First in a line
+    /// that others were in within `GATHER_IF_OTHERS_WITHIN`, it waits half a commit cycle
+    /// (5–500 ms) before it plans (the module docs of `crate::carry`). Without an intent:
+    /// `backoff`.
     async fn wait_turn(&mut self, table: &Table, backoff: Duration, slot: Duration) {
         self.head = false;
         let (Some(storage), Some(posted)) = (&self.storage, &mut self.posted) else {
