@@ -10,6 +10,8 @@
 //! - no live segment's sidecar refers to (a Kafka read may need it although the table dropped it),
 //! - is not a sidecar (sidecars belong to Kafka: they go with `deleteLogSegmentData`, which Kafka
 //!   also calls for copies it saw fail),
+//! - is not the line's waiting marker (`calving_table::carry::waiting_marker`: state of the commit
+//!   line that brokers rewrite in ordinary operation; commit intents themselves are swept when old),
 //! - and is older than `older_than`, so that a copy in flight (written, not yet committed) is
 //!   never touched: give it well over the longest copy (the CLI's default is a day).
 //!
@@ -55,8 +57,9 @@ pub(crate) fn sweep(inner: &Inner, topic: &str, older_than: Duration, dry_run: b
     let cutoff = SystemTime::now().checked_sub(older_than).unwrap_or(SystemTime::UNIX_EPOCH);
     let mut report = SweepReport::default();
     let objects = rt.block_on(inner.storage.list(&format!("{location}/"))).map_err(storage_err)?;
+    let marker = calving_table::carry::waiting_marker(&location);
     for o in objects {
-        if o.location.starts_with(&sidecar_prefix) {
+        if o.location.starts_with(&sidecar_prefix) || o.location == marker {
             continue;
         }
         report.scanned += 1;

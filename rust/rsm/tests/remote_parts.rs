@@ -334,8 +334,14 @@ fn catalog_failing_mid_copy_leaves_nothing() {
 
     // The orphan sweep deletes exactly what the cut attempts left (data files, manifests,
     // manifest lists: no sidecar, those belong to Kafka's deletes), and nothing the table or a
-    // sidecar refers to; a second sweep finds nothing.
+    // sidecar refers to — nor the commit line's waiting marker, state that brokers rewrite in
+    // ordinary operation; a second sweep finds nothing.
+    let table_dir = new.iter().find_map(|l| l.split_once("/metadata/")).map(|(dir, _)| dir.to_string()).expect("a manifest of the cut attempts");
+    let marker = calving_table::carry::waiting_marker(&table_dir);
+    let (status, body) = s3.request("PUT", marker.trim_start_matches("s3:/"), "").unwrap();
+    assert_eq!(status, 200, "{body}");
     let report = rsm.sweep_orphans(&b.topic, Duration::ZERO, false).unwrap();
+    assert!(s3.list(BUCKET, "wh").contains(&marker), "the waiting marker is left alone");
     let mut left: Vec<String> = new.iter().filter(|l| !l.ends_with(".sidecar")).cloned().collect();
     left.sort();
     assert_eq!(report.orphans, left, "{report:?}");

@@ -150,12 +150,18 @@ pub(crate) async fn post(storage: &calving_storage::ObjectStorage, table: &Table
     }
 }
 
+/// Where `table_location`'s line keeps its waiting marker ([`signal_waiting`]): the line's own
+/// state, rewritten in ordinary operation, which the orphan sweep leaves alone.
+pub fn waiting_marker(table_location: &str) -> String {
+    format!("{}/{INTENTS_DIR}/{WAITING_MARKER}", table_location.trim_end_matches('/'))
+}
+
 /// Says, with the marker, that the line's head lost a race: a writer outside the line keeps
 /// committing ahead of it (one that plans on the state it committed last, which needs no reload,
 /// wins every race against a head that must reload). Such a writer looks at the marker
 /// ([`someone_waiting`]) and joins the line. Best effort.
 pub(crate) async fn signal_waiting(storage: &calving_storage::ObjectStorage, table: &Table) {
-    let location = format!("{}{WAITING_MARKER}", dir(table));
+    let location = waiting_marker(table.metadata().location());
     if let Err(e) = storage.put(&location, bytes::Bytes::new()).await {
         tracing::debug!(%location, error = %e, "could not write the line's waiting marker");
     }
@@ -163,7 +169,7 @@ pub(crate) async fn signal_waiting(storage: &calving_storage::ObjectStorage, tab
 
 /// Whether the line's head lost a race within [`WAITING_FRESH_FOR`] (see [`signal_waiting`]).
 pub(crate) async fn someone_waiting(storage: &calving_storage::ObjectStorage, table: &Table) -> bool {
-    match storage.head(&format!("{}{WAITING_MARKER}", dir(table))).await {
+    match storage.head(&waiting_marker(table.metadata().location())).await {
         Ok(info) => std::time::SystemTime::now().duration_since(info.last_modified).unwrap_or_default() <= WAITING_FRESH_FOR,
         Err(_) => false,
     }
