@@ -134,7 +134,12 @@ impl Foreign {
 
 /// The directory of `table`'s intents (with a trailing `/`).
 pub(crate) fn dir(table: &Table) -> String {
-    format!("{}/{INTENTS_DIR}/", table.metadata().location().trim_end_matches('/'))
+    dir_at(table.metadata().location())
+}
+
+/// The directory of the intents of the table at `table_location` (with a trailing `/`).
+fn dir_at(table_location: &str) -> String {
+    format!("{}/{INTENTS_DIR}/", table_location.trim_end_matches('/'))
 }
 
 /// Writes `intent` where carriers of `table` look; returns its location.
@@ -153,7 +158,7 @@ pub(crate) async fn post(storage: &calving_storage::ObjectStorage, table: &Table
 /// Where `table_location`'s line keeps its waiting marker ([`signal_waiting`]): the line's own
 /// state, rewritten in ordinary operation, which the orphan sweep leaves alone.
 pub fn waiting_marker(table_location: &str) -> String {
-    format!("{}/{INTENTS_DIR}/{WAITING_MARKER}", table_location.trim_end_matches('/'))
+    format!("{}{WAITING_MARKER}", dir_at(table_location))
 }
 
 /// Says, with the marker, that the line's head lost a race: a writer outside the line keeps
