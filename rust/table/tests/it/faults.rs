@@ -46,6 +46,8 @@ pub struct FaultyCatalog {
     barrier_passed: AtomicBool,
     /// Every load takes at least this long (`delay_loads`).
     load_delay: Mutex<Option<std::time::Duration>>,
+    /// Every load answers this long after it read the table (`delay_answers`).
+    answer_delay: Mutex<Option<std::time::Duration>>,
     pub load_calls: AtomicUsize,
 }
 
@@ -57,6 +59,7 @@ impl FaultyCatalog {
             barrier: None,
             barrier_passed: AtomicBool::new(false),
             load_delay: Mutex::new(None),
+            answer_delay: Mutex::new(None),
             load_calls: AtomicUsize::new(0),
         }
     }
@@ -71,6 +74,12 @@ impl FaultyCatalog {
     /// Every later load waits `delay` first (a slow catalog).
     pub fn delay_loads(&self, delay: std::time::Duration) {
         *self.load_delay.lock().unwrap() = Some(delay);
+    }
+
+    /// Every later load answers `delay` after it read the table (a slow answer: the state it
+    /// carries may be stale by the time it arrives).
+    pub fn delay_answers(&self, delay: std::time::Duration) {
+        *self.answer_delay.lock().unwrap() = Some(delay);
     }
 
     /// The next `n` loads succeed, then the catalog is gone (connection refused).
@@ -152,6 +161,10 @@ impl Catalog for FaultyCatalog {
             tokio::time::sleep(delay).await;
         }
         let table = self.inner.load_table(ident).await?;
+        let delay = *self.answer_delay.lock().unwrap();
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
         // After loading: every broker at the barrier holds the same table state.
         if let Some(barrier) = &self.barrier {
             if !self.barrier_passed.swap(true, Ordering::SeqCst) {

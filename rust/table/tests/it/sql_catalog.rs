@@ -1167,6 +1167,64 @@ async fn a_writer_outside_the_line_joins_it_when_the_head_keeps_losing() {
     }
 }
 
+/// The line's waiting marker (`carry::signal_waiting`): a group that heads the line and still
+/// loses a race writes `calving-intents/waiting`, so that a writer committing outside the line
+/// (on its own last state, which needs no reload) joins it. Here the broker's first attempt
+/// loses to a commit by another engine (a table property set), so it posts its segment and
+/// heads the line; its reload answers slowly, and another commit lands meanwhile: as the head,
+/// it loses again and writes the marker, then commits. Without that second commit it heads the
+/// line, wins, and writes no marker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_that_loses_a_race_writes_the_waiting_marker() {
+    for loses_as_head in [true, false] {
+        let (cat, table) = with_first_segment("marker", true, "50").await;
+        let faulty = Arc::new(FaultyCatalog::new(cat.calving.config().build().await.unwrap()));
+        let broker = Arc::new(CalvingCatalog::new(faulty.clone(), cat.calving.config().clone()));
+        broker.load_table("marker").await.unwrap();
+        broker.append("marker", vec![data_file(&table, &rows(1, 0, 2))], segment("a0", 1, 0, 1)).await.unwrap();
+        let intents = crate::common::local_path(table.metadata().location()).join("calving-intents");
+        let another_engine = |n: usize| {
+            let cat = &cat;
+            async move {
+                let table = cat.calving.load_table("marker").await.unwrap();
+                let tx = Transaction::new(&table);
+                let tx = tx.update_table_properties().set("another.engine".into(), n.to_string()).apply(tx).unwrap();
+                tx.commit(cat.calving.catalog().as_ref()).await.unwrap();
+            }
+        };
+        another_engine(1).await; // the broker's state is stale: its first attempt loses
+        faulty.delay_answers(Duration::from_millis(1500));
+        let loads = faulty.loads();
+        let appending = {
+            let broker = broker.clone();
+            let f = data_file(&table, &rows(2, 0, 2));
+            tokio::spawn(async move { broker.append("marker", vec![f], segment("a1", 2, 0, 1)).await })
+        };
+        // It posted its segment and reloads as the line's head.
+        let posted = |d: &std::path::Path| {
+            std::fs::read_dir(d).map(|d| d.filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json")).count()).unwrap_or(0)
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !(posted(&intents) == 1 && faulty.loads() > loads) {
+            assert!(std::time::Instant::now() < deadline, "the broker never lost its first race and reloaded");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if loses_as_head {
+            tokio::time::sleep(Duration::from_millis(300)).await; // its reload has read the table
+            another_engine(2).await;
+        }
+        appending.await.unwrap().unwrap();
+        assert_eq!(
+            intents.join("waiting").exists(),
+            loses_as_head,
+            "the marker is written exactly when the line's head loses a race (loses as head: {loses_as_head})"
+        );
+        assert_eq!(posted(&intents), 0, "its intent is withdrawn");
+        let table = cat.calving.load_table("marker").await.unwrap();
+        assert!(ancestry(&table).any(|s| s.summary().additional_properties.get("calving.segment-id").map(String::as_str) == Some("a1")), "a1 committed");
+    }
+}
+
 /// A group that posted its members for others to carry never reports a certain failure: a
 /// carrier may still land them, and a certain failure would have the caller delete files that
 /// carrier's snapshot refers to. Here the catalog goes away right after the intent is posted:
