@@ -49,6 +49,8 @@ pub struct FaultyCatalog {
     /// Every load answers this long after it read the table (`delay_answers`).
     answer_delay: Mutex<Option<std::time::Duration>>,
     pub load_calls: AtomicUsize,
+    /// Loads that read the table (before any `delay_answers`).
+    loads_read: AtomicUsize,
 }
 
 impl FaultyCatalog {
@@ -61,6 +63,7 @@ impl FaultyCatalog {
             load_delay: Mutex::new(None),
             answer_delay: Mutex::new(None),
             load_calls: AtomicUsize::new(0),
+            loads_read: AtomicUsize::new(0),
         }
     }
 
@@ -93,6 +96,11 @@ impl FaultyCatalog {
 
     pub fn loads(&self) -> usize {
         self.load_calls.load(Ordering::SeqCst)
+    }
+
+    /// Loads that have read the table (their answer may still be on its way: `delay_answers`).
+    pub fn loads_read(&self) -> usize {
+        self.loads_read.load(Ordering::SeqCst)
     }
 }
 
@@ -161,6 +169,7 @@ impl Catalog for FaultyCatalog {
             tokio::time::sleep(delay).await;
         }
         let table = self.inner.load_table(ident).await?;
+        self.loads_read.fetch_add(1, Ordering::SeqCst);
         let delay = *self.answer_delay.lock().unwrap();
         if let Some(delay) = delay {
             tokio::time::sleep(delay).await;
