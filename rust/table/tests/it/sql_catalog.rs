@@ -1167,6 +1167,14 @@ async fn a_writer_outside_the_line_joins_it_when_the_head_keeps_losing() {
     }
 }
 
+/// How many commit intents (`*.json`) are posted in a table's intents directory `dir` (none
+/// when it does not exist).
+fn posted_intents(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| d.filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json")).count())
+        .unwrap_or(0)
+}
+
 /// The line's waiting marker (`carry::signal_waiting`): a group that heads the line and still
 /// loses a race writes `calving-intents/waiting`, so that a writer committing outside the line
 /// (on its own last state, which needs no reload) joins it. Here the broker's first attempt
@@ -1201,11 +1209,8 @@ async fn a_head_that_loses_a_race_writes_the_waiting_marker() {
             tokio::spawn(async move { broker.append("marker", vec![f], segment("a1", 2, 0, 1)).await })
         };
         // It posted its segment and reloads as the line's head.
-        let posted = |d: &std::path::Path| {
-            std::fs::read_dir(d).map(|d| d.filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json")).count()).unwrap_or(0)
-        };
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while !(posted(&intents) == 1 && faulty.loads_read() > loads) {
+        while !(posted_intents(&intents) == 1 && faulty.loads_read() > loads) {
             assert!(std::time::Instant::now() < deadline, "the broker never lost its first race and reloaded");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -1218,9 +1223,9 @@ async fn a_head_that_loses_a_race_writes_the_waiting_marker() {
             loses_as_head,
             "the marker is written exactly when the line's head loses a race (loses as head: {loses_as_head})"
         );
-        assert_eq!(posted(&intents), 0, "its intent is withdrawn");
+        assert_eq!(posted_intents(&intents), 0, "its intent is withdrawn");
         let table = cat.calving.load_table("marker").await.unwrap();
-        assert!(ancestry(&table).any(|s| s.summary().additional_properties.get("calving.segment-id").map(String::as_str) == Some("a1")), "a1 committed");
+        assert!(ancestry(&table).any(|s| s.summary().additional_properties.get(SEGMENT_ID_PROP).map(String::as_str) == Some("a1")), "a1 committed");
     }
 }
 
@@ -1249,9 +1254,6 @@ async fn a_posted_group_that_fails_reports_an_unknown_outcome() {
             assert!(matches!(err, Error::CatalogUnavailable { .. }), "certain: {err}");
         }
         let intents = crate::common::local_path(table.metadata().location()).join("calving-intents");
-        let json = std::fs::read_dir(&intents)
-            .map(|d| d.filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json")).count())
-            .unwrap_or(0);
-        assert_eq!(json, 0, "the intent is withdrawn (carry {carry})");
+        assert_eq!(posted_intents(&intents), 0, "the intent is withdrawn (carry {carry})");
     }
 }
