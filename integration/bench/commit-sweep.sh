@@ -5,9 +5,12 @@
 #   embedded  the embedded default (SQLite + local warehouse; W = 1 and 3: one machine's catalog)
 #   postgres  the SQL catalog on PostgreSQL (Debian's postgresql, a throwaway cluster: integration/kafka/postgres.sh)
 #             with a local warehouse
-#   rest      Apache Iceberg's REST catalog fixture + moto's S3 server (integration/bench/on-rest.sh)
+#   rest      Apache Iceberg's REST catalog fixture + moto's S3 server, the tests' store
+#             (integration/bench/on-rest.sh; CALVING_S3_SERVER picks another, see integration/kafka/rest-s3.sh)
+#   rest-s3s  the same fixture + s3s-fs, an S3 server that answers requests concurrently as object
+#             stores do (moto answers one at a time); built on first use (integration/kafka/rest-s3.sh)
 #
-#   integration/bench/commit-sweep.sh [embedded|postgres|rest ...]     (default: all three)
+#   integration/bench/commit-sweep.sh [embedded|postgres|rest|rest-s3s ...]     (default: all four)
 #   WRITERS="1 3 6 12" RATES="25 50 100 200" DURATION=20 integration/bench/commit-sweep.sh postgres
 #   EXTRA="--property commit.group.max-segments=1 ..." …   (the baseline: see BENCHMARKS.md)
 #
@@ -20,7 +23,7 @@ target=${CARGO_TARGET_DIR:-$root/target}
 calving="$target/release/calving"
 [ -x "$calving" ] || { echo "build the CLI first: cargo build --release -p calving-cli" >&2; exit 2; }
 backends=("$@")
-[ ${#backends[@]} -gt 0 ] || backends=(embedded postgres rest)
+[ ${#backends[@]} -gt 0 ] || backends=(embedded postgres rest rest-s3s)
 duration=${DURATION:-20}
 copiers=${COPIERS:-10}
 partitions=${PARTITIONS:-120}
@@ -64,14 +67,16 @@ for backend in "${backends[@]}"; do
       done
       pg_stop
       ;;
-    rest)
+    rest|rest-s3s)
+      server=${CALVING_S3_SERVER:-moto}
+      [ "$backend" = rest ] || server=s3s-fs
       for w in ${WRITERS:-1 3 6 12}; do
         for r in ${RATES_REST:-${RATES:-25 50 100}}; do
-          run rest "$w" "$r" "$root/integration/bench/on-rest.sh" commit
+          run "$backend" "$w" "$r" env CALVING_S3_SERVER="$server" "$root/integration/bench/on-rest.sh" commit
         done
       done
       ;;
-    *) echo "unknown backend $backend (embedded, postgres, rest)" >&2; exit 2 ;;
+    *) echo "unknown backend $backend (embedded, postgres, rest, rest-s3s)" >&2; exit 2 ;;
   esac
 done
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# A `calving bench` on the REST catalog over a loopback S3 server: moto's S3 server and Apache
-# Iceberg's REST catalog fixture (the one the Rust tests use, S3FileIO on the same bucket) are
+# A `calving bench` on the REST catalog over a loopback S3 server: an S3 server (moto's, or
+# another with CALVING_S3_SERVER) and Apache Iceberg's REST catalog fixture (the one the Rust tests use, S3FileIO on the same bucket) are
 # started here on 127.0.0.1, the benchmark runs against them through the same code path as a
 # broker, and both servers are stopped at the end (also on failure).
 #
@@ -8,7 +8,7 @@
 #   e.g. integration/bench/on-rest.sh aging --commits 10000
 #        integration/bench/on-rest.sh commit --writers 3 --rate 30 --duration 30
 #
-# CALVING_S3_SERVER=<binary>: another S3 server instead of moto (see rest-s3.sh).
+# CALVING_S3_SERVER=s3s-fs|<binary>: another S3 server instead of moto (see rest-s3.sh).
 # Prerequisites: tests/install-deps.sh (moto, the REST fixture jars), and the release CLI
 # (cargo build --release -p calving-cli; CARGO_TARGET_DIR is honoured).
 set -euo pipefail

@@ -1,14 +1,24 @@
 # shellcheck shell=bash
 # A shared warehouse and catalog on loopback, for scripts that source this file
-# (integration/bench/on-rest.sh, integration/cluster/run.sh): moto's S3 server (bucket `calving`)
-# and Apache Iceberg's REST catalog fixture (JDBC on SQLite behind it, S3FileIO on the same
-# bucket, warehouse s3://calving/wh), both on 127.0.0.1.
+# (integration/bench/on-rest.sh, integration/cluster/run.sh): an S3 server (bucket `calving`) and
+# Apache Iceberg's REST catalog fixture (JDBC on SQLite behind it, S3FileIO on the same bucket,
+# warehouse s3://calving/wh), both on 127.0.0.1.
+#
+# The S3 server, from CALVING_S3_SERVER:
+#   moto (or unset)  moto's server mode (PyPI): the tests' S3 server. One Python process that
+#                    answers one request at a time (~190 a second on a 2-core machine).
+#   s3s-fs           s3s-fs 0.14.1 (crates.io, an S3 server in Rust over a directory) that serves
+#                    requests concurrently, as an object store does: the commit benchmark's store
+#                    for figures about Calving rather than about the store. Built on first use
+#                    into $CALVING_TOOLS (default ~/.cache/calving/tools; `cargo install`, ~3.5 min
+#                    on 2 cores), see s3s_fs_binary.
+#   <path>           any binary taking s3s-fs's arguments.
 #
 #   . integration/kafka/rest-s3.sh
 #   rest_s3_start <work dir>   # returns once both answer; sets S3_ENDPOINT, REST_URI,
 #                              # REST_S3_PROPS (the plugin's storage keys, one key=value a line),
-#                              # S3_PID and REST_PID (moto's and the fixture's processes)
-#   s3_start <work dir>        # moto alone (a SQL catalog on PostgreSQL: integration/cluster/run.sh):
+#                              # S3_PID and REST_PID (the S3 server's and the fixture's processes)
+#   s3_start <work dir>        # the S3 server alone (a SQL catalog on PostgreSQL: integration/cluster/run.sh):
 #                              # S3_ENDPOINT, REST_S3_PROPS, S3_PID
 #   rest_s3_stop               # stops both (also call it from the script's EXIT trap)
 #
@@ -18,25 +28,34 @@
 _rest_s3_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 _rest_s3_pids=()
 
+# Prints the path of s3s-fs 0.14.1's binary, building it first when it is not there yet.
+s3s_fs_binary() {
+  local root=${CALVING_TOOLS:-$HOME/.cache/calving/tools}/s3s-fs-0.14.1
+  if [ ! -x "$root/bin/s3s-fs" ]; then
+    echo "rest-s3.sh: building s3s-fs 0.14.1 into $root (once; about 3.5 minutes on 2 cores)" >&2
+    cargo install s3s-fs@0.14.1 --features binary --locked --root "$root" >&2 || return 1
+  fi
+  echo "$root/bin/s3s-fs"
+}
+
 s3_start() {
   local work=$1 s3_port
   mkdir -p "$work"
   s3_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  if [ -n "${CALVING_S3_SERVER:-}" ]; then
-    # Another S3 server for comparison (benchmarks only), e.g. s3s-fs from crates.io
-    # (cargo install s3s-fs@0.14.1 --features binary): serves requests concurrently, where moto
-    # serves them one at a time.
+  local server=${CALVING_S3_SERVER:-moto}
+  [ "$server" != s3s-fs ] || server=$(s3s_fs_binary) || return 1
+  if [ "$server" != moto ]; then
     mkdir -p "$work/s3-root/calving"
-    "$CALVING_S3_SERVER" --host 127.0.0.1 --port "$s3_port" --access-key calving-test-key \
-      --secret-key calving-test-secret "$work/s3-root" >"$work/moto.log" 2>&1 &
+    "$server" --host 127.0.0.1 --port "$s3_port" --access-key calving-test-key \
+      --secret-key calving-test-secret "$work/s3-root" >"$work/s3.log" 2>&1 &
   else
     python3 -c 'import sys; from moto.server import main; main(["-H","127.0.0.1","-p",sys.argv[1]])' "$s3_port" \
-      >"$work/moto.log" 2>&1 &
+      >"$work/s3.log" 2>&1 &
   fi
   S3_PID=$!
   _rest_s3_pids+=("$S3_PID")
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$s3_port/" && break; sleep 0.2; done
-  [ -n "${CALVING_S3_SERVER:-}" ] || curl -s -X PUT "http://127.0.0.1:$s3_port/calving" >/dev/null || { echo "rest-s3.sh: moto did not start" >&2; return 1; }
+  [ "$server" != moto ] || curl -s -X PUT "http://127.0.0.1:$s3_port/calving" >/dev/null || { echo "rest-s3.sh: moto did not start" >&2; return 1; }
   S3_ENDPOINT="http://127.0.0.1:$s3_port"
   REST_S3_PROPS="s3.endpoint=$S3_ENDPOINT
 s3.region=us-east-1
