@@ -85,7 +85,8 @@ python3 - "$out" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 cols = ["backend", "writers", "target_rate", "segments_per_s", "commits_per_s", "segments_per_commit",
-        "conflicts_per_commit", "p50_ms", "p99_ms", "failed_copies", "metadata_bytes", "check_ok"]
+        "conflicts_per_commit", "p50_ms", "p99_ms", "steady_p50_ms", "steady_p99_ms", "failed_copies",
+        "metadata_bytes", "check_ok"]
 print("| " + " | ".join(cols) + " |")
 print("|" + "---|" * len(cols))
 for r in rows:

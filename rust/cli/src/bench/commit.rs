@@ -19,9 +19,12 @@
 //! The parent prints a progress line per second and, last, one JSON line: `writers`,
 //! `partitions`, `copiers`, `target_rate`, `segments`, `segments_per_s`, `commits_per_s`,
 //! `segments_per_commit`, `conflicts_per_commit`, `carried_segments` (segments committed by
-//! another writer's commit, `calving_table::carry`), `p50_ms`, `p99_ms`, `max_ms`, `failed_copies`,
-//! `metadata_bytes` (the final `metadata.json`), and a check of the result: the table's ledger
-//! holds every committed segment's offsets once, and its row count is what was committed.
+//! another writer's commit, `calving_table::carry`), `p50_ms`, `p99_ms`, `max_ms` (every
+//! segment), `steady_p50_ms` and `steady_p99_ms` (segments ready after the first `--warmup-secs`:
+//! the sustained rate without the first wave, in which every writer starts at once against a
+//! catalog and store that have served nothing yet), `failed_copies`, `metadata_bytes` (the final
+//! `metadata.json`), and a check of the result: the table's ledger holds every committed
+//! segment's offsets once, and its row count is what was committed.
 //!
 //! Children are this same binary with `--writer-index` (hidden); they talk to the parent over
 //! stdin (`go`) and stdout (`ready`, `progress …`, `done {json}`).
@@ -62,6 +65,10 @@ pub struct CommitArgs {
     /// Rows per segment's data file.
     #[arg(long, default_value_t = 20)]
     records: usize,
+    /// Segments ready in the first this many seconds are left out of `steady_p50_ms` and
+    /// `steady_p99_ms` (never out of `p50_ms`, `p99_ms`, `max_ms`).
+    #[arg(long, default_value_t = 2.0)]
+    warmup_secs: f64,
     /// Run the built-in maintenance (manifest merge, expiry keeping 100 snapshots; no
     /// compaction) every this many seconds in the parent, as a broker's background task would
     /// (0: never).
@@ -129,6 +136,9 @@ async fn connect(props: &BTreeMap<String, String>) -> Result<CalvingCatalog, Ben
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct WriterReport {
     latencies_ms: Vec<f64>,
+    /// When each segment of `latencies_ms` became ready, seconds after the start.
+    #[serde(default)]
+    ready_s: Vec<f64>,
     snapshots: Vec<i64>,
     failed: u64,
     conflicts: u64,
@@ -262,7 +272,14 @@ fn parent(args: CommitArgs) -> Result<(), BenchError> {
 
     let mut latencies: Vec<f64> = reports.iter().flat_map(|r| r.latencies_ms.iter().copied()).collect();
     latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
+    let pct = |p: f64| percentile(&latencies, p);
+    let mut steady: Vec<f64> = reports
+        .iter()
+        .flat_map(|r| r.latencies_ms.iter().zip(&r.ready_s))
+        .filter(|&(_, &ready)| ready >= args.warmup_secs)
+        .map(|(&l, _)| l)
+        .collect();
+    steady.sort_by(f64::total_cmp);
     let segments = latencies.len() as u64;
     let snapshots: BTreeSet<i64> = reports.iter().flat_map(|r| r.snapshots.iter().copied()).collect();
     let commits = snapshots.len() as u64;
@@ -317,6 +334,9 @@ fn parent(args: CommitArgs) -> Result<(), BenchError> {
         "p50_ms": round(pct(0.5)),
         "p99_ms": round(pct(0.99)),
         "max_ms": round(latencies.last().copied().unwrap_or(0.0)),
+        "warmup_s": args.warmup_secs,
+        "steady_p50_ms": round(percentile(&steady, 0.5)),
+        "steady_p99_ms": round(percentile(&steady, 0.99)),
         "failed_copies": failed_copies,
         "metadata_bytes": metadata_bytes,
         "check_ok": check.starts_with("ok"),
@@ -326,6 +346,11 @@ fn parent(args: CommitArgs) -> Result<(), BenchError> {
         return Err(usage(check));
     }
     Ok(())
+}
+
+/// The `p` quantile (nearest rank) of `sorted`; 0 when it is empty.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted.get(((sorted.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0)
 }
 
 fn round(v: f64) -> f64 {
@@ -454,6 +479,7 @@ fn writer(args: &CommitArgs, index: usize) -> Result<(), BenchError> {
                     match catalog.append(&topic, vec![seg.file], commit).await {
                         Ok(outcome) => {
                             out.latencies_ms.push(ready.elapsed().as_secs_f64() * 1e3);
+                            out.ready_s.push(k as f64 * interval);
                             out.snapshots.push(outcome.snapshot_id());
                             committed.fetch_add(1, Ordering::Relaxed);
                         }
@@ -480,6 +506,7 @@ fn writer(args: &CommitArgs, index: usize) -> Result<(), BenchError> {
         for t in tasks {
             let r = t.await.map_err(usage)?;
             all.latencies_ms.extend(r.latencies_ms);
+            all.ready_s.extend(r.ready_s);
             all.snapshots.extend(r.snapshots);
             all.failed += r.failed;
             all.errors.extend(r.errors);

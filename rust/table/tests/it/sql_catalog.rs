@@ -1167,6 +1167,83 @@ async fn a_writer_outside_the_line_joins_it_when_the_head_keeps_losing() {
     }
 }
 
+/// The gather (`commit::GroupAppend::wait_turn`): a writer first in a line that others were in
+/// a moment ago waits half its commit cycle before it plans, so that a writer the last round
+/// answered, coming back with its next segment, joins this commit instead of waiting a round
+/// behind it. Two brokers first lose a race to a third writer and one carries the other (both
+/// have seen the line). Then the carried one appends again (it joins the line, alone; it never
+/// measured a commit cycle of its own, so it gathers for half of the 100 ms it assumes), and
+/// once its intent is posted the carrier appends: one snapshot takes both, and the first
+/// loaded the table to plan (its next step after the wait) no sooner than 25 ms after its intent
+/// appeared (measured: 50–53 ms). Without the gather it loads at once (the test fails every
+/// time), and the second writer is often too late for its commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_alone_in_a_line_others_just_left_gathers_the_next_segments() {
+    let (cat, table) = with_first_segment("gather", true, "200").await;
+    let mut brokers = Vec::new();
+    for _ in 0..2 {
+        let faulty = Arc::new(FaultyCatalog::new(cat.calving.config().build().await.unwrap()));
+        let broker = Arc::new(CalvingCatalog::new(faulty.clone(), cat.calving.config().clone()));
+        broker.load_table("gather").await.unwrap();
+        brokers.push((broker, faulty));
+    }
+    // Round 1 (as in writers_that_lost_a_race_take_turns_and_carry_each_other).
+    let c = cat.second_instance().await;
+    c.append("gather", vec![data_file(&table, &rows(9, 0, 2))], segment("other", 9, 0, 1)).await.unwrap();
+    for (_, faulty) in &brokers {
+        faulty.delay_loads(Duration::from_millis(300));
+    }
+    let (ra, rb) = tokio::join!(
+        brokers[0].0.append("gather", vec![data_file(&table, &rows(1, 0, 2))], segment("a1", 1, 0, 1)),
+        brokers[1].0.append("gather", vec![data_file(&table, &rows(2, 0, 2))], segment("b1", 2, 0, 1)),
+    );
+    assert_eq!(ra.unwrap().snapshot_id(), rb.unwrap().snapshot_id(), "round 1: one carried the other");
+    for (_, faulty) in &brokers {
+        faulty.delay_loads(Duration::ZERO);
+    }
+    let (carrier, other) = if brokers[0].0.commit_stats().carried == 1 { (&brokers[0], &brokers[1]) } else { (&brokers[1], &brokers[0]) };
+    assert_eq!((carrier.0.commit_stats().carried, other.0.commit_stats().carried_by_others), (1, 1));
+
+    // Round 2: the carried one first, alone in the line; the carrier once its intent is there.
+    let ((head, head_catalog), (next, _)) = (other, carrier);
+    let loads = head_catalog.loads();
+    let intents = crate::common::local_path(table.metadata().location()).join("calving-intents");
+    let first = {
+        let head = head.clone();
+        let f = data_file(&table, &rows(1, 2, 2));
+        tokio::spawn(async move { head.append("gather", vec![f], segment("a2", 1, 2, 3)).await })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while posted_intents(&intents) == 0 {
+        assert!(!first.is_finished(), "the first writer committed without joining the line");
+        assert!(std::time::Instant::now() < deadline, "the first writer never posted its intent");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let posted = std::time::Instant::now();
+    assert_eq!(head_catalog.loads(), loads, "no load between joining the line and the wait");
+    let (second, planned) = tokio::join!(next.append("gather", vec![data_file(&table, &rows(2, 2, 2))], segment("b2", 2, 2, 3)), async {
+        while head_catalog.loads() == loads && posted.elapsed() < Duration::from_secs(20) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        posted.elapsed()
+    });
+    let second = second.unwrap();
+    assert!(planned < Duration::from_secs(20), "the first writer never loaded the table to plan");
+    assert!(planned >= Duration::from_millis(25), "the first writer loaded the table to plan {planned:?} after posting: it did not gather");
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first.snapshot_id(), second.snapshot_id(), "one snapshot takes both segments of round 2");
+    assert_eq!((head.commit_stats().carried, next.commit_stats().carried_by_others), (1, 1), "the first carried the second");
+    let table = cat.calving.load_table("gather").await.unwrap();
+    let summary = &table.metadata().current_snapshot().unwrap().summary().additional_properties;
+    assert_eq!(summary.get(calving_table::SEGMENTS_PROP).map(String::as_str), Some("2"), "{summary:?}");
+    let mut expected: Vec<_> = [(0, 0..2), (1, 0..4), (2, 0..4), (9, 0..2)].into_iter().flat_map(|(p, r)| keys(p, r)).collect();
+    expected.sort();
+    let mut got = scanned_keys(&table).await;
+    got.sort();
+    assert_eq!(got, expected, "every segment once");
+    assert_eq!(posted_intents(&intents), 0, "intents withdrawn");
+}
+
 /// How many commit intents (`*.json`) are posted in a table's intents directory `dir` (none
 /// when it does not exist).
 fn posted_intents(dir: &std::path::Path) -> usize {
