@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A `calving bench` on the REST catalog over a loopback S3 server: an S3 server (moto's, or
-# another with CALVING_S3_SERVER) and Apache Iceberg's REST catalog fixture (the one the Rust tests use, S3FileIO on the same bucket) are
-# started here on 127.0.0.1, the benchmark runs against them through the same code path as a
-# broker, and both servers are stopped at the end (also on failure).
+# another with CALVING_S3_SERVER) and Apache Iceberg's REST catalog fixture (the one the Rust
+# tests use, S3FileIO on the same bucket) are started here on 127.0.0.1, the benchmark runs
+# against them through the same code path as a broker, and both servers are stopped at the end
+# (also on failure).
 #
 #   integration/bench/on-rest.sh <aging|commit> [its arguments...]
 #   e.g. integration/bench/on-rest.sh aging --commits 10000
