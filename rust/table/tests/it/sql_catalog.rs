@@ -1050,6 +1050,25 @@ async fn with_first_segment(topic: &str, carry: bool, max_wait_ms: &str) -> (Tem
     (cat, table)
 }
 
+/// Two brokers (each its own catalog client, loads answered 300 ms late) that loaded `topic`'s
+/// table before a third writer committed to it: the next plans of both, on the state they know,
+/// conflict.
+async fn two_brokers_behind_a_third_writer(cat: &TempCatalog, table: &Table, topic: &str) -> Vec<(Arc<CalvingCatalog>, Arc<FaultyCatalog>)> {
+    let mut brokers = Vec::new();
+    for _ in 0..2 {
+        let faulty = Arc::new(FaultyCatalog::new(cat.calving.config().build().await.unwrap()));
+        let broker = Arc::new(CalvingCatalog::new(faulty.clone(), cat.calving.config().clone()));
+        broker.load_table(topic).await.unwrap();
+        brokers.push((broker, faulty));
+    }
+    let c = cat.second_instance().await;
+    c.append(topic, vec![data_file(table, &rows(9, 0, 2))], segment("other", 9, 0, 1)).await.unwrap();
+    for (_, faulty) in &brokers {
+        faulty.delay_loads(Duration::from_millis(300));
+    }
+    brokers
+}
+
 /// Carried appends (`calving_table::carry`): two brokers lose a race to a third at the same
 /// time; each posts its segment for others to carry; the owner of the older intent commits next
 /// (its catalog answers loads slowly: the other has posted by then), carrying the other's segment
@@ -1059,19 +1078,7 @@ async fn with_first_segment(topic: &str, carry: bool, max_wait_ms: &str) -> (Tem
 async fn writers_that_lost_a_race_take_turns_and_carry_each_other() {
     for carry in [true, false] {
         let (cat, table) = with_first_segment("carried", carry, "200").await;
-        let mut brokers = Vec::new();
-        for _ in 0..2 {
-            let faulty = Arc::new(FaultyCatalog::new(cat.calving.config().build().await.unwrap()));
-            let broker = CalvingCatalog::new(faulty.clone(), cat.calving.config().clone());
-            broker.load_table("carried").await.unwrap();
-            brokers.push((broker, faulty));
-        }
-        // A third writer commits: both brokers' next plans, on the state they know, conflict.
-        let c = cat.second_instance().await;
-        c.append("carried", vec![data_file(&table, &rows(9, 0, 2))], segment("other", 9, 0, 1)).await.unwrap();
-        for (_, faulty) in &brokers {
-            faulty.delay_loads(Duration::from_millis(300));
-        }
+        let brokers = two_brokers_behind_a_third_writer(&cat, &table, "carried").await;
         let (a, b) = (&brokers[0].0, &brokers[1].0);
         let (fa, fb) = (data_file(&table, &rows(1, 0, 3)), data_file(&table, &rows(2, 0, 4)));
         let (fa_copy, fb_copy) = (fa.clone(), fb.clone());
@@ -1180,19 +1187,8 @@ async fn a_writer_outside_the_line_joins_it_when_the_head_keeps_losing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_head_alone_in_a_line_others_just_left_gathers_the_next_segments() {
     let (cat, table) = with_first_segment("gather", true, "200").await;
-    let mut brokers = Vec::new();
-    for _ in 0..2 {
-        let faulty = Arc::new(FaultyCatalog::new(cat.calving.config().build().await.unwrap()));
-        let broker = Arc::new(CalvingCatalog::new(faulty.clone(), cat.calving.config().clone()));
-        broker.load_table("gather").await.unwrap();
-        brokers.push((broker, faulty));
-    }
     // Round 1 (as in writers_that_lost_a_race_take_turns_and_carry_each_other).
-    let c = cat.second_instance().await;
-    c.append("gather", vec![data_file(&table, &rows(9, 0, 2))], segment("other", 9, 0, 1)).await.unwrap();
-    for (_, faulty) in &brokers {
-        faulty.delay_loads(Duration::from_millis(300));
-    }
+    let brokers = two_brokers_behind_a_third_writer(&cat, &table, "gather").await;
     let (ra, rb) = tokio::join!(
         brokers[0].0.append("gather", vec![data_file(&table, &rows(1, 0, 2))], segment("a1", 1, 0, 1)),
         brokers[1].0.append("gather", vec![data_file(&table, &rows(2, 0, 2))], segment("b1", 2, 0, 1)),
