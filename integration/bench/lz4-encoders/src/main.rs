@@ -1,33 +1,23 @@
 //! LZ4 block encoders on the record sections of `calving bench convert`'s synthetic segments
-//! (`calving_segment::synth`: ~1 KiB JSON-like values, 16-byte keys, a trace id; 64 records a
-//! batch), cut into Kafka's 64 KiB LZ4 blocks: the pinned `lz4_flex` 0.13.1 that serves
-//! compressed batches today, and the C liblz4 (`lz4-sys`) at rising acceleration. Prints record
-//! MiB/s on one thread and the compressed/record ratio, best of `RUNS`.
+//! (`calving_segment::synth::distinct_batches`: 256 batches of 64 records, ~1 KiB JSON-like
+//! values, 16-byte keys, two headers), cut into Kafka's 64 KiB LZ4 blocks: the pinned `lz4_flex`
+//! 0.13.1 that serves compressed batches today, and the C liblz4 (`lz4-sys`) at rising
+//! acceleration. Prints record MiB/s on one thread and the compressed/record ratio, best of `RUNS`.
 
 use std::time::Instant;
 
-use calving_segment::synth::{json_value, Rng};
+use calving_segment::record::batch::BATCH_HEADER_LEN;
+use calving_segment::synth::{distinct_batches, SynthSpec};
+use calving_segment::Compression;
 
-const BATCHES: usize = 256;
 const REPEAT: usize = 8;
 const RUNS: usize = 3;
 
+/// The record sections of `bench convert`'s distinct synthetic batches (its default spec,
+/// uncompressed): what the served batches' lz4 compresses.
 fn record_sections() -> Vec<Vec<u8>> {
-    let mut rng = Rng::new(42);
-    let mut value = Vec::new();
-    (0..BATCHES)
-        .map(|_| {
-            let mut records = Vec::new();
-            for _ in 0..64 {
-                value.clear();
-                json_value(&mut rng, 1024, &mut value);
-                records.extend_from_slice(format!("{:016x}", rng.next_u64() % 100_000).as_bytes());
-                records.extend_from_slice(&value);
-                records.extend_from_slice(format!("{:032x}", rng.next_u64()).as_bytes());
-            }
-            records
-        })
-        .collect()
+    let spec = SynthSpec { compression: Compression::None, ..SynthSpec::default() };
+    distinct_batches(&spec).0.into_iter().map(|batch| batch[BATCH_HEADER_LEN..].to_vec()).collect()
 }
 
 /// Best MiB/s of record input over `RUNS`, and the ratio, of `encode` (a block in, its size out).
