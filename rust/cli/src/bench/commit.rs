@@ -272,7 +272,6 @@ fn parent(args: CommitArgs) -> Result<(), BenchError> {
 
     let mut latencies: Vec<f64> = reports.iter().flat_map(|r| r.latencies_ms.iter().copied()).collect();
     latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| percentile(&latencies, p);
     let mut steady: Vec<f64> = reports
         .iter()
         .flat_map(|r| r.latencies_ms.iter().zip(&r.ready_s))
@@ -331,8 +330,8 @@ fn parent(args: CommitArgs) -> Result<(), BenchError> {
         "segments_per_commit": round(segments as f64 / commits.max(1) as f64),
         "conflicts_per_commit": round(conflicts as f64 / commits.max(1) as f64),
         "carried_segments": carried,
-        "p50_ms": round(pct(0.5)),
-        "p99_ms": round(pct(0.99)),
+        "p50_ms": round(percentile(&latencies, 0.5)),
+        "p99_ms": round(percentile(&latencies, 0.99)),
         "max_ms": round(latencies.last().copied().unwrap_or(0.0)),
         "warmup_s": args.warmup_secs,
         "steady_p50_ms": round(percentile(&steady, 0.5)),

@@ -1133,7 +1133,7 @@ async fn writers_that_lost_a_race_take_turns_and_carry_each_other() {
         assert_eq!(got, expected, "every segment once (carry {carry})");
         assert!(all_referenced_files_exist(&table).await);
         assert_eq!(unreferenced_metadata_files(&table).await, Vec::<String>::new(), "intent manifests and lost attempts cleaned up");
-        let intents = crate::common::local_path(table.metadata().location()).join("calving-intents");
+        let intents = intents_dir(&table);
         let left = std::fs::read_dir(&intents).map(|d| d.count()).unwrap_or(0);
         assert_eq!(left, 0, "intents withdrawn");
     }
@@ -1151,7 +1151,7 @@ async fn a_writer_outside_the_line_joins_it_when_the_head_keeps_losing() {
         let faulty = Arc::new(FaultyCatalog::new(cat.calving.config().build().await.unwrap()));
         let broker = CalvingCatalog::new(faulty.clone(), cat.calving.config().clone());
         broker.load_table("outsider").await.unwrap();
-        let intents = crate::common::local_path(table.metadata().location()).join("calving-intents");
+        let intents = intents_dir(&table);
         let f = |p: i32| data_file(&table, &rows(p, 0, 2));
         broker.append("outsider", vec![f(1)], segment("b1", 1, 0, 1)).await.unwrap();
         if marker {
@@ -1203,7 +1203,7 @@ async fn a_head_alone_in_a_line_others_just_left_gathers_the_next_segments() {
     // Round 2: the carried one first, alone in the line; the carrier once its intent is there.
     let ((head, head_catalog), (next, _)) = (other, carrier);
     let loads = head_catalog.loads();
-    let intents = crate::common::local_path(table.metadata().location()).join("calving-intents");
+    let intents = intents_dir(&table);
     let first = {
         let head = head.clone();
         let f = data_file(&table, &rows(1, 2, 2));
@@ -1240,6 +1240,11 @@ async fn a_head_alone_in_a_line_others_just_left_gathers_the_next_segments() {
     assert_eq!(posted_intents(&intents), 0, "intents withdrawn");
 }
 
+/// The directory of `table`'s line of commit intents (`calving_table::carry`), on a local warehouse.
+fn intents_dir(table: &Table) -> std::path::PathBuf {
+    crate::common::local_path(table.metadata().location()).join("calving-intents")
+}
+
 /// How many commit intents (`*.json`) are posted in a table's intents directory `dir` (none
 /// when it does not exist).
 fn posted_intents(dir: &std::path::Path) -> usize {
@@ -1263,7 +1268,7 @@ async fn a_head_that_loses_a_race_writes_the_waiting_marker() {
         let broker = Arc::new(CalvingCatalog::new(faulty.clone(), cat.calving.config().clone()));
         broker.load_table("marker").await.unwrap();
         broker.append("marker", vec![data_file(&table, &rows(1, 0, 2))], segment("a0", 1, 0, 1)).await.unwrap();
-        let intents = crate::common::local_path(table.metadata().location()).join("calving-intents");
+        let intents = intents_dir(&table);
         let another_engine = |n: usize| {
             let cat = &cat;
             async move {
@@ -1326,7 +1331,7 @@ async fn a_posted_group_that_fails_reports_an_unknown_outcome() {
         } else {
             assert!(matches!(err, Error::CatalogUnavailable { .. }), "certain: {err}");
         }
-        let intents = crate::common::local_path(table.metadata().location()).join("calving-intents");
+        let intents = intents_dir(&table);
         assert_eq!(posted_intents(&intents), 0, "the intent is withdrawn (carry {carry})");
     }
 }
