@@ -47,6 +47,7 @@ read_tiered and read_table.
 import json
 import os
 import random
+import sqlite3
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -460,11 +461,32 @@ def cmd_jmx_cluster(copied, label, *paths):
     check_copies(brokers, copied, label)
 
 
+def cmd_layouts(warehouse, expected, label):
+    """Each topic's table says, in the summary of every snapshot a copy committed
+    (calving.layout-version), the served layout its copies used: `expected` is topic=version,...
+    (rsm.config.topic.<name>.served.compression=none copies in version 3, the default in 2)."""
+    db = sqlite3.connect(os.path.join(warehouse, "calving-catalog.db"))
+    for item in expected.split(","):
+        topic, version = item.split("=")
+        name = f"{label} {topic} (v{version})"
+        row = db.execute("select metadata_location from iceberg_tables where table_name = ?", (topic,)).fetchone()
+        if row is None:
+            result(False, name, "no such table in the catalog")
+            continue
+        with open(row[0].removeprefix("file://")) as f:
+            meta = json.load(f)
+        seen = Counter(s.get("summary", {}).get("calving.layout-version") for s in meta.get("snapshots", []))
+        seen.pop(None, None)
+        ok = bool(seen) and set(seen) == {version}
+        result(ok, f"{name}: {sum(seen.values())} copy snapshots in layout v{version}" if ok else name,
+               f"layout versions of its copy snapshots: {dict(seen)}")
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     {"consumed": cmd_consumed, "queries": cmd_queries, "offsets": cmd_offsets, "table": cmd_table,
      "table-empty": cmd_table_empty, "jmx": cmd_jmx, "jmx-cluster": cmd_jmx_cluster, "acked": cmd_acked,
-     "jmx-figures": cmd_jmx_figures, "orphans": cmd_orphans}[cmd](*args)
+     "jmx-figures": cmd_jmx_figures, "orphans": cmd_orphans, "layouts": cmd_layouts}[cmd](*args)
     sys.exit(1 if failed else 0)
 
 

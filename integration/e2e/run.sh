@@ -23,7 +23,10 @@
 #   4. consume everything from offset 0 with read_uncommitted and read_committed and compare with
 #      the producer's record of what it sent (check.py consumed);
 #   5. ListOffsets by timestamp against the remote segments (check.py offsets);
-#   6. read every table with pyiceberg and DuckDB and compare (check.py table);
+#   6. read every table with pyiceberg and DuckDB and compare (check.py table); e2e_txn and
+#      e2e_gzip are copied with rsm.config.topic.<name>.served.compression=none, so the reads of 4,
+#      5 and 7 (read_committed included) get their batches uncompressed (served layout v3), the
+#      other topics' re-compressed as lz4 (v2): each table's copy snapshots say which (check.py layouts);
 #   7. restart the broker (its remote index cache stays on disk) and do 4 and 5 again;
 #   8. delete two topics: their sidecars go; e2e_zstd's rows stay (retention.mode=keep), e2e_snappy's
 #      go (retention.mode=delete); other topics keep theirs;
@@ -103,7 +106,8 @@ javac -nowarn -d "$work/classes" -cp "$LIBS/*" "$here/E2eClient.java" 2>"$work/j
 extra="$work/extra.properties"
 if [ "$tiering" = on ]; then
   plugin_properties "$jar" "$warehouse" rlmm.config.remote.log.metadata.topic.num.partitions=2 \
-    "rsm.config.topic.$purged_topic.retention.mode=delete" log.initial.task.delay.ms=500 remote.log.reader.threads=4 \
+    "rsm.config.topic.$purged_topic.retention.mode=delete" "rsm.config.topic.e2e_txn.served.compression=none" \
+    "rsm.config.topic.e2e_gzip.served.compression=none" log.initial.task.delay.ms=500 remote.log.reader.threads=4 \
     remote.log.manager.copier.thread.pool.size=2 remote.log.manager.expiration.thread.pool.size=2 >"$extra"
 else
   : >"$extra"
@@ -183,6 +187,8 @@ if [ "$tiering" = on ]; then
       check table "$work/oracle.tsv" "$work/tiered.tsv" "$warehouse" "$topic" "$engine" "table"
     done
   done
+  # e2e_txn (lz4, transactions: read_committed above) and e2e_gzip are served uncompressed.
+  check layouts "$warehouse" "e2e_txn=3,e2e_gzip=3,e2e_lz4=2,e2e_zstd=2,e2e_none=2" "served layout"
   n=$(ls "$BROKER_DATA/remote-log-index-cache" 2>/dev/null | grep -c -E '\.(index|timeindex)$' || true)
   if [ "$n" -gt 0 ]; then pass "broker's remote index cache on disk ($n index files served by the plugin)"
   else fail "remote index cache" "no index files in $BROKER_DATA/remote-log-index-cache"; fi

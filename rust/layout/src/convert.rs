@@ -2,15 +2,16 @@
 //!
 //! [`SegmentConverter`] takes the segment's entries in order. Records of v2 data batches become
 //! rows (emitted in chunks to a sink, in offset order); each batch gets a sidecar entry with its
-//! facts and its position and size in served layout version 2 ([`crate::served`]: computed from
-//! the records' lengths, nothing is compressed here); record facts the rows cannot hold become
+//! facts and its position and size in the served layout it is copied in, version 2 by default or
+//! version 3 ([`SegmentConverter::with_layout`]; [`crate::served`]: computed from the records'
+//! lengths, nothing is compressed here); record facts the rows cannot hold become
 //! [`RecordException`]s. Control batches are kept verbatim; legacy v0/v1 entries are kept
 //! verbatim too (they are rare: pre-0.11 data) and their records also become rows, so the table
 //! holds every record.
 //!
 //! **Kafka's 2 GiB positions.** Served positions are Java `int`s (`fetchLogSegment`'s
-//! `startPosition`, the offset index). In layout version 2 no batch's size exceeds its original
-//! size, so positions stay below the segment's own size, which Kafka keeps below 2 GiB
+//! `startPosition`, the offset index). In layout versions 2 and 3 no batch advances the positions
+//! by more than its original size, so positions stay below the segment's own size, which Kafka keeps below 2 GiB
 //! (`segment.bytes` is an `int`). (Version 1's exact positions of lz4 re-encodes could outgrow
 //! the segment; its copies kept such batches verbatim.)
 
@@ -22,7 +23,7 @@ use arrow_array::RecordBatch;
 use crate::error::LayoutError;
 use crate::rows::RowsBuilder;
 use crate::schema::TargetColumns;
-use crate::served::{row_timestamp, served_codec, v2_rows_size, Layout};
+use crate::served::{row_timestamp, Layout};
 use crate::sidecar::{BatchEntry, BatchKind, RecordException, SegmentIdentity, Sidecar, TimestampDeltas};
 use crate::typed::TypedValues;
 
@@ -81,6 +82,7 @@ pub struct SegmentConverter {
     exceptions: Vec<RecordException>,
     timestamp_deltas: TimestampDeltas,
     verbatim: Vec<u8>,
+    layout: Layout,
     served_position: u64,
     scratch: Vec<u8>,
     stats: ConvertStats,
@@ -97,10 +99,21 @@ impl SegmentConverter {
             exceptions: Vec::new(),
             timestamp_deltas: TimestampDeltas::default(),
             verbatim: Vec::new(),
+            layout: Layout::CURRENT,
             served_position: 0,
             scratch: Vec::new(),
             stats: ConvertStats::default(),
         }
+    }
+
+    /// The served layout the sidecar describes: [`Layout::CURRENT`] (the default) or
+    /// [`Layout::UNCOMPRESSED`]; never version 1, which no copy writes any more.
+    pub fn with_layout(mut self, layout: Layout) -> Result<SegmentConverter, LayoutError> {
+        if layout == Layout::V1 {
+            return Err(LayoutError::Sidecar { section: "directory", reason: "copies no longer write served layout version 1".into() });
+        }
+        self.layout = layout;
+        Ok(self)
     }
 
     /// Values go to columns (schema modes): see [`crate::typed`].
@@ -146,7 +159,7 @@ impl SegmentConverter {
         if served_size as usize == bytes.len() && (kind == BatchKind::Verbatim || codec == Compression::None) {
             self.stats.byte_identical_batches += 1;
         }
-        self.batches.push(BatchEntry {
+        let entry = BatchEntry {
             kind,
             header,
             original_position: position,
@@ -155,8 +168,9 @@ impl SegmentConverter {
             served_position: self.served_position,
             served_size,
             verbatim_offset,
-        });
-        self.served_position += u64::from(served_size);
+        };
+        self.served_position += self.layout.span(&entry);
+        self.batches.push(entry);
     }
 
     /// Adds the next entry of the segment; full chunks of rows go to `sink`.
@@ -216,8 +230,8 @@ impl SegmentConverter {
             return Ok(());
         }
         let ts_type = h.attributes.timestamp_type();
-        let codec = served_codec(batch.compression());
-        // The served records section's length: all layout version 2 needs.
+        let codec = self.layout.served_codec(batch.compression());
+        // The served records section's length: all layout versions 2 and 3 need.
         let mut records_len = 0usize;
         let mut scratch = std::mem::take(&mut self.scratch);
         let result = (|| -> Result<(), LayoutError> {
@@ -249,7 +263,7 @@ impl SegmentConverter {
         result?;
         self.stats.record_bytes += records_len as u64;
         let original = batch.bytes();
-        let served_size = v2_rows_size(codec, records_len as u64, original.len() as u32);
+        let served_size = self.layout.rows_size(codec, records_len as u64, original.len() as u32);
         let served_size = u32::try_from(served_size)
             .map_err(|_| LayoutError::RowsMismatch { base_offset: h.base_offset, reason: "served batch larger than 4 GiB".into() })?;
         self.push_entry(BatchKind::Rows, h, batch.position, original, codec, served_size);
@@ -281,7 +295,7 @@ impl SegmentConverter {
     ) -> Result<(Sidecar, ConvertStats), E> {
         self.flush(sink)?;
         if self.served_position > MAX_SERVED_SIZE {
-            // Only for a segment larger than Kafka writes: no size exceeds the original's.
+            // Only for a segment larger than Kafka writes: no span exceeds the original's size.
             return Err(LayoutError::RowsMismatch {
                 base_offset: self.identity.start_offset,
                 reason: format!("served positions up to {} exceed Kafka's 2 GiB segment positions", self.served_position),
@@ -298,7 +312,7 @@ impl SegmentConverter {
             self.stats.keys_raw_fallback = t.stats().raw;
         }
         let sidecar = Sidecar {
-            layout_version: Layout::CURRENT.version(),
+            layout_version: self.layout.version(),
             segment: self.identity,
             files: Vec::new(),
             batches: self.batches,

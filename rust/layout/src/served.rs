@@ -1,16 +1,18 @@
 //! The served layouts: the bytes `fetchLogSegment` returns for a segment, as a pure function of
 //! what was stored (DESIGN.md invariant 2), and the offset and time indexes the broker gets for
-//! them (invariant 3). Two versions; a sidecar says which one its positions follow.
+//! them (invariant 3). Three versions; a sidecar says which one it follows.
 //!
-//! ## The served bytes (both versions)
+//! ## The served bytes (all versions)
 //! - Batches are served in their original order, one served batch per original batch, back to
 //!   back.
 //! - A batch whose records are rows ([`BatchKind::Rows`]) is rebuilt from its rows and the
 //!   sidecar's batch facts and record exceptions, with a fresh CRC-32C. Originally uncompressed
 //!   batches are served uncompressed and come back byte-identical. Originally compressed batches
 //!   (any codec) are served as lz4 (Kafka's LZ4 frame, 64 KiB independent blocks) by the pinned,
-//!   deterministic encoder of `calving-segment`: only the compression bytes differ from the
-//!   original.
+//!   deterministic encoder of `calving-segment` in versions 1 and 2: only the compression bytes
+//!   differ from the original. Version 3 (`served.compression=none`) serves them uncompressed:
+//!   the batch's codec bits and compression bytes differ, nothing else (its records, facts and
+//!   every other attribute bit are the original's).
 //! - Control batches and legacy (v0/v1) entries are served verbatim from the sidecar.
 //! - Schema modes do not change the bytes: a row whose value is in columns
 //!   (`kafka.value_schema_id` set, `value` null) gets its value re-encoded from the columns with
@@ -42,6 +44,15 @@
 //!   original batch's): within Kafka's `int` positions. `fetchLogSegment` maps a position to the
 //!   batch whose range holds it and serves from that batch's start.
 //!
+//! - **Version 3: every batch of rows served uncompressed** ([`Layout::V3`], copies of topics
+//!   with `served.compression=none`: no compression when serving either, for operators who would
+//!   rather send the records' bytes than spend CPU on them). A batch's size is exact (header +
+//!   records); its *span*, what it advances the positions by ([`Layout::span`]), is
+//!   `min(size, original size)`: a lower bound of its bytes, as in version 2, and never above the
+//!   original size, so positions stay below the segment's own size (uncompressed, a compressed
+//!   segment's records can far outgrow Kafka's 2 GiB `int` positions). Exact sizes let a fetch size
+//!   its steps by what they really serve.
+//!
 //! **Why lower bounds are safe.** The broker uses a remote segment's index positions for two
 //! things only (apache/kafka 3.9.2, 4.0.2, 4.1.2, 4.2.2, 4.3.2, 4.4.0, `RemoteLogManager.read`,
 //! `findOffsetByTimestamp`, `RemoteIndexCache`; nothing compares them with the segment's size):
@@ -66,12 +77,12 @@
 //! - The time index follows Kafka's own rule (`LogSegment.append`): before each batch, when more
 //!   than 4096 bytes were appended since the last entry, an entry (max timestamp so far, the last
 //!   offset of the batch holding it) if that timestamp grew, and a last entry at the end
-//!   (`onBecomeInactiveSegment`). Version 1 counts served bytes, version 2 the original batches'
-//!   bytes (as the broker did when it wrote the segment).
+//!   (`onBecomeInactiveSegment`). Version 1 counts served bytes, versions 2 and 3 the original
+//!   batches' bytes (as the broker did when it wrote the segment).
 //!
 //! Brokers cache fetched indexes on disk across restarts, so a layout version never changes once
 //! released: the golden tests in `tests/served.rs` fail if a served byte or an index byte of
-//! version 1 or 2 changes.
+//! any version changes.
 
 use std::ops::Range;
 
@@ -94,18 +105,26 @@ pub const INDEX_INTERVAL_BYTES: u64 = 4096;
 pub enum Layout {
     /// Positions are byte positions of the served bytes.
     V1,
-    /// Positions are lower bounds of them (exact for batches served as stored).
+    /// Positions are lower bounds of them (exact for batches served as stored); compressed
+    /// batches are served as lz4.
     V2,
+    /// Every batch of rows is served uncompressed, with its exact size; positions advance by
+    /// lower bounds of the sizes ([`Layout::span`]).
+    V3,
 }
 
 impl Layout {
-    /// What copies write.
+    /// What copies write by default (`served.compression=lz4`).
     pub const CURRENT: Layout = Layout::V2;
+
+    /// What copies of topics with `served.compression=none` write.
+    pub const UNCOMPRESSED: Layout = Layout::V3;
 
     pub const fn version(self) -> u16 {
         match self {
             Layout::V1 => 1,
             Layout::V2 => 2,
+            Layout::V3 => 3,
         }
     }
 
@@ -115,9 +134,10 @@ impl Layout {
         match version {
             1 => Ok(Layout::V1),
             2 => Ok(Layout::V2),
+            3 => Ok(Layout::V3),
             v => Err(LayoutError::Sidecar {
                 section: "directory",
-                reason: format!("served layout version {v} is newer than this Calving serves (1 and 2)"),
+                reason: format!("served layout version {v} is newer than this Calving serves (1 to 3)"),
             }),
         }
     }
@@ -126,13 +146,33 @@ impl Layout {
     pub fn exact(self) -> bool {
         self == Layout::V1
     }
-}
 
-/// The codec a batch is served with.
-pub fn served_codec(original: Compression) -> Compression {
-    match original {
-        Compression::None => Compression::None,
-        _ => Compression::Lz4,
+    /// The codec a batch of rows whose original codec is `original` is served with.
+    pub fn served_codec(self, original: Compression) -> Compression {
+        match (self, original) {
+            (Layout::V3, _) | (_, Compression::None) => Compression::None,
+            _ => Compression::Lz4,
+        }
+    }
+
+    /// The size a copy in this layout gives a batch of rows whose records section is
+    /// `records_len` bytes uncompressed, served with `codec`, `original_size` bytes in the
+    /// segment: version 3's exact size, else version 2's ([`v2_rows_size`]; version 1 is never
+    /// written any more).
+    pub fn rows_size(self, codec: Compression, records_len: u64, original_size: u32) -> u64 {
+        match self {
+            Layout::V3 => BATCH_HEADER_LEN as u64 + records_len,
+            Layout::V1 | Layout::V2 => v2_rows_size(codec, records_len, original_size),
+        }
+    }
+
+    /// How far batch `b` advances the positions: its size, but in version 3 no more than its
+    /// original size (a lower bound of its bytes that keeps positions within the segment's).
+    pub fn span(self, b: &BatchEntry) -> u64 {
+        match self {
+            Layout::V3 => u64::from(b.served_size.min(b.original_size)),
+            Layout::V1 | Layout::V2 => u64::from(b.served_size),
+        }
     }
 }
 
@@ -162,9 +202,9 @@ pub fn v2_rows_size(codec: Compression, records_len: u64, original_size: u32) ->
     }
 }
 
-/// Total size of the served segment (layout version 2: of its positions).
-pub fn served_size(batches: &[BatchEntry]) -> u64 {
-    batches.last().map_or(0, |b| b.served_position + u64::from(b.served_size))
+/// The end of the served segment's positions: its size in version 1, a lower bound of it since.
+pub fn served_size(layout: Layout, batches: &[BatchEntry]) -> u64 {
+    batches.last().map_or(0, |b| b.served_position + layout.span(b))
 }
 
 /// About how many bytes batch `b` serves, for sizing reads: its size where positions are exact
@@ -178,10 +218,10 @@ pub fn served_estimate(layout: Layout, b: &BatchEntry) -> u64 {
     }
 }
 
-/// The batch whose served bytes contain `position`.
-pub fn batch_at(batches: &[BatchEntry], position: u64) -> Option<usize> {
+/// The batch whose positions contain `position`.
+pub fn batch_at(layout: Layout, batches: &[BatchEntry], position: u64) -> Option<usize> {
     let i = batches.partition_point(|b| b.served_position <= position);
-    (i > 0 && position < batches[i - 1].served_position + u64::from(batches[i - 1].served_size)).then(|| i - 1)
+    (i > 0 && position < batches[i - 1].served_position + layout.span(&batches[i - 1])).then(|| i - 1)
 }
 
 fn relative(offset: i64, base: i64) -> i32 {
@@ -224,7 +264,7 @@ pub fn time_index(layout: Layout, batches: &[BatchEntry], base_offset: i64) -> V
         }
         since += u64::from(match layout {
             Layout::V1 => b.served_size,
-            Layout::V2 => b.original_size,
+            Layout::V2 | Layout::V3 => b.original_size,
         });
     }
     maybe_append(&mut entries, max_so_far, offset_of_max);
@@ -363,13 +403,13 @@ impl Rebuilder {
             let n = usize::try_from(batch.header.records_count).unwrap_or(0);
             let start = out.len();
             self.rebuild(sidecar, batch, rows.by_ref().take(n), out)?;
-            // The rows must give the batch the sidecar describes: its exact size, or in version 2
-            // for a re-compressed batch, the lower bound of the records rebuilt (which must hold:
-            // the index's safety rests on it).
+            // The rows must give the batch the sidecar describes: its exact size (versions 1 and
+            // 3), or in version 2 for a re-compressed batch, the lower bound of the records
+            // rebuilt (which must hold: the index's safety rests on it).
             let served = (out.len() - start) as u64;
             let size = u64::from(batch.served_size);
             let fits = match layout {
-                Layout::V1 => served == size,
+                Layout::V1 | Layout::V3 => served == size,
                 Layout::V2 => {
                     v2_rows_size(batch.served_codec, self.records.len() as u64, batch.original_size) == size && served >= size
                 }
@@ -465,7 +505,7 @@ mod tests {
         assert_eq!(v2_rows_size(Compression::None, 1000, 10), 1061);
         assert_eq!(v2_rows_size(Compression::Lz4, 1 << 30, 100), 100);
         assert_eq!(v2_rows_size(Compression::Lz4, 256 * 10, 1000), 71);
-        assert!(Layout::of(3).is_err());
+        assert!(Layout::of(4).is_err());
         assert_eq!(Layout::of(Layout::CURRENT.version()).unwrap(), Layout::CURRENT);
     }
 }

@@ -2,16 +2,19 @@
 //! round trip: convert → rows written with Calving's writer settings → read back → rebuild.
 //!
 //! Checked for every fixture segment: the sidecar's positions (layout version 2, what copies
-//! write) are lower bounds of the rebuilt bytes' positions, exact for batches served as stored;
-//! the same segment with version 1's exact positions (what earlier copies wrote: positions of
-//! the rebuilt bytes, [`exact`]) serves the same bytes with exactly its sizes; originally
-//! uncompressed batches, control batches and legacy entries come back byte-identical; Kafka's
-//! own record parser reads the same batch facts and records (header values included) from the
-//! served file as from the original (`KafkaRecordsDump`, codec, size, CRC and position aside);
-//! Kafka's `DumpLogSegments` finds no mismatch between the served `.log` and the served
-//! `.timeindex` of either version; and the served bytes and both versions' indexes still hash
-//! to the committed golden values (`tests/golden/layout-v1.txt`, `layout-v2.txt`; rewrite them
-//! with `CALVING_BLESS=1` only when adding fixtures, never to make a layout change pass).
+//! write by default) are lower bounds of the rebuilt bytes' positions, exact for batches served
+//! as stored; the same segment with version 1's exact positions (what earlier copies wrote:
+//! positions of the rebuilt bytes, [`exact`]) serves the same bytes with exactly its sizes;
+//! version 3 (`served.compression=none`) serves every batch of rows uncompressed with exactly its
+//! size, its positions advancing by no more than the batch's bytes nor its original size;
+//! originally uncompressed batches, control batches and legacy entries come back byte-identical
+//! in every version; Kafka's own record parser reads the same batch facts and records (header
+//! values included) from the served files of versions 2 and 3 as from the original
+//! (`KafkaRecordsDump`, codec, size, CRC and position aside); Kafka's `DumpLogSegments` finds no
+//! mismatch between a served `.log` and the served `.timeindex` of any version; and the served
+//! bytes and every version's indexes still hash to the committed golden values
+//! (`tests/golden/layout-v1.txt`, `layout-v2.txt`, `layout-v3.txt`; rewrite them with
+//! `CALVING_BLESS=1` only when adding fixtures or a version, never to make a layout change pass).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -41,10 +44,15 @@ fn read_opt(path: PathBuf) -> Option<Vec<u8>> {
 }
 
 fn convert(log: &Path) -> Converted {
-    convert_stats(log).0
+    convert_stats(log, Layout::CURRENT).0
 }
 
-fn convert_stats(log: &Path) -> (Converted, calving_layout::convert::ConvertStats) {
+/// The segment copied with `served.compression=none`.
+fn convert_v3(log: &Path) -> Converted {
+    convert_stats(log, Layout::UNCOMPRESSED).0
+}
+
+fn convert_stats(log: &Path, layout: Layout) -> (Converted, calving_layout::convert::ConvertStats) {
     let data = std::fs::read(log).unwrap();
     let base: i64 = log.file_stem().unwrap().to_str().unwrap().parse().unwrap();
     let identity = SegmentIdentity {
@@ -60,7 +68,7 @@ fn convert_stats(log: &Path) -> (Converted, calving_layout::convert::ConvertStat
     let target = TargetColumns::locate(default_arrow_schema()).unwrap();
     // Small chunks so rows of one batch span several chunks and files' row groups.
     let limits = ChunkLimits { max_rows: 37, max_bytes: 64 * 1024 };
-    let mut conv = SegmentConverter::new(target, identity, limits);
+    let mut conv = SegmentConverter::new(target, identity, limits).with_layout(layout).unwrap();
     let mut writer = ArrowWriter::try_new(Vec::new(), default_arrow_schema(), Some(writer_properties(1))).unwrap();
     let mut sink = |chunk: RecordBatch| -> Result<(), LayoutError> {
         writer.write(&chunk).unwrap();
@@ -81,7 +89,7 @@ fn convert_stats(log: &Path) -> (Converted, calving_layout::convert::ConvertStat
     let parquet = Bytes::from(writer.into_inner().unwrap());
     // The sidecar survives its own encoding.
     let sidecar = Sidecar::decode(&sidecar.encode()).unwrap();
-    assert_eq!(sidecar.layout_version, 2, "copies write layout version 2");
+    assert_eq!(sidecar.layout_version, layout.version());
     (Converted { sidecar, parquet }, stats)
 }
 
@@ -130,7 +138,7 @@ fn served_bytes_match_sidecar_and_originals() {
         // Version 1's exact twin serves the same bytes (its rebuild checks every size).
         let v1 = exact(&c, &served);
         assert_eq!(serve(&v1), served, "{}", log.display());
-        assert_eq!(served.len() as u64, served::served_size(&v1.sidecar.batches), "{}", log.display());
+        assert_eq!(served.len() as u64, served::served_size(Layout::V1, &v1.sidecar.batches), "{}", log.display());
         let mut position = 0;
         for ((s, o), b) in entries.iter().zip(&originals).zip(&c.sidecar.batches) {
             // Version 2: positions are the running sum of sizes that never exceed the served
@@ -171,7 +179,7 @@ fn served_bytes_match_sidecar_and_originals() {
             let index = offset::parse(&served::offset_index(&c.sidecar.batches, base)).unwrap();
             assert_eq!(index.len(), entries.len().saturating_sub(1), "{}", log.display());
             for (k, (e, s)) in index.iter().zip(entries.iter().skip(1)).enumerate() {
-                assert_eq!(served::batch_at(&c.sidecar.batches, e.position as u64), Some(k + 1));
+                assert_eq!(served::batch_at(layout(c), &c.sidecar.batches, e.position as u64), Some(k + 1));
                 if layout(c).exact() {
                     assert_eq!(e.position as u64, s.position());
                 }
@@ -189,8 +197,72 @@ fn served_bytes_match_sidecar_and_originals() {
     assert!(identical > 60 && relayered > 50, "{identical} identical, {relayered} re-encoded batches");
 }
 
-/// Kafka's record parser sees the same batches and records in the served file, and Kafka's
-/// index checks accept both versions' indexes.
+/// Version 3: every batch of rows served uncompressed, holding the original's records and
+/// batch facts (codec bits, CRC and length aside), with its exact size in the sidecar; positions
+/// are the running sum of spans that exceed neither the batch's served bytes nor its original
+/// size; batches served as stored in version 2 are served the same in version 3; and every
+/// offset-index entry leads back to its batch.
+#[test]
+fn version_3_serves_every_batch_uncompressed() {
+    let (mut same, mut decompressed, mut smaller) = (0, 0, 0);
+    for log in all_logs() {
+        let original = std::fs::read(&log).unwrap();
+        let c = convert_v3(&log);
+        let v2 = convert(&log);
+        let served = serve(&c);
+        let served_v2 = serve(&v2);
+        let entries: Vec<LogEntry> = LogEntries::new(&served).map(Result::unwrap).collect();
+        let entries_v2: Vec<LogEntry> = LogEntries::new(&served_v2).map(Result::unwrap).collect();
+        let originals: Vec<LogEntry> = LogEntries::new(&original).map(Result::unwrap).collect();
+        assert_eq!(entries.len(), originals.len(), "{}", log.display());
+        let mut position = 0;
+        for (((s, o), s2), b) in entries.iter().zip(&originals).zip(&entries_v2).zip(&c.sidecar.batches) {
+            assert_eq!(b.served_position, position, "{}", log.display());
+            let span = Layout::V3.span(b);
+            position += span;
+            assert_eq!(b.served_size as usize, s.bytes().len(), "{}: version 3 sizes are exact", log.display());
+            assert!(span <= s.bytes().len() as u64 && span <= u64::from(b.original_size), "{}", log.display());
+            assert!(b.served_position <= o.position(), "{}: positions stay within the segment's", log.display());
+            s.verify_crc().unwrap();
+            match (s, o) {
+                (LogEntry::Batch(sb), LogEntry::Batch(ob)) if ob.compression() != Compression::None && !ob.header.attributes.is_control() => {
+                    assert_eq!(sb.compression(), Compression::None, "{}", log.display());
+                    let mut h = sb.header.clone();
+                    h.attributes = h.attributes.with_compression(ob.compression());
+                    h.crc = ob.header.crc;
+                    h.batch_length = ob.header.batch_length;
+                    assert_eq!(h, ob.header);
+                    let (mut x, mut y) = (Vec::new(), Vec::new());
+                    let a: Vec<_> = sb.records(&mut x).unwrap().map(Result::unwrap).collect();
+                    let b2: Vec<_> = ob.records(&mut y).unwrap().map(Result::unwrap).collect();
+                    assert_eq!(a, b2);
+                    decompressed += 1;
+                    if (span as usize) < s.bytes().len() {
+                        smaller += 1;
+                    }
+                }
+                _ => {
+                    assert_eq!(s.bytes(), o.bytes(), "{} batch at {} differs", log.display(), o.position());
+                    assert_eq!(s.bytes(), s2.bytes());
+                    same += 1;
+                }
+            }
+        }
+        assert_eq!(served::served_size(Layout::V3, &c.sidecar.batches), position);
+        let base = c.sidecar.segment.start_offset;
+        let index = offset::parse(&served::offset_index(&c.sidecar.batches, base)).unwrap();
+        assert_eq!(index.len(), entries.len().saturating_sub(1), "{}", log.display());
+        for (k, e) in index.iter().enumerate() {
+            assert_eq!(served::batch_at(Layout::V3, &c.sidecar.batches, e.position as u64), Some(k + 1));
+        }
+    }
+    // The fixtures' compressed batches shrank when compressed: their spans are their original
+    // sizes, below what version 3 serves.
+    assert!(same > 60 && decompressed > 50 && smaller > 50, "{same} as stored, {decompressed} served uncompressed, {smaller} spans below the bytes");
+}
+
+/// Kafka's record parser sees the same batches and records in the served files, and Kafka's
+/// index checks accept every version's indexes.
 #[test]
 fn kafka_reads_served_segments_like_the_originals() {
     let dir = tempfile::tempdir().unwrap();
@@ -225,11 +297,31 @@ fn kafka_reads_served_segments_like_the_originals() {
             std::fs::write(only.join(name).with_extension("index"), served::offset_index(&c.sidecar.batches, base)).unwrap();
             sanity.push(only.join(name).with_extension("index"));
         }
+        // Version 3's own served bytes, the same way.
+        let c3 = convert_v3(log);
+        let served3 = serve(&c3);
+        let exact3 = exact(&c3, &served3);
+        let sub = dir.path().join(format!("{i}-v3"));
+        std::fs::create_dir(&sub).unwrap();
+        let path = sub.join(name);
+        std::fs::write(&path, &served3).unwrap();
+        std::fs::write(path.with_extension("index"), served::offset_index(&exact3.sidecar.batches, base)).unwrap();
+        std::fs::write(path.with_extension("timeindex"), served::time_index(Layout::V3, &c3.sidecar.batches, base)).unwrap();
+        sanity.push(path.with_extension("timeindex"));
+        timeindexes.push(path.with_extension("timeindex"));
+        files.push(path);
+        let only = dir.path().join(format!("{i}-v3-index"));
+        std::fs::create_dir(&only).unwrap();
+        std::fs::write(only.join(name), &served3).unwrap();
+        std::fs::write(only.join(name).with_extension("index"), served::offset_index(&c3.sidecar.batches, base)).unwrap();
+        sanity.push(only.join(name).with_extension("index"));
     }
     let by_file = kafka_reads(&files);
-    for (pair, log) in by_file.chunks(2).zip(all_logs()) {
-        assert!(pair[1].iter().all(|v| v["type"] != "batch" || v["valid"] == true), "{}", log.display());
-        assert_eq!(pair[0], pair[1], "{}: Kafka reads the served segment differently", log.display());
+    for (reads, log) in by_file.chunks(3).zip(all_logs()) {
+        for (version, served) in [(2, &reads[1]), (3, &reads[2])] {
+            assert!(served.iter().all(|v| v["type"] != "batch" || v["valid"] == true), "{}", log.display());
+            assert_eq!(&reads[0], served, "{}: Kafka reads the served segment of layout v{version} differently", log.display());
+        }
     }
     // Kafka's own checks on the served indexes: the sanity check a broker runs when it loads them,
     // and DumpLogSegments' time-index verification against the served log (its offset-index
@@ -246,14 +338,14 @@ fn kafka_reads_served_segments_like_the_originals() {
     assert!(!stderr.contains("mismatch") && !stderr.contains("not found") && !stderr.contains("out of order"), "{stderr}");
 }
 
-/// The served bytes and indexes of both layout versions, pinned: a broker's cached indexes of a
+/// The served bytes and indexes of every layout version, pinned: a broker's cached indexes of a
 /// segment copied by any release must keep matching what later releases serve.
 #[test]
 fn golden_layouts() {
-    for version in [1u16, 2] {
+    for version in [1u16, 2, 3] {
         let mut text = String::new();
         for log in all_logs() {
-            let c = convert(&log);
+            let c = if version == 3 { convert_v3(&log) } else { convert(&log) };
             let served = serve(&c);
             let c = if version == 1 { exact(&c, &served) } else { c };
             let base = c.sidecar.segment.start_offset;

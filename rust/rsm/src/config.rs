@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 
+use calving_layout::served::Layout;
+
 use crate::error::{Result, RsmError};
 
 /// `warehouse`: where data files, sidecars and (for the embedded catalog) the catalog live.
@@ -25,6 +27,13 @@ pub const MAINTENANCE_INTERVAL_MS: &str = "maintenance.interval.ms";
 pub const SIDECAR_CACHE_ENTRIES: &str = "sidecar.cache.entries";
 /// `sidecar.cache.bytes`: memory the parsed sidecars kept may take, at most (default 64 MiB).
 pub const SIDECAR_CACHE_BYTES: &str = "sidecar.cache.bytes";
+
+/// `served.compression`: how `fetchLogSegment` serves originally compressed batches of the
+/// segments copied from now on, `lz4` (default: re-compressed as lz4, served layout version 2) or
+/// `none` (uncompressed, version 3: about half the CPU of a remote read, and as many bytes as the
+/// records on the wire); per topic as `topic.<name>.served.compression`. A segment keeps the
+/// layout it was copied in (brokers cache its indexes).
+pub const SERVED_COMPRESSION: &str = "served.compression";
 
 /// `value.mode`: how values become rows, `key_value` (default: the raw `value` column),
 /// `value_schema_id_prefix` or `value_schema_latest`; per topic as `topic.<name>.value.mode`.
@@ -133,8 +142,19 @@ pub struct RsmConfig {
     pub topic_key_subject: HashMap<String, String>,
     /// The Schema Registry, when `schema.registry.url` is set.
     pub registry: Option<calving_schema::RegistryConfig>,
+    /// `served.compression`, as the served layout copies write.
+    pub served_layout: Layout,
+    pub topic_served_layout: HashMap<String, Layout>,
     /// Every property, for the storage and table crates.
     pub properties: HashMap<String, String>,
+}
+
+fn parse_served_compression(key: &str, v: &str) -> Result<Layout> {
+    match v {
+        "lz4" => Ok(Layout::CURRENT),
+        "none" => Ok(Layout::UNCOMPRESSED),
+        other => Err(RsmError::InvalidConfig { key: key.into(), reason: format!("{other:?} is not lz4 or none") }),
+    }
 }
 
 fn parse_mode(key: &str, v: &str) -> Result<RetentionMode> {
@@ -164,7 +184,11 @@ impl RsmConfig {
         let mut topic_value_subject = HashMap::new();
         let mut topic_key_mode = HashMap::new();
         let mut topic_key_subject = HashMap::new();
+        let mut topic_served_layout = HashMap::new();
         for (k, v) in properties {
+            if let Some(topic) = k.strip_prefix("topic.").and_then(|r| r.strip_suffix(".served.compression")) {
+                topic_served_layout.insert(topic.to_string(), parse_served_compression(k, v)?);
+            }
             if let Some(topic) = k.strip_prefix("topic.").and_then(|r| r.strip_suffix(".retention.mode")) {
                 topic_retention.insert(topic.to_string(), parse_mode(k, v)?);
             }
@@ -181,6 +205,10 @@ impl RsmConfig {
                 topic_key_subject.insert(topic.to_string(), v.clone());
             }
         }
+        let served_layout = match properties.get(SERVED_COMPRESSION) {
+            Some(v) => parse_served_compression(SERVED_COMPRESSION, v)?,
+            None => Layout::CURRENT,
+        };
         let key_mode = match properties.get(KEY_MODE) {
             Some(v) => parse_key_mode(KEY_MODE, v)?,
             None => KeyMode::Raw,
@@ -247,6 +275,8 @@ impl RsmConfig {
             topic_key_mode,
             topic_key_subject,
             registry,
+            served_layout,
+            topic_served_layout,
             properties: properties.clone(),
         })
     }
@@ -269,6 +299,11 @@ impl RsmConfig {
     /// The key mode of a topic.
     pub fn key_mode(&self, topic: &str) -> KeyMode {
         self.topic_key_mode.get(topic).copied().unwrap_or(self.key_mode)
+    }
+
+    /// The served layout a topic's segments are copied in (`served.compression`).
+    pub fn served_layout(&self, topic: &str) -> Layout {
+        self.topic_served_layout.get(topic).copied().unwrap_or(self.served_layout)
     }
 
     /// The subject whose latest schema `key_schema_latest` decodes a topic's keys with.
@@ -328,5 +363,15 @@ mod tests {
         assert!(e.to_string().contains("schema.registry.url"), "{e}");
         let e = RsmConfig::from_properties(&props(&[("value.mode", "avro")])).unwrap_err();
         assert!(e.to_string().contains("value.mode"), "{e}");
+    }
+
+    #[test]
+    fn served_compression_per_topic() {
+        let c = RsmConfig::from_properties(&props(&[("topic.cold.served.compression", "none")])).unwrap();
+        assert_eq!((c.served_layout("cold"), c.served_layout("t")), (Layout::V3, Layout::V2));
+        let c = RsmConfig::from_properties(&props(&[("served.compression", "none"), ("topic.t.served.compression", "lz4")])).unwrap();
+        assert_eq!((c.served_layout("cold"), c.served_layout("t")), (Layout::V3, Layout::V2));
+        let e = RsmConfig::from_properties(&props(&[("served.compression", "zstd")])).unwrap_err();
+        assert!(e.to_string().contains("served.compression") && e.to_string().contains("zstd"), "{e}");
     }
 }

@@ -170,7 +170,7 @@ fn copy_once(inner: &Inner, seg: &SegmentMetadata, files: &LogSegmentFiles) -> R
             if rt.block_on(inner.storage.exists(&location)).map_err(storage_err)? {
                 tracing::info!(segment = %seg, %location, "segment already committed");
                 return Ok(CopyOutcome {
-                    custom_metadata: custom_metadata(),
+                    custom_metadata: custom_metadata(inner.config.served_layout(&seg.topic)),
                     snapshot_id: table.metadata().current_snapshot_id(),
                     sidecar_location: location,
                     ..CopyOutcome::default()
@@ -278,8 +278,10 @@ fn close_part(w: PartWriter, table: &Table, name: &str) -> Result<(DataFile, Dat
     Ok((data_file, file))
 }
 
-fn custom_metadata() -> Vec<u8> {
-    vec![calving_layout::served::Layout::CURRENT.version() as u8]
+/// The served layout version the segment is copied in, as Kafka keeps it with the segment's
+/// metadata (for operators reading it with Kafka's tools; the sidecar is what serving follows).
+fn custom_metadata(layout: calving_layout::served::Layout) -> Vec<u8> {
+    vec![layout.version() as u8]
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -316,6 +318,7 @@ fn convert_and_commit(
     let zstd_level = table.metadata().properties().get("write.parquet.compression-level").and_then(|v| v.parse().ok()).unwrap_or(1);
     let props = writer_properties(zstd_level);
     let layout_err = |source| RsmError::Layout { segment: name.clone(), source };
+    let layout = inner.config.served_layout(&seg.topic);
     // Schema modes: pass 0 converts with the prepared parts (they also carry the writer schemas
     // of reused rows, for the sidecar); a later pass, for rows only, with the parts of the pass
     // before it started afresh.
@@ -339,7 +342,9 @@ fn convert_and_commit(
     let mut pending: Vec<String> = Vec::new();
     loop {
         let only: Option<HashSet<String>> = (pass > 0).then(|| pending.drain(..pending.len().min(MAX_OPEN_PARTITIONS)).collect());
-        let mut converter = SegmentConverter::new(target.clone(), seg.identity(), ChunkLimits::default());
+        let mut converter = SegmentConverter::new(target.clone(), seg.identity(), ChunkLimits::default())
+            .with_layout(layout)
+            .map_err(layout_err)?;
         if let Some(v) = values.take() {
             converter = converter.with_typed(v).map_err(layout_err)?;
         }
@@ -491,7 +496,7 @@ fn convert_and_commit(
             end_offset: seg.end_offset,
             already_held: held.to_vec(),
             extra: BTreeMap::from([
-                ("calving.layout-version".to_string(), calving_layout::served::Layout::CURRENT.version().to_string()),
+                ("calving.layout-version".to_string(), layout.version().to_string()),
                 ("calving.topic".to_string(), seg.topic.clone()),
             ]),
         };
@@ -501,7 +506,7 @@ fn convert_and_commit(
         Some(outcome.snapshot_id())
     };
     Ok(CopyOutcome {
-        custom_metadata: custom_metadata(),
+        custom_metadata: custom_metadata(layout),
         stats,
         data_files: new_files,
         snapshot_id,

@@ -1,8 +1,8 @@
 //! `fetchLogSegment`: a lazy stream over the served layout.
 //!
 //! A stream starts at the batch whose served range holds the position it is opened at (in
-//! layout version 1 at that very byte; in version 2, whose positions are lower bounds, at the
-//! batch's start: `calving_layout::served`), and ends with the batch holding the end position
+//! layout version 1 at that very byte; in versions 2 and 3, whose positions are lower bounds, at
+//! the batch's start: `calving_layout::served`), and ends with the batch holding the end position
 //! (version 1: at that byte).
 //!
 //! Each step takes the next batches worth about `fetch.chunk.bytes` of served bytes, reads the
@@ -81,7 +81,7 @@ impl std::fmt::Debug for SegmentStream {
 pub(crate) fn open(inner: &Arc<Inner>, seg: &SegmentMetadata, start: u64, end: Option<u64>) -> Result<SegmentStream> {
     let sidecar = inner.sidecar(seg)?;
     let layout = sidecar.layout().map_err(|source| RsmError::Layout { segment: seg.to_string(), source })?;
-    let size = served::served_size(&sidecar.batches);
+    let size = served::served_size(layout, &sidecar.batches);
     if start > size {
         return Err(RsmError::BadPosition { segment: seg.to_string(), position: start, size });
     }
@@ -155,10 +155,10 @@ impl SegmentStream {
     fn produce(&mut self) -> Result<()> {
         let sidecar = self.sidecar.clone();
         let batches = &sidecar.batches;
-        let first = served::batch_at(batches, self.position).ok_or_else(|| RsmError::BadPosition {
+        let first = served::batch_at(self.layout, batches, self.position).ok_or_else(|| RsmError::BadPosition {
             segment: self.segment.clone(),
             position: self.position,
-            size: served::served_size(batches),
+            size: served::served_size(self.layout, batches),
         })?;
         let (chunk, end, layout) = (self.inner.config.fetch_chunk_bytes as u64, self.end, self.layout);
         let estimate = |b| served::served_estimate(layout, b);
@@ -225,7 +225,7 @@ impl SegmentStream {
         } else {
             // Lower-bound positions: whole batches.
             self.chunk_pos = 0;
-            self.position = batches[last].served_position + u64::from(batches[last].served_size);
+            self.position = batches[last].served_position + self.layout.span(&batches[last]);
         }
         if self.position >= self.end || self.ahead.as_ref().is_some_and(|a| last >= a.last) {
             self.ahead = None; // every row held is served

@@ -7,10 +7,11 @@
 //! position + the bytes returned, else the segment's end + 1; the fetch position is the lookup
 //! position, plus the bytes skipped in later versions: both are checked) and collect aborted
 //! transactions from the served transaction index. Positions are the broker's to pass around
-//! only: nothing here assumes they are byte positions (layout version 2's are lower bounds).
+//! only: nothing here assumes they are byte positions (layout versions 2 and 3's are lower bounds).
 //!
-//! For every offset of the transactional fixture (lz4 batches: re-compressed, so version 2's
-//! positions fall short of the bytes) and several fetch sizes: a fetch from a position starts at
+//! For every offset of the transactional fixture (lz4 batches: re-compressed in version 2 and
+//! served uncompressed in version 3, `served.compression=none`; in both the positions fall short
+//! of the bytes), in both versions, and several fetch sizes: a fetch from a position starts at
 //! the batch the index entry names, the first record the consumer gets is the first record at
 //! or after the fetch offset (nothing skipped), and every record of an aborted transaction in
 //! the returned batches is covered by a collected aborted transaction (no aborted record handed
@@ -54,8 +55,20 @@ fn walk(bytes: &[u8]) -> Vec<Batch> {
 
 #[test]
 fn broker_reads_find_every_offset_and_bound_aborted_transactions() {
+    broker_reads("lz4");
+}
+
+#[test]
+fn broker_reads_of_batches_served_uncompressed() {
+    broker_reads("none");
+}
+
+fn broker_reads(served_compression: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let props = HashMap::from([("warehouse".to_string(), format!("file://{}/w", dir.path().display()))]);
+    let props = HashMap::from([
+        ("warehouse".to_string(), format!("file://{}/w", dir.path().display())),
+        ("served.compression".to_string(), served_compression.to_string()),
+    ]);
     let rsm = RemoteStorage::open(&props).unwrap();
     let logs = fixture_files("txn", "log");
     let (mut checked, mut checked_aborted) = (0, 0);
@@ -79,9 +92,14 @@ fn broker_reads_find_every_offset_and_bound_aborted_transactions() {
         for (e, b) in index.iter().zip(&served_batches[1..]) {
             assert_eq!(md.start_offset + i64::from(e.relative_offset), b.base, "one entry per batch after the first");
         }
-        let compressed = LogEntries::new(&whole).any(|e| matches!(e, Ok(LogEntry::Batch(b)) if b.compression() != calving_segment::Compression::None));
-        if compressed {
-            // Version 2: some position falls short of its batch's byte position.
+        let is_compressed = |bytes: &[u8]| {
+            LogEntries::new(bytes).any(|e| matches!(e, Ok(LogEntry::Batch(b)) if b.compression() != calving_segment::Compression::None))
+        };
+        let original_bytes = std::fs::read(log).unwrap();
+        // Version 3 serves nothing compressed, version 2 re-compresses what was.
+        assert_eq!(is_compressed(&whole), served_compression == "lz4" && is_compressed(&original_bytes), "{}", log.display());
+        if is_compressed(&original_bytes) {
+            // Versions 2 and 3: some position falls short of its batch's byte position.
             let mut byte_positions = LogEntries::new(&whole).skip(1).map(|e| e.unwrap().position());
             assert!(index.iter().any(|e| byte_positions.next() != Some(e.position as u64)), "{}: positions are exact", log.display());
         }

@@ -27,8 +27,23 @@ fn broker_logs() -> Vec<(String, PathBuf)> {
 
 #[test]
 fn copy_then_fetch_serves_every_record_back() {
+    copy_then_fetch("lz4");
+}
+
+/// The same with `served.compression=none` (served layout version 3): compressed batches come
+/// back uncompressed, with the same records, from every index position.
+#[test]
+fn copy_then_fetch_serves_every_record_back_uncompressed() {
+    copy_then_fetch("none");
+}
+
+fn copy_then_fetch(served_compression: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let rsm = open(dir.path());
+    let props = HashMap::from([
+        ("warehouse".to_string(), format!("file://{}/warehouse", dir.path().display())),
+        ("served.compression".to_string(), served_compression.to_string()),
+    ]);
+    let rsm = RemoteStorage::open(&props).unwrap();
     for (fixture, log) in broker_logs() {
         let (md, files) = segment(&fixture, &log);
         let outcome = rsm.copy_log_segment(&md, &files).unwrap();
@@ -45,6 +60,12 @@ fn copy_then_fetch_serves_every_record_back() {
             if o.compression() == Compression::None {
                 assert_eq!(s.bytes(), o.bytes(), "{}: uncompressed batch at {} differs", log.display(), o.position);
             }
+            let served_codec = match (served_compression, o.compression(), o.header.attributes.is_control()) {
+                (_, Compression::None, _) | ("none", _, false) => Compression::None,
+                (_, original, true) => original,
+                _ => Compression::Lz4,
+            };
+            assert_eq!(s.compression(), served_codec, "{}: batch at {}", log.display(), o.position);
             let sr: Vec<_> = s.records(&mut a).unwrap().map(Result::unwrap).collect();
             let or: Vec<_> = o.records(&mut b).unwrap().map(Result::unwrap).collect();
             assert_eq!(sr, or);
@@ -244,18 +265,48 @@ fn streams_that_read_ahead_serve_exact_bytes() {
     use calving_segment::synth::SynthSpec;
     let one_file = SynthSpec { value_size: 100, ..SynthSpec::default() };
     let many_files = SynthSpec { value_size: 100, records_per_batch: 16, distinct_batches: 32, batch_interval_ms: 6 * 3_600_000, ..SynthSpec::default() };
-    for (name, spec) in [("ahead", one_file), ("ahead-days", many_files)] {
+    // An lz4 segment served uncompressed (`served.compression=none`): the steps are sized by
+    // the exact sizes of version 3, the positions fall short of the bytes.
+    let lz4_uncompressed = SynthSpec { value_size: 100, compression: Compression::Lz4, ..SynthSpec::default() };
+    for (name, spec, served_compression) in
+        [("ahead", one_file, "lz4"), ("ahead-days", many_files, "lz4"), ("ahead-v3", lz4_uncompressed, "none")]
+    {
         let dir = tempfile::tempdir().unwrap();
         let (md, files, data, _) = synthetic_segment(dir.path(), name, &spec, 3 << 20, 1_700_000_000_000 + 8 * 86_400_000);
         let props = HashMap::from([
             ("warehouse".to_string(), format!("file://{}/warehouse", dir.path().display())),
             ("fetch.chunk.bytes".to_string(), "16384".to_string()),
+            ("served.compression".to_string(), served_compression.to_string()),
         ]);
         let rsm = RemoteStorage::open(&props).unwrap();
         let outcome = rsm.copy_log_segment(&md, &files).unwrap();
-        assert!(name == "ahead" || outcome.data_files.len() > 1, "{name}: {} data files", outcome.data_files.len());
+        assert!(name != "ahead-days" || outcome.data_files.len() > 1, "{name}: {} data files", outcome.data_files.len());
         let whole = fetch_all(&rsm, &md, 0, None);
-        assert!(whole == data, "{name}: the whole segment");
+        if spec.compression == Compression::None {
+            assert!(whole == data, "{name}: the whole segment");
+        } else {
+            // The original's batches, each decompressed: header fields but the codec bits, the
+            // length and the CRC as they were, the records section byte for byte.
+            let mut scratch = Vec::new();
+            let expected: Vec<(i64, i32, Vec<u8>)> = LogEntries::new(&data)
+                .map(|e| match e.unwrap() {
+                    LogEntry::Batch(b) => (b.header.base_offset, b.header.records_count, { b.records(&mut scratch).unwrap(); scratch.clone() }),
+                    LogEntry::Legacy(_) => unreachable!(),
+                })
+                .collect();
+            let got: Vec<(i64, i32, Vec<u8>)> = LogEntries::new(&whole)
+                .map(|e| match e.unwrap() {
+                    LogEntry::Batch(b) => {
+                        assert_eq!(b.compression(), Compression::None, "{name}");
+                        b.verify_crc().unwrap();
+                        (b.header.base_offset, b.header.records_count, b.payload().to_vec())
+                    }
+                    LogEntry::Legacy(_) => unreachable!(),
+                })
+                .collect();
+            assert!(got == expected, "{name}: the whole segment, uncompressed");
+            assert!(whole.len() > data.len() * 2, "{name}: {} bytes served of a {}-byte lz4 segment", whole.len(), data.len());
+        }
         let map = Served::new(&rsm, &md, whole);
         for (i, &start) in map.positions.iter().enumerate().step_by(29) {
             assert!(fetch_all(&rsm, &md, start, None) == map.expected(start, None), "{name}: from {start} to the end");

@@ -40,7 +40,7 @@ use arrow_array::RecordBatch;
 use calving_layout::convert::{ChunkLimits, SegmentConverter, SideFiles};
 use calving_layout::parquet_props::writer_properties;
 use calving_layout::schema::{default_arrow_schema, TargetColumns};
-use calving_layout::served::served_codec;
+use calving_layout::served::Layout;
 use calving_rsm::{IndexType, KafkaUuid, LogSegmentFiles, RemoteStorage, SegmentMetadata};
 use calving_segment::compression::{self, CompressionLevels};
 use calving_segment::index::offset::{self, OffsetIndexEntry};
@@ -78,6 +78,10 @@ pub struct ConvertArgs {
     /// Most record bytes (MiB) held in memory as Arrow rows for the reference encode.
     #[arg(long, default_value_t = 512)]
     reference_mib: u64,
+    /// The plugin's `served.compression` for the copies: `lz4` (served layout version 2, the
+    /// default) or `none` (version 3: compressed batches served uncompressed).
+    #[arg(long, default_value = "lz4", value_parser = ["lz4", "none"])]
+    served_compression: String,
     /// Internal: convert the segment in this directory once and print what it cost.
     #[arg(long, hide = true)]
     child: Option<PathBuf>,
@@ -267,11 +271,6 @@ fn child(dir: &Path, config: &[(String, String)]) -> Result<(), BenchError> {
     Ok(())
 }
 
-/// Runs one convert in a child process; returns its timing and peak memory.
-fn convert_in_child(seg: &Segment) -> Result<(Timing, Option<u64>), BenchError> {
-    convert_in_child_with(seg, &[]).map(|(t, peak, _)| (t, peak))
-}
-
 /// Runs one convert in a child process with the plugin properties `config`; returns its timing,
 /// peak memory and the values that went to columns.
 pub(super) fn convert_in_child_with(seg: &Segment, config: &[(String, String)]) -> Result<(Timing, Option<u64>, u64), BenchError> {
@@ -320,7 +319,8 @@ fn measure(args: &ConvertArgs, seg: &Segment) -> Result<Figures, BenchError> {
         if wh.exists() {
             std::fs::remove_dir_all(&wh).map_err(io_err(&wh))?;
         }
-        let (t, peak) = convert_in_child(seg)?;
+        let config = [("served.compression".to_string(), args.served_compression.clone())];
+        let (t, peak, _) = convert_in_child_with(seg, &config)?;
         peak_bytes = peak_bytes.max(peak);
         Ok(t)
     })?;
@@ -372,8 +372,9 @@ fn measure(args: &ConvertArgs, seg: &Segment) -> Result<Figures, BenchError> {
             rows => Err(BenchError::Usage(format!("the data files hold {rows} rows, the segment {} records", seg.stats.records))),
         }
     })?;
+    let layout = if args.served_compression == "none" { Layout::UNCOMPRESSED } else { Layout::CURRENT };
     let served_encode = best(args.runs, || {
-        let (t, bytes) = served_encode(seg)?;
+        let (t, bytes) = served_encode(seg, layout)?;
         if bytes != served_bytes {
             return Err(BenchError::Usage(format!(
                 "the served-batch encode makes {bytes} bytes, the full read served {served_bytes}: not the serve path's encoder"
@@ -461,14 +462,14 @@ fn read_columns(files: &[PathBuf]) -> Result<u64, BenchError> {
     Ok(rows)
 }
 
-/// Compresses each served batch's records section as `fetchLogSegment` does, with the pinned
-/// encoder of `calving_segment::compression` (lz4 for originally compressed batches; uncompressed
-/// ones are served as they are and cost nothing here), on this thread: the compression alone (no
+/// Compresses each served batch's records section as `fetchLogSegment` does in `layout`, with the
+/// pinned encoder of `calving_segment::compression` (lz4 for originally compressed batches;
+/// batches served uncompressed cost nothing here), on this thread: the compression alone (no
 /// header, no CRC-32C). The records section is the original batch's, decompressed untimed (the
 /// served records are the same bytes), [`ENCODE_SLICE_BYTES`] at a time, each slice's encode
 /// timed as a whole (the thread's CPU clock moves at scheduler ticks). Returns the summed timing
 /// and the bytes the served batches take (header + frame), which must be the full read's.
-fn served_encode(seg: &Segment) -> Result<(Timing, u64), BenchError> {
+fn served_encode(seg: &Segment, layout: Layout) -> Result<(Timing, u64), BenchError> {
     let mut reader = LogReader::open(&seg.files.log)?;
     let (mut records, mut ends) = (Vec::<u8>::new(), Vec::<usize>::new());
     let (mut scratch, mut out) = (Vec::new(), Vec::new());
@@ -493,12 +494,16 @@ fn served_encode(seg: &Segment) -> Result<(Timing, u64), BenchError> {
     };
     while let Some(entry) = reader.next_entry()? {
         let LogEntry::Batch(b) = entry else { continue };
-        if served_codec(b.compression()) == Compression::None {
+        if b.compression() == Compression::None {
             served += b.bytes().len() as u64;
             continue;
         }
         compression::decompress(b.compression(), b.payload(), &mut scratch, usize::MAX)
             .map_err(|e| BenchError::Usage(format!("decompressing the batch at {}: {e}", b.position)))?;
+        if layout.served_codec(b.compression()) == Compression::None {
+            served += (BATCH_HEADER_LEN + scratch.len()) as u64;
+            continue;
+        }
         records.extend_from_slice(&scratch);
         ends.push(records.len());
         if records.len() >= ENCODE_SLICE_BYTES {
@@ -618,6 +623,11 @@ fn print(args: &ConvertArgs, all: &[Figures], machine: &str) {
         args.size_mib, args.runs
     );
     println!("machine: {machine} at the start, {} at the end", super::load());
+    println!(
+        "served.compression={} (served layout version {})",
+        args.served_compression,
+        if args.served_compression == "none" { Layout::UNCOMPRESSED.version() } else { Layout::CURRENT.version() }
+    );
     if let Some(f) = all.iter().find(|f| f.reference_record_bytes < f.segment.record_bytes) {
         println!(
             "reference: Arrow rows of the first {:.0} MiB of record bytes only (the whole segment's rows would not fit \
@@ -657,17 +667,18 @@ fn print(args: &ConvertArgs, all: &[Figures], machine: &str) {
          sidecar; peak: resident memory the convert added"
     );
     println!(
-        "\n{:<5} {:>10} {:>11} {:>11} {:>10} {:>10} {:>10} {:>11} {:>10}",
-        "codec", "served MiB", "full read*", "plain read*", "cpu/plain", "fetch p50", "fetch p99", "plain p50", "plain p99"
+        "\n{:<5} {:>10} {:>11} {:>10} {:>11} {:>10} {:>10} {:>10} {:>11} {:>10}",
+        "codec", "served MiB", "full read*", "full rec*", "plain read*", "cpu/plain", "fetch p50", "fetch p99", "plain p50", "plain p99"
     );
     for f in all {
         let full = mib(f.served_bytes) / f.full_read.cpu;
         let plain = mib(f.segment.segment_bytes) / f.plain_read.cpu;
         println!(
-            "{:<5} {:>10.0} {:>11.0} {:>11.0} {:>9.1}x {:>7.2} ms {:>7.2} ms {:>8.2} ms {:>7.2} ms",
+            "{:<5} {:>10.0} {:>11.0} {:>10.0} {:>11.0} {:>9.1}x {:>7.2} ms {:>7.2} ms {:>8.2} ms {:>7.2} ms",
             f.codec.name(),
             mib(f.served_bytes),
             full,
+            mib(f.segment.record_bytes) / f.full_read.cpu,
             plain,
             plain / full,
             f.fetch_ms.0,
@@ -677,8 +688,8 @@ fn print(args: &ConvertArgs, all: &[Figures], machine: &str) {
         );
     }
     println!(
-        "full read: the whole segment served in one stream; cpu/plain: its CPU per byte / a plain read's; fetch: \
-         1 MiB from a random served-index position in the middle half, wall time; plain: the same from the original file"
+        "full read: the whole segment served in one stream (full rec: the same in MiB of records); cpu/plain: its CPU per \
+         byte / a plain read's; fetch: 1 MiB from a random served-index position in the middle half, wall time; plain: the same from the original file"
     );
     let target = |name: &str, value: &dyn Fn(&Figures) -> f64, pass: &dyn Fn(f64) -> bool, unit: &str| {
         let cells: Vec<String> = all

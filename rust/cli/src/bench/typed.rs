@@ -74,6 +74,10 @@ pub struct TypedArgs {
     /// documents (registered with schemaType PROTOBUF / JSON).
     #[arg(long, default_value = "avro", value_parser = ["avro", "protobuf", "json"])]
     format: String,
+    /// The plugin's `served.compression` in both modes: `lz4` (served layout version 2, the
+    /// default) or `none` (version 3: compressed batches served uncompressed).
+    #[arg(long, default_value = "lz4", value_parser = ["lz4", "none"])]
+    served_compression: String,
 }
 
 /// The synthetic orders of one format.
@@ -191,10 +195,12 @@ pub fn run(args: TypedArgs) -> Result<(), BenchError> {
 
 fn measure(args: &TypedArgs, seg: Segment, url: &str, writer: &Arc<WriterSchema>) -> Result<Figures, BenchError> {
     super::plain_read(&seg.files.log)?; // the page cache holds the segment for every pass
-    let raw_config = vec![("value.mode".to_string(), "key_value".to_string())];
+    let served_compression = ("served.compression".to_string(), args.served_compression.clone());
+    let raw_config = vec![("value.mode".to_string(), "key_value".to_string()), served_compression.clone()];
     let typed_config = vec![
         ("value.mode".to_string(), "value_schema_id_prefix".to_string()),
         ("schema.registry.url".to_string(), url.to_string()),
+        served_compression,
     ];
     let raw_served = seg.dir.join("served-raw.log");
     let typed_served = seg.dir.join("served-typed.log");
@@ -505,6 +511,7 @@ fn print(args: &TypedArgs, all: &[Figures], machine: &str, registry: &Registry, 
         args.size_mib, args.format, args.runs
     );
     println!("machine: {machine} at the start, {} at the end", super::load());
+    println!("served.compression={} in both modes", args.served_compression);
     match started {
         Some(s) => println!("registry: Apicurio Registry started by the bench at {} in {s:.1} s (excluded)", registry.url),
         None => println!("registry: {} (given)", registry.url),
