@@ -16,8 +16,11 @@
 #     every rolled segment is tiered and deleted locally (tiering off: until the producer is done,
 #     plus the same 5 s settle time), peak and mean used heap (jstat -gc, every second), peak RSS;
 #   - consumer reading the partition from offset 0 (with tiering: everything but the active
-#     segment comes from the table): time per non-empty poll p50/p99, MiB/s; and the latency of
-#     "seek to a random offset, poll its first record" (200 samples) p50/p99.
+#     segment comes from the table): time per non-empty poll p50/p99, MiB/s, and the broker's CPU
+#     seconds while it reads (serving it: fetchLogSegment with tiering, the local log without);
+#     and the latency of "seek to a random offset, poll its first record" (200 samples) p50/p99.
+# CALVING_MEASURE_SERVED_COMPRESSION=none copies with rsm.config.served.compression=none (remote
+# reads get the batches uncompressed, served layout v3); default lz4 (re-compressed, v2).
 # Machine notes go with the figures: both runs share the machine with the producer and consumer.
 set -euo pipefail
 
@@ -28,6 +31,7 @@ mib=${CALVING_MEASURE_MIB:-64}
 segment_bytes=${CALVING_MEASURE_SEGMENT_BYTES:-4194304}
 rate=${CALVING_MEASURE_RATE:--1}   # records/s of the producer (~1 KiB each); -1: as fast as it goes
 timeout=${CALVING_MEASURE_TIMEOUT:-1500}
+served_compression=${CALVING_MEASURE_SERVED_COMPRESSION:-lz4}
 topic=measure
 
 say() { echo "measure: $*" >&2; }
@@ -79,7 +83,8 @@ run() {   # <on|off>
   local extra="$work/extra.properties"
   : >"$extra"
   if [ "$mode" = on ]; then
-    plugin_properties "$jar" "$work/warehouse" log.initial.task.delay.ms=500 >"$extra"
+    plugin_properties "$jar" "$work/warehouse" log.initial.task.delay.ms=500 \
+      "rsm.config.served.compression=$served_compression" >"$extra"
   fi
   BROKER_HEAP=768m
   broker_init "$work" "$LIBS" "$extra" || die "broker setup failed"
@@ -123,8 +128,11 @@ run() {   # <on|off>
     max_offset[$mode]=$((records - 1))
   fi
   say "[$mode] consuming from offset 0"
+  ticks0=$(cpu_ticks "$BROKER_PID")
   tool E2eClient consume --bootstrap "$BROKER_BOOTSTRAP" --topics "$topic" --isolation read_uncommitted \
     --out - --latency-out "$work/polls.txt" 2>"$work/consume.err" || { cat "$work/consume.err"; die "consume failed"; }
+  ticks1=$(cpu_ticks "$BROKER_PID")
+  consume_cpu[$mode]=$(awk -v a="$ticks0" -v b="$ticks1" -v hz="$hz" 'BEGIN {printf "%.1f", (b - a) / hz}')
   consume_line[$mode]=$(grep '^consume' "$work/consume.err")
   read -r _ poll_p50[$mode] poll_p99[$mode] _ < <(python3 "$here/measure.py" percentiles "$work/polls.txt")
   consume_mibs[$mode]=$(sed -E 's/.* ([0-9.]+) MiB of keys\+values in ([0-9.]+) s.*/\1 \2/' <<<"${consume_line[$mode]}" | awk '{printf "%.1f", $1 / $2}')
@@ -135,7 +143,7 @@ run() {   # <on|off>
   broker_stop || true
 }
 
-declare -A cpu wall peak_heap avg_heap peak_rss produced_mib max_offset consume_line poll_p50 poll_p99 consume_mibs seek_p50 seek_p99
+declare -A cpu wall peak_heap avg_heap peak_rss produced_mib max_offset consume_line poll_p50 poll_p99 consume_mibs consume_cpu seek_p50 seek_p99
 n_roll=0 roll_p50=- roll_max=- warehouse_mib=-
 for m in $modes; do run "$m"; done
 set +u
@@ -151,6 +159,7 @@ report=$(cat <<EOF
 | warehouse size vs local log of the same data | ${warehouse_mib} MiB vs ${produced_mib[off]} MiB | — |
 | consumer from offset 0: time per non-empty poll p50 / p99 | ${poll_p50[on]} / ${poll_p99[on]} ms (remote: offsets below ${max_offset[on]}) | ${poll_p50[off]} / ${poll_p99[off]} ms (local) |
 | consumer from offset 0: throughput (keys+values) | ${consume_mibs[on]} MiB/s | ${consume_mibs[off]} MiB/s |
+| broker CPU seconds while the consumer reads from offset 0 | ${consume_cpu[on]} s (served.compression=$served_compression) | ${consume_cpu[off]} s |
 | seek to a random offset, first record back: p50 / p99 (200 samples) | ${seek_p50[on]} / ${seek_p99[on]} ms | ${seek_p50[off]} / ${seek_p99[off]} ms |
 EOF
 )
