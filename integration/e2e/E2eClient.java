@@ -554,6 +554,8 @@ public class E2eClient {
         p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
         p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "none");
         p.put(ConsumerConfig.CHECK_CRCS_CONFIG, "true");
+        String partitionFetchBytes = opt("max-partition-fetch-bytes", "");
+        if (!partitionFetchBytes.isEmpty()) p.put(ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, partitionFetchBytes);
         List<Row> rows = new ArrayList<>();
         boolean keep = !opt("out").equals("-");   // "-": count only (measure.sh)
         long count = 0;

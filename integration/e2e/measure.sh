@@ -21,6 +21,7 @@
 #     and the latency of "seek to a random offset, poll its first record" (200 samples) p50/p99.
 # CALVING_MEASURE_SERVED_COMPRESSION=none copies with rsm.config.served.compression=none (remote
 # reads get the batches uncompressed, served layout v3); default lz4 (re-compressed, v2).
+# CALVING_MEASURE_FETCH_BYTES sets the consumer's max.partition.fetch.bytes (default 1 MiB).
 # Machine notes go with the figures: both runs share the machine with the producer and consumer.
 set -euo pipefail
 
@@ -32,6 +33,7 @@ segment_bytes=${CALVING_MEASURE_SEGMENT_BYTES:-4194304}
 rate=${CALVING_MEASURE_RATE:--1}   # records/s of the producer (~1 KiB each); -1: as fast as it goes
 timeout=${CALVING_MEASURE_TIMEOUT:-1500}
 served_compression=${CALVING_MEASURE_SERVED_COMPRESSION:-lz4}
+fetch_bytes=${CALVING_MEASURE_FETCH_BYTES:-}   # the consumer's max.partition.fetch.bytes (default: Kafka's, 1 MiB)
 topic=measure
 
 say() { echo "measure: $*" >&2; }
@@ -130,7 +132,8 @@ run() {   # <on|off>
   say "[$mode] consuming from offset 0"
   ticks0=$(cpu_ticks "$BROKER_PID")
   tool E2eClient consume --bootstrap "$BROKER_BOOTSTRAP" --topics "$topic" --isolation read_uncommitted \
-    --out - --latency-out "$work/polls.txt" 2>"$work/consume.err" || { cat "$work/consume.err"; die "consume failed"; }
+    --out - --latency-out "$work/polls.txt" ${fetch_bytes:+--max-partition-fetch-bytes "$fetch_bytes"} \
+    2>"$work/consume.err" || { cat "$work/consume.err"; die "consume failed"; }
   ticks1=$(cpu_ticks "$BROKER_PID")
   consume_cpu[$mode]=$(awk -v a="$ticks0" -v b="$ticks1" -v hz="$hz" 'BEGIN {printf "%.1f", (b - a) / hz}')
   consume_line[$mode]=$(grep '^consume' "$work/consume.err")

@@ -30,9 +30,10 @@ pub const SIDECAR_CACHE_BYTES: &str = "sidecar.cache.bytes";
 
 /// `served.compression`: how `fetchLogSegment` serves originally compressed batches of the
 /// segments copied from now on, `lz4` (default: re-compressed as lz4, served layout version 2) or
-/// `none` (uncompressed, version 3: about half the CPU of a remote read, and as many bytes as the
-/// records on the wire); per topic as `topic.<name>.served.compression`. A segment keeps the
-/// layout it was copied in (brokers cache its indexes).
+/// `none` (uncompressed, version 3: a fetch of a given size rebuilds a third of the records, faster,
+/// and sends the records' own bytes; BENCHMARKS.md has the trade-off on a real broker); per topic
+/// as `topic.<name>.served.compression`. A segment keeps the layout it was copied in (brokers
+/// cache its indexes).
 pub const SERVED_COMPRESSION: &str = "served.compression";
 
 /// `value.mode`: how values become rows, `key_value` (default: the raw `value` column),
