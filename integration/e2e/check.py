@@ -47,7 +47,6 @@ read_tiered and read_table.
 import json
 import os
 import random
-import sqlite3
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -465,17 +464,17 @@ def cmd_layouts(warehouse, expected, label):
     """Each topic's table says, in the summary of every snapshot a copy committed
     (calving.layout-version), the served layout its copies used: `expected` is topic=version,...
     (rsm.config.topic.<name>.served.compression=none copies in version 3, the default in 2)."""
-    db = sqlite3.connect(os.path.join(warehouse, "calving-catalog.db"))
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    catalog = SqlCatalog("calving", uri=f"sqlite:///{warehouse}/calving-catalog.db", warehouse=f"file://{warehouse}")
     for item in expected.split(","):
         topic, version = item.split("=")
         name = f"{label} {topic} (v{version})"
-        row = db.execute("select metadata_location from iceberg_tables where table_name = ?", (topic,)).fetchone()
-        if row is None:
+        if not catalog.table_exists(f"kafka.{topic}"):
             result(False, name, "no such table in the catalog")
             continue
-        with open(row[0].removeprefix("file://")) as f:
-            meta = json.load(f)
-        seen = Counter(s.get("summary", {}).get("calving.layout-version") for s in meta.get("snapshots", []))
+        snapshots = catalog.load_table(f"kafka.{topic}").snapshots()
+        seen = Counter(s.summary.additional_properties.get("calving.layout-version") for s in snapshots if s.summary)
         seen.pop(None, None)
         ok = bool(seen) and set(seen) == {version}
         result(ok, f"{name}: {sum(seen.values())} copy snapshots in layout v{version}" if ok else name,

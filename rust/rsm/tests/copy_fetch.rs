@@ -285,8 +285,9 @@ fn streams_that_read_ahead_serve_exact_bytes() {
         if spec.compression == Compression::None {
             assert!(whole == data, "{name}: the whole segment");
         } else {
-            // The original's batches, each decompressed: header fields but the codec bits, the
-            // length and the CRC as they were, the records section byte for byte.
+            // Each original batch's base offset, record count and records section (decompressed
+            // into `scratch` by `records`) against the served batch's, uncompressed and CRC-valid
+            // (the other batch facts are checked by `copy_then_fetch`).
             let mut scratch = Vec::new();
             let expected: Vec<(i64, i32, Vec<u8>)> = LogEntries::new(&data)
                 .map(|e| match e.unwrap() {

@@ -90,6 +90,17 @@ pub struct ConvertArgs {
     child_config: Vec<String>,
 }
 
+impl ConvertArgs {
+    /// The served layout the copies write with `--served-compression`.
+    fn served_layout(&self) -> Layout {
+        if self.served_compression == "none" {
+            Layout::UNCOMPRESSED
+        } else {
+            Layout::CURRENT
+        }
+    }
+}
+
 const FETCH_BYTES: usize = 1 << 20;
 /// Kafka's default `index.interval.bytes`.
 const INDEX_INTERVAL_BYTES: u64 = 4096;
@@ -372,9 +383,8 @@ fn measure(args: &ConvertArgs, seg: &Segment) -> Result<Figures, BenchError> {
             rows => Err(BenchError::Usage(format!("the data files hold {rows} rows, the segment {} records", seg.stats.records))),
         }
     })?;
-    let layout = if args.served_compression == "none" { Layout::UNCOMPRESSED } else { Layout::CURRENT };
     let served_encode = best(args.runs, || {
-        let (t, bytes) = served_encode(seg, layout)?;
+        let (t, bytes) = served_encode(seg, args.served_layout())?;
         if bytes != served_bytes {
             return Err(BenchError::Usage(format!(
                 "the served-batch encode makes {bytes} bytes, the full read served {served_bytes}: not the serve path's encoder"
@@ -623,11 +633,7 @@ fn print(args: &ConvertArgs, all: &[Figures], machine: &str) {
         args.size_mib, args.runs
     );
     println!("machine: {machine} at the start, {} at the end", super::load());
-    println!(
-        "served.compression={} (served layout version {})",
-        args.served_compression,
-        if args.served_compression == "none" { Layout::UNCOMPRESSED.version() } else { Layout::CURRENT.version() }
-    );
+    println!("served.compression={} (served layout version {})", args.served_compression, args.served_layout().version());
     if let Some(f) = all.iter().find(|f| f.reference_record_bytes < f.segment.record_bytes) {
         println!(
             "reference: Arrow rows of the first {:.0} MiB of record bytes only (the whole segment's rows would not fit \
