@@ -10,6 +10,17 @@
 //! segment's rows span several files), rebuilds the batches, and hands the bytes out. The broker
 //! reads about one fetch (1 MiB by default) and closes the stream: the work done matches.
 //!
+//! **Steps are sized by what is read.** The broker reads the first batch or two, then asks for
+//! the rest of its fetch in one `read`. A stream's first step is a whole `fetch.chunk.bytes`;
+//! each later one serves what the read that needs it asks for (at most a chunk, at least one
+//! batch), so the tail of a fetch that the first step fell short of costs a batch or two, not
+//! another chunk. Before a batch re-compressed as lz4 is rebuilt its served size is only
+//! estimated (its original size: `served::served_estimate`), and a zstd or gzip batch serves
+//! ~1.5x its original size as lz4: steps therefore count in served bytes per estimated byte as
+//! measured by the stream's steps so far, or, for its first step, by the segment's last stream
+//! (kept beside the cached sidecar). Without that, a 1 MiB fetch of a zstd segment rebuilt
+//! about 1.6 MiB (BENCHMARKS.md, "Session 17").
+//!
 //! **A stream that reads on reads ahead.** Each Parquet read starts afresh: it decompresses the
 //! pages that hold its first rows and skips the rows before them, and a value page of a typed
 //! table holds up to 20 000 values, far more than a step serves. So from its third step on, a
@@ -63,6 +74,9 @@ pub struct SegmentStream {
     steps: u32,
     /// Decoded bytes of rows per served byte, as measured by the last read of rows.
     decoded_per_served: Option<f64>,
+    /// Served bytes produced and their estimates (`served::served_estimate`), over the steps so
+    /// far.
+    produced: (u64, u64),
     /// Where the rows are: the sidecar's files, or, once one of them was gone, the table's.
     files: Vec<DataFileRef>,
     resolved: bool,
@@ -105,6 +119,7 @@ pub(crate) fn open(inner: &Arc<Inner>, seg: &SegmentMetadata, start: u64, end: O
         ahead: None,
         steps: 0,
         decoded_per_served: None,
+        produced: (0, 0),
     })
 }
 
@@ -135,11 +150,20 @@ fn read_span(step: u32, chunk: u64, decoded_per_served: Option<f64>) -> u64 {
     span.max(chunk)
 }
 
+/// Estimated served bytes of a step (see the module docs): the first step (`step` 0) is a whole
+/// `chunk`, a later one what the read asks for (`want`, at least 1, at most `chunk`); both
+/// converted from served bytes into estimated ones by `served_per_estimate` (1 when unknown).
+fn step_span(step: u32, want: u64, chunk: u64, served_per_estimate: Option<f64>) -> u64 {
+    let served = if step == 0 { chunk } else { want.clamp(1, chunk.max(1)) };
+    let ratio = served_per_estimate.filter(|r| r.is_finite() && *r > 0.0).unwrap_or(1.0).clamp(1.0 / 64.0, 64.0);
+    ((served as f64 / ratio).ceil() as u64).max(1)
+}
+
 impl SegmentStream {
-    /// Produces the next chunk of served bytes into `self.chunk`, counted in the metrics (the
-    /// bytes served, or the error by kind).
-    fn fill(&mut self) -> Result<()> {
-        match self.produce() {
+    /// Produces the next chunk of served bytes into `self.chunk` for a read of `want` bytes,
+    /// counted in the metrics (the bytes served, or the error by kind).
+    fn fill(&mut self, want: u64) -> Result<()> {
+        match self.produce(want) {
             Ok(()) => {
                 let n = (self.chunk.len() - self.chunk_pos) as u64;
                 self.inner.metrics.served_bytes.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
@@ -152,7 +176,17 @@ impl SegmentStream {
         }
     }
 
-    fn produce(&mut self) -> Result<()> {
+    /// Served bytes per estimated byte: the stream's own measure, else the segment's last
+    /// stream's; exact layouts need none.
+    fn served_per_estimate(&self) -> Option<f64> {
+        match self.produced {
+            _ if self.layout.exact() => None,
+            (served, estimated) if estimated > 0 => Some(served as f64 / estimated as f64),
+            _ => self.inner.sidecars.served_per_estimate(&self.segment_id),
+        }
+    }
+
+    fn produce(&mut self, want: u64) -> Result<()> {
         let sidecar = self.sidecar.clone();
         let batches = &sidecar.batches;
         let first = served::batch_at(self.layout, batches, self.position).ok_or_else(|| RsmError::BadPosition {
@@ -171,13 +205,18 @@ impl SegmentStream {
             }
             last
         };
-        let mut last = through(chunk);
+        let ratio = self.served_per_estimate();
+        let mut last = through(step_span(self.steps, want, chunk, ratio));
         let held = self.ahead.as_ref().filter(|a| a.first <= first && first <= a.last).map(|a| a.last);
         match held {
             Some(held_last) => last = last.min(held_last),
             None => {
                 self.ahead = None; // rows passed: dropped before the next read
-                let read_last = through(read_span(self.steps, chunk, self.decoded_per_served)).max(last);
+                // The first two steps read exactly their own rows; later ones read ahead.
+                let read_last = match self.steps {
+                    0 | 1 => last,
+                    _ => through(read_span(self.steps, step_span(0, 0, chunk, ratio), self.decoded_per_served)).max(last),
+                };
                 let needs_rows = batches[first..=read_last].iter().any(|b| b.kind == BatchKind::Rows);
                 let (lo, hi) = (batches[first].header.base_offset, batches[read_last].last_offset());
                 let views = if needs_rows {
@@ -214,6 +253,13 @@ impl SegmentStream {
             source => RsmError::Layout { segment: self.segment.clone(), source },
         })?;
         drop(rows);
+        if !self.layout.exact() {
+            let estimated: u64 = batches[first..=last].iter().map(estimate).sum();
+            self.produced = (self.produced.0 + self.chunk.len() as u64, self.produced.1 + estimated);
+            if let Some(ratio) = self.served_per_estimate() {
+                self.inner.sidecars.learn_served_per_estimate(&self.segment_id, ratio);
+            }
+        }
         let chunk_start = batches[first].served_position;
         if self.layout.exact() {
             // Byte positions: from the very byte asked for, to the end asked for.
@@ -340,11 +386,14 @@ fn merged_rows(views: &[RowsView], lo: i64, hi: i64) -> impl Iterator<Item = Row
 
 impl Read for SegmentStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
         if self.chunk_pos >= self.chunk.len() {
             if self.position >= self.end {
                 return Ok(0);
             }
-            self.fill().map_err(io::Error::other)?;
+            self.fill(buf.len() as u64).map_err(io::Error::other)?;
         }
         let n = buf.len().min(self.chunk.len() - self.chunk_pos);
         buf[..n].copy_from_slice(&self.chunk[self.chunk_pos..self.chunk_pos + n]);
@@ -354,13 +403,13 @@ impl Read for SegmentStream {
 }
 
 impl SegmentStream {
-    /// Like `read`, but with the typed error.
+    /// Like `read` with a chunk-sized buffer, but with the typed error.
     pub fn next_chunk(&mut self) -> Result<Option<&[u8]>> {
         if self.chunk_pos >= self.chunk.len() {
             if self.position >= self.end {
                 return Ok(None);
             }
-            self.fill()?;
+            self.fill(self.inner.config.fetch_chunk_bytes as u64)?;
         }
         let out = &self.chunk[self.chunk_pos..];
         self.chunk_pos = self.chunk.len();
@@ -383,5 +432,23 @@ mod tests {
         assert_eq!(read_span(7, mib, Some(1000.0)), mib);
         assert_eq!(read_span(7, mib, Some(0.0)), 16 * mib);
         assert_eq!(read_span(u32::MAX, u64::MAX, None), u64::MAX);
+    }
+
+    #[test]
+    fn a_first_step_is_a_chunk_later_ones_what_is_read() {
+        let mib = 1u64 << 20;
+        // The broker's first read is a 17-byte batch header: the first step is a chunk anyway.
+        assert_eq!(step_span(0, 17, mib, None), mib);
+        // The tail of a fetch: what the read asks for, never more than a chunk, never nothing.
+        assert_eq!(step_span(1, 5000, mib, None), 5000);
+        assert_eq!(step_span(3, 8 * mib, mib, None), mib);
+        assert_eq!(step_span(1, 0, mib, None), 1);
+        // zstd batches serving 1.6x their size as lz4: 1 MiB served is 1/1.6 MiB estimated.
+        assert_eq!(step_span(0, 0, 1600, Some(1.6)), 1000);
+        assert_eq!(step_span(2, 800, 1600, Some(1.6)), 500);
+        // Nonsense measures fall back to 1 or stay within bounds.
+        assert_eq!(step_span(0, 0, mib, Some(f64::NAN)), mib);
+        assert_eq!(step_span(0, 0, mib, Some(0.0)), mib);
+        assert_eq!(step_span(0, 0, 64 * mib, Some(1e9)), mib);
     }
 }

@@ -106,7 +106,7 @@ pub(crate) struct Inner {
     pub(crate) catalog: CalvingCatalog,
     pub(crate) rows: RowReader,
     table_locations: Mutex<HashMap<String, String>>,
-    sidecars: sidecar_cache::SidecarCache,
+    pub(crate) sidecars: sidecar_cache::SidecarCache,
     /// The Schema Registry of the schema modes.
     pub(crate) registry: Option<Arc<calving_schema::SchemaRegistry>>,
     /// (topic, schema id) pairs whose trouble was logged already.

@@ -9,6 +9,12 @@
 //! ([`Sidecar::memory_size`]), evicting the least recently used; a sidecar larger than the byte
 //! bound is used and not kept. Fetch streams hold their own reference, so eviction never
 //! disturbs a read in progress.
+//!
+//! Beside each sidecar the cache keeps what the segment's streams learned of it: how many served
+//! bytes its batches come to per byte of their estimate (`calving_layout::served::served_estimate`,
+//! the original size of a batch re-compressed as lz4). The next stream over the segment sizes
+//! its first step with it (`fetch`), instead of over- or undershooting a fetch by the codec's
+//! ratio to lz4.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,6 +27,8 @@ struct Entry {
     sidecar: Arc<Sidecar>,
     bytes: usize,
     used: u64,
+    /// Served bytes per estimated byte, as the segment's last stream measured them.
+    served_per_estimate: Option<f64>,
 }
 
 #[derive(Default)]
@@ -70,7 +78,19 @@ impl SidecarCache {
         state.clock += 1;
         let used = state.clock;
         state.bytes += bytes;
-        state.entries.insert(segment_id, Entry { sidecar, bytes, used });
+        state.entries.insert(segment_id, Entry { sidecar, bytes, used, served_per_estimate: None });
+    }
+
+    /// Served bytes per estimated byte of the segment's batches, if a stream measured them.
+    pub(crate) fn served_per_estimate(&self, segment_id: &KafkaUuid) -> Option<f64> {
+        self.state.lock().expect("sidecar cache").entries.get(segment_id).and_then(|e| e.served_per_estimate)
+    }
+
+    /// Records what a stream measured of the segment (kept while its sidecar is).
+    pub(crate) fn learn_served_per_estimate(&self, segment_id: &KafkaUuid, ratio: f64) {
+        if let Some(e) = self.state.lock().expect("sidecar cache").entries.get_mut(segment_id) {
+            e.served_per_estimate = Some(ratio);
+        }
     }
 
     /// Points a cached sidecar at the files its rows are in now (after compaction).
@@ -171,5 +191,19 @@ mod tests {
         cache.repoint(id(2), vec![file.clone()]);
         assert_eq!(cache.get(&id(2)).unwrap().files, vec![file]);
         assert_eq!(cache.usage().0, 2);
+    }
+
+    #[test]
+    fn keeps_what_streams_learned_while_the_sidecar_is_kept() {
+        let cache = SidecarCache::new(1, usize::MAX);
+        cache.learn_served_per_estimate(&id(0), 1.5); // not cached: nothing kept
+        assert_eq!(cache.served_per_estimate(&id(0)), None);
+        cache.insert(id(0), sidecar(10));
+        assert_eq!(cache.served_per_estimate(&id(0)), None);
+        cache.learn_served_per_estimate(&id(0), 1.5);
+        assert_eq!(cache.served_per_estimate(&id(0)), Some(1.5));
+        cache.insert(id(1), sidecar(10)); // evicts 0
+        cache.insert(id(0), sidecar(10));
+        assert_eq!(cache.served_per_estimate(&id(0)), None, "a sidecar read again starts afresh");
     }
 }

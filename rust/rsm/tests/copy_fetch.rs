@@ -329,6 +329,58 @@ fn streams_that_read_ahead_serve_exact_bytes() {
     }
 }
 
+/// Steps are sized by what is read (`fetch`'s module docs). A zstd batch serves ~1.5x its
+/// original size as lz4; once a stream over the segment has measured that, a fetch read as the
+/// broker reads it (a batch header, the rest of the batch, then the rest of the fetch in one
+/// `read`) rebuilds about what it reads: no step of the original's size that serves half as much
+/// again, and no whole second chunk for the few bytes the first step fell short of. The bytes are
+/// those of the whole segment's read.
+#[test]
+fn fetches_rebuild_about_what_is_read() {
+    use calving_segment::synth::SynthSpec;
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = SynthSpec { compression: Compression::Zstd, ..SynthSpec::default() };
+    let (md, files, data, _) = synthetic_segment(dir.path(), "sized", &spec, 8 << 20, 1_700_000_000_000);
+    let chunk: u64 = 256 << 10;
+    let props = HashMap::from([
+        ("warehouse".to_string(), format!("file://{}/warehouse", dir.path().display())),
+        ("fetch.chunk.bytes".to_string(), chunk.to_string()),
+    ]);
+    let rsm = RemoteStorage::open(&props).unwrap();
+    rsm.copy_log_segment(&md, &files).unwrap();
+    let whole = fetch_all(&rsm, &md, 0, None);
+    assert!(whole.len() as f64 > data.len() as f64 * 1.3, "{} served bytes of a {}-byte zstd segment", whole.len(), data.len());
+    let largest = LogEntries::new(&whole).map(|e| e.unwrap().bytes().len() as u64).max().unwrap();
+    let map = Served::new(&rsm, &md, whole);
+    let served = || rsm.metrics().into_iter().find(|(k, _)| k == "ServedBytes").unwrap().1 as u64;
+    let mut reads = 0;
+    for (i, &start) in map.positions.iter().enumerate().step_by(3) {
+        let expected = map.expected(start, None);
+        // Between one and two chunks: the first step alone falls short of some.
+        let want = (chunk + 7919 * i as u64 % chunk).min(expected.len() as u64) as usize;
+        if want < chunk as usize {
+            break; // too near the end
+        }
+        let before = served();
+        let mut stream = rsm.fetch_log_segment(&md, start, None).unwrap();
+        let mut got = vec![0u8; want];
+        stream.read_exact(&mut got[..17]).unwrap();
+        let first = 12 + i32::from_be_bytes(got[8..12].try_into().unwrap()) as usize;
+        stream.read_exact(&mut got[17..first]).unwrap();
+        stream.read_exact(&mut got[first..]).unwrap();
+        drop(stream);
+        let rebuilt = served() - before;
+        assert!(got == expected[..want], "fetch of {want} bytes from {start}");
+        // Each of the (at most two) steps ends with the batch that reaches its aim; the first
+        // step's aim is off by how far these batches' lz4 sizes stray from the segment's mean.
+        let bound = want as u64 + 2 * largest + want as u64 / 8;
+        assert!(rebuilt <= bound, "fetch of {want} bytes from {start} rebuilt {rebuilt} (largest batch {largest}, bound {bound})");
+        reads += 1;
+    }
+    assert!(reads >= 5, "{reads} fetches checked");
+}
+
 /// Tables created ahead by their owners are adopted as they are: an unpartitioned one, and one
 /// partitioned by identity(kafka.partition) with an extra column Calving leaves null. Copies land
 /// in them and Kafka's reads come back byte for byte.
