@@ -349,13 +349,7 @@ fn measure(args: &ConvertArgs, seg: &Segment) -> Result<Figures, BenchError> {
     })?;
     let plain = best(args.runs, || plain_read(log))?;
     let served_index = offset::parse(&rsm.fetch_index(&md, IndexType::Offset)?)?;
-    let picks = |index: &[OffsetIndexEntry]| -> Vec<u64> {
-        let middle = &index[index.len() / 4..index.len() * 3 / 4];
-        let mut rng = Rng::new(7);
-        (0..args.fetches.max(1))
-            .map(|_| middle.get(rng.below(middle.len() as u64) as usize).map_or(0, |e| e.position as u64))
-            .collect()
-    };
+    let picks = |index: &[OffsetIndexEntry]| fetch_positions(index, args.fetches);
     let fetch_ms = latencies(&picks(&served_index), |p| read_served(&rsm, &md, p, FETCH_BYTES as u64, &mut buf).map(drop))?;
     // A segment never read before: every fetch from a plugin opened afresh (untimed).
     let mut first = Vec::new();
@@ -556,8 +550,16 @@ pub(super) fn read_served(rsm: &RemoteStorage, md: &SegmentMetadata, start: u64,
     }
 }
 
+/// `n` (at least one) positions of `index` picked at random in its middle half, the same on
+/// every call: where the fetch latencies are measured.
+pub(super) fn fetch_positions(index: &[OffsetIndexEntry], n: usize) -> Vec<u64> {
+    let middle = &index[index.len() / 4..index.len() * 3 / 4];
+    let mut rng = Rng::new(7);
+    (0..n.max(1)).map(|_| middle.get(rng.below(middle.len() as u64) as usize).map_or(0, |e| e.position as u64)).collect()
+}
+
 /// p50 and p99 (ms, nearest rank) of `read` at each position, after one untimed pass.
-fn latencies(positions: &[u64], mut read: impl FnMut(u64) -> Result<(), BenchError>) -> Result<(f64, f64), BenchError> {
+pub(super) fn latencies(positions: &[u64], mut read: impl FnMut(u64) -> Result<(), BenchError>) -> Result<(f64, f64), BenchError> {
     for &p in positions {
         read(p)?;
     }

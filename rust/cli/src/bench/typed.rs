@@ -38,13 +38,14 @@ use calving_layout::schema::names;
 use calving_schema::synth::{AvroOrders, JsonOrders, ProtobufOrders};
 use calving_schema::transcode::Envelope;
 use calving_schema::{wire, ValueColumns, WriterSchema};
-use calving_rsm::SegmentMetadata;
+use calving_rsm::{IndexType, SegmentMetadata};
+use calving_segment::index::offset;
 use calving_segment::synth::{write_segment_with, Rng, SynthSpec};
 use calving_segment::{Compression, LogEntry, LogReader};
 use clap::Args;
 use parquet::arrow::ArrowWriter;
 
-use super::convert::{convert_in_child_with, data_bytes, described, open_warehouse, read_served, Segment, LOG};
+use super::convert::{convert_in_child_with, data_bytes, described, fetch_positions, latencies, open_warehouse, read_served, Segment, LOG};
 use super::{best, codecs, io_err, mib, process_cpu_seconds, thread_cpu_seconds, timed, BenchError, ScratchDir, Timing};
 
 #[derive(Debug, Args)]
@@ -78,6 +79,10 @@ pub struct TypedArgs {
     /// default) or `none` (version 3: compressed batches served uncompressed).
     #[arg(long, default_value = "lz4", value_parser = ["lz4", "none"])]
     served_compression: String,
+    /// 1 MiB fetches timed per mode, each from a random served offset-index position in the
+    /// middle half of the segment (0: none).
+    #[arg(long, default_value_t = 100)]
+    fetches: usize,
 }
 
 /// The synthetic orders of one format.
@@ -136,6 +141,8 @@ struct Mode {
     warehouse_bytes: u64,
     served_bytes: u64,
     full_read: Timing,
+    /// 1 MiB fetch wall time p50 / p99, ms (`None` without `--fetches`).
+    fetch_ms: Option<(f64, f64)>,
 }
 
 /// Single-thread CPU seconds of the parts of the typed convert, for the whole segment.
@@ -238,13 +245,20 @@ fn mode(args: &TypedArgs, seg: &Segment, config: &[(String, String)], typed: boo
         served_bytes = r?;
         Ok(t)
     })?;
+    let fetch_ms = match args.fetches {
+        0 => None,
+        n => {
+            let index = offset::parse(&rsm.fetch_index(md, IndexType::Offset)?)?;
+            Some(latencies(&fetch_positions(&index, n), |p| read_served(&rsm, md, p, 1 << 20, &mut buf).map(drop))?)
+        }
+    };
     let mut stream = rsm.fetch_log_segment(md, 0, None)?;
     let mut out = BufWriter::new(File::create(served).map_err(io_err(served))?);
     std::io::copy(&mut stream, &mut out).map_err(io_err(served))?;
     out.flush().map_err(io_err(served))?;
     drop(rsm);
     std::fs::remove_dir_all(&wh).map_err(io_err(&wh))?;
-    Ok(Mode { convert, peak_bytes, warehouse_bytes, served_bytes, full_read })
+    Ok(Mode { convert, peak_bytes, warehouse_bytes, served_bytes, full_read, fetch_ms })
 }
 
 /// Uncompressed: both served segments equal the original byte for byte. Compressed: the two
@@ -522,14 +536,14 @@ fn print(args: &TypedArgs, all: &[Figures], machine: &str, registry: &Registry, 
     );
     println!("* = MiB per CPU-second (per core) of all the convert's threads\n");
     println!(
-        "{:<5} {:<8} {:>7} {:>7} {:>9} {:>9} {:>7} {:>7} {:>8} {:>7} {:>11}",
-        "codec", "mode", "seg MiB", "rec MiB", "conv seg*", "conv rec*", "wall s", "cpu s", "peak MiB", "wh/seg", "full read*"
+        "{:<5} {:<8} {:>7} {:>7} {:>9} {:>9} {:>7} {:>7} {:>8} {:>7} {:>11} {:>10} {:>10}",
+        "codec", "mode", "seg MiB", "rec MiB", "conv seg*", "conv rec*", "wall s", "cpu s", "peak MiB", "wh/seg", "full read*", "fetch p50", "fetch p99"
     );
     for f in all {
         for (name, m) in [("raw", &f.raw), (args.format.as_str(), &f.typed)] {
             let seg = mib(f.seg.stats.segment_bytes);
             println!(
-                "{:<5} {:<8} {:>7.0} {:>7.0} {:>9.0} {:>9.0} {:>7.2} {:>7.2} {:>8} {:>7.2} {:>11.0}",
+                "{:<5} {:<8} {:>7.0} {:>7.0} {:>9.0} {:>9.0} {:>7.2} {:>7.2} {:>8} {:>7.2} {:>11.0} {:>10} {:>10}",
                 f.seg.codec.name(),
                 name,
                 seg,
@@ -541,10 +555,15 @@ fn print(args: &TypedArgs, all: &[Figures], machine: &str, registry: &Registry, 
                 m.peak_bytes.map_or("n/a".into(), |b| format!("{:.0}", mib(b))),
                 m.warehouse_bytes as f64 / f.seg.stats.segment_bytes as f64,
                 mib(m.served_bytes) / m.full_read.cpu,
+                m.fetch_ms.map_or("n/a".into(), |(p50, _)| format!("{p50:.2} ms")),
+                m.fetch_ms.map_or("n/a".into(), |(_, p99)| format!("{p99:.2} ms")),
             );
         }
     }
-    println!("wh/seg: bytes of data files + sidecar / segment bytes; full read: the whole segment served in one stream\n");
+    println!(
+        "wh/seg: bytes of data files + sidecar / segment bytes; full read: the whole segment served in one stream \
+         (MiB of segment bytes per CPU-second); fetch: 1 MiB from a random served-index position in the middle half, wall time\n"
+    );
     println!("where the typed convert's extra CPU goes (one thread, best of {} runs, CPU seconds for the whole segment):", args.runs);
     println!(
         "{:<5} {:>9} {:>9} {:>9} {:>13} {:>12} {:>12}",
@@ -583,4 +602,12 @@ fn print(args: &TypedArgs, all: &[Figures], machine: &str, registry: &Registry, 
         })
         .collect();
     println!("  {:<50} {}", format!("{} convert >= 0.5 x raw convert (MiB/s per core)", args.format), cells.join("   "));
+    let cells: Vec<String> = all
+        .iter()
+        .flat_map(|f| [("raw", &f.raw), (args.format.as_str(), &f.typed)].map(|(mode, m)| (f.seg.codec.name(), mode, m.fetch_ms)))
+        .filter_map(|(codec, mode, ms)| ms.map(|(_, p99)| format!("{codec} {mode} {p99:.2} ms {}", if p99 <= 25.0 { "PASS" } else { "MISS" })))
+        .collect();
+    if !cells.is_empty() {
+        println!("  {:<50} {}", "fetch p99 <= 25 ms", cells.join("   "));
+    }
 }
