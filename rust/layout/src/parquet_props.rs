@@ -7,8 +7,12 @@
 //!   (the page index the fetch path uses to select rows by offset, and time filters).
 //! - `value`, `kafka.key` and header values: no statistics (min/max of opaque bytes helps no
 //!   reader and costs time); no dictionary for `value`.
-//! - Pages of at most 256 KiB, row groups of at most 48 MiB (what keeps a convert under 256 MiB of
-//!   memory: the writer holds one row group of compressed pages until it is flushed).
+//! - Pages of at most 256 KiB and 2,048 rows, row groups of at most 48 MiB (what keeps a convert
+//!   under 256 MiB of memory: the writer holds one row group of compressed pages until it is
+//!   flushed). The row cap is for fetches: a 1 MiB fetch reads ~1,000 rows, and Parquet
+//!   decompresses a whole page to skip into it; without the cap a page of a small column (key,
+//!   headers, a typed table's ~30 leaf columns) holds up to Parquet's default 20,000 rows
+//!   (BENCHMARKS.md, "Session 17").
 
 use parquet::basic::{Compression as ParquetCompression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
@@ -18,6 +22,8 @@ use parquet::schema::types::ColumnPath;
 pub const DATA_PAGE_BYTES: usize = 256 * 1024;
 /// Largest row group.
 pub const ROW_GROUP_BYTES: usize = 48 << 20;
+/// Most rows in a data page (the writer checks it every 1,024 rows written).
+pub const DATA_PAGE_ROWS: usize = 2048;
 
 fn path(p: &[&str]) -> ColumnPath {
     ColumnPath::new(p.iter().map(|s| s.to_string()).collect())
@@ -36,6 +42,7 @@ pub fn writer_properties(zstd_level: i32) -> WriterProperties {
         .set_writer_version(WriterVersion::PARQUET_1_0)
         .set_compression(ParquetCompression::ZSTD(zstd))
         .set_data_page_size_limit(DATA_PAGE_BYTES)
+        .set_data_page_row_count_limit(DATA_PAGE_ROWS)
         .set_max_row_group_row_count(None)
         .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
         .set_statistics_enabled(EnabledStatistics::Chunk)

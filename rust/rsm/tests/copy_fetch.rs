@@ -236,7 +236,7 @@ fn synthetic_segment(
     (md, files, data, stats.records)
 }
 
-/// A data file with several offset pages (the writer puts up to 20 000 rows in a page): a fetch
+/// A data file with many offset pages (the writer puts up to 2,048 rows in a page): a fetch
 /// reads only the rows of its offsets (`parquet_io`'s row filter) and serves exactly the
 /// original bytes, from any batch, across page boundaries.
 #[test]
@@ -246,7 +246,31 @@ fn fetches_within_multi_page_files_serve_exact_bytes() {
     let (md, files, data, records) = synthetic_segment(dir.path(), "pages", &spec, 10 << 20, 1_700_000_300_000);
     assert!(records > 40_000, "{records} rows: too few for several offset pages");
     let rsm = open(dir.path());
-    rsm.copy_log_segment(&md, &files).unwrap();
+    let outcome = rsm.copy_log_segment(&md, &files).unwrap();
+    // Every column's pages hold at most DATA_PAGE_ROWS rows (the page index says so).
+    for location in &outcome.data_files {
+        let path = location.strip_prefix("file://").unwrap();
+        let reader = parquet::file::serialized_reader::SerializedFileReader::new_with_options(
+            std::fs::File::open(path).unwrap(),
+            parquet::file::serialized_reader::ReadOptionsBuilder::new().with_page_index().build(),
+        )
+        .unwrap();
+        let md = parquet::file::reader::FileReader::metadata(&reader);
+        let (mut pages, mut largest) = (0, 0);
+        for (rg, columns) in md.offset_index().unwrap().iter().enumerate() {
+            let rows = md.row_group(rg).num_rows();
+            for column in columns {
+                let locs = column.page_locations();
+                for (p, loc) in locs.iter().enumerate() {
+                    let end = locs.get(p + 1).map_or(rows, |n| n.first_row_index);
+                    largest = largest.max(end - loc.first_row_index);
+                    pages += 1;
+                }
+            }
+        }
+        assert!(largest <= calving_layout::parquet_props::DATA_PAGE_ROWS as i64, "{path}: a page of {largest} rows");
+        assert!(pages as u64 > records / 2048, "{path}: {pages} pages");
+    }
     let whole = fetch_all(&rsm, &md, 0, None);
     assert!(whole == data, "the uncompressed segment comes back byte for byte");
     let map = Served::new(&rsm, &md, whole);
