@@ -22,6 +22,7 @@
 # CALVING_MEASURE_SERVED_COMPRESSION=none copies with rsm.config.served.compression=none (remote
 # reads get the batches uncompressed, served layout v3); default lz4 (re-compressed, v2).
 # CALVING_MEASURE_FETCH_BYTES sets the consumer's max.partition.fetch.bytes (default 1 MiB).
+# CALVING_MEASURE_PRODUCER_COMPRESSION sets the producer's compression.type (default lz4).
 # Machine notes go with the figures: both runs share the machine with the producer and consumer.
 set -euo pipefail
 
@@ -34,6 +35,7 @@ rate=${CALVING_MEASURE_RATE:--1}   # records/s of the producer (~1 KiB each); -1
 timeout=${CALVING_MEASURE_TIMEOUT:-1500}
 served_compression=${CALVING_MEASURE_SERVED_COMPRESSION:-lz4}
 fetch_bytes=${CALVING_MEASURE_FETCH_BYTES:-}   # the consumer's max.partition.fetch.bytes (default: Kafka's, 1 MiB)
+producer_compression=${CALVING_MEASURE_PRODUCER_COMPRESSION:-lz4}
 topic=measure
 
 say() { echo "measure: $*" >&2; }
@@ -105,7 +107,7 @@ run() {   # <on|off>
   say "[$mode] producing $mib MiB"
   tool org.apache.kafka.tools.ProducerPerformance --topic "$topic" --num-records "$records" \
     --payload-file "$base/payload.txt" --throughput "$rate" \
-    --producer-props bootstrap.servers="$BROKER_BOOTSTRAP" compression.type=lz4 linger.ms=20 batch.size=131072 acks=all \
+    --producer-props bootstrap.servers="$BROKER_BOOTSTRAP" compression.type="$producer_compression" linger.ms=20 batch.size=131072 acks=all \
     >"$work/producer.out" 2>&1 || { tail "$work/producer.out"; die "ProducerPerformance failed"; }
   tail -n1 "$work/producer.out" | sed "s/^/measure: [$mode] producer: /" >&2
   if [ "$mode" = on ]; then
@@ -154,7 +156,7 @@ set +u
 report=$(cat <<EOF
 | figure | tiering on (Calving) | tiering off |
 |---|---:|---:|
-| workload | $mib MiB of ~1 KiB records (lz4), one partition, ${segment_bytes}-byte segments, producer rate $rate records/s (-1: unthrottled) | same |
+| workload | $mib MiB of ~1 KiB records ($producer_compression), one partition, ${segment_bytes}-byte segments, producer rate $rate records/s (-1: unthrottled) | same |
 | broker CPU seconds, first record until tiered (off: produced) + 5 s | ${cpu[on]} s over ${wall[on]} s | ${cpu[off]} s over ${wall[off]} s |
 | broker heap used, peak / mean (jstat) | ${peak_heap[on]} / ${avg_heap[on]} MiB | ${peak_heap[off]} / ${avg_heap[off]} MiB |
 | broker RSS, peak | ${peak_rss[on]} MiB | ${peak_rss[off]} MiB |
