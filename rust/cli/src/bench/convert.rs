@@ -101,7 +101,8 @@ impl ConvertArgs {
     }
 }
 
-const FETCH_BYTES: usize = 1 << 20;
+/// What a timed fetch reads: Kafka's default `max.partition.fetch.bytes`.
+pub(super) const FETCH_BYTES: usize = 1 << 20;
 /// Kafka's default `index.interval.bytes`.
 const INDEX_INTERVAL_BYTES: u64 = 4096;
 /// Record bytes decompressed (untimed) before each timed slice of the served-batch encode.

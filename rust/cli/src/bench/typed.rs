@@ -45,7 +45,9 @@ use calving_segment::{Compression, LogEntry, LogReader};
 use clap::Args;
 use parquet::arrow::ArrowWriter;
 
-use super::convert::{convert_in_child_with, data_bytes, described, fetch_positions, latencies, open_warehouse, read_served, Segment, LOG};
+use super::convert::{
+    convert_in_child_with, data_bytes, described, fetch_positions, latencies, open_warehouse, read_served, Segment, FETCH_BYTES, LOG,
+};
 use super::{best, codecs, io_err, mib, process_cpu_seconds, thread_cpu_seconds, timed, BenchError, ScratchDir, Timing};
 
 #[derive(Debug, Args)]
@@ -249,7 +251,7 @@ fn mode(args: &TypedArgs, seg: &Segment, config: &[(String, String)], typed: boo
         0 => None,
         n => {
             let index = offset::parse(&rsm.fetch_index(md, IndexType::Offset)?)?;
-            Some(latencies(&fetch_positions(&index, n), |p| read_served(&rsm, md, p, 1 << 20, &mut buf).map(drop))?)
+            Some(latencies(&fetch_positions(&index, n), |p| read_served(&rsm, md, p, FETCH_BYTES as u64, &mut buf).map(drop))?)
         }
     };
     let mut stream = rsm.fetch_log_segment(md, 0, None)?;
