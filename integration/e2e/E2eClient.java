@@ -159,9 +159,17 @@ public class E2eClient {
             this.topic = r.topic();
             this.status = status;
             this.tsType = tsType;
+            this.timestamp = r.timestamp() == null ? -1 : r.timestamp();
             this.key = hex(r.key());
             this.value = hex(r.value());
             this.headers = headers(r.headers());
+        }
+
+        /** Takes the producer's acknowledgement of this row's record. */
+        void acknowledged(RecordMetadata md) {
+            partition = md.partition();
+            offset = md.offset();
+            timestamp = acknowledgedTimestamp(md, tsType == 'L' || timestamp < 0 ? null : timestamp);
         }
 
         Row(ConsumerRecord<byte[], byte[]> r) {
@@ -307,10 +315,22 @@ public class E2eClient {
         produced.add(row);
         producer.send(rec, (RecordMetadata md, Exception e) -> {
             if (e != null) { sendError = e; return; }
-            row.partition = md.partition();
-            row.offset = md.offset();
-            row.timestamp = md.timestamp();
+            row.acknowledged(md);
         });
+    }
+
+    /**
+     * The timestamp a record has in the log, from its acknowledgement: the broker's append time for
+     * a LogAppendTime topic (pass {@code createTime} null), else the record's own {@code createTime}.
+     * Not {@code md.timestamp()} for CreateTime: when the broker finds a retried batch a duplicate
+     * of one it already holds, its produce response carries that batch's max timestamp as if it
+     * were a log append time (UnifiedLog's duplicate branch sets {@code logAppendTime} to the batch
+     * metadata's timestamp), and the producer then acknowledges every record of the batch with it
+     * (seen in integration/cluster/faults.sh: two records of a retried transactional batch both
+     * acknowledged at the later one's timestamp).
+     */
+    static long acknowledgedTimestamp(RecordMetadata md, Long createTime) {
+        return createTime == null ? md.timestamp() : createTime;
     }
 
     static void produce() throws Exception {

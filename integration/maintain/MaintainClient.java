@@ -217,9 +217,7 @@ public class MaintainClient {
                 synchronized (sendFailures) { sendFailures.merge(e.getClass().getSimpleName(), 1, Integer::sum); }
                 return;
             }
-            row.partition = md.partition();
-            row.offset = md.offset();
-            row.timestamp = md.timestamp();
+            row.acknowledged(md);
         });
         return row;
     }

@@ -473,7 +473,7 @@ public class ProtoJsonClient {
         p.send(new ProducerRecord<>(topic, 0, ts, s.key, value), (md, e) -> {
             if (e != null) { sendError = e; return; }
             s.offset = md.offset();
-            s.brokerTimestamp = md.timestamp();
+            s.brokerTimestamp = ts;   // CreateTime: the record's own (E2eClient.acknowledgedTimestamp says why not md's)
         });
         return s;
     }

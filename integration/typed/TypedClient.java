@@ -370,7 +370,7 @@ public class TypedClient {
         p.send(new ProducerRecord<>(topic, 0, ts, s.key, value), (md, e) -> {
             if (e != null) { sendError = e; return; }
             s.offset = md.offset();
-            s.brokerTimestamp = md.timestamp();
+            s.brokerTimestamp = E2eClient.acknowledgedTimestamp(md, ts);
         });
         return s;
     }
