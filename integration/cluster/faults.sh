@@ -49,7 +49,10 @@
 # Checks (PASS/FAIL lines as in run.sh, through integration/kafka/harness.sh):
 #   - every acknowledged record consumed from offset 0 under read_uncommitted and read_committed,
 #     equal, at its offset; aborted ones absent under read_committed; no record twice, nothing
-#     nobody sent (check.py acked);
+#     nobody sent (check.py acked). "Acknowledged" timestamps are the records' own: a producer
+#     retry that the broker finds a duplicate is acknowledged with the batch's max timestamp for
+#     every record (E2eClient.acknowledgedTimestamp), which once failed this check for a record
+#     served right;
 #   - the table through the REST catalog, with pyiceberg and with DuckDB: every tiered record
 #     (the consumed records up to each partition's latest tiered offset) once, no (topic id,
 #     partition, offset) twice (check.py table);
