@@ -7,12 +7,14 @@
 //!   (the page index the fetch path uses to select rows by offset, and time filters).
 //! - `value`, `kafka.key` and header values: no statistics (min/max of opaque bytes helps no
 //!   reader and costs time); no dictionary for `value`.
-//! - Pages of at most 256 KiB and 2,048 rows, row groups of at most 48 MiB (what keeps a convert
+//! - Pages of at most 256 KiB and 1,024 rows, row groups of at most 48 MiB (what keeps a convert
 //!   under 256 MiB of memory: the writer holds one row group of compressed pages until it is
-//!   flushed). The row cap is for fetches: a 1 MiB fetch reads ~1,000 rows, and Parquet
-//!   decompresses a whole page to skip into it; without the cap a page of a small column (key,
-//!   headers, a typed table's ~30 leaf columns) holds up to Parquet's default 20,000 rows
-//!   (BENCHMARKS.md, "Session 17").
+//!   flushed). The row cap is for fetches: a 1 MiB fetch reads ~1,000 rows of 1 KiB records
+//!   (~2,000 of an lz4 segment's), and Parquet decompresses a whole page to skip into it; without
+//!   the cap a page of a small column (key, headers, a typed table's ~30 leaf columns) holds up
+//!   to Parquet's default 20,000 rows. 1,024 is the smallest cap the writer keeps (it checks the
+//!   limits every 1,024 rows it is given); it took a page's waste from 2,048 rows to 1,024 at no
+//!   cost in table size (BENCHMARKS.md, "Session 17" and "Session 18").
 
 use parquet::basic::{Compression as ParquetCompression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
@@ -23,7 +25,7 @@ pub const DATA_PAGE_BYTES: usize = 256 * 1024;
 /// Largest row group.
 pub const ROW_GROUP_BYTES: usize = 48 << 20;
 /// Most rows in a data page (the writer checks it every 1,024 rows written).
-pub const DATA_PAGE_ROWS: usize = 2048;
+pub const DATA_PAGE_ROWS: usize = 1024;
 
 fn path(p: &[&str]) -> ColumnPath {
     ColumnPath::new(p.iter().map(|s| s.to_string()).collect())

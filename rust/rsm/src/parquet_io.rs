@@ -3,7 +3,7 @@
 //! Data files are sorted by offset within each segment's rows, and `kafka.offset` has page-level
 //! statistics (see `calving_layout::parquet_props`). A fetch therefore picks the row groups whose
 //! offset range overlaps the wanted one, then, with the page index, only the pages of rows that
-//! can hold those offsets. An offset page holds up to 2,048 rows (the writer's row limit per page,
+//! can hold those offsets. An offset page holds up to 1,024 rows (the writer's row limit per page,
 //! `calving_layout::parquet_props::DATA_PAGE_ROWS`: offsets delta-encode to almost nothing), more
 //! than a fetch of large records wants, so the offsets of those pages are read first and the other
 //! columns only for the rows whose offset is in the range (a row filter): the value pages read are

@@ -236,7 +236,7 @@ fn synthetic_segment(
     (md, files, data, stats.records)
 }
 
-/// A data file with many offset pages (the writer puts up to 2,048 rows in a page): a fetch
+/// A data file with many offset pages (the writer puts up to `DATA_PAGE_ROWS` rows in a page): a fetch
 /// reads only the rows of its offsets (`parquet_io`'s row filter) and serves exactly the
 /// original bytes, from any batch, across page boundaries.
 #[test]
