@@ -93,13 +93,23 @@ impl SidecarCache {
         }
     }
 
-    /// Points a cached sidecar at the files its rows are in now (after compaction).
+    /// Points a cached sidecar at the files its rows are in now (after compaction). What streams
+    /// learned of its batches stays: the rows and batches are the same, only their files moved.
     pub(crate) fn repoint(&self, segment_id: KafkaUuid, files: Vec<DataFileRef>) {
-        let cached = self.state.lock().expect("sidecar cache").entries.get(&segment_id).map(|e| Arc::clone(&e.sidecar));
-        if let Some(cached) = cached {
+        let cached = self
+            .state
+            .lock()
+            .expect("sidecar cache")
+            .entries
+            .get(&segment_id)
+            .map(|e| (Arc::clone(&e.sidecar), e.served_per_estimate));
+        if let Some((cached, learned)) = cached {
             let mut moved = Sidecar::clone(&cached);
             moved.files = files;
             self.insert(segment_id, Arc::new(moved));
+            if let Some(ratio) = learned {
+                self.learn_served_per_estimate(&segment_id, ratio);
+            }
         }
     }
 
@@ -188,9 +198,11 @@ mod tests {
         assert_eq!(cache.usage().0, 2);
         assert!(cache.get(&id(0)).is_none());
         let file = DataFileRef { location: "file:///x.parquet".into(), file_size: 1, row_count: 1, min_offset: 0, max_offset: 0 };
+        cache.learn_served_per_estimate(&id(2), 1.6);
         cache.repoint(id(2), vec![file.clone()]);
         assert_eq!(cache.get(&id(2)).unwrap().files, vec![file]);
         assert_eq!(cache.usage().0, 2);
+        assert_eq!(cache.served_per_estimate(&id(2)), Some(1.6), "repointed, the same batches: what was learned stays");
     }
 
     #[test]
