@@ -454,13 +454,14 @@ public class ProtoJsonClient {
 
     static final class Sent {
         final String topic;
+        final long timestamp;
         final byte[] key, value;
         final char status;
         final ObjectNode expected = NF.objectNode();
-        long offset = -1, brokerTimestamp;
+        long offset = -1;
 
-        Sent(String topic, byte[] key, byte[] value, char status) {
-            this.topic = topic; this.key = key; this.value = value; this.status = status;
+        Sent(String topic, long timestamp, byte[] key, byte[] value, char status) {
+            this.topic = topic; this.timestamp = timestamp; this.key = key; this.value = value; this.status = status;
         }
     }
 
@@ -468,12 +469,13 @@ public class ProtoJsonClient {
     static volatile Exception sendError;
 
     static Sent send(KafkaProducer<byte[], byte[]> p, String topic, long ts, String key, byte[] value, char status) {
-        Sent s = new Sent(topic, key == null ? null : key.getBytes(StandardCharsets.UTF_8), value, status);
+        Sent s = new Sent(topic, ts, key == null ? null : key.getBytes(StandardCharsets.UTF_8), value, status);
         sent.add(s);
         p.send(new ProducerRecord<>(topic, 0, ts, s.key, value), (md, e) -> {
             if (e != null) { sendError = e; return; }
+            // The record's own timestamp stands (CreateTime), not md.timestamp():
+            // E2eClient.acknowledgedTimestamp says why.
             s.offset = md.offset();
-            s.brokerTimestamp = ts;   // CreateTime: the record's own (E2eClient.acknowledgedTimestamp says why not md's)
         });
         return s;
     }
@@ -687,10 +689,10 @@ public class ProtoJsonClient {
              BufferedWriter e = Files.newBufferedWriter(outDir.resolve("expected-pj.jsonl"))) {
             for (Sent s : all) {
                 if (s.offset < 0) throw new IllegalStateException("a record of " + s.topic + " has no offset");
-                o.write(s.topic + "\t0\t" + s.offset + "\t" + s.brokerTimestamp + "\tC\t" + s.status + "\t"
+                o.write(s.topic + "\t0\t" + s.offset + "\t" + s.timestamp + "\tC\t" + s.status + "\t"
                     + (s.key == null ? "-" : hex(s.key)) + "\t" + (s.value == null ? "-" : hex(s.value)) + "\t\n");
                 ObjectNode x = s.expected;
-                x.put("topic", s.topic).put("partition", 0).put("offset", s.offset).put("timestamp", s.brokerTimestamp)
+                x.put("topic", s.topic).put("partition", 0).put("offset", s.offset).put("timestamp", s.timestamp)
                     .put("key", hex(s.key)).put("key_kind", s.key == null ? "null" : "raw").putNull("key_schema_id");
                 for (String f : List.of("version", "schema_id", "value", "columns", "decoded", "indexes"))
                     if (!x.has(f)) x.putNull(f);

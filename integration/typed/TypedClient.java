@@ -350,7 +350,7 @@ public class TypedClient {
         final byte[] key, value;
         final char status;
         final ObjectNode expected = NF.objectNode();
-        long offset = -1, brokerTimestamp;
+        long offset = -1;
 
         Sent(String topic, long timestamp, byte[] key, byte[] value, char status) {
             this.topic = topic; this.timestamp = timestamp; this.key = key; this.value = value; this.status = status;
@@ -369,8 +369,9 @@ public class TypedClient {
         sent.add(s);
         p.send(new ProducerRecord<>(topic, 0, ts, s.key, value), (md, e) -> {
             if (e != null) { sendError = e; return; }
+            // The record's own timestamp stands (CreateTime), not md.timestamp():
+            // E2eClient.acknowledgedTimestamp says why.
             s.offset = md.offset();
-            s.brokerTimestamp = E2eClient.acknowledgedTimestamp(md, ts);
         });
         return s;
     }
@@ -579,10 +580,10 @@ public class TypedClient {
              BufferedWriter e = Files.newBufferedWriter(outDir.resolve("expected.jsonl"))) {
             for (Sent s : all) {
                 if (s.offset < 0) throw new IllegalStateException("a record of " + s.topic + " has no offset");
-                o.write(s.topic + "\t0\t" + s.offset + "\t" + s.brokerTimestamp + "\tC\t" + s.status + "\t"
+                o.write(s.topic + "\t0\t" + s.offset + "\t" + s.timestamp + "\tC\t" + s.status + "\t"
                     + (s.key == null ? "-" : hex(s.key)) + "\t" + (s.value == null ? "-" : hex(s.value)) + "\t\n");
                 ObjectNode x = s.expected;
-                x.put("topic", s.topic).put("partition", 0).put("offset", s.offset).put("timestamp", s.brokerTimestamp)
+                x.put("topic", s.topic).put("partition", 0).put("offset", s.offset).put("timestamp", s.timestamp)
                     .put("key", hex(s.key));
                 if (!x.has("schema_id")) x.putNull("schema_id");
                 if (!x.has("value")) x.putNull("value");

@@ -25,8 +25,9 @@
 //! pages that hold its first rows and skips the rows before them, and a page holds up to 1,024
 //! rows (a small column's, a typed table's leaf columns'), about what a step of 1 KiB records
 //! serves and more than one of larger records. So from its third step on, a stream reads the
-//! rows of several steps at once (2, 4, 8, then 16 steps' worth of served bytes, and never more than [`READ_AHEAD_BYTES`] of decoded rows, as measured by its previous read) and
-//! serves the next steps from them: a page is decompressed and skipped into once per read instead
+//! rows of several steps at once (2, 4, 8, then 16 steps' worth of served bytes, and never more
+//! than [`READ_AHEAD_BYTES`] of decoded rows, as measured by its previous read) and serves the
+//! next steps from them: a page is decompressed and skipped into once per read instead
 //! of once per step. The first two steps read exactly their own rows, so a fetch of about 1 MiB
 //! from any position costs what it did; the rows held are dropped as soon as the stream passes
 //! them, reaches its end, or is dropped. The served bytes do not depend on how the rows were read.

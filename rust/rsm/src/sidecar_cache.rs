@@ -62,6 +62,11 @@ impl SidecarCache {
 
     /// Keeps `sidecar` if it fits, evicting the least recently used ones to make room.
     pub(crate) fn insert(&self, segment_id: KafkaUuid, sidecar: Arc<Sidecar>) {
+        self.insert_learned(segment_id, sidecar, None)
+    }
+
+    /// [`SidecarCache::insert`], with what streams learned of the segment's batches already.
+    fn insert_learned(&self, segment_id: KafkaUuid, sidecar: Arc<Sidecar>, served_per_estimate: Option<f64>) {
         let bytes = sidecar.memory_size();
         let mut state = self.state.lock().expect("sidecar cache");
         if let Some(old) = state.entries.remove(&segment_id) {
@@ -78,7 +83,7 @@ impl SidecarCache {
         state.clock += 1;
         let used = state.clock;
         state.bytes += bytes;
-        state.entries.insert(segment_id, Entry { sidecar, bytes, used, served_per_estimate: None });
+        state.entries.insert(segment_id, Entry { sidecar, bytes, used, served_per_estimate });
     }
 
     /// Served bytes per estimated byte of the segment's batches, if a stream measured them.
@@ -106,10 +111,7 @@ impl SidecarCache {
         if let Some((cached, learned)) = cached {
             let mut moved = Sidecar::clone(&cached);
             moved.files = files;
-            self.insert(segment_id, Arc::new(moved));
-            if let Some(ratio) = learned {
-                self.learn_served_per_estimate(&segment_id, ratio);
-            }
+            self.insert_learned(segment_id, Arc::new(moved), learned);
         }
     }
 

@@ -236,8 +236,8 @@ fn synthetic_segment(
     (md, files, data, stats.records)
 }
 
-/// A data file with many offset pages (the writer puts up to `DATA_PAGE_ROWS` rows in a page): a fetch
-/// reads only the rows of its offsets (`parquet_io`'s row filter) and serves exactly the
+/// A data file with many offset pages (the writer puts up to `DATA_PAGE_ROWS` rows in a page): a
+/// fetch reads only the rows of its offsets (`parquet_io`'s row filter) and serves exactly the
 /// original bytes, from any batch, across page boundaries.
 #[test]
 fn fetches_within_multi_page_files_serve_exact_bytes() {
